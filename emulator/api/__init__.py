@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per FullStory API area; each exposes a plain list `routes`."""

@@ -1,0 +1,86 @@
+"""The application factory: routes per area, error rendering in one place."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+
+from .api import exports, operations, search, segments, storage
+from .context import Emulator
+from .control import routes as control
+from .errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
+from .render import storage_error
+from .settings import Settings
+
+log = logging.getLogger("fullstory_emulator")
+
+
+def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None) -> Starlette:
+    """A Starlette app serving the emulated API; `emulator` lets tests share or inspect state."""
+    settings = settings or Settings()
+    em = emulator or Emulator.build(settings)
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return em.renderer.error(exc)
+
+    async def storage_failure(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StorageError)
+        return storage_error(exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            error: ApiError = MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+                headers={"Allow": allowed} if allowed else None,
+            )
+        elif exc.status_code == 404:
+            error = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+        else:
+            error = ApiError(exc.detail)
+            error.status = exc.status_code
+        return em.renderer.error(error)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return em.renderer.error(Internal("internal error in the emulator; see its log"))
+
+    app = Starlette(
+        routes=[
+            *segments.routes,
+            *exports.routes,
+            *operations.routes,
+            *search.routes,
+            *storage.routes(settings.bucket),
+            *control.routes,
+        ],
+        exception_handlers={
+            ApiError: api_error,
+            StorageError: storage_failure,
+            HTTPException: http_error,
+            Exception: crash,
+        },
+    )
+    app.state.emulator = em
+    return app
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= route_methods
+        match, _ = route.matches({**request.scope, "method": "POST"})
+        if match != Match.NONE and route_methods:
+            methods |= route_methods
+    return ", ".join(sorted(methods))

@@ -1,0 +1,137 @@
+"""API keys: who is calling (tenant) and what they may do (role).
+
+FullStory sends the key raw after `Basic ` (not base64 of user:pass). Real clients also send
+`Bearer <key>`, and clients generated from a username/password description send base64 of
+`key:` or `:key`; all are accepted unless strict mode asks for the documented form only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PermissionDenied, Unauthenticated
+
+DEMO_KEY = "na1.emulator-demo-key"
+EXPORT_ROLES = frozenset({"admin", "architect"})
+KNOWN_ROLES = frozenset({"admin", "architect", "standard", "readonly"})
+_KEY_SHAPE = re.compile(r"^[a-z]{2}\d\.[A-Za-z0-9._~+/=-]{4,}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    role: str
+    key_id: str  # a digest of the key: what rate limits and logs may keep
+
+    def require_export_role(self) -> None:
+        if self.role not in EXPORT_ROLES:
+            raise PermissionDenied(
+                f"Segment Export needs an Admin or Architect API key; this key's role is "
+                f"{self.role!r}"
+            )
+
+
+def is_well_formed(key: str) -> bool:
+    return bool(_KEY_SHAPE.match(key))
+
+
+def key_id(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def mask(key: str) -> str:
+    return key[:4] + "…" if len(key) > 4 else "…"
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    role: str
+    tenant: str
+
+
+class KeyRing:
+    """Known keys from a fixtures file; with none, every well-formed key is its own admin tenant."""
+
+    def __init__(self, entries: dict[str, KeyEntry] | None = None, *, strict: bool = False) -> None:
+        self._entries = entries
+        self.strict = strict
+
+    @classmethod
+    def from_file(cls, path: Path, *, strict: bool = False) -> KeyRing:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read keys file {path}: {exc}") from None
+        items = data.get("keys") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ValueError(f'keys file {path}: expected {{"keys": [{{"key": ..., ...}}]}}')
+        entries: dict[str, KeyEntry] = {}
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+                raise ValueError(f"keys file {path}: entry {i} needs a string 'key'")
+            role = str(item.get("role", "admin")).lower()
+            if role not in KNOWN_ROLES:
+                raise ValueError(
+                    f"keys file {path}: entry {i} has role {role!r}; "
+                    f"allowed: {', '.join(sorted(KNOWN_ROLES))}"
+                )
+            tenant = str(item.get("tenant") or key_id(item["key"]))
+            entries[item["key"]] = KeyEntry(role=role, tenant=tenant)
+        return cls(entries, strict=strict)
+
+    @property
+    def open(self) -> bool:
+        """True when any well-formed key is accepted (no keys file)."""
+        return self._entries is None
+
+    def authenticate(self, header: str | None) -> Principal:
+        key = self._credential(header)
+        if self._entries is None:
+            if not is_well_formed(key):
+                raise Unauthenticated(
+                    f"API key {mask(key)!r} is not well formed; FullStory keys look like "
+                    f"'na1.<token>' or 'eu1.<token>'"
+                )
+            return Principal(tenant=key_id(key), role="admin", key_id=key_id(key))
+        entry = self._entries.get(key)
+        if entry is None:
+            raise Unauthenticated(f"API key {mask(key)!r} is not recognised")
+        return Principal(tenant=entry.tenant, role=entry.role, key_id=key_id(key))
+
+    def _credential(self, header: str | None) -> str:
+        if not header or not header.strip():
+            raise Unauthenticated(
+                "missing Authorization header; send 'Authorization: Basic <your API key>'"
+            )
+        scheme, _, value = header.strip().partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        allowed = ("basic",) if self.strict else ("basic", "bearer")
+        if scheme not in allowed or not value:
+            raise Unauthenticated(
+                "Authorization must be 'Basic <your API key>'"
+                + ("" if self.strict else " (or 'Bearer <your API key>')")
+            )
+        if scheme == "basic" and not self.strict and not is_well_formed(value):
+            return _from_user_pass(value) or value
+        return value
+
+
+def _from_user_pass(value: str) -> str | None:
+    """The key inside base64 `user:pass`, as clients built for HTTP basic auth send it."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    for candidate in (user, password):
+        if is_well_formed(candidate):
+            return candidate
+    return None

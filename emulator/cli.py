@@ -1,0 +1,130 @@
+"""`fullstory-emulator`: flags -> Settings -> a running server.
+
+Flags are generated from the Settings declaration; each also reads `FULLSTORY_EMULATOR_<NAME>`,
+and a flag given on the command line wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .auth import DEMO_KEY
+from .settings import ENV_PREFIX, Settings, SettingsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fullstory-emulator",
+        description="A local, offline emulator of FullStory's Segment Export API.",
+        epilog=f"Every flag can also be set as {ENV_PREFIX}<NAME> (flags win).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the emulator (the default command)")
+    for target in (parser, serve):
+        _add_settings(target)
+    return parser
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings")
+    for f in dataclasses.fields(Settings):
+        meta = f.metadata
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        if meta["negate"]:
+            group.add_argument(
+                flag, dest=f.name, action="store_false", default=argparse.SUPPRESS,
+                help=f"{meta['help']}: turn off [env {env}]",
+            )
+        elif f.type in (bool, "bool"):
+            group.add_argument(
+                flag, dest=f.name, action="store_true", default=argparse.SUPPRESS,
+                help=f"{meta['help']} [env {env}]",
+            )
+        else:
+            group.add_argument(
+                flag, dest=f.name, type=_argtype(meta["parse"], flag), default=argparse.SUPPRESS,
+                metavar=meta["metavar"] or f.name.upper(),
+                help=f"{meta['help']} (default: {_shown(f.default)}) [env {env}]",
+            )
+
+
+def _argtype(parse: Any, flag: str) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = flag
+    return convert
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value).replace("%", "%%")
+
+
+def settings_from(
+    argv: Sequence[str] | None, environ: dict[str, str] | None = None
+) -> tuple[str, Settings]:
+    args = vars(_parser().parse_args(argv))
+    command = args.pop("command", None) or "serve"
+    try:
+        return command, Settings.load(args, os.environ if environ is None else environ)
+    except SettingsError as exc:
+        raise SystemExit(f"fullstory-emulator: {exc}") from None
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        raise SystemExit(
+            f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
+        ) from None
+    # Bound before the app exists, so that --port 0 still writes the real port into download URLs.
+    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+    app = create_app(settings)
+    _banner(settings)
+    config = uvicorn.Config(app, log_level="info", access_log=True, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _banner(settings: Settings) -> None:
+    base = settings.base_url()
+    keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
+    lines = [
+        f"fullstory-emulator {__version__} listening on http://{settings.host}:{settings.port}",
+        f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
+        f"  API keys:       {keys}",
+        f"  try:            curl -H 'Authorization: Basic {DEMO_KEY}' {base}/segments/v1",
+        f"  seed {settings.seed}, population {settings.population}, export duration "
+        f"{settings.export_duration:g}s, URL TTL {settings.url_ttl:g}s, rate limit "
+        f"{settings.rate_limit or 'off'}, failure state {settings.failure_state}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    command, settings = settings_from(argv)
+    if command == "serve":
+        serve(settings)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

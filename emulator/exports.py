@@ -1,0 +1,240 @@
+"""The Segment Export workflow as domain operations: create, observe, cancel, locate, download.
+
+This module knows the rules (who sees what, when a result exists, how long things last) but not
+HTTP; the handlers in api/ translate requests into these calls and results into responses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .auth import Principal
+from .clock import Clock
+from .errors import InvalidArgument, NoSuchKey, NotFound
+from .export import select, stream
+from .export.fields import resolve_fields
+from .export.spec import TYPE_SCOPES, ExportRequest, ExportSpec, TimeRange
+from .ids import text_key, token
+from .operations import COMPLETED, PENDING, Lifecycle, OperationRecord, Status, cancel, status_at
+from .segments import Segment, SegmentCatalog
+from .settings import Settings
+from .signing import UrlSigner
+from .store import Store
+from .timestamps import from_ms, to_ms
+from .world import CUSTOM_VARS, World
+
+OPERATION_TYPE = "SEARCH_EXPORT"
+EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
+
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    chunks: Iterator[bytes]
+
+
+class ExportService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        store: Store,
+        world: World,
+        segments: SegmentCatalog,
+        signer: UrlSigner,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = store
+        self.world = world
+        self.segments = segments
+        self.signer = signer
+
+    # -- segments -------------------------------------------------------------------------
+    def segment(self, segment_id: str) -> Segment:
+        segment = self.segments.get(segment_id)
+        if segment is None:
+            raise NotFound(f"segment {segment_id!r} not found; list segments with GET /segments/v1")
+        return segment
+
+    # -- create ---------------------------------------------------------------------------
+    def create(self, principal: Principal, request: ExportRequest) -> OperationRecord:
+        principal.require_export_role()
+        segment = self.segment(request.segment_id)
+        now = self.clock.now()
+        spec = self._resolve(request, segment, to_ms(now))
+        seq = self.store.next_sequence(principal.tenant)
+        tenant_key = text_key(principal.tenant)
+        seed = self.settings.seed
+        failure = segment.failure
+        record = OperationRecord(
+            id=token(seed, tenant_key, seq, 1, length=20),
+            tenant=principal.tenant,
+            seq=seq,
+            created_at=now,
+            spec=spec,
+            lifecycle=Lifecycle(
+                duration=self._duration(spec),
+                failure=failure.message if failure else None,
+                fail_at=failure.at_fraction if failure else 1.0,
+            ),
+            search_export_id=token(seed, tenant_key, seq, 2, length=20),
+            segment_name=segment.name,
+        )
+        self.store.add_operation(record)
+        return record
+
+    def _resolve(self, request: ExportRequest, segment: Segment, as_of: int) -> ExportSpec:
+        if request.type == "TYPE_INDIVIDUAL":
+            kind, scope = "individual", "SCOPE_INDIVIDUAL"
+        else:
+            kind = "event"
+            implied = TYPE_SCOPES.get(request.type)
+            if implied and request.scope and request.scope != implied:
+                raise InvalidArgument(
+                    f"eventDetails.scope {request.scope} contradicts type {request.type} "
+                    f"(which means {implied}); send TYPE_EVENT with the scope, or drop the scope"
+                )
+            scope = implied or request.scope or "SCOPE_EVENT"
+        origin = self.world.origin_ms
+        start, end = _bounds(request.time_range, origin, as_of)
+        if start >= end:
+            raise InvalidArgument("timeRange.start must be before timeRange.end")
+        if request.segment_time_range is None:
+            seg_start, seg_end = _window(segment.window_days, request.timezone, as_of), as_of
+        else:
+            seg_start, seg_end = _bounds(request.segment_time_range, origin, as_of)
+            if seg_start >= seg_end:
+                raise InvalidArgument("segmentTimeRange.start must be before segmentTimeRange.end")
+        return ExportSpec(
+            segment_id=segment.id,
+            kind=kind,
+            scope=scope,
+            format=request.format,
+            range_start_ms=start,
+            range_end_ms=end,
+            segment_start_ms=seg_start,
+            segment_end_ms=seg_end,
+            fields=resolve_fields(kind, request.fields, CUSTOM_VARS),
+            timezone=request.timezone,
+            as_of_ms=as_of,
+        )
+
+    def _duration(self, spec: ExportSpec) -> float:
+        lo, hi = spec.rows_window
+        days = max(0, hi - lo) / 86_400_000
+        estimate = self.world.population * days * EVENTS_PER_INDIVIDUAL_DAY
+        extra = self.settings.export_duration_per_million * estimate / 1_000_000
+        return round(self.settings.export_duration + extra, 3)
+
+    # -- observe --------------------------------------------------------------------------
+    def status(self, record: OperationRecord, now: datetime | None = None) -> Status:
+        return status_at(
+            record,
+            now or self.clock.now(),
+            failure_state=self.settings.failure_state,
+            retention=self.settings.export_retention,
+        )
+
+    def get(self, principal: Principal, operation_id: str) -> tuple[OperationRecord, Status]:
+        record = self.store.get_operation(principal.tenant, operation_id)
+        if record is None:
+            raise NotFound(f"operation {operation_id!r} not found")
+        return record, self.status(record)
+
+    def list(
+        self,
+        principal: Principal,
+        *,
+        state: str | None,
+        limit: int,
+        after_seq: int | None,
+    ) -> tuple[list[tuple[OperationRecord, Status]], int | None]:
+        """Newest first; `after_seq` continues below a previous page's last sequence number."""
+        now = self.clock.now()
+        failure_names = {"ERROR", "FAILED"}
+        page: list[tuple[OperationRecord, Status]] = []
+        for record in reversed(self.store.operations(principal.tenant)):
+            if after_seq is not None and record.seq >= after_seq:
+                continue
+            status = self.status(record, now)
+            if state is not None and not (
+                status.state == state
+                or (state in failure_names and status.state in failure_names)
+            ):
+                continue
+            if len(page) == limit:
+                return page, page[-1][0].seq
+            page.append((record, status))
+        return page, None
+
+    def cancel(self, principal: Principal, operation_id: str) -> None:
+        record, status = self.get(principal, operation_id)
+        self.store.save_operation(cancel(record, status, self.clock.now()))
+
+    # -- results and download -------------------------------------------------------------
+    def locate(self, principal: Principal, search_export_id: str) -> tuple[str, datetime]:
+        """A fresh signed URL for a completed, unexpired export, and when the URL expires."""
+        record = self.store.operation_by_export(search_export_id)
+        now = self.clock.now()
+        status = self.status(record, now) if record and record.tenant == principal.tenant else None
+        if status is None or status.state != COMPLETED or status.expires is None:
+            detail = "not ready" if status and status.state == PENDING else "not found"
+            raise NotFound(f"export {search_export_id!r} {detail}")
+        if now >= status.expires:
+            raise NotFound(f"export {search_export_id!r} expired at {status.expires.isoformat()}")
+        ttl = min(self.settings.url_ttl, (status.expires - now).total_seconds())
+        ttl_seconds = max(1, int(ttl))
+        url = self.signer.mint(self.object_name(record), now, ttl_seconds)
+        issued = now.replace(microsecond=0)
+        return url, issued + timedelta(seconds=ttl_seconds)
+
+    def object_name(self, record: OperationRecord) -> str:
+        return f"segment-exports/{record.search_export_id}.{record.spec.extension}.gz"
+
+    def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
+        """Verify the signed URL, then stream the export's gzip bytes."""
+        now = self.clock.now()
+        self.signer.verify(method, self.signer.path_for(object_name), query, now)
+        missing = NoSuchKey(f"No such object: {self.signer.bucket}/{object_name}")
+        match = re.fullmatch(r"segment-exports/([A-Za-z0-9]+)\.(csv|json|ndjson)\.gz", object_name)
+        record = self.store.operation_by_export(match.group(1)) if match else None
+        if record is None or self.object_name(record) != object_name:
+            raise missing
+        status = self.status(record, now)
+        if status.state != COMPLETED or status.expires is None or now >= status.expires:
+            raise missing
+        segment = self.segment(record.spec.segment_id)
+        spec = record.spec
+        pieces = stream.encode(select.rows(self.world, segment, spec), spec.fields, spec.extension)
+        return Download(
+            filename=export_filename(record.segment_name, status.finished_at or now, spec),
+            chunks=stream.gzip_stream(pieces),
+        )
+
+
+def export_filename(segment_name: str, finished: datetime, spec: ExportSpec) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", segment_name).strip("_") or "export"
+    return f"{slug}-{finished:%Y%m%dT%H%M%SZ}.{spec.extension}.gz"
+
+
+def _bounds(value: TimeRange | None, origin: int, as_of: int) -> tuple[int, int]:
+    """Open ends: the start of data and the export's creation instant."""
+    if value is None:
+        return origin, as_of
+    start = origin if value.start_ms is None else value.start_ms
+    end = as_of if value.end_ms is None else value.end_ms
+    return start, end
+
+
+def _window(days: int, timezone: str, as_of: int) -> int:
+    """A segment's default window: from local midnight `days` days before the creation day."""
+    local = from_ms(as_of).astimezone(ZoneInfo(timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+    return to_ms(midnight)
+

@@ -1,0 +1,240 @@
+"""One typed settings object, fed by defaults, then `FULLSTORY_EMULATOR_*` variables, then flags.
+
+Each setting is declared once, as a dataclass field whose metadata carries its flag, help text and
+parser; the CLI and the environment reader are both generated from that declaration, so the
+README table, `--help` and the env names cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .timestamps import parse_rfc3339
+
+ENV_PREFIX = "FULLSTORY_EMULATOR_"
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?|s|sec|min|h|hour)\s*,\s*(\d+)")
+
+
+class SettingsError(ValueError):
+    """A setting's value could not be understood; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `refill` tokens every `period` seconds, holding at most `burst`."""
+
+    refill: float
+    period: float
+    burst: int
+
+    @property
+    def per_second(self) -> float:
+        return self.refill / self.period
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit | None:
+        """`2/60,50` (2 per 60 s, burst 50), `2/min,50`, or `off`."""
+        text = text.strip().lower()
+        if text in ("off", "none", "0", "false", "no"):
+            return None
+        match = _RATE.fullmatch(text)
+        if not match:
+            raise ValueError(
+                f"{text!r} is not a rate limit like '2/60,50' (2 per 60 s, burst 50) or 'off'"
+            )
+        period_text = match.group(2)
+        period = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}.get(period_text)
+        refill, burst = float(match.group(1)), int(match.group(3))
+        period = period if period is not None else float(period_text)
+        if refill <= 0 or period <= 0 or burst < 1:
+            raise ValueError(f"{text!r}: rate, period and burst must be positive")
+        return cls(refill=refill, period=period, burst=burst)
+
+    def __str__(self) -> str:
+        return f"{self.refill:g}/{self.period:g},{self.burst}"
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false)")
+
+
+def _seconds(text: str) -> float:
+    """Seconds as a number, or with a unit suffix: 300, 1.5, 500ms, 5m, 2h, 7d."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 300, 1.5, 500ms, 5m, 2h or 7d")
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[match.group(2)]
+    value = float(match.group(1)) * unit
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite duration")
+    return value
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper()
+        if value not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _start_time(text: str) -> datetime | None:
+    if text.strip().lower() in ("", "now"):
+        return None
+    return parse_rfc3339(text.strip())
+
+
+def _path(text: str) -> Path | None:
+    return Path(text).expanduser() if text.strip() else None
+
+
+def _optional_text(text: str) -> str | None:
+    return text or None
+
+
+def _rate_limit(text: str) -> RateLimit | None:
+    return RateLimit.parse(text)
+
+
+def _option(
+    default: Any,
+    parse: Callable[[str], Any],
+    help: str,
+    *,
+    flag: str | None = None,
+    negate: bool = False,
+    metavar: str | None = None,
+) -> Any:
+    """Declare a setting: `flag` overrides the derived `--name`, `negate` makes a --no-X switch."""
+    return field(
+        default=default,
+        metadata={"parse": parse, "help": help, "flag": flag, "negate": negate, "metavar": metavar},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _option("127.0.0.1", str, "interface to bind; 0.0.0.0 exposes the emulator")
+    port: int = _option(8080, _int_range(0, 65535), "port of the REST API and downloads")
+    seed: int = _option(1, _int_range(0, 2**63 - 1), "seed of every id, datum and file")
+    start_time: datetime | None = _option(
+        None, _start_time, "the clock's initial instant (RFC 3339); default now", metavar="TIME"
+    )
+    freeze_clock: bool = _option(
+        False, _bool, "stop the clock at its start; time moves only when told"
+    )
+    export_duration: float = _option(
+        2.0, _seconds, "seconds a small export stays PENDING", metavar="SECONDS"
+    )
+    export_duration_per_million: float = _option(
+        30.0, _seconds, "extra PENDING seconds per million exported events", metavar="SECONDS"
+    )
+    url_ttl: float = _option(300.0, _seconds, "download URL lifetime in seconds", metavar="SECONDS")
+    export_retention: float = _option(
+        7 * 86400.0, _seconds, "how long a finished export can be fetched (results.expires)",
+        metavar="SECONDS",
+    )
+    failure_state: str = _option(
+        "ERROR", _choice("ERROR", "FAILED"), "state name of a failed operation: ERROR or FAILED"
+    )
+    rate_limit: RateLimit | None = _option(
+        RateLimit(2, 60, 50),
+        _rate_limit,
+        "token bucket per key and endpoint: 'N/SECONDS,BURST' or 'off'",
+        metavar="SPEC",
+    )
+    html_escape: bool = _option(
+        True, _bool, "write & < > in JSON strings as \\u0026 \\u003c \\u003e, as Go does",
+        flag="--no-html-escape", negate=True,
+    )
+    keys: Path | None = _option(
+        None, _path, "JSON file of API keys and roles; without it any well-formed key is an admin",
+        metavar="FILE",
+    )
+    strict_auth: bool = _option(
+        False, _bool, "accept only 'Authorization: Basic <key>' (no Bearer, no base64 user:pass)"
+    )
+    segments: Path | None = _option(
+        None, _path, "JSON file of segment definitions (default: embedded fixtures)", metavar="FILE"
+    )
+    population: int = _option(1000, _int_range(1, 10**9), "number of individuals in the world")
+    data_days: int = _option(90, _int_range(1, 3650), "days of data before the clock's start")
+    org_id: str = _option("o-EMU42-na1", str, "organisation id shown in segment URLs")
+    public_url: str | None = _option(
+        None, _optional_text, "base URL written into download links (default http://HOST:PORT)",
+        metavar="URL",
+    )
+    bucket: str = _option("fullstory-emulator-exports", str, "storage bucket in download URLs")
+    signing_secret: str | None = _option(
+        None, _optional_text, "HMAC secret for download URLs (default: random per instance)",
+        metavar="SECRET",
+    )
+    max_body_bytes: int = _option(
+        1 << 20, _int_range(1024, 1 << 30), "largest accepted request body, in bytes"
+    )
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, overridden by `FULLSTORY_EMULATOR_*` from `environ`, overridden by `flags`.
+
+        `flags` holds already-parsed values keyed by field name (only those given on the command
+        line); `environ` holds raw strings.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = (environ or {}).get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                try:
+                    values[f.name] = f.metadata["parse"](raw)
+                except ValueError as exc:
+                    raise SettingsError(f"{ENV_PREFIX}{f.name.upper()}: {exc}") from None
+        values.update(flags or {})
+        return cls(**values)
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(flag, env var, default, help) for every setting, for --help and the README."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        meta = f.metadata
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        default = "" if f.default is None else str(f.default)
+        rows.append((flag, ENV_PREFIX + f.name.upper(), default, meta["help"]))
+    return rows

@@ -1,0 +1,86 @@
+"""Timestamp parsing and formatting in the two shapes the wire uses.
+
+Internally the emulator keeps instants as integer epoch milliseconds (cheap to compare and to
+generate in bulk) or as aware UTC datetimes at the API edge.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (any fraction up to nanoseconds, `Z` or an offset) to UTC.
+
+    Raises ValueError with a human message; callers wrap it in an API error naming the field.
+    """
+    match = _RFC3339.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    if offset in ("Z", "z"):
+        tz = UTC
+    else:
+        sign = 1 if offset[0] == "+" else -1
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"{text!r} has an invalid UTC offset")
+        tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    try:
+        value = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=tz
+        )
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid date and time: {exc}") from None
+    return value.astimezone(UTC)
+
+
+def format_api(value: datetime) -> str:
+    """The API's shape: UTC with microseconds, e.g. 2020-09-22T22:40:52.174736Z."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_ms(value: datetime) -> int:
+    """Epoch milliseconds, floored."""
+    delta = value - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+class MillisFormatter:
+    """Formats epoch milliseconds as export timestamps (2020-08-27T06:20:26.900Z), fast.
+
+    Exports format millions of timestamps; caching the date part per day makes that a few
+    integer operations and one string join instead of a datetime round trip.
+    """
+
+    __slots__ = ("_day", "_prefix")
+
+    def __init__(self) -> None:
+        self._day = -1
+        self._prefix = ""
+
+    def __call__(self, ms: int) -> str:
+        day, rem = divmod(ms, 86_400_000)
+        if day != self._day:
+            self._day = day
+            self._prefix = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+        seconds, millis = divmod(rem, 1000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        return f"{self._prefix}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+
+
+def format_ms(ms: int) -> str:
+    """One-off export timestamp formatting; use MillisFormatter in loops."""
+    return MillisFormatter()(ms)

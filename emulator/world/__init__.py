@@ -1,0 +1,12 @@
+"""The procedural world: a fictional web shop's visitors and their FullStory events.
+
+Everything is a pure function of (seed, origin_ms, individual index, session number), generated
+lazily, so exports of any size are produced on the fly and any slice can be regenerated alone.
+"""
+
+from emulator.world.events import Event
+from emulator.world.generator import World
+from emulator.world.population import SESSION_SPAN_MAX_MS, Individual
+from emulator.world.vocab import CUSTOM_VARS, EVENT_FIELDS
+
+__all__ = ["CUSTOM_VARS", "EVENT_FIELDS", "SESSION_SPAN_MAX_MS", "Event", "Individual", "World"]

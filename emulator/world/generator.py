@@ -1,0 +1,94 @@
+"""The World: a seeded, lazily generated population and its event streams.
+
+Nothing is stored but a bounded cache of Individuals (Faker is the one slow step); every answer
+is recomputed from (seed, index, session number), so two Worlds with the same arguments agree
+on every id and every row, and a World can be any size without costing memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from emulator.ids import id63
+from emulator.timestamps import MillisFormatter
+from emulator.world import population as P
+from emulator.world.events import Event, session_events
+
+_CACHE_SIZE = 4096
+_MIN_MS = -(1 << 62)
+
+
+class World:
+    """The fictional shop's FullStory data, as a pure function of (seed, origin_ms, index)."""
+
+    __slots__ = ("_cache", "_clusters", "_faker", "_lock", "origin_ms", "population", "seed")
+
+    def __init__(self, *, seed: int, origin_ms: int, population: int) -> None:
+        if population < 0:
+            raise ValueError(f"population must be >= 0, got {population}")
+        self.seed = seed
+        self.origin_ms = origin_ms
+        self.population = population
+        self._faker: object | None = None  # created on first use: import and set-up cost ~20 ms
+        self._cache: OrderedDict[int, P.Individual] = OrderedDict()
+        # Faker's seed-then-draw is not atomic, and exports may run in threads.
+        self._lock = threading.Lock()
+        self._clusters = tuple(id63(seed, kind, P.TAG_CLUSTER) for kind in range(10))
+
+    def __repr__(self) -> str:
+        return f"World(seed={self.seed}, origin_ms={self.origin_ms}, population={self.population})"
+
+    def _check(self, index: int) -> None:
+        if not 0 <= index < self.population:
+            raise IndexError(f"individual index {index} outside 0..{self.population - 1}")
+
+    def individual(self, index: int) -> P.Individual:
+        self._check(index)
+        with self._lock:
+            cache = self._cache
+            found = cache.get(index)
+            if found is not None:
+                cache.move_to_end(index)
+                return found
+            if self._faker is None:
+                from faker import Faker
+
+                self._faker = Faker("en_US")
+            indv = P.make_individual(self.seed, self.origin_ms, index, self._faker)
+            cache[index] = indv
+            if len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
+            return indv
+
+    def session_starts(self, index: int, until_ms: int) -> Iterator[int]:
+        """SessionStart of each session starting before until_ms; no page or event is built."""
+        self._check(index)
+        for s in P.session_starts(self.seed, self.origin_ms, index):
+            if s >= until_ms:
+                return
+            yield s
+
+    def events(self, index: int, until_ms: int) -> Iterator[Event]:
+        """Every event of the individual with t < until_ms, in non-decreasing t."""
+        return self.events_between(index, _MIN_MS, until_ms)
+
+    def events_between(self, index: int, start_ms: int, until_ms: int) -> Iterator[Event]:
+        """Events with start_ms <= t < until_ms; sessions that end before start_ms are skipped
+        unbuilt, and the Individual (Faker) is only made if some session can overlap."""
+        self._check(index)
+        seed = self.seed
+        profile: P.Profile | None = None
+        fmt = MillisFormatter()
+        earliest = start_ms - P.SESSION_SPAN_MAX_MS
+        for n, s in enumerate(P.session_starts(seed, self.origin_ms, index)):
+            if s >= until_ms:
+                return
+            if s <= earliest:
+                continue
+            if profile is None:
+                profile = P.Profile(seed, self.individual(index))
+            yield from session_events(
+                seed, index, n, s, profile, self._clusters, start_ms, until_ms, fmt
+            )

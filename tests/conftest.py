@@ -1,0 +1,97 @@
+"""Shared fixtures: an emulator app on a frozen clock, reached through httpx (Starlette's
+TestClient is an httpx.Client over the ASGI app)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from emulator.app import create_app
+from emulator.context import Emulator
+from emulator.settings import Settings
+
+START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+KEY = "na1.test-admin-key"
+AUTH = {"Authorization": f"Basic {KEY}"}
+
+
+@dataclasses.dataclass
+class Harness:
+    client: TestClient
+    em: Emulator
+
+    def advance(self, seconds: float) -> None:
+        self.em.clock.advance(seconds)
+
+    def create(self, headers: dict[str, str] | None = None, **body: Any) -> str:
+        payload = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
+        payload.update(body)
+        response = self.client.post("/segments/v1/exports", json=payload, headers=headers or AUTH)
+        assert response.status_code == 200, response.text
+        return response.json()["operationId"]
+
+    def operation(self, operation_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/operations/v1/{operation_id}", headers=AUTH)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def finish(self, operation_id: str) -> dict[str, Any]:
+        """Move the clock past the operation's end and return its final state."""
+        for _ in range(200):
+            op = self.operation(operation_id)
+            if op["state"] != "PENDING":
+                return op
+            self.advance(5)
+        raise AssertionError(f"operation {operation_id} never finished")
+
+    def location(self, search_export_id: str) -> str:
+        response = self.client.get(f"/search/v1/exports/{search_export_id}/results", headers=AUTH)
+        assert response.status_code == 200, response.text
+        return response.json()["location"]
+
+    def export_bytes(self, **body: Any) -> bytes:
+        """Run the whole workflow and return the downloaded (still gzipped) file."""
+        op = self.finish(self.create(**body))
+        assert op["state"] == "COMPLETED", op
+        response = self.client.get(self.location(op["results"]["searchExportId"]))
+        assert response.status_code == 200, response.text
+        return response.content
+
+
+def small_settings(**overrides: Any) -> Settings:
+    base = {
+        "start_time": START,
+        "freeze_clock": True,
+        "population": 60,
+        "export_duration_per_million": 0,
+        "rate_limit": None,
+        "signing_secret": "test-secret",
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def make_harness() -> Iterator[Callable[..., Harness]]:
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> Harness:
+        settings = small_settings(**overrides)
+        em = Emulator.build(settings)
+        client = TestClient(create_app(settings, emulator=em), base_url=settings.base_url())
+        clients.append(client)
+        return Harness(client, em)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def harness(make_harness: Callable[..., Harness]) -> Harness:
+    return make_harness()

@@ -1,0 +1,46 @@
+"""The one clock: runs from its start, freezes, moves when told."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from emulator.clock import Clock
+
+from .conftest import START
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.value = 100.0
+
+    def __call__(self) -> float:
+        return self.value
+
+
+def test_runs_from_start_at_real_speed():
+    mono = FakeMonotonic()
+    clock = Clock(START, monotonic=mono)
+    assert clock.now() == START
+    mono.value += 2.5
+    assert clock.now() == START + timedelta(seconds=2.5)
+
+
+def test_frozen_until_told():
+    mono = FakeMonotonic()
+    clock = Clock(START, frozen=True, monotonic=mono)
+    mono.value += 100
+    assert clock.now() == START
+    assert clock.advance(30) == START + timedelta(seconds=30)
+    clock.unfreeze()
+    mono.value += 1
+    assert clock.now() == START + timedelta(seconds=31)
+    clock.freeze()
+    mono.value += 50
+    assert clock.now() == START + timedelta(seconds=31)
+    clock.set(START)
+    assert clock.now() == START and clock.frozen
+
+
+def test_default_start_is_wall_time():
+    clock = Clock(monotonic=FakeMonotonic(), wall=lambda: START.timestamp())
+    assert clock.now() == START

@@ -1,0 +1,74 @@
+"""Settings: defaults from the contract, env vars, flags winning, and the README documenting all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from emulator.cli import settings_from
+from emulator.settings import RateLimit, Settings, SettingsError, describe
+
+
+def test_defaults_follow_the_contract():
+    s = Settings()
+    assert (s.host, s.port, s.url_ttl, s.failure_state) == ("127.0.0.1", 8080, 300, "ERROR")
+    assert s.rate_limit == RateLimit(2, 60, 50) and s.html_escape and s.data_days == 90
+    assert s.base_url() == "http://127.0.0.1:8080"
+
+
+def test_required_flag_names():
+    _, s = settings_from(
+        [
+            "--host", "0.0.0.0", "--port", "9000", "--seed", "5",
+            "--start-time", "2026-01-02T03:04:05Z", "--export-duration", "7",
+            "--url-ttl", "60", "--failure-state", "failed", "--rate-limit", "off",
+            "--no-html-escape", "--keys", "fixtures/keys.json",
+        ],
+        environ={},
+    )  # fmt: skip
+    assert (s.host, s.port, s.seed, s.export_duration, s.url_ttl) == ("0.0.0.0", 9000, 5, 7, 60)
+    assert s.start_time == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert s.failure_state == "FAILED" and s.rate_limit is None and not s.html_escape
+    assert s.keys == Path("fixtures/keys.json")
+    assert s.base_url() == "http://127.0.0.1:9000"  # 0.0.0.0 is not an address to link to
+
+
+def test_env_then_flags():
+    env = {
+        "FULLSTORY_EMULATOR_PORT": "9100",
+        "FULLSTORY_EMULATOR_SEED": "11",
+        "FULLSTORY_EMULATOR_HTML_ESCAPE": "false",
+        "FULLSTORY_EMULATOR_URL_TTL": "5m",
+    }
+    _, s = settings_from(["--seed", "12"], environ=env)
+    assert (s.port, s.seed, s.html_escape, s.url_ttl) == (9100, 12, False, 300)
+    _, s = settings_from(["serve", "--port", "9200"], environ=env)
+    assert s.port == 9200
+
+
+def test_bad_env_names_the_variable():
+    with pytest.raises(SettingsError, match="FULLSTORY_EMULATOR_FAILURE_STATE"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_FAILURE_STATE": "BROKEN"})
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "70000"],
+        ["--failure-state", "OOPS"],
+        ["--start-time", "yesterday"],
+        ["--export-duration", "soon"],
+    ],
+)
+def test_bad_flags_exit(argv, capsys):
+    with pytest.raises(SystemExit):
+        settings_from(argv, environ={})
+    assert "error" in capsys.readouterr().err
+
+
+def test_readme_documents_every_setting():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for flag, env, _default, _help in describe():
+        assert flag in readme and env in readme, flag

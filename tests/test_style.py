@@ -1,0 +1,19 @@
+"""The code base stays `ruff` clean; running it here makes the README's test command check it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_ruff_clean():
+    ruff = Path(sys.executable).with_name("ruff")
+    command = str(ruff) if ruff.exists() else shutil.which("ruff")
+    assert command, "ruff is part of the test extras: pip install -e '.[test]'"
+    result = subprocess.run([command, "check", "emulator", "tests", "bench"], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
