@@ -108,7 +108,7 @@ def test_whole_workflow_against_a_real_process(emulator):
         rows = [json.loads(line) for line in gzip.decompress(download.content).splitlines()]
         assert rows and all(row["IndvId"] > 0 for row in rows)
 
-        # the URL lives two seconds (from its whole-second X-Goog-Date): it then answers the storage XML 400
+        # the URL lives 2 s from its whole-second X-Goog-Date, then answers the storage XML 400
         time.sleep(3.1)
         expired = httpx.get(location, timeout=10)
         assert expired.status_code == 400

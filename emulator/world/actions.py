@@ -24,14 +24,12 @@ Extra = dict[str, object]
     A_LOW_MEMORY,
 ) = range(18)  # fmt: skip
 
-_WEB_ONLY = (A_COPY, A_PASTE, A_HIGHLIGHT, A_THRASH, A_SEEN)
+# Browser-only actions; in the app they become pinches (image-heavy views) or taps.
+_WEB_ONLY = (A_COPY, A_PASTE, A_HIGHLIGHT, A_THRASH, A_SEEN, A_CONSOLE)
 
 
 def _table(weights: dict[int, int], mobile: bool, pinch: bool) -> tuple[int, ...]:
-    """A 64-entry action table; clicks take whatever weight is left.
-
-    In the app, web-only actions become pinches (on image-heavy views) or taps.
-    """
+    """A 64-entry action table; clicks take whatever weight is left."""
     out: list[int] = []
     for action, weight in weights.items():
         if mobile and action in _WEB_ONLY:
@@ -188,15 +186,27 @@ def _targets(pairs: tuple[tuple[str, str], ...], **more: object) -> tuple[Extra,
 
 KIND_CLICKS: tuple[tuple[Extra, ...], ...] = tuple(_targets(t) for t in V.KIND_TARGETS)
 NAV_CLICKS = _targets(V.NAV_TARGETS)
-DEAD_CLICKS = _targets(V.DEAD_TARGETS, EventModDead=1)
+_DEAD = _targets(V.DEAD_TARGETS, EventModDead=1)
+# Dead clicks by page kind: on things that look clickable there.
+DEAD_CLICKS: tuple[tuple[Extra, ...], ...] = tuple(
+    _DEAD[1:4] if k == V.PRODUCT else (_DEAD[4], _DEAD[0]) if k == V.CHECKOUT else _DEAD[:1]
+    for k in range(len(V.KIND_KEYS))
+)
 CLICK_ERRORS = _targets(V.KIND_TARGETS[V.PRODUCT] + V.NAV_TARGETS, EventModError=1)
 # Clicks that caused an error: EventModError 2 = console error, 3 = uncaught exception.
 ERR_CLICKS: tuple[tuple[tuple[Extra, ...], ...], ...] = tuple(
     (_targets(t, EventModError=2), _targets(t, EventModError=3)) for t in V.KIND_TARGETS
 )
+# Rage-click bursts by page kind (EventModFrustrated counts the clicks of the burst).
+_RAGE_BY_KIND = {V.HOME: 4, V.CATEGORY: 3, V.PRODUCT: 0, V.CART: 1, V.CHECKOUT: 2}
 RAGE_CLICKS: tuple[tuple[Extra, ...], ...] = tuple(
-    tuple(target(t, s, EventModFrustrated=i) for i in range(1, 8)) for t, s in V.RAGE_TARGETS
-)
+    tuple(
+        target(*(V.RAGE_TARGETS[_RAGE_BY_KIND[k]] if k in _RAGE_BY_KIND else V.KIND_TARGETS[k][0]),
+               EventModFrustrated=i)
+        for i in range(1, 8)
+    )
+    for k in range(len(V.KIND_KEYS))
+)  # fmt: skip
 PLACE_ORDER_RAGE: tuple[Extra, ...] = tuple(
     target(*V.PLACE_ORDER, EventModFrustrated=i) for i in range(1, 8)
 )

@@ -137,8 +137,8 @@ def session_events(
         if pn == 0:
             nav = 0
         else:
-            r = bits(6)
-            nav = 1 if r < 2 else 2 if r < 7 else 0
+            r = bits(6)  # a checkout that led to an order is never reloaded
+            nav = 1 if r < 2 and kind != V.CHECKOUT else 2 if r < 7 else 0
         if nav == 1:
             p -= 1  # a reload repeats the page (URL, referrer, subject) and uses no plan slot
         else:
@@ -146,7 +146,10 @@ def session_events(
             ref = url if pn else landing_ref
             if kind == V.PRODUCT:
                 pool = V.PRODUCTS_BY_CATEGORY[focus] if bits(2) else range(len(V.PRODUCTS))
-                prod = pool[bits(8) % len(pool)]
+                pick = bits(8) % len(pool)
+                if pool[pick] == prod:  # moving on to another product
+                    pick = (pick + 1) % len(pool)
+                prod = pool[pick]
                 slug, _name, sku, price, cat = V.PRODUCTS[prod]
                 subject = sku
                 url = f"{V.SHOP}/products/{slug}{V.PRODUCT_QUERIES[bits(3)]}"
@@ -218,10 +221,11 @@ def session_events(
             )
         )
         if web:
-            fp = 250 + int(-log(1.0 - rand()) * 500.0)
-            dcl = fp + int(-log(1.0 - rand()) * 300.0)
-            lcp = fp + int(-log(1.0 - rand()) * 800.0)
-            c = max(dcl, lcp) + 20 + int(-log(1.0 - rand()) * 600.0)
+            slow = -log(1.0 - rand())  # one network/device slowness drives all load timings
+            fp = 200 + int(slow * 400.0) + bits(8)
+            dcl = fp + int(slow * 250.0) + bits(8)
+            lcp = fp + int(slow * 700.0) + bits(9)
+            c = max(dcl, lcp) + 20 + int(slow * 500.0) + bits(9)
             add(
                 (c, "load", {"LoadDomContentTime": dcl, "LoadEventTime": c,
                              "LoadFirstPaintTime": fp, "LoadLargestPaintTime": lcp})
@@ -416,7 +420,8 @@ def session_events(
                     c += 300 + bits(9)
                     add((c, "keyboard_close", None))
             elif a == A.A_DEAD:
-                add((c, "click", A.DEAD_CLICKS[bits(8) % len(A.DEAD_CLICKS)]))
+                dead = A.DEAD_CLICKS[kind]
+                add((c, "click", dead[bits(8) % len(dead)]))
             elif a == A.A_CONSOLE:
                 add((c, "console_message", A.CONSOLE_MESSAGES[bits(8) % len(A.CONSOLE_MESSAGES)]))
                 errors += 1
@@ -431,7 +436,7 @@ def session_events(
             elif a == A.A_PASTE:
                 add((c, "paste", A.PASTES[bits(2)]))
             elif a == A.A_RAGE:  # a burst of clicks; EventModFrustrated counts them
-                burst = A.RAGE_CLICKS[bits(8) % len(A.RAGE_CLICKS)]
+                burst = A.RAGE_CLICKS[kind]
                 for i in range(3 + bits(2)):
                     if i:
                         c += 80 + bits(7)
@@ -474,6 +479,9 @@ def session_events(
                 add((c, "keyboard_open", None))
                 c += 800 + bits(10)
             add((c, "change", A.SEARCH_CHANGES[pending_term]))
+            if not web:
+                c += 200 + bits(8)
+                add((c, "keyboard_close", None))
         elif kind == V.PRODUCT and next_kind == V.CART:
             c += 1500 + bits(12)
             qty = 1 if bits(2) else 2
@@ -556,12 +564,10 @@ def session_events(
                 pf |= page_vars
             copy = pf.copy
             so = ps - s
+            if lo > ps or ps + c >= hi:  # the window cuts this page (a later one starts >= hi)
+                specs = [x for x in specs if lo <= ps + x[0] < hi]
             for off, etype, extra in specs:
                 t = ps + off
-                if t < lo:
-                    continue
-                if t >= hi:
-                    return
                 in_minute = t - minute_start
                 if not 0 <= in_minute < MINUTE_MS:
                     minute_start = t - t % MINUTE_MS

@@ -10,11 +10,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from emulator.ids import id63
 from emulator.timestamps import MillisFormatter
 from emulator.world import population as P
 from emulator.world.events import Event, session_events
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 _CACHE_SIZE = 4096
 _MIN_MS = -(1 << 62)
@@ -31,7 +35,7 @@ class World:
         self.seed = seed
         self.origin_ms = origin_ms
         self.population = population
-        self._faker: object | None = None  # created on first use: import and set-up cost ~20 ms
+        self._faker: Faker | None = None  # made on first use: import and set-up cost ~0.1 s
         self._cache: OrderedDict[int, P.Individual] = OrderedDict()
         # Faker's seed-then-draw is not atomic, and exports may run in threads.
         self._lock = threading.Lock()
@@ -65,10 +69,7 @@ class World:
     def session_starts(self, index: int, until_ms: int) -> Iterator[int]:
         """SessionStart of each session starting before until_ms; no page or event is built."""
         self._check(index)
-        for s in P.session_starts(self.seed, self.origin_ms, index):
-            if s >= until_ms:
-                return
-            yield s
+        return P.session_starts(self.seed, self.origin_ms, index, until_ms)
 
     def events(self, index: int, until_ms: int) -> Iterator[Event]:
         """Every event of the individual with t < until_ms, in non-decreasing t."""
@@ -77,14 +78,15 @@ class World:
     def events_between(self, index: int, start_ms: int, until_ms: int) -> Iterator[Event]:
         """Events with start_ms <= t < until_ms; sessions that end before start_ms are skipped
         unbuilt, and the Individual (Faker) is only made if some session can overlap."""
-        self._check(index)
+        self._check(index)  # here, not at the first next(): bad indices fail at the call
+        return self._events(index, start_ms, until_ms)
+
+    def _events(self, index: int, start_ms: int, until_ms: int) -> Iterator[Event]:
         seed = self.seed
         profile: P.Profile | None = None
         fmt = MillisFormatter()
         earliest = start_ms - P.SESSION_SPAN_MAX_MS
-        for n, s in enumerate(P.session_starts(seed, self.origin_ms, index)):
-            if s >= until_ms:
-                return
+        for n, s in enumerate(P.session_starts(seed, self.origin_ms, index, until_ms)):
             if s <= earliest:
                 continue
             if profile is None:

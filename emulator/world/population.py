@@ -1,9 +1,9 @@
 """Who visits the shop, from where, on what, and when.
 
 Each individual is a pure function of (seed, index). Their *timing* (first visit, visit frequency,
-time zone) comes from a couple of `ids.mix` hashes and no `random.Random`, because a million-person
+time zone) comes from one `ids.mix` hash and an LCG, no `random.Random`, because a million-person
 world is scanned with `session_starts` and seeding a Mersenne Twister costs more than all the rest
-of a one-time visitor. Names and e-mails come from Faker, which is slow, so the World caches
+of a typical visitor's stream. Names and e-mails come from Faker, which is slow, so the World caches
 Individuals; device and place are cheap and recomputed on demand.
 """
 
@@ -13,10 +13,15 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 from emulator.ids import id63, mix, token
 from emulator.timestamps import MillisFormatter
 from emulator.world import vocab as V
+
+if TYPE_CHECKING:  # Faker is imported lazily by the World: it costs ~0.1 s to import
+    from faker import Faker
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -57,73 +62,79 @@ class Individual:
     user_vars: dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """What `session_starts` needs about an individual; derived without a PRNG object."""
+def _visit_rates() -> tuple[float, ...]:
+    """Mean gap between sessions (ms) at 256 quantiles of a log-normal visit frequency.
 
-    first_ms: int
-    mean_gap_ms: float
-    tz_ms: int
+    Sessions per 90 days are log-normal (median ~2.7, capped at 60): with a uniform first-seen
+    day that gives ~4 sessions in the first 90 days on average, most people once or twice and a
+    long tail of near-daily visitors. A quantile table turns one byte of a hash into a rate.
+    """
+    normal = NormalDist()
+    rates = (min(60.0, math.exp(1.0 + 1.3 * normal.inv_cdf((q + 0.5) / 256))) for q in range(256))
+    return tuple(WINDOW_MS / r for r in rates)
 
 
-def _unit(h: int, shift: int) -> float:
-    """A uniform [0, 1) from 21 bits of a 64-bit hash."""
-    return ((h >> shift) & 0x1FFFFF) / 2097152.0
+MEAN_GAP_MS = _visit_rates()
 
 
 def city_of(seed: int, index: int) -> int:
-    return V.CITY_TABLE[mix(seed, index, TAG_PLACE) & 63]
+    return V.CITY_TABLE[mix(seed, index, TAG_TIME) >> 58]
 
 
 def is_mobile(seed: int, index: int) -> bool:
     """About 15% of people use the shop's native app (10/64 of a uniform 6-bit draw)."""
-    return (mix(seed, index, TAG_PLACE) >> 6) & 63 < 10
+    return mix(seed, index, TAG_PLACE) & 63 < 10
 
 
-def _waking(h: int, base: int, tz_ms: int, shift: int) -> int:
-    """The first instant at or after `base` whose local time of day is drawn from HOUR_TABLE."""
-    hour = V.HOUR_TABLE[(h >> shift) & 127]
-    want = hour * HOUR_MS + int(_unit(h, shift + 7) * HOUR_MS)
+def _waking(h: int, base: int, tz_ms: int) -> int:
+    """The first instant at or after `base` whose local time of day is drawn from HOUR_TABLE,
+    using 27 bits of `h`."""
+    want = V.HOUR_TABLE[h & 127] * HOUR_MS + ((h >> 7) & 0xFFFFF) * HOUR_MS // 0x100000
     return base + (want - (base + tz_ms)) % DAY_MS
 
 
-def timing(seed: int, origin_ms: int, index: int) -> Timing:
-    """First-seen instant in [origin, origin + 90 days) at a waking hour, and visit frequency.
+def timing(seed: int, origin_ms: int, index: int) -> tuple[int, float, int]:
+    """(first-seen ms, mean gap between sessions in ms, UTC offset of the home city in ms).
 
-    Sessions per 90 days are log-normal (median ~2.7, capped at 60), which with a uniform
-    first-seen day gives ~4 sessions in the first 90 days on average, most people once or twice
-    and a long tail of near-daily visitors.
+    First seen is uniform over the 90 days from origin, at a waking local hour. One hash gives
+    everything: bits 0-15 day, 16-42 time of day, 43-50 visit rate, 58-63 city.
     """
     h = mix(seed, index, TAG_TIME)
-    tz_ms = V.CITIES[city_of(seed, index)][2] * HOUR_MS
+    tz_ms = V.CITIES[V.CITY_TABLE[h >> 58]][2] * HOUR_MS
     day = ((h & 0xFFFF) * 90) >> 16
-    first = _waking(h, origin_ms + day * DAY_MS, tz_ms, 16)  # < origin + (day + 1) days
-    h2 = mix(h, TAG_TIME)
-    u1 = 1.0 - _unit(h2, 0)  # (0, 1]
-    z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * _unit(h2, 21))
-    per_window = min(60.0, math.exp(1.0 + 1.3 * z))
-    return Timing(first, WINDOW_MS / per_window, tz_ms)
+    first = _waking(h >> 16, origin_ms + day * DAY_MS, tz_ms)  # < origin + (day + 1) days
+    return first, MEAN_GAP_MS[(h >> 43) & 255], tz_ms
 
 
-def session_starts(seed: int, origin_ms: int, index: int) -> Iterator[int]:
-    """The individual's session starts, forever (a renewal process; callers stop it).
+_LCG_A = 6364136223846793005
+_LCG_C = 1442695040888963407
+_MASK64 = (1 << 64) - 1
+_NIGHT_MS = 7 * HOUR_MS
 
-    Gaps are exponential on top of SESSION_SPAN_MAX_MS; a start that falls in the local night
-    (before 07:00) is usually pushed to a waking hour. A handful of RNG calls per session.
+
+def session_starts(seed: int, origin_ms: int, index: int, until_ms: int) -> Iterator[int]:
+    """The individual's session starts before until_ms (a renewal process).
+
+    Gaps are exponential on top of SESSION_SPAN_MAX_MS; a start in the local night (before
+    07:00) is usually pushed to a waking hour. Draws come from a 64-bit LCG seeded by a hash
+    (its high bits are plenty for a gap), not from random.Random, whose seeding alone would
+    cost more than a typical individual's whole stream; a scan of a million people is cheap.
     """
-    tm = timing(seed, origin_ms, index)
-    t = tm.first_ms
+    t, mean, tz = timing(seed, origin_ms, index)
+    if t >= until_ms:
+        return
     yield t
-    rng = random.Random(mix(seed, index, TAG_GAPS))
-    rand = rng.random
-    getbits = rng.getrandbits
-    mean = tm.mean_gap_ms
-    tz = tm.tz_ms
+    state = mix(seed, index, TAG_GAPS)
     log = math.log
     while True:
-        t += SESSION_SPAN_MAX_MS + int(-log(1.0 - rand()) * mean)
-        if (t + tz) % DAY_MS < 7 * HOUR_MS and rand() < 0.85:
-            t = _waking(getbits(64), t, tz, 0)
+        state = (state * _LCG_A + _LCG_C) & _MASK64
+        t += SESSION_SPAN_MAX_MS + int(-log(1.0 - (state >> 11) * _U53) * mean)
+        if (t + tz) % DAY_MS < _NIGHT_MS:
+            state = (state * _LCG_A + _LCG_C) & _MASK64
+            if state >> 61:  # 7 in 8: move to a waking hour
+                t = _waking(state >> 20, t, tz)
+        if t >= until_ms:
+            return
         yield t
 
 
@@ -140,9 +151,9 @@ def _email(first: str, last: str, digits: int, domain: str, style: int) -> str:
     return f"{local}@{domain}"
 
 
-def make_individual(seed: int, origin_ms: int, index: int, faker: object) -> Individual:
+def make_individual(seed: int, origin_ms: int, index: int, faker: Faker) -> Individual:
     """Build one Individual; the only place Faker is used (seeded per individual)."""
-    tm = timing(seed, origin_ms, index)
+    first_ms = timing(seed, origin_ms, index)[0]
     rng = random.Random(mix(seed, index, TAG_TRAITS))
     identified = rng.random() < 0.6
     mobile = is_mobile(seed, index)
@@ -150,10 +161,10 @@ def make_individual(seed: int, origin_ms: int, index: int, faker: object) -> Ind
     uid = name = email = ""
     cohort = ("A", "B")[rng.getrandbits(1)]
     if identified:
-        faker.seed_instance(mix(seed, index))  # type: ignore[attr-defined]
-        first = faker.first_name()  # type: ignore[attr-defined]
-        last = faker.last_name()  # type: ignore[attr-defined]
-        domain = faker.free_email_domain()  # type: ignore[attr-defined]
+        faker.seed_instance(mix(seed, index))
+        first = faker.first_name()
+        last = faker.last_name()
+        domain = faker.free_email_domain()
         name = f"{first} {last}"
         email = _email(first, last, rng.randrange(1, 10000), domain, rng.getrandbits(2))
         uid = "u_" + token(seed, index, TAG_UID, length=12)
@@ -163,9 +174,9 @@ def make_individual(seed: int, origin_ms: int, index: int, faker: object) -> Ind
         orders = int(rng.expovariate(1 / 3.0)) if rng.random() < 0.8 else 0
         ltv = round(orders * (40.0 + rng.random() * 160.0), 2)
         if rng.random() < 0.7:
-            signup_ms = tm.first_ms - rng.randrange(0, 3 * 365) * DAY_MS
+            signup_ms = first_ms - rng.randrange(0, 3 * 365) * DAY_MS
         else:
-            signup_ms = tm.first_ms
+            signup_ms = first_ms
         signup_ms -= signup_ms % DAY_MS
         user_vars = {
             "user_plan_str": plan,
@@ -185,7 +196,7 @@ def make_individual(seed: int, origin_ms: int, index: int, faker: object) -> Ind
         uid=uid,
         display_name=name,
         email=email,
-        created_ms=tm.first_ms,
+        created_ms=first_ms,
         mobile=mobile,
         user_vars=user_vars,
     )
