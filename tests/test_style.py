@@ -14,6 +14,6 @@ def test_ruff_clean():
     ruff = Path(sys.executable).with_name("ruff")
     command = str(ruff) if ruff.exists() else shutil.which("ruff")
     assert command, "ruff is part of the test extras: pip install -e '.[test]'"
-    result = subprocess.run([command, "check", "emulator", "tests", "bench"], cwd=ROOT,
-                            capture_output=True, text=True)  # fmt: skip
+    targets = [name for name in ("emulator", "tests", "bench") if (ROOT / name).is_dir()]
+    result = subprocess.run([command, "check", *targets], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
