@@ -10,32 +10,18 @@ from __future__ import annotations
 
 from urllib.parse import quote_plus
 
+from emulator.export import fields as _fields
+
+from emulator.export import fields as _fields
+
 SHOP = "https://www.acme-outfitters.example"
 API = "https://www.acme-outfitters.example/api"
 APP_API = "https://api.acme-outfitters.example/mobile/v2"
 CDN = "https://cdn.acme-outfitters.example"
 
-# --- export field names (CONTRACT section 7, event exports) -------------------------------------
+# --- export field names: the catalog is export.fields' (CONTRACT section 7) -------------------
 
-EVENT_FIELDS: tuple[str, ...] = (
-    "IndvId", "UserId", "SessionId", "PageId", "UserCreated", "UserAppKey", "UserDisplayName",
-    "UserEmail", "SessionStart",
-    "EventStart", "EventType", "EventSubType", "EventCustomName", "EventTargetText",
-    "EventTargetSelector", "EventDuration", "EventSecondaryDuration", "EventPageOffset",
-    "EventSessionOffset", "EventModFrustrated", "EventModDead", "EventModError",
-    "EventModSuspicious", "EventCumulativeLayoutShift", "EventFirstInputDelay",
-    "EventVarErrorKind", "EventVarFields", "EventWebSourceFileUrl", "EventMobileSourceFile",
-    "PageName", "PageStart", "PageDuration", "PageActiveDuration", "PageUrl", "PageRefererUrl",
-    "PageIp", "PageLatLong", "PageUserAgent", "PageBrowser", "PageBrowserVersion", "PageDevice",
-    "PagePlatform", "PageOperatingSystem", "PageScreenWidth", "PageScreenHeight",
-    "PageViewportWidth", "PageViewportHeight", "PageNumEvents", "PageNumDerivedEvents",
-    "PageNumInfos", "PageNumWarnings", "PageNumErrors", "PageClusterId",
-    "PageMaxScrollDepthPercent",
-    "LoadDomContentTime", "LoadEventTime", "LoadFirstPaintTime", "LoadLargestPaintTime",
-    "ReqUrl", "ReqMethod", "ReqStatus",
-    "AppName", "AppPackageName", "AppDeviceModel", "AppDeviceVendor", "AppVersion",
-    "AppOsVersion", "AppViewName",
-)  # fmt: skip
+EVENT_FIELDS = _fields.EVENT_FIELDS
 
 # --- custom variables ---------------------------------------------------------------------------
 
