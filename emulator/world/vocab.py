@@ -12,8 +12,6 @@ from urllib.parse import quote_plus
 
 from emulator.export import fields as _fields
 
-from emulator.export import fields as _fields
-
 SHOP = "https://www.acme-outfitters.example"
 API = "https://www.acme-outfitters.example/api"
 APP_API = "https://api.acme-outfitters.example/mobile/v2"
