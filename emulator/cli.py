@@ -41,17 +41,26 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         env = ENV_PREFIX + f.name.upper()
         if meta["negate"]:
             group.add_argument(
-                flag, dest=f.name, action="store_false", default=argparse.SUPPRESS,
+                flag,
+                dest=f.name,
+                action="store_false",
+                default=argparse.SUPPRESS,
                 help=f"{meta['help']}: turn off [env {env}]",
             )
         elif f.type in (bool, "bool"):
             group.add_argument(
-                flag, dest=f.name, action="store_true", default=argparse.SUPPRESS,
+                flag,
+                dest=f.name,
+                action="store_true",
+                default=argparse.SUPPRESS,
                 help=f"{meta['help']} [env {env}]",
             )
         else:
             group.add_argument(
-                flag, dest=f.name, type=_argtype(meta["parse"], flag), default=argparse.SUPPRESS,
+                flag,
+                dest=f.name,
+                type=_argtype(meta["parse"], flag),
+                default=argparse.SUPPRESS,
                 metavar=meta["metavar"] or f.name.upper(),
                 help=f"{meta['help']} (default: {_shown(f.default)}) [env {env}]",
             )

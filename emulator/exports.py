@@ -25,7 +25,7 @@ from .settings import Settings
 from .signing import UrlSigner
 from .store import Store
 from .timestamps import from_ms, to_ms
-from .world import CUSTOM_VARS, World
+from .world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
 
 OPERATION_TYPE = "SEARCH_EXPORT"
 EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
@@ -164,8 +164,7 @@ class ExportService:
                 continue
             status = self.status(record, now)
             if state is not None and not (
-                status.state == state
-                or (state in failure_names and status.state in failure_names)
+                status.state == state or (state in failure_names and status.state in failure_names)
             ):
                 continue
             if len(page) == limit:
@@ -211,7 +210,14 @@ class ExportService:
             raise missing
         segment = self.segment(record.spec.segment_id)
         spec = record.spec
-        pieces = stream.encode(select.rows(self.world, segment, spec), spec.fields, spec.extension)
+        everything = spec.fields == resolve_fields(spec.kind, None, CUSTOM_VARS)
+        pieces = stream.encode(
+            select.rows(self.world, segment, spec),
+            spec.fields,
+            spec.extension,
+            project=not everything,
+            event_level=EVENT_LEVEL_FIELDS if spec.kind == "event" else None,
+        )
         return Download(
             filename=export_filename(record.segment_name, status.finished_at or now, spec),
             chunks=stream.gzip_stream(pieces),
@@ -237,4 +243,3 @@ def _window(days: int, timezone: str, as_of: int) -> int:
     local = from_ms(as_of).astimezone(ZoneInfo(timezone))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
     return to_ms(midnight)
-

@@ -69,8 +69,12 @@ def status_at(
         cancelled_after = (record.cancelled_at - record.created_at).total_seconds()
         if cancelled_after < end and elapsed >= cancelled_after:
             return Status(
-                failure_state, _pct(cancelled_after / life.duration if life.duration else 0),
-                "", record.cancelled_at, CANCELLED_DETAILS, None,
+                failure_state,
+                _pct(cancelled_after / life.duration if life.duration else 0),
+                "",
+                record.cancelled_at,
+                CANCELLED_DETAILS,
+                None,
             )
     if elapsed < end:
         fraction = elapsed / life.duration if life.duration > 0 else 1.0

@@ -158,7 +158,9 @@ class Settings:
     )
     url_ttl: float = _option(300.0, _seconds, "download URL lifetime in seconds", metavar="SECONDS")
     export_retention: float = _option(
-        7 * 86400.0, _seconds, "how long a finished export can be fetched (results.expires)",
+        7 * 86400.0,
+        _seconds,
+        "how long a finished export can be fetched (results.expires)",
         metavar="SECONDS",
     )
     failure_state: str = _option(
@@ -171,11 +173,16 @@ class Settings:
         metavar="SPEC",
     )
     html_escape: bool = _option(
-        True, _bool, "write & < > in JSON strings as \\u0026 \\u003c \\u003e, as Go does",
-        flag="--no-html-escape", negate=True,
+        True,
+        _bool,
+        "write & < > in JSON strings as \\u0026 \\u003c \\u003e, as Go does",
+        flag="--no-html-escape",
+        negate=True,
     )
     keys: Path | None = _option(
-        None, _path, "JSON file of API keys and roles; without it any well-formed key is an admin",
+        None,
+        _path,
+        "JSON file of API keys and roles; without it any well-formed key is an admin",
         metavar="FILE",
     )
     strict_auth: bool = _option(
@@ -188,12 +195,16 @@ class Settings:
     data_days: int = _option(90, _int_range(1, 3650), "days of data before the clock's start")
     org_id: str = _option("o-EMU42-na1", str, "organisation id shown in segment URLs")
     public_url: str | None = _option(
-        None, _optional_text, "base URL written into download links (default http://HOST:PORT)",
+        None,
+        _optional_text,
+        "base URL written into download links (default http://HOST:PORT)",
         metavar="URL",
     )
     bucket: str = _option("fullstory-emulator-exports", str, "storage bucket in download URLs")
     signing_secret: str | None = _option(
-        None, _optional_text, "HMAC secret for download URLs (default: random per instance)",
+        None,
+        _optional_text,
+        "HMAC secret for download URLs (default: random per instance)",
         metavar="SECRET",
     )
     max_body_bytes: int = _option(

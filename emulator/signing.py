@@ -61,9 +61,10 @@ class UrlSigner:
             "The request signature we calculated does not match the signature you provided. "
             "Check your Google secret key and signing method."
         )
-        if any(name not in query for name in _SIGNED_PARAMS) or query.get(
-            "X-Goog-Algorithm"
-        ) != ALGORITHM:
+        if (
+            any(name not in query for name in _SIGNED_PARAMS)
+            or query.get("X-Goog-Algorithm") != ALGORITHM
+        ):
             raise mismatch
         signed = {name: value for name, value in query.items() if name != "X-Goog-Signature"}
         expected = self._signature("GET" if method == "HEAD" else method, path, signed)

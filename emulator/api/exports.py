@@ -38,7 +38,7 @@ def _time_range(value: Any, name: str) -> TimeRange | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidArgument(f"{name} must be an object {{\"start\": ..., \"end\": ...}}")
+        raise InvalidArgument(f'{name} must be an object {{"start": ..., "end": ...}}')
     bounds: list[int | None] = []
     for part in ("start", "end"):
         raw = value.get(part)

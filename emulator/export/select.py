@@ -20,9 +20,7 @@ from .spec import ExportSpec
 def user_properties(person: Individual) -> dict[str, Any]:
     """What a segment's `user` conditions can test."""
     props: dict[str, Any] = dict(person.user_vars)
-    props.update(
-        UserAppKey=person.uid, UserEmail=person.email, UserDisplayName=person.display_name
-    )
+    props.update(UserAppKey=person.uid, UserEmail=person.email, UserDisplayName=person.display_name)
     return props
 
 
