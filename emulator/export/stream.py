@@ -40,7 +40,7 @@ def encode(
     renders the others once per page.
     """
     if extension == "csv":
-        if event_level is not None:
+        if event_level is not None and len(columns) > 1:  # one column: an empty line must be ""
             return _csv_by_page(rows, columns, event_level)
         return _csv(rows, columns)
     if extension == "json":
