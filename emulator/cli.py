@@ -108,7 +108,10 @@ def serve(settings: Settings) -> None:
         ) from None
     # Bound before the app exists, so that --port 0 still writes the real port into download URLs.
     settings = dataclasses.replace(settings, port=sock.getsockname()[1])
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # unreadable keys or segments fixtures
+        raise SystemExit(f"fullstory-emulator: {exc}") from None
     _banner(settings)
     config = uvicorn.Config(app, log_level="info", access_log=True, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

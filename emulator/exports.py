@@ -102,15 +102,13 @@ class ExportService:
                 )
             scope = implied or request.scope or "SCOPE_EVENT"
         origin = self.world.origin_ms
+        # An explicit start >= end was refused while parsing; open ends that leave an empty
+        # window (an end before the data begins, a start after now) just select nothing.
         start, end = _bounds(request.time_range, origin, as_of)
-        if start >= end:
-            raise InvalidArgument("timeRange.start must be before timeRange.end")
         if request.segment_time_range is None:
             seg_start, seg_end = _window(segment.window_days, request.timezone, as_of), as_of
         else:
             seg_start, seg_end = _bounds(request.segment_time_range, origin, as_of)
-            if seg_start >= seg_end:
-                raise InvalidArgument("segmentTimeRange.start must be before segmentTimeRange.end")
         return ExportSpec(
             segment_id=segment.id,
             kind=kind,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -172,14 +173,25 @@ class SegmentCatalog:
 
     @classmethod
     def load(cls, path: Path | None = None) -> SegmentCatalog:
-        """From `path`, or the embedded default fixtures."""
-        try:
-            if path is None:
-                text = fixture("segments.json").read_text(encoding="utf-8")
-                source = "embedded segments.json"
-            else:
-                text, source = path.read_text(encoding="utf-8"), str(path)
-            data = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise SegmentFileError(f"cannot read segments: {exc}") from None
-        return cls.parse(data, source)
+        """The embedded segments, plus (or, with `"replaceDefaults": true`, only) those of `path`.
+
+        A segment in `path` with an embedded segment's id replaces it in place.
+        """
+        embedded = cls.parse(_read_json(fixture("segments.json"), "embedded segments.json"),
+                             "embedded segments.json")  # fmt: skip
+        if path is None:
+            return embedded
+        data = _read_json(path, str(path))
+        extra = cls.parse(data, str(path))
+        if isinstance(data, dict) and data.get("replaceDefaults") is True:
+            return extra
+        merged = {s.id: s for s in embedded}
+        merged.update((s.id, s) for s in extra)
+        return cls(merged.values())
+
+
+def _read_json(source: Traversable | Path, name: str) -> Any:
+    try:
+        return json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SegmentFileError(f"cannot read segments from {name}: {exc}") from None

@@ -143,3 +143,12 @@ def test_env_settings_and_flags_win(tmp_path):
         [*emulator_command(), "--port", "0"], capture_output=True, text=True, timeout=30, env=env
     )
     assert result.returncode != 0 and "FULLSTORY_EMULATOR_SEED" in result.stderr
+
+
+def test_unreadable_fixture_is_reported(tmp_path):
+    missing = tmp_path / "nope.json"
+    result = subprocess.run(
+        [*emulator_command(), "--port", "0", "--segments", str(missing)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode != 0 and "nope.json" in result.stderr

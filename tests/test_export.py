@@ -8,7 +8,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -180,3 +180,24 @@ def test_explicit_unknown_custom_variable_is_an_empty_column(harness):
     assert lines[0] == "IndvId,user_favourite_colour_str" and all(
         line.endswith(",") for line in lines[1:]
     )
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "America/Los_Angeles", "Asia/Kolkata"])
+def test_timezone_sets_the_segment_window_midnight(harness, timezone):
+    from zoneinfo import ZoneInfo
+
+    now = harness.em.clock.now()
+    local = now.astimezone(ZoneInfo(timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=30)
+    lo, hi = int(midnight.timestamp() * 1000), int(now.timestamp() * 1000)
+    world = harness.em.exports.world
+    expected = sorted(
+        e.row["EventStart"]
+        for i in range(world.population)
+        for e in world.events(i, hi)
+        if lo <= e.t
+    )
+    rows = ndjson(
+        harness, timezone=timezone, timeRange={"start": "", "end": ""}, fields=["EventStart"]
+    )
+    assert sorted(r["EventStart"] for r in rows) == expected

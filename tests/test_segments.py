@@ -23,7 +23,7 @@ def write_segments(path: Path, count: int) -> Path:
         }
         for i in range(count - 1)
     ]
-    path.write_text(json.dumps({"segments": segments}))
+    path.write_text(json.dumps({"segments": segments, "replaceDefaults": True}))
     return path
 
 
@@ -146,3 +146,27 @@ def test_condition_operators():
     assert seg.event_matches({"ReqStatus": 503}) and not seg.event_matches({"ReqStatus": 404})
     assert seg.event_matches({"AppName": "Shop"}) and not seg.event_matches({"AppName": ""})
     assert seg.user_matches({"user_plan_str": "pro"}) and not seg.user_matches({})
+
+
+def test_segment_file_adds_to_and_overrides_the_embedded_ones(make_harness, tmp_path):
+    path = tmp_path / "mine.json"
+    mine = [
+        {"id": "myCartAbandon", "name": "Cart abandoners", "creator": "me@example.com",
+         "created": "2026-02-01T00:00:00Z", "events": [{"EventType": "abandon"}]},
+        {"id": "everyone", "name": "All the people"},
+    ]  # fmt: skip
+    path.write_text(json.dumps({"segments": mine}))
+    h = make_harness(segments=path)
+    body = h.client.get("/segments/v1", params={"limit": 100}, headers=AUTH).json()
+    names = {s["id"]: s["name"] for s in body["segments"]}
+    assert names["everyone"] == "All the people" and names["myCartAbandon"] == "Cart abandoners"
+    assert "htIXCSMv9Q9M" in names and next(iter(names)) == "everyone"
+    op = h.finish(h.create(segmentId="myCartAbandon", timeRange={"start": "", "end": ""}))
+    assert op["state"] == "COMPLETED"
+
+
+def test_unreadable_segment_file_is_reported(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{")
+    with pytest.raises(SegmentFileError, match=r"broken\.json"):
+        SegmentCatalog.load(path)
