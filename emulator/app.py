@@ -6,6 +6,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -13,6 +14,8 @@ from starlette.routing import Match
 from .api import exports, operations, search, segments, storage
 from .context import Emulator
 from .control import routes as control
+from .control.faults import FaultMiddleware
+from .control.journal import JournalMiddleware
 from .errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
 from .render import storage_error
 from .settings import Settings
@@ -53,6 +56,10 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         return em.renderer.error(Internal("internal error in the emulator; see its log"))
 
     app = Starlette(
+        middleware=[
+            Middleware(JournalMiddleware, emulator=em),
+            Middleware(FaultMiddleware, emulator=em),
+        ],
         routes=[
             *segments.routes,
             *exports.routes,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -93,28 +92,20 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    import uvicorn
+    from .server import bind, make_server
 
-    from .app import create_app
-
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((settings.host, settings.port))
+        sock, settings = bind(settings)
     except OSError as exc:
         raise SystemExit(
             f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
         ) from None
-    # Bound before the app exists, so that --port 0 still writes the real port into download URLs.
-    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     try:
-        app = create_app(settings)
+        server = make_server(settings)
     except ValueError as exc:  # unreadable keys or segments fixtures
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     _banner(settings)
-    config = uvicorn.Config(app, log_level="info", access_log=True, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    server.run(sockets=[sock])
 
 
 def _banner(settings: Settings) -> None:

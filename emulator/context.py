@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from .auth import KeyRing
 from .clock import Clock
+from .control.actions import apply_scenario, load_scenarios
+from .control.state import FaultRule, Scenario
+from .errors import ApiError
 from .exports import ExportService
 from .ratelimit import RateLimiter
 from .render import JsonRenderer
@@ -27,6 +32,44 @@ class Emulator:
     limiter: RateLimiter
     exports: ExportService
     renderer: JsonRenderer
+    scenarios: dict[str, Scenario]
+
+    def tenant_of(self, headers: Mapping[str, str], path: str) -> str | None:
+        """Whose request this is: the API key's tenant, or a download's owner."""
+        header = headers.get("authorization")
+        if header:
+            try:
+                return self.keys.authenticate(header).tenant
+            except ApiError:
+                return None
+        prefix = f"/{self.settings.bucket}/"
+        if path.startswith(prefix):
+            record = self.exports.export_of(unquote(path[len(prefix) :]))
+            return record.tenant if record else None
+        return None
+
+    def take_fault(
+        self, tenant: str | None, method: str, path: str, headers: Mapping[str, str]
+    ) -> FaultRule | None:
+        """The first fault rule matching this request (the tenant's, then the instance's)."""
+        for scope in (tenant, None) if tenant is not None else (None,):
+            rule = self.store.update_control(
+                scope, lambda state: state.take_fault(method, path, headers)
+            )
+            if rule is not None:
+                return rule
+        return None
+
+    def reset(self, tenant: str | None) -> None:
+        """Back to the seeded fixtures: for one tenant, or everything (start scenarios again)."""
+        self.store.reset(tenant)
+        self.clock.reset(tenant)
+        if tenant is None:
+            self._apply_start_scenarios()
+
+    def _apply_start_scenarios(self) -> None:
+        for name in filter(None, (self.settings.scenario or "").split(",")):
+            apply_scenario(self, None, name.strip())
 
     @classmethod
     def build(cls, settings: Settings) -> Emulator:
@@ -52,7 +95,7 @@ class Emulator:
             segments=SegmentCatalog.load(settings.segments),
             signer=UrlSigner(secret, settings.base_url(), settings.bucket),
         )
-        return cls(
+        emulator = cls(
             settings=settings,
             clock=clock,
             store=store,
@@ -60,4 +103,10 @@ class Emulator:
             limiter=RateLimiter(settings.rate_limit, clock, store),
             exports=exports,
             renderer=JsonRenderer(html_escape=settings.html_escape),
+            scenarios=load_scenarios(),
         )
+        try:
+            emulator._apply_start_scenarios()
+        except ApiError as exc:
+            raise ValueError(f"--scenario: {exc.message}") from None
+        return emulator

@@ -14,12 +14,23 @@ from zoneinfo import ZoneInfo
 
 from .auth import Principal
 from .clock import Clock
+from .control.state import UNSET, LifecycleRule
 from .errors import InvalidArgument, NoSuchKey, NotFound
 from .export import select, stream
 from .export.fields import resolve_fields
 from .export.spec import TYPE_SCOPES, ExportRequest, ExportSpec, TimeRange
 from .ids import text_key, token
-from .operations import COMPLETED, PENDING, Lifecycle, OperationRecord, Status, cancel, status_at
+from .operations import (
+    COMPLETED,
+    PENDING,
+    Lifecycle,
+    OperationRecord,
+    Status,
+    cancel,
+    force,
+    polled,
+    status_at,
+)
 from .segments import Segment, SegmentCatalog
 from .settings import Settings
 from .signing import UrlSigner
@@ -66,23 +77,28 @@ class ExportService:
     def create(self, principal: Principal, request: ExportRequest) -> OperationRecord:
         principal.require_export_role()
         segment = self.segment(request.segment_id)
-        now = self.clock.now()
+        tenant = principal.tenant
+        now = self.clock.now(tenant)
         spec = self._resolve(request, segment, to_ms(now))
-        seq = self.store.next_sequence(principal.tenant)
-        tenant_key = text_key(principal.tenant)
-        seed = self.settings.seed
         failure = segment.failure
+        lifecycle = Lifecycle(
+            duration=self._duration(spec, tenant),
+            failure=failure.message if failure else None,
+            fail_at=failure.at_fraction if failure else 1.0,
+        )
+        rule = self._take_lifecycle_rule(tenant, segment.id)
+        if rule is not None:
+            lifecycle = rule.lifecycle(lifecycle)
+        seq = self.store.next_sequence(tenant)
+        tenant_key = text_key(tenant)
+        seed = self.settings.seed
         record = OperationRecord(
             id=token(seed, tenant_key, seq, 1, length=20),
             tenant=principal.tenant,
             seq=seq,
             created_at=now,
             spec=spec,
-            lifecycle=Lifecycle(
-                duration=self._duration(spec),
-                failure=failure.message if failure else None,
-                fail_at=failure.at_fraction if failure else 1.0,
-            ),
+            lifecycle=lifecycle,
             search_export_id=token(seed, tenant_key, seq, 2, length=20),
             segment_name=segment.name,
         )
@@ -123,27 +139,64 @@ class ExportService:
             as_of_ms=as_of,
         )
 
-    def _duration(self, spec: ExportSpec) -> float:
+    def _take_lifecycle_rule(self, tenant: str, segment_id: str) -> LifecycleRule | None:
+        for scope in (tenant, None):
+            rule = self.store.update_control(scope, lambda c: c.take_lifecycle(segment_id))
+            if rule is not None:
+                return rule
+        return None
+
+    def _override(self, tenant: str, name: str, default: float) -> float:
+        """A control-API override of a setting, the tenant's before the instance's."""
+        for scope in (tenant, None):
+            value = getattr(self.store.control(scope), name)
+            if value is not UNSET:
+                return value
+        return default
+
+    def _duration(self, spec: ExportSpec, tenant: str) -> float:
         lo, hi = spec.rows_window
         days = max(0, hi - lo) / 86_400_000
         estimate = self.world.population * days * EVENTS_PER_INDIVIDUAL_DAY
         extra = self.settings.export_duration_per_million * estimate / 1_000_000
-        return round(self.settings.export_duration + extra, 3)
+        base = self._override(tenant, "export_duration", self.settings.export_duration)
+        return round(base + extra, 3)
 
     # -- observe --------------------------------------------------------------------------
     def status(self, record: OperationRecord, now: datetime | None = None) -> Status:
         return status_at(
             record,
-            now or self.clock.now(),
+            now or self.clock.now(record.tenant),
             failure_state=self.settings.failure_state,
             retention=self.settings.export_retention,
         )
 
-    def get(self, principal: Principal, operation_id: str) -> tuple[OperationRecord, Status]:
-        record = self.store.get_operation(principal.tenant, operation_id)
+    def get(
+        self, principal: Principal, operation_id: str, *, poll: bool = False
+    ) -> tuple[OperationRecord, Status]:
+        """The operation and its status; `poll` counts a client's status request."""
+        tenant = principal.tenant
+        if poll:
+            now = self.clock.now(tenant)
+            record = self.store.update_operation(
+                tenant, operation_id, lambda r: polled(r, self.status(r, now), now)
+            )
+        else:
+            record = self.store.get_operation(tenant, operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
         return record, self.status(record)
+
+    def finish(self, tenant: str | None, operation_id: str, failure: str | None) -> None:
+        """Complete (or fail) a pending operation now: the control API's shortcut."""
+        records = [r for r in self.store.operations(tenant) if r.id == operation_id]
+        if not records:
+            raise NotFound(f"operation {operation_id!r} not found")
+        record = records[0]
+        now = self.clock.now(record.tenant)
+        self.store.update_operation(
+            record.tenant, record.id, lambda r: force(r, self.status(r, now), now, failure)
+        )
 
     def list(
         self,
@@ -154,7 +207,7 @@ class ExportService:
         after_seq: int | None,
     ) -> tuple[list[tuple[OperationRecord, Status]], int | None]:
         """Newest first; `after_seq` continues below a previous page's last sequence number."""
-        now = self.clock.now()
+        now = self.clock.now(principal.tenant)
         failure_names = {"ERROR", "FAILED"}
         page: list[tuple[OperationRecord, Status]] = []
         for record in reversed(self.store.operations(principal.tenant)):
@@ -171,21 +224,25 @@ class ExportService:
         return page, None
 
     def cancel(self, principal: Principal, operation_id: str) -> None:
-        record, status = self.get(principal, operation_id)
-        self.store.save_operation(cancel(record, status, self.clock.now()))
+        self.get(principal, operation_id)  # 404 before anything else
+        now = self.clock.now(principal.tenant)
+        self.store.update_operation(
+            principal.tenant, operation_id, lambda r: cancel(r, self.status(r, now), now)
+        )
 
     # -- results and download -------------------------------------------------------------
     def locate(self, principal: Principal, search_export_id: str) -> tuple[str, datetime]:
         """A fresh signed URL for a completed, unexpired export, and when the URL expires."""
         record = self.store.operation_by_export(search_export_id)
-        now = self.clock.now()
+        now = self.clock.now(principal.tenant)
         status = self.status(record, now) if record and record.tenant == principal.tenant else None
         if status is None or status.state != COMPLETED or status.expires is None:
             detail = "not ready" if status and status.state == PENDING else "not found"
             raise NotFound(f"export {search_export_id!r} {detail}")
         if now >= status.expires:
             raise NotFound(f"export {search_export_id!r} expired at {status.expires.isoformat()}")
-        ttl = min(self.settings.url_ttl, (status.expires - now).total_seconds())
+        url_ttl = self._override(principal.tenant, "url_ttl", self.settings.url_ttl)
+        ttl = min(url_ttl, (status.expires - now).total_seconds())
         ttl_seconds = max(1, int(ttl))
         url = self.signer.mint(self.object_name(record), now, ttl_seconds)
         issued = now.replace(microsecond=0)
@@ -194,14 +251,19 @@ class ExportService:
     def object_name(self, record: OperationRecord) -> str:
         return f"segment-exports/{record.search_export_id}.{record.spec.extension}.gz"
 
-    def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
-        """Verify the signed URL, then stream the export's gzip bytes."""
-        now = self.clock.now()
-        self.signer.verify(method, self.signer.path_for(object_name), query, now)
-        missing = NoSuchKey(f"No such object: {self.signer.bucket}/{object_name}")
+    def export_of(self, object_name: str) -> OperationRecord | None:
+        """The operation whose file `object_name` is, if any."""
         match = re.fullmatch(r"segment-exports/([A-Za-z0-9]+)\.(csv|json|ndjson)\.gz", object_name)
         record = self.store.operation_by_export(match.group(1)) if match else None
-        if record is None or self.object_name(record) != object_name:
+        return record if record and self.object_name(record) == object_name else None
+
+    def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
+        """Verify the signed URL, then stream the export's gzip bytes."""
+        record = self.export_of(object_name)
+        now = self.clock.now(record.tenant if record else None)
+        self.signer.verify(method, self.signer.path_for(object_name), query, now)
+        missing = NoSuchKey(f"No such object: {self.signer.bucket}/{object_name}")
+        if record is None:
             raise missing
         status = self.status(record, now)
         if status.state != COMPLETED or status.expires is None or now >= status.expires:

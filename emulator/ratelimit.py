@@ -1,8 +1,8 @@
 """Token buckets per API key and endpoint, refilled by the emulator's clock.
 
 FullStory documents "2 requests per minute, with a burst limit up to 50"; the bucket holds the
-burst and refills at the rate. The bucket state lives in the store, so that it survives with the
-rest of the state and is shared where the store is.
+burst and refills at the rate. Test authors can change the limit per tenant or for the
+instance, or have the next N requests refused outright. Bucket state lives in the store.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .clock import Clock
+from .control.state import UNSET
 from .errors import RateLimited
 from .settings import RateLimit
 from .store import Store
@@ -28,12 +29,27 @@ class RateLimiter:
         self._clock = clock
         self._store = store
 
-    def take(self, key_id: str, endpoint: str) -> None:
+    def limit_for(self, tenant: str) -> RateLimit | None:
+        for scope in (tenant, None):
+            override = self._store.control(scope).rate_limit
+            if override is not UNSET:
+                return override
+        return self.limit
+
+    def take(self, tenant: str, key_id: str, endpoint: str) -> None:
         """Spend one token or raise RateLimited with the whole seconds until one is back."""
-        limit = self.limit
+        for scope in (tenant, None):
+            denied = self._store.update_control(scope, lambda state: state.take_denial())
+            if denied is not None:
+                raise RateLimited(
+                    f"rate limit exceeded for {endpoint} (refused by the emulator's control "
+                    f"API); retry after {denied} s",
+                    retry_after=denied,
+                )
+        limit = self.limit_for(tenant)
         if limit is None:
             return
-        now = self._clock.now().timestamp()
+        now = self._clock.now(tenant).timestamp()
         rate = limit.per_second
         outcome: list[int] = []
 
@@ -48,7 +64,7 @@ class RateLimiter:
             outcome.append(max(1, math.ceil((1.0 - tokens) / rate - 1e-9)))
             return Bucket(tokens, now)
 
-        self._store.update_bucket(f"{key_id}:{endpoint}", spend)
+        self._store.update_bucket((tenant, key_id, endpoint), spend)
         if outcome:
             raise RateLimited(
                 f"rate limit exceeded for {endpoint}: {limit.refill:g} requests per "

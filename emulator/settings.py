@@ -207,6 +207,18 @@ class Settings:
         "HMAC secret for download URLs (default: random per instance)",
         metavar="SECRET",
     )
+    control_token: str | None = _option(
+        None,
+        _optional_text,
+        "require X-Emulator-Token: TOKEN on /__emulator/* (except health)",
+        metavar="TOKEN",
+    )
+    scenario: str | None = _option(
+        None,
+        _optional_text,
+        "apply named scenarios from fixtures/scenarios.json at start (comma-separated)",
+        metavar="NAMES",
+    )
     max_body_bytes: int = _option(
         1 << 20, _int_range(1024, 1 << 30), "largest accepted request body, in bytes"
     )

@@ -1,28 +1,42 @@
 """All mutable state, behind one small interface.
 
 The store keeps records and hands them back; it knows nothing of what they mean. Records are
-immutable: an update replaces the whole record, so a reader never sees half a change.
+immutable: an update replaces the whole record under the store's lock, so a reader never sees
+half a change and two requests never spend the same "next N" rule twice.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from .control.state import ControlState
 from .operations import OperationRecord
 
 T = TypeVar("T")
+JOURNAL_LIMIT = 50_000
 
 
 class Store(Protocol):
     def next_sequence(self, tenant: str) -> int: ...
     def add_operation(self, record: OperationRecord) -> None: ...
-    def save_operation(self, record: OperationRecord) -> None: ...
+    def update_operation(
+        self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
+    ) -> OperationRecord | None: ...
     def get_operation(self, tenant: str, operation_id: str) -> OperationRecord | None: ...
-    def operations(self, tenant: str) -> list[OperationRecord]: ...
+    def operations(self, tenant: str | None) -> list[OperationRecord]: ...
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None: ...
-    def update_bucket(self, key: str, update: Callable[[Any], Any]) -> Any: ...
+    def update_bucket(self, key: tuple[str, str, str], update: Callable[[Any], Any]) -> Any: ...
+    def control(self, tenant: str | None) -> ControlState: ...
+    def update_control(
+        self, tenant: str | None, update: Callable[[ControlState], tuple[ControlState, T]]
+    ) -> T: ...
+    def append_journal(self, entry: dict[str, Any]) -> None: ...
+    def journal(self, tenant: str | None) -> list[dict[str, Any]]: ...
+    def clear_journal(self, tenant: str | None) -> None: ...
+    def reset(self, tenant: str | None) -> None: ...
 
 
 class MemoryStore:
@@ -34,7 +48,9 @@ class MemoryStore:
         self._operations: dict[tuple[str, str], OperationRecord] = {}
         self._by_tenant: dict[str, list[tuple[str, str]]] = {}
         self._by_export: dict[str, tuple[str, str]] = {}
-        self._buckets: dict[str, Any] = {}
+        self._buckets: dict[tuple[str, str, str], Any] = {}
+        self._controls: dict[str | None, ControlState] = {}
+        self._journal: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
 
     def next_sequence(self, tenant: str) -> int:
         with self._lock:
@@ -51,19 +67,25 @@ class MemoryStore:
             self._by_tenant.setdefault(record.tenant, []).append(key)
             self._by_export[record.search_export_id] = key
 
-    def save_operation(self, record: OperationRecord) -> None:
-        key = (record.tenant, record.id)
+    def update_operation(
+        self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
+    ) -> OperationRecord | None:
         with self._lock:
-            if key not in self._operations:
-                raise KeyError(f"operation {record.id} does not exist")
-            self._operations[key] = record
+            record = self._operations.get((tenant, operation_id))
+            if record is None:
+                return None
+            self._operations[(tenant, operation_id)] = record = update(record)
+            return record
 
     def get_operation(self, tenant: str, operation_id: str) -> OperationRecord | None:
         with self._lock:
             return self._operations.get((tenant, operation_id))
 
-    def operations(self, tenant: str) -> list[OperationRecord]:
+    def operations(self, tenant: str | None) -> list[OperationRecord]:
+        """A tenant's operations in creation order (every tenant's, for None)."""
         with self._lock:
+            if tenant is None:
+                return list(self._operations.values())
             return [self._operations[key] for key in self._by_tenant.get(tenant, ())]
 
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
@@ -71,8 +93,48 @@ class MemoryStore:
             key = self._by_export.get(search_export_id)
             return self._operations.get(key) if key else None
 
-    def update_bucket(self, key: str, update: Callable[[T | None], T]) -> T:
+    def update_bucket(self, key: tuple[str, str, str], update: Callable[[T | None], T]) -> T:
         with self._lock:
             value = update(self._buckets.get(key))
             self._buckets[key] = value
             return value
+
+    def control(self, tenant: str | None) -> ControlState:
+        with self._lock:
+            return self._controls.get(tenant) or ControlState()
+
+    def update_control(
+        self, tenant: str | None, update: Callable[[ControlState], tuple[ControlState, T]]
+    ) -> T:
+        with self._lock:
+            state, result = update(self._controls.get(tenant) or ControlState())
+            self._controls[tenant] = state
+            return result
+
+    def append_journal(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._journal.append(entry)
+
+    def journal(self, tenant: str | None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self._journal if tenant is None or e["tenant"] == tenant]
+
+    def clear_journal(self, tenant: str | None) -> None:
+        with self._lock:
+            kept = [] if tenant is None else [e for e in self._journal if e["tenant"] != tenant]
+            self._journal = deque(kept, maxlen=JOURNAL_LIMIT)
+
+    def reset(self, tenant: str | None) -> None:
+        with self._lock:
+            if tenant is None:
+                containers = (self._sequences, self._operations, self._by_tenant, self._by_export)
+                for container in (*containers, self._buckets, self._controls, self._journal):
+                    container.clear()
+                return
+            self._sequences.pop(tenant, None)
+            for key in self._by_tenant.pop(tenant, []):
+                record = self._operations.pop(key)
+                self._by_export.pop(record.search_export_id, None)
+            self._buckets = {k: v for k, v in self._buckets.items() if k[0] != tenant}
+            self._controls.pop(tenant, None)
+        self.clear_journal(tenant)

@@ -38,9 +38,30 @@ def test_frozen_until_told():
     mono.value += 50
     assert clock.now() == START + timedelta(seconds=31)
     clock.set(START)
-    assert clock.now() == START and clock.frozen
+    assert clock.now() == START and clock.frozen()
 
 
 def test_default_start_is_wall_time():
     clock = Clock(monotonic=FakeMonotonic(), wall=lambda: START.timestamp())
     assert clock.now() == START
+
+
+def test_tenant_views_move_alone():
+    mono = FakeMonotonic()
+    clock = Clock(START, monotonic=mono)
+    clock.advance(60, tenant="a")
+    clock.freeze(tenant="b")
+    mono.value += 10
+    assert clock.now() == START + timedelta(seconds=10)
+    assert clock.now("a") == START + timedelta(seconds=70)
+    assert clock.now("b") == START and clock.frozen("b") and not clock.frozen("a")
+    assert clock.now("unknown") == clock.now()
+    clock.advance(5)  # the instance clock moves every view that is not frozen
+    assert clock.now("a") == START + timedelta(seconds=75) and clock.now("b") == START
+    clock.unfreeze("b")
+    mono.value += 1
+    assert clock.now("b") == START + timedelta(seconds=1)
+    clock.reset("a")
+    assert clock.now("a") == clock.now()
+    clock.reset()
+    assert clock.now() == START and clock.now("b") == START

@@ -32,7 +32,8 @@ def endpoint(name: str) -> Callable[[Handler], Callable[[Request], Awaitable[Res
         async def run(request: Request) -> Response:
             em = emulator(request)
             principal = em.keys.authenticate(request.headers.get("authorization"))
-            em.limiter.take(principal.key_id, name)
+            request.state.tenant = principal.tenant
+            em.limiter.take(principal.tenant, principal.key_id, name)
             return await handler(request, principal)
 
         return run

@@ -40,7 +40,7 @@ def operation_json(record: OperationRecord, status: Status) -> dict[str, Any]:
 @endpoint("operations.get")
 async def get_operation(request: Request, principal: Principal) -> Response:
     em = emulator(request)
-    record, status = em.exports.get(principal, request.path_params["operationId"])
+    record, status = em.exports.get(principal, request.path_params["operationId"], poll=True)
     return em.renderer.json(operation_json(record, status))
 
 

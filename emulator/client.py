@@ -1,0 +1,558 @@
+"""A small synchronous client of FullStory's Segment Export API, for the emulator and production.
+
+One client serves the CLI, the MCP server, the tests and real use against api.fullstory.com, so
+it does what the contract says careful clients do: send the key raw after `Basic`, back off on
+429 (honouring `Retry-After`) and on 5xx or dropped connections, download the signed URL without
+the key, and ask for a fresh URL when cloud storage answers `ExpiredToken`.
+
+Answers are returned as the parsed JSON (plain dicts, camelCase as on the wire) so nothing is
+lost between the API and the caller; only `run_export` returns a small frozen dataclass.
+Waiting goes through the injectable `sleep`, so tests can move an emulator's clock instead of
+sleeping; `wait(timeout=...)` counts that simulated time too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+DEFAULT_API_URL = "https://api.fullstory.com"
+EU_API_URL = "https://api.eu1.fullstory.com"
+FAILURE_STATES = ("ERROR", "FAILED")
+JSON = dict[str, Any]
+TimeRangeArg = Mapping[str, Any] | tuple[Any, Any] | None
+
+
+class FullStoryError(Exception):
+    """An error answer of the API or of cloud storage, or a request that could not be made.
+
+    `status` is the HTTP status (None when no answer came), `code` the gRPC code of a JSON error
+    (an int) or the storage XML `<Code>` (a str), `message` the server's own words.
+    """
+
+    def __init__(
+        self,
+        status: int | None,
+        message: str,
+        code: int | str | None = None,
+        *,
+        details: str = "",
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.code = code
+        self.details = details
+        prefix = f"HTTP {status}" if status is not None else "request failed"
+        if code is not None:
+            prefix += f" ({code})"
+        text = f"{prefix}: {message}"
+        super().__init__(f"{text} [{details}]" if details else text)
+
+
+class Unauthorized(FullStoryError):
+    """401: no key, or one the server does not know."""
+
+
+class NotFound(FullStoryError):
+    """404: unknown segment, operation, export or storage object."""
+
+
+class RateLimited(FullStoryError):
+    """429 that outlived the retries; `retry_after` is the server's last `Retry-After`."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class DownloadExpired(FullStoryError):
+    """The signed URL expired (storage `ExpiredToken`); ask for a new location."""
+
+
+class ExportFailed(FullStoryError):
+    """The export operation ended in ERROR/FAILED; `error_details` is the server's reason."""
+
+    def __init__(self, operation: JSON) -> None:
+        self.operation = operation
+        self.error_details = str(operation.get("errorDetails") or "")
+        state = operation.get("state")
+        reason = self.error_details or "no errorDetails given"
+        super().__init__(
+            None, f"export operation {operation.get('id')} ended in {state}: {reason}", state
+        )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `run_export` did: the final operation and where the file went."""
+
+    operation_id: str
+    operation: JSON
+    search_export_id: str
+    filename: str
+    path: Path | None
+    renewals: int
+
+
+def error_from_response(response: httpx.Response) -> FullStoryError:
+    """The exception an error answer stands for: JSON `message`, or storage XML Code/Message."""
+    status = response.status_code
+    body = response.text
+    message, code, details = "", None, ""
+    content_type = response.headers.get("content-type", "")
+    if "xml" in content_type or body.lstrip().startswith("<?xml"):
+        try:
+            root = ET.fromstring(body.encode("utf-8"))
+            code = root.findtext("Code")
+            message = root.findtext("Message") or ""
+            details = root.findtext("Details") or ""
+        except ET.ParseError:
+            message = body.strip()[:500]
+    else:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            message = str(data.get("message") or data.get("error") or "")
+            code = data.get("code")
+        else:
+            message = body.strip()[:500]
+    message = message or response.reason_phrase or "error"
+    where = f"{response.request.method} {response.request.url.path}"
+    full = f"{message} ({where})"
+    if code == "ExpiredToken":
+        return DownloadExpired(status, full, code, details=details)
+    if status == 401:
+        return Unauthorized(status, full, code, details=details)
+    if status == 404:
+        return NotFound(status, full, code, details=details)
+    if status == 429:
+        return RateLimited(status, full, code, details=details, retry_after=_retry_after(response))
+    return FullStoryError(status, full, code, details=details)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds: an integer, or an HTTP date."""
+    raw = response.headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _timestamp(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return str(value)
+
+
+def _time_range(value: TimeRangeArg) -> JSON | None:
+    """`{"start","end"}` from a mapping or a (start, end) pair of datetimes/strings/None."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {"start": _timestamp(value.get("start")), "end": _timestamp(value.get("end"))}
+    start, end = value
+    return {"start": _timestamp(start), "end": _timestamp(end)}
+
+
+def filename_from_disposition(header: str | None) -> str | None:
+    """The file name of a `Content-Disposition` header (`filename*=` wins over `filename=`)."""
+    if not header:
+        return None
+    star = re.search(r"filename\*\s*=\s*([^']*)'[^']*'([^;]+)", header, re.IGNORECASE)
+    if star:
+        return Path(unquote(star.group(2).strip(), encoding=star.group(1) or "utf-8")).name
+    plain = re.search(r'filename\s*=\s*"((?:[^"\\]|\\.)*)"|filename\s*=\s*([^;]+)', header, re.I)
+    if plain:
+        name = plain.group(1) if plain.group(1) is not None else plain.group(2).strip()
+        return Path(name.replace('\\"', '"')).name or None
+    return None
+
+
+class FullStoryClient:
+    """The Segment Export API: segments, exports, operations, download locations and downloads.
+
+    `base_url`/`api_key` default to `FULLSTORY_API_URL` and `FULLSTORY_API_KEY` (an `eu1.` key
+    defaults to the EU host). Pass `http` to reach an in-process app (a Starlette TestClient);
+    without it the client owns an httpx.Client and closes it in `close()`. `sleep` is called for
+    every wait (retries and polls), so a test can advance an emulator's clock instead.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 30.0,
+    ) -> None:
+        self.api_key = api_key if api_key is not None else os.environ.get("FULLSTORY_API_KEY")
+        if base_url is None:
+            base_url = os.environ.get("FULLSTORY_API_URL")
+        if base_url is None and http is not None and str(http.base_url):
+            base_url = str(http.base_url)
+        if base_url is None:
+            eu = bool(self.api_key and self.api_key.startswith("eu1."))
+            base_url = EU_API_URL if eu else DEFAULT_API_URL
+        self.base_url = base_url.rstrip("/")
+        self._owns_http = http is None
+        self.http = http if http is not None else httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._sleep = sleep
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.slept = 0.0  # total seconds handed to `sleep`, so `wait` can time out on fake time
+
+    def close(self) -> None:
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> FullStoryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> None:
+        self.slept += seconds
+        self._sleep(seconds)
+
+    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send with retries: 429 after `Retry-After`, 5xx and transport errors with backoff."""
+        attempt = 0
+        while True:
+            try:
+                response = self.http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if attempt >= self.max_retries:
+                    raise FullStoryError(
+                        None,
+                        f"{request.method} {request.url} failed after {attempt + 1} attempts: "
+                        f"{type(exc).__name__}: {exc}",
+                    ) from exc
+                self._wait(self.backoff * 2**attempt)
+                attempt += 1
+                continue
+            if response.status_code < 400:
+                return response
+            if stream:
+                response.read()
+            retryable = response.status_code == 429 or response.status_code >= 500
+            if not retryable or attempt >= self.max_retries:
+                error = error_from_response(response)
+                if retryable:
+                    error.message += f"; gave up after {attempt + 1} attempts"
+                    error.args = (f"{error.args[0]}; gave up after {attempt + 1} attempts",)
+                raise error
+            delay = _retry_after(response) if response.status_code == 429 else None
+            self._wait(delay if delay is not None else self.backoff * 2**attempt)
+            attempt += 1
+
+    def _headers(self) -> dict[str, str]:
+        if not self.api_key:
+            raise Unauthorized(
+                None, "no API key: pass api_key or set FULLSTORY_API_KEY (e.g. na1.xxxx)"
+            )
+        return {"Authorization": f"Basic {self.api_key}", "Accept": "application/json"}
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> JSON:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        kwargs: dict[str, Any] = {"params": query, "headers": self._headers()}
+        if json is not None:
+            kwargs["json"] = json
+        if self._owns_http:
+            kwargs["timeout"] = self._timeout
+        request = self.http.build_request(method, self.base_url + path, **kwargs)
+        response = self._send(request)
+        if not response.content.strip():
+            return {}
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise FullStoryError(
+                response.status_code, f"{method} {path} answered non-JSON: {response.text[:200]}"
+            ) from exc
+        return data if isinstance(data, dict) else {"value": data}
+
+    def _pages(self, path: str, member: str, params: Mapping[str, Any]) -> Iterator[JSON]:
+        token: str | None = None
+        while True:
+            page = self._request("GET", path, params={**params, "paginationToken": token})
+            yield from page.get(member) or []
+            token = page.get("nextPaginationToken") or None
+            if not token:
+                return
+
+    # -- segments ----------------------------------------------------------------------------
+
+    def iter_segments(self, limit: int | None = None, creator: str | None = None) -> Iterator[JSON]:
+        """Every segment, page after page; `limit` is the page size (the API caps it at 100)."""
+        return self._pages("/segments/v1", "segments", {"limit": limit, "creator": creator})
+
+    def list_segments(self, limit: int | None = None, creator: str | None = None) -> list[JSON]:
+        """All segments (following `nextPaginationToken`); `limit` is the page size."""
+        return list(self.iter_segments(limit=limit, creator=creator))
+
+    def get_segment(self, segment_id: str) -> JSON:
+        return self._request("GET", f"/segments/v1/{_quote(segment_id)}")
+
+    # -- exports and operations ----------------------------------------------------------------
+
+    def create_export(
+        self,
+        segment_id: str,
+        *,
+        type: str = "TYPE_EVENT",
+        format: str = "FORMAT_NDJSON",
+        time_range: TimeRangeArg = None,
+        segment_time_range: TimeRangeArg = None,
+        timezone: str | None = None,
+        fields: list[str] | tuple[str, ...] | None = None,
+        scope: str | None = None,
+    ) -> str:
+        """Start a segment export; returns its operation id.
+
+        Time ranges take `{"start","end"}` or a `(start, end)` pair of datetimes, RFC 3339
+        strings or None (open end); `scope` is the `eventDetails.scope` (`SCOPE_PAGES`, ...).
+        """
+        body: JSON = {"segmentId": segment_id, "type": type, "format": format}
+        if (tr := _time_range(time_range)) is not None:
+            body["timeRange"] = tr
+        if (segment_range := _time_range(segment_time_range)) is not None:
+            body["segmentTimeRange"] = segment_range
+        if timezone:
+            body["timezone"] = timezone
+        if fields is not None:
+            body["fields"] = list(fields)
+        if scope:
+            body["eventDetails"] = {"scope": scope}
+        answer = self._request("POST", "/segments/v1/exports", json=body)
+        operation_id = answer.get("operationId")
+        if not operation_id:
+            raise FullStoryError(200, f"export created without an operationId: {answer}")
+        return str(operation_id)
+
+    def get_operation(self, operation_id: str) -> JSON:
+        return self._request("GET", f"/operations/v1/{_quote(operation_id)}")
+
+    def iter_operations(
+        self,
+        *,
+        type: str | None = "SEARCH_EXPORT",
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JSON]:
+        """Operations, newest first, page after page; `limit` is the page size."""
+        params = {"type": type, "state": state, "limit": limit}
+        return self._pages("/operations/v1", "operations", params)
+
+    def list_operations(
+        self,
+        *,
+        type: str | None = "SEARCH_EXPORT",
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> list[JSON]:
+        """All operations (following `nextPaginationToken`), newest first."""
+        return list(self.iter_operations(type=type, state=state, limit=limit))
+
+    def cancel_operation(self, operation_id: str) -> JSON:
+        """Cancel a pending operation; a finished one answers 501 (a FullStoryError)."""
+        return self._request("POST", f"/operations/v1/{_quote(operation_id)}/cancel", json={})
+
+    def wait(
+        self,
+        operation_id: str,
+        *,
+        poll_interval: float = 2.0,
+        timeout: float | None = None,
+        on_progress: Callable[[JSON], Any] | None = None,
+    ) -> JSON:
+        """Poll until the operation leaves PENDING; returns it COMPLETED or raises ExportFailed.
+
+        `timeout` counts real time and time handed to `sleep`, whichever is more, so it also
+        bounds a test whose `sleep` only moves a clock.
+        """
+        started, slept_before = time.monotonic(), self.slept
+        while True:
+            operation = self.get_operation(operation_id)
+            if on_progress is not None:
+                on_progress(operation)
+            state = operation.get("state")
+            if state == "COMPLETED":
+                return operation
+            if state != "PENDING":
+                raise ExportFailed(operation)
+            elapsed = max(time.monotonic() - started, self.slept - slept_before)
+            if timeout is not None and elapsed + poll_interval > timeout:
+                raise FullStoryError(
+                    None,
+                    f"operation {operation_id} still PENDING at "
+                    f"{operation.get('estimatePctComplete')}% after {elapsed:g}s "
+                    f"(timeout {timeout:g}s)",
+                    "Timeout",
+                )
+            self._wait(poll_interval)
+
+    def export_location(self, search_export_id: str) -> tuple[str, str]:
+        """A fresh signed download URL and the export's expiry (RFC 3339), as the API gives."""
+        answer = self._request("GET", f"/search/v1/exports/{_quote(search_export_id)}/results")
+        if not answer.get("location"):
+            raise FullStoryError(200, f"export {search_export_id} has no location: {answer}")
+        return str(answer["location"]), str(answer.get("expires") or "")
+
+    # -- the download --------------------------------------------------------------------------
+
+    def download(self, location: str, dest: str | os.PathLike[str] | IO[bytes]) -> str:
+        """Stream the signed URL's gzip bytes, as they are, to `dest`; returns the file name.
+
+        `dest` is a directory (the file is named from Content-Disposition), a file path, or a
+        binary file object. No Authorization header is sent: the URL is signed, and storage
+        would refuse a foreign credential. Paths are written via a temporary file, so a failed
+        download leaves nothing half-written.
+        """
+        request = self.http.build_request(
+            "GET", location, timeout=self._timeout if self._owns_http else httpx.USE_CLIENT_DEFAULT
+        )
+        for name in ("authorization", "cookie"):
+            request.headers.pop(name, None)
+        attempt = 0
+        while True:
+            response = self._send(request, stream=True)
+            try:
+                filename = filename_from_disposition(response.headers.get("content-disposition"))
+                filename = filename or Path(unquote(urlsplit(location).path)).name or "export.gz"
+                try:
+                    self._save(response, dest, filename)
+                except httpx.TransportError as exc:  # cut off mid-body: start again
+                    if attempt >= self.max_retries:
+                        raise FullStoryError(
+                            response.status_code,
+                            f"download broke off after {attempt + 1} attempts: {exc}",
+                        ) from exc
+                    self._wait(self.backoff * 2**attempt)
+                    attempt += 1
+                    continue
+                return filename
+            finally:
+                response.close()
+
+    @staticmethod
+    def _save(response: httpx.Response, dest: Any, filename: str) -> None:
+        if hasattr(dest, "write"):
+            start = dest.tell() if dest.seekable() else None
+            try:
+                for chunk in _raw_chunks(response):
+                    dest.write(chunk)
+            except httpx.TransportError:
+                if start is None:
+                    raise FullStoryError(
+                        response.status_code, "download broke off; the stream cannot be rewound"
+                    ) from None
+                dest.seek(start)
+                dest.truncate()
+                raise
+            return
+        target = Path(dest)
+        if target.is_dir():
+            target = target / filename
+        fd, tmp = tempfile.mkstemp(prefix=".download-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in _raw_chunks(response):
+                    out.write(chunk)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def run_export(
+        self,
+        segment_id: str,
+        dest: str | os.PathLike[str] | IO[bytes],
+        *,
+        poll_interval: float = 2.0,
+        timeout: float | None = None,
+        on_progress: Callable[[JSON], Any] | None = None,
+        max_renewals: int = 3,
+        **export: Any,
+    ) -> ExportResult:
+        """The whole workflow: create, wait, fetch a location, download to `dest`.
+
+        `export` takes `create_export`'s keywords. When the URL has expired by the time it is
+        fetched (`ExpiredToken`), a fresh one is asked for, up to `max_renewals` times.
+        """
+        operation_id = self.create_export(segment_id, **export)
+        operation = self.wait(
+            operation_id, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress
+        )
+        search_export_id = str((operation.get("results") or {}).get("searchExportId") or "")
+        if not search_export_id:
+            raise FullStoryError(200, f"operation {operation_id} completed without results")
+        renewals = 0
+        while True:
+            location, _ = self.export_location(search_export_id)
+            try:
+                filename = self.download(location, dest)
+            except DownloadExpired:
+                if renewals >= max_renewals:
+                    raise
+                renewals += 1
+                continue
+            break
+        path = None
+        if not hasattr(dest, "write"):
+            path = Path(dest) / filename if Path(dest).is_dir() else Path(dest)
+        return ExportResult(operation_id, operation, search_export_id, filename, path, renewals)
+
+
+def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body as sent (never gunzipped), also from a mock transport that preloaded it."""
+    try:
+        yield from response.iter_raw()
+    except httpx.StreamConsumed:
+        yield response.content
+
+
+def _quote(part: str) -> str:
+    """A path segment, escaped, so an id can never reach another route."""
+    return quote(str(part), safe="")

@@ -1,0 +1,69 @@
+"""The journal: every API and download request, as test authors want to assert on it.
+
+It is the outermost middleware, so it sees faults too, and it stamps every response with the
+clock as the request's tenant sees it (`X-Emulator-Now`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..timestamps import format_api
+
+if TYPE_CHECKING:
+    from ..context import Emulator
+
+CONTROL_PREFIX = "/__emulator"
+SECRET_HEADERS = frozenset({"authorization", "x-emulator-token", "cookie"})
+RAW_SEND = "fullstory_emulator.raw_send"  # the server's own send, for faults that drop
+
+
+class JournalMiddleware:
+    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+        self.app = app
+        self.em = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        em = self.em
+        headers = Headers(scope=scope)
+        path = scope["path"]
+        state = scope.setdefault("state", {})
+        state["tenant"] = tenant = em.tenant_of(headers, path)
+        scope[RAW_SEND] = send
+        at = em.clock.now(tenant)
+        began = time.perf_counter()
+        outcome: dict[str, Any] = {"status": None}
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                now = format_api(em.clock.now(state.get("tenant")))
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-emulator-now", now.encode())]}  # fmt: skip
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            if not path.startswith(CONTROL_PREFIX):
+                em.store.append_journal(
+                    {
+                        "method": scope["method"],
+                        "path": path,
+                        "query": unquote(scope.get("query_string", b"").decode("latin-1")),
+                        "headers": {k: v for k, v in headers.items() if k not in SECRET_HEADERS},
+                        "status": outcome["status"],
+                        "durationMs": round((time.perf_counter() - began) * 1000, 3),
+                        "at": format_api(at),
+                        "tenant": state.get("tenant"),
+                        "fault": state.get("fault"),
+                    }
+                )
