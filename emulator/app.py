@@ -10,17 +10,27 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from .api import exports, operations, search, segments, storage
 from .context import Emulator
 from .control import routes as control
 from .control.faults import FaultMiddleware
-from .control.journal import JournalMiddleware
+from .control.journal import RAW_SEND, JournalMiddleware
 from .errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
 from .render import storage_error
 from .settings import Settings
 
 log = logging.getLogger("fullstory_emulator")
+
+
+class EmulatorApp(Starlette):
+    """Starlette, keeping the server's own `send` in the scope before any middleware wraps it:
+    the fault rules need it to drop a connection for real."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[RAW_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None) -> Starlette:
@@ -55,7 +65,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return em.renderer.error(Internal("internal error in the emulator; see its log"))
 
-    app = Starlette(
+    app = EmulatorApp(
         middleware=[
             Middleware(JournalMiddleware, emulator=em),
             Middleware(FaultMiddleware, emulator=em),

@@ -37,7 +37,6 @@ class JournalMiddleware:
         path = scope["path"]
         state = scope.setdefault("state", {})
         state["tenant"] = tenant = em.tenant_of(headers, path)
-        scope[RAW_SEND] = send
         at = em.clock.now(tenant)
         began = time.perf_counter()
         outcome: dict[str, Any] = {"status": None}
