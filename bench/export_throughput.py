@@ -48,8 +48,9 @@ def parse_size(text: str) -> int:
 def calibrated_world(seed: int, events: int) -> World:
     """A world whose all-time `everyone` export holds about `events` events."""
     origin = START - 90 * DAY
-    probe = World(seed=seed, origin_ms=origin, population=400)
-    per_person = sum(1 for i in range(400) for _ in probe.events(i, START)) / 400
+    probe_size = 3000  # people vary a lot (1 to 60 sessions): a small probe misjudges the mean
+    probe = World(seed=seed, origin_ms=origin, population=probe_size)
+    per_person = sum(1 for i in range(probe_size) for _ in probe.events(i, START)) / probe_size
     return World(seed=seed, origin_ms=origin, population=max(1, round(events / per_person)))
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .client import FullStoryClient
-    from .settings import Settings
+    from .settings import RateLimit, Settings
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEFAULT_API_KEY = "na1.pytest-admin"
@@ -57,6 +57,7 @@ class JournalEntry:
     at: str = ""
     tenant: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    fault: Any = None  # the fault rule that hit this request, if any
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:
@@ -69,6 +70,7 @@ class JournalEntry:
             at=str(data.get("at") or ""),
             tenant=data.get("tenant"),
             headers=dict(data.get("headers") or {}),
+            fault=data.get("fault"),
         )
 
     def __str__(self) -> str:
@@ -252,15 +254,24 @@ class EmulatorHandle:
 
     def rate_limit(
         self,
-        limit: str | None = None,
+        limit: str | RateLimit | None = None,
         deny_next: int | None = None,
         retry_after: int | None = None,
     ) -> dict[str, Any]:
-        """The tenant's bucket (`"2/60,50"` or `"off"`), and "deny the next n API requests"."""
-        fields = {"limit": limit, "denyNext": deny_next, "retryAfter": retry_after}
+        """The tenant's bucket (`"2/60,50"`, a RateLimit or `"off"`), and "deny the next n API
+        requests" (with `Retry-After: retry_after`)."""
+        spec = None if limit is None else str(limit)
+        fields = {"limit": spec, "denyNext": deny_next, "retryAfter": retry_after}
         return self.control(
             "POST", "/ratelimit", {k: v for k, v in fields.items() if v is not None}
         )
+
+    def configure(
+        self, *, url_ttl: float | None = None, export_duration: float | None = None
+    ) -> dict[str, Any]:
+        """Per-tenant `urlTtl`/`exportDuration` (`POST /__emulator/config`, beyond the spec)."""
+        fields = {"urlTtl": url_ttl, "exportDuration": export_duration}
+        return self.control("POST", "/config", {k: v for k, v in fields.items() if v is not None})
 
     # -- the journal, scenarios, reset -----------------------------------------------------------
 
@@ -399,19 +410,59 @@ def fullstory_emulator_session(
         handle.reset()
 
 
+def _in_process_client(app: Any, base_url: str) -> httpx.Client:
+    """A TestClient over `app` on which a fault's dropped connection (in-process, an exception)
+    surfaces as httpx's own transport error, as it would over a socket."""
+    import httpx
+    from starlette.testclient import TestClient
+
+    from .control.faults import ConnectionDropped
+
+    def dropped(exc: Exception, request: httpx.Request) -> httpx.TransportError:
+        return httpx.RemoteProtocolError(str(exc), request=request)
+
+    class GuardedStream(httpx.SyncByteStream):
+        """A streamed body whose drop (raised while it is read) becomes a transport error."""
+
+        def __init__(self, inner: Any, request: httpx.Request) -> None:
+            self.inner, self.request = inner, request
+
+        def __iter__(self) -> Iterator[bytes]:
+            try:
+                yield from self.inner
+            except ConnectionDropped as exc:
+                raise dropped(exc, self.request) from exc
+
+        def close(self) -> None:
+            try:
+                self.inner.close()
+            except ConnectionDropped as exc:
+                raise dropped(exc, self.request) from exc
+
+    class InProcessClient(TestClient):
+        def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+            try:
+                response = super().send(request, **kwargs)
+            except ConnectionDropped as exc:
+                raise dropped(exc, request) from exc
+            if not response.is_stream_consumed:
+                response.stream = GuardedStream(response.stream, request)
+            return response
+
+    return InProcessClient(app, base_url=base_url)
+
+
 @pytest.fixture
 def fullstory_emulator_asgi(
     fullstory_emulator_settings: Settings, fullstory_emulator_api_key: str
 ) -> Iterator[EmulatorHandle]:
     """The emulator in-process: a Starlette TestClient over the app, no socket, no thread."""
-    from starlette.testclient import TestClient
-
     from .app import create_app
 
     settings = fullstory_emulator_settings
     if not settings.public_url:
         settings = dataclasses.replace(settings, public_url="http://testserver")
-    with TestClient(create_app(settings), base_url=settings.base_url()) as http:
+    with _in_process_client(create_app(settings), settings.base_url()) as http:
         yield EmulatorHandle(
             settings.base_url(),
             fullstory_emulator_api_key,

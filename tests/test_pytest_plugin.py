@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.metadata
+import io
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from emulator.pytest_plugin import START, EmulatorHandle, JournalEntry
 pytest_plugins = ["pytester"]
 
 BUCKET = "/fullstory-emulator-exports/"
+LAST_DAY = (START - timedelta(days=1), START)  # a small export keeps the suite quick
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def api_steps(handle: EmulatorHandle) -> list[str]:
 
 def test_happy_path(fs, tmp_path):
     before = fs.clock.now()
-    result = fs.client.run_export("everyone", tmp_path)
+    result = fs.client.run_export("everyone", tmp_path, time_range=LAST_DAY)
 
     assert result.operation["state"] == "COMPLETED"
     rows = [json.loads(line) for line in gzip.decompress(result.path.read_bytes()).splitlines()]
@@ -93,16 +95,19 @@ def test_journal_entries(fs):
 def test_failed_export(fs, tmp_path):
     fs.fail_next_export("the warehouse is on fire")
     with pytest.raises(ExportFailed) as caught:
-        fs.client.run_export("everyone", tmp_path)
+        fs.client.run_export("everyone", tmp_path, time_range=LAST_DAY)
     assert caught.value.error_details == "the warehouse is on fire"
     assert caught.value.operation["state"] in ("ERROR", "FAILED")
     # only the next export: the one after it succeeds
-    assert fs.client.run_export("everyone", tmp_path).operation["state"] == "COMPLETED"
+    assert (
+        fs.client.run_export("everyone", tmp_path, time_range=LAST_DAY).operation["state"]
+        == "COMPLETED"
+    )
 
 
 def test_429_mid_poll_is_absorbed(fs, tmp_path):
     fs.add_fault(method="GET", path="/operations/v1/*", status=429, retry_after=7, times=1)
-    result = fs.client.run_export("everyone", tmp_path)
+    result = fs.client.run_export("everyone", tmp_path, time_range=LAST_DAY)
 
     assert result.operation["state"] == "COMPLETED"
     assert 7.0 in fs.sleeps  # the client waited exactly the Retry-After, in emulator time
@@ -124,7 +129,7 @@ def test_expired_url_is_renewed(fs, tmp_path, monkeypatch):
         return answer
 
     monkeypatch.setattr(fs.client, "export_location", location_then_expire)
-    result = fs.client.run_export("everyone", tmp_path)
+    result = fs.client.run_export("everyone", tmp_path, time_range=LAST_DAY)
 
     assert result.renewals == 1 and len(minted) == 2 and result.path.exists()
     downloads = [e.status for e in fs.requests(path=BUCKET + "*")]
@@ -164,13 +169,19 @@ def test_rate_limit_deny_next(fs):
 
 
 def test_clock_control(fs):
-    assert fs.clock.now() == START
+    assert fs.clock.now() == START and fs.clock.frozen
     assert fs.clock.advance(90) == START + timedelta(seconds=90)
     assert fs.clock.set(datetime(2026, 4, 1, tzinfo=UTC)) == datetime(2026, 4, 1, tzinfo=UTC)
-    fs.clock.unfreeze()
-    assert not fs.clock.frozen
-    fs.clock.freeze()
-    assert fs.clock.frozen
+    assert fs.clock.freeze() == datetime(2026, 4, 1, tzinfo=UTC) and fs.clock.frozen
+
+
+@pytest.mark.fullstory_emulator(freeze_clock=False)
+def test_clock_freeze_and_unfreeze(fullstory_emulator_asgi):
+    clock = fullstory_emulator_asgi.clock
+    assert not clock.frozen and clock.now() >= START
+    stopped = clock.freeze()
+    assert clock.frozen and clock.now() == stopped
+    assert clock.unfreeze() >= stopped and not clock.frozen
 
 
 def test_reset_forgets_the_tenant_state(fs):
@@ -227,6 +238,40 @@ def test_two_tenants_side_by_side(fullstory_emulator_session):
         assert mine.requests(path="/operations/v1/*") == []
     finally:
         other.reset()
+
+
+@pytest.mark.fullstory_emulator(control_token="s3cret")
+def test_control_token_is_sent(fullstory_emulator):
+    fs = fullstory_emulator
+    assert fs.clock.advance(5) == START + timedelta(seconds=5)  # the handle sends the token
+    bare = fs.http.get(f"{fs.base_url}/__emulator/clock")
+    assert bare.status_code == 401 and "X-Emulator-Token" in bare.json()["message"]
+
+
+def test_dropped_connections_and_cut_downloads_are_retried(fs):
+    fs.add_fault(method="GET", path="/segments/v1", drop=True, times=1)
+    assert fs.client.list_segments()
+    fs.add_fault(path=BUCKET + "*", truncate_after_bytes=1000, times=1)
+    buffer = io.BytesIO()
+    fs.client.run_export("everyone", buffer, time_range=LAST_DAY)
+    assert gzip.decompress(buffer.getvalue())
+    assert [e.path for e in fs.requests()].count("/segments/v1") == 2
+    assert len(fs.requests(path=BUCKET + "*")) == 2
+    assert fs.sleeps.count(1.0) == 2  # one backoff for each broken request
+
+
+def test_config_and_rate_limit_settings(fs, tmp_path):
+    fs.configure(url_ttl=5)
+    operation = fs.client.wait(fs.client.create_export("everyone", time_range=LAST_DAY))
+    location, _ = fs.client.export_location(operation["results"]["searchExportId"])
+    fs.clock.advance(6)
+    with pytest.raises(DownloadExpired):
+        fs.client.download(location, tmp_path)
+    fs.rate_limit("1/60,1")
+    fs.client.get_segment("everyone")
+    fs.client.get_segment("everyone")
+    assert fs.sleeps[-1] > 0  # the second one waited for its Retry-After
+    assert [e.status for e in fs.requests(path="/segments/v1/everyone")] == [200, 429, 200]
 
 
 def test_handle_client_is_a_fullstory_client(fullstory_emulator_asgi):
