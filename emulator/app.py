@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -101,3 +102,8 @@ def _allowed_methods(request: Request) -> str:
         if match != Match.NONE and route_methods:
             methods |= route_methods
     return ", ".join(sorted(methods))
+
+
+def app_from_environment() -> Starlette:
+    """The app of a worker process, whose settings arrive as FULLSTORY_EMULATOR_* variables."""
+    return create_app(Settings.load({}, os.environ))

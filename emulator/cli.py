@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__
 from .auth import DEMO_KEY
 from .settings import ENV_PREFIX, Settings, SettingsError
+from .tls import trust_instructions
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,8 +93,11 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, make_server
+    from .server import bind, data_dir, make_server, run_workers
 
+    if settings.workers > 1 or settings.tls:
+        # workers share state through SQLite; TLS keeps its CA beside it
+        settings = dataclasses.replace(settings, data_dir=data_dir(settings))
     try:
         sock, settings = bind(settings)
     except OSError as exc:
@@ -101,11 +105,14 @@ def serve(settings: Settings) -> None:
             f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
         ) from None
     try:
-        server = make_server(settings)
+        server = make_server(settings) if settings.workers == 1 else None
     except ValueError as exc:  # unreadable keys or segments fixtures
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     _banner(settings)
-    server.run(sockets=[sock])
+    if server is None:
+        run_workers(settings, sock)
+    else:
+        server.run(sockets=[sock])
 
 
 def _banner(settings: Settings) -> None:
@@ -116,6 +123,16 @@ def _banner(settings: Settings) -> None:
         f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
         f"  API keys:       {keys}",
         f"  try:            curl -H 'Authorization: Basic {DEMO_KEY}' {base}/segments/v1",
+        *(
+            [trust_instructions(settings.data_dir / "tls" / "ca.pem")]
+            if settings.tls and settings.data_dir
+            else []
+        ),
+        *(
+            [f"  state:          {settings.data_dir} ({settings.workers} worker(s))"]
+            if settings.data_dir
+            else []
+        ),
         f"  seed {settings.seed}, population {settings.population}, export duration "
         f"{settings.export_duration:g}s, URL TTL {settings.url_ttl:g}s, rate limit "
         f"{settings.rate_limit or 'off'}, failure state {settings.failure_state}",

@@ -29,6 +29,15 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+try:  # Starlette's TestClient is an httpx2.Client where that fork is installed
+    import httpx2
+except ImportError:  # pragma: no cover - depends on the environment
+    httpx2 = None
+
+_HTTPX = (httpx,) if httpx2 is None else (httpx, httpx2)
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = tuple(m.TransportError for m in _HTTPX)
+_STREAM_CONSUMED: tuple[type[Exception], ...] = tuple(m.StreamConsumed for m in _HTTPX)
+
 DEFAULT_API_URL = "https://api.fullstory.com"
 EU_API_URL = "https://api.eu1.fullstory.com"
 FAILURE_STATES = ("ERROR", "FAILED")
@@ -107,8 +116,16 @@ class ExportResult:
     renewals: int
 
 
-def error_from_response(response: httpx.Response) -> FullStoryError:
-    """The exception an error answer stands for: JSON `message`, or storage XML Code/Message."""
+def _retryable(status: int) -> bool:
+    """429 and server errors, except 501: "cannot be done" stays so however often it is asked."""
+    return status == 429 or (status >= 500 and status != 501)
+
+
+def error_from_response(response: httpx.Response, *, attempts: int = 1) -> FullStoryError:
+    """The exception an error answer stands for: JSON `message`, or storage XML Code/Message.
+
+    `attempts` > 1 says in the message that retries were spent on it.
+    """
     status = response.status_code
     body = response.text
     message, code, details = "", None, ""
@@ -134,6 +151,8 @@ def error_from_response(response: httpx.Response) -> FullStoryError:
     message = message or response.reason_phrase or "error"
     where = f"{response.request.method} {response.request.url.path}"
     full = f"{message} ({where})"
+    if attempts > 1:
+        full += f"; gave up after {attempts} attempts"
     if code == "ExpiredToken":
         return DownloadExpired(status, full, code, details=details)
     if status == 401:
@@ -200,8 +219,10 @@ class FullStoryClient:
 
     `base_url`/`api_key` default to `FULLSTORY_API_URL` and `FULLSTORY_API_KEY` (an `eu1.` key
     defaults to the EU host). Pass `http` to reach an in-process app (a Starlette TestClient);
-    without it the client owns an httpx.Client and closes it in `close()`. `sleep` is called for
-    every wait (retries and polls), so a test can advance an emulator's clock instead.
+    without it the client owns an httpx.Client and closes it in `close()`. An `http` of the
+    httpx2 fork (what Starlette's TestClient becomes when it is installed) works the same.
+    `sleep` is called for every wait (retries and polls), so a test can advance an emulator's
+    clock instead.
     """
 
     def __init__(
@@ -249,12 +270,16 @@ class FullStoryClient:
         self._sleep(seconds)
 
     def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """Send with retries: 429 after `Retry-After`, 5xx and transport errors with backoff."""
+        """Send with retries: 429 after `Retry-After`, 5xx and transport errors with backoff.
+
+        POSTs are retried too, as the contract's clients do: a 5xx on export creation may in
+        rare cases leave a duplicate export behind, which is harmless (exports are read-only).
+        """
         attempt = 0
         while True:
             try:
                 response = self.http.send(request, stream=stream)
-            except httpx.TransportError as exc:
+            except TRANSPORT_ERRORS as exc:
                 if attempt >= self.max_retries:
                     raise FullStoryError(
                         None,
@@ -268,13 +293,8 @@ class FullStoryClient:
                 return response
             if stream:
                 response.read()
-            retryable = response.status_code == 429 or response.status_code >= 500
-            if not retryable or attempt >= self.max_retries:
-                error = error_from_response(response)
-                if retryable:
-                    error.message += f"; gave up after {attempt + 1} attempts"
-                    error.args = (f"{error.args[0]}; gave up after {attempt + 1} attempts",)
-                raise error
+            if not _retryable(response.status_code) or attempt >= self.max_retries:
+                raise error_from_response(response, attempts=attempt + 1)
             delay = _retry_after(response) if response.status_code == 429 else None
             self._wait(delay if delay is not None else self.backoff * 2**attempt)
             attempt += 1
@@ -449,9 +469,8 @@ class FullStoryClient:
         would refuse a foreign credential. Paths are written via a temporary file, so a failed
         download leaves nothing half-written.
         """
-        request = self.http.build_request(
-            "GET", location, timeout=self._timeout if self._owns_http else httpx.USE_CLIENT_DEFAULT
-        )
+        options = {"timeout": self._timeout} if self._owns_http else {}
+        request = self.http.build_request("GET", location, **options)
         for name in ("authorization", "cookie"):
             request.headers.pop(name, None)
         attempt = 0
@@ -462,7 +481,7 @@ class FullStoryClient:
                 filename = filename or Path(unquote(urlsplit(location).path)).name or "export.gz"
                 try:
                     self._save(response, dest, filename)
-                except httpx.TransportError as exc:  # cut off mid-body: start again
+                except TRANSPORT_ERRORS as exc:  # cut off mid-body: start again
                     if attempt >= self.max_retries:
                         raise FullStoryError(
                             response.status_code,
@@ -482,7 +501,7 @@ class FullStoryClient:
             try:
                 for chunk in _raw_chunks(response):
                     dest.write(chunk)
-            except httpx.TransportError:
+            except TRANSPORT_ERRORS:
                 if start is None:
                     raise FullStoryError(
                         response.status_code, "download broke off; the stream cannot be rewound"
@@ -549,7 +568,7 @@ def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
     """The body as sent (never gunzipped), also from a mock transport that preloaded it."""
     try:
         yield from response.iter_raw()
-    except httpx.StreamConsumed:
+    except _STREAM_CONSUMED:
         yield response.content
 
 

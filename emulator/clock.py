@@ -3,6 +3,10 @@
 It runs at real speed from a chosen start instant, or stands still when frozen, and test authors
 can move it. Each tenant may also have its own view of it (an offset, or a frozen instant), so
 that parallel tests sharing one emulator can each move time without moving anyone else's.
+
+The clock's whole state is one small record (`ClockState`) kept by a backend: in memory, or in
+the store when the emulator persists its state, so that a restart or another worker process
+reads the same time. Time runs on the wall clock (`time.time`), which all processes share.
 """
 
 from __future__ import annotations
@@ -10,14 +14,57 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 
-@dataclass
-class _View:
-    offset: timedelta = timedelta(0)
-    frozen_at: datetime | None = None
+@dataclass(frozen=True)
+class View:
+    offset: float = 0.0  # seconds added to the instance clock
+    frozen_at: float | None = None  # epoch seconds, when this view stands still
+
+
+@dataclass(frozen=True)
+class ClockState:
+    start: float  # epoch seconds the clock started at (where a reset goes back to)
+    start_frozen: bool
+    offset: float  # the instance clock reads counter() + offset ...
+    frozen_at: float | None  # ... unless frozen at this epoch second
+    views: dict[str, View] = field(default_factory=dict)
+
+    @classmethod
+    def starting(cls, start: float, frozen: bool, counter_now: float) -> ClockState:
+        return cls(start, frozen, start - counter_now, start if frozen else None)
+
+    def to_json(self) -> dict[str, Any]:
+        views = {t: [v.offset, v.frozen_at] for t, v in self.views.items()}
+        return {"start": self.start, "startFrozen": self.start_frozen, "offset": self.offset,
+                "frozenAt": self.frozen_at, "views": views}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClockState:
+        views = {t: View(o, f) for t, (o, f) in data.get("views", {}).items()}
+        return cls(data["start"], data["startFrozen"], data["offset"], data["frozenAt"], views)
+
+
+class ClockBackend(Protocol):
+    def load(self) -> ClockState: ...
+    def update(self, change: Callable[[ClockState], ClockState]) -> ClockState: ...
+
+
+class MemoryClockBackend:
+    def __init__(self, initial: ClockState) -> None:
+        self._state = initial
+        self._lock = threading.Lock()
+
+    def load(self) -> ClockState:
+        return self._state
+
+    def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
+        with self._lock:
+            self._state = change(self._state)
+            return self._state
 
 
 class Clock:
@@ -26,79 +73,98 @@ class Clock:
         start: datetime | None = None,
         *,
         frozen: bool = False,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        counter: Callable[[], float] = time.time,
+        backend: ClockBackend | None = None,
     ) -> None:
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        anchor = start if start is not None else datetime.fromtimestamp(wall(), UTC)
-        self._initial = (anchor.astimezone(UTC), frozen)
-        self._anchor, self._frozen = self._initial
-        self._anchor_mono = monotonic()
-        self._views: dict[str, _View] = {}
+        """`backend`, when given, already holds the state (and `start`/`frozen` are unused)."""
+        self._counter = counter
+        if backend is None:
+            now = counter()
+            begin = start.timestamp() if start is not None else now
+            backend = MemoryClockBackend(ClockState.starting(begin, frozen, now))
+        self._backend = backend
 
-    def now(self, tenant: str | None = None) -> datetime:
-        with self._lock:
-            return self._now_locked(tenant)
+    # -- reading ----------------------------------------------------------------------------
+    def _base(self, state: ClockState) -> float:
+        return state.frozen_at if state.frozen_at is not None else self._counter() + state.offset
 
-    def _base(self) -> datetime:
-        if self._frozen:
-            return self._anchor
-        return self._anchor + timedelta(seconds=self._monotonic() - self._anchor_mono)
-
-    def _now_locked(self, tenant: str | None) -> datetime:
-        view = self._views.get(tenant) if tenant is not None else None
+    def _read(self, state: ClockState, tenant: str | None) -> float:
+        view = state.views.get(tenant) if tenant is not None else None
         if view is None:
-            return self._base()
+            return self._base(state)
         if view.frozen_at is not None:
             return view.frozen_at
-        return self._base() + view.offset
+        return self._base(state) + view.offset
+
+    @staticmethod
+    def _instant(seconds: float) -> datetime:
+        return datetime.fromtimestamp(round(seconds, 6), UTC)
+
+    def now(self, tenant: str | None = None) -> datetime:
+        return self._instant(self._read(self._backend.load(), tenant))
 
     def frozen(self, tenant: str | None = None) -> bool:
-        with self._lock:
-            view = self._views.get(tenant) if tenant is not None else None
-            return self._frozen if view is None or view.frozen_at is None else True
+        state = self._backend.load()
+        view = state.views.get(tenant) if tenant is not None else None
+        if view is not None and view.frozen_at is not None:
+            return True
+        return state.frozen_at is not None
+
+    # -- moving -----------------------------------------------------------------------------
+    def _change(self, tenant: str | None, change: Callable[[ClockState], ClockState]) -> datetime:
+        return self._instant(self._read(self._backend.update(change), tenant))
+
+    def _moved(self, state: ClockState, tenant: str | None, target: float) -> ClockState:
+        """`state` with the tenant's view (or the instance clock) reading `target` now."""
+        if tenant is None:
+            if state.frozen_at is not None:
+                return replace(state, frozen_at=target)
+            return replace(state, offset=target - self._counter())
+        view = state.views.get(tenant, View())
+        if view.frozen_at is not None:
+            view = replace(view, frozen_at=target)
+        else:
+            view = replace(view, offset=target - self._base(state))
+        return replace(state, views={**state.views, tenant: view})
 
     def set(self, instant: datetime, tenant: str | None = None) -> datetime:
-        instant = instant.astimezone(UTC)
-        with self._lock:
-            if tenant is None:
-                self._anchor, self._anchor_mono = instant, self._monotonic()
-            else:
-                view = self._views.setdefault(tenant, _View())
-                if view.frozen_at is not None:
-                    view.frozen_at = instant
-                else:
-                    view.offset = instant - self._base()
-            return self._now_locked(tenant)
+        target = instant.timestamp()
+        return self._change(tenant, lambda state: self._moved(state, tenant, target))
 
     def advance(self, seconds: float, tenant: str | None = None) -> datetime:
-        with self._lock:
-            target = self._now_locked(tenant) + timedelta(seconds=seconds)
-        return self.set(target, tenant)
+        return self._change(
+            tenant, lambda state: self._moved(state, tenant, self._read(state, tenant) + seconds)
+        )
 
     def freeze(self, tenant: str | None = None) -> datetime:
-        with self._lock:
+        def change(state: ClockState) -> ClockState:
             if tenant is None:
-                self._anchor, self._frozen = self._base(), True
-            else:
-                view = self._views.setdefault(tenant, _View())
-                view.frozen_at = self._now_locked(tenant)
-            return self._now_locked(tenant)
+                return replace(state, frozen_at=self._base(state))
+            view = replace(state.views.get(tenant, View()), frozen_at=self._read(state, tenant))
+            return replace(state, views={**state.views, tenant: view})
+
+        return self._change(tenant, change)
 
     def unfreeze(self, tenant: str | None = None) -> datetime:
-        with self._lock:
+        def change(state: ClockState) -> ClockState:
             if tenant is None:
-                self._anchor_mono, self._frozen = self._monotonic(), False
-            elif (view := self._views.get(tenant)) is not None and view.frozen_at is not None:
-                view.offset, view.frozen_at = view.frozen_at - self._base(), None
-            return self._now_locked(tenant)
+                if state.frozen_at is None:
+                    return state
+                return replace(state, offset=state.frozen_at - self._counter(), frozen_at=None)
+            view = state.views.get(tenant)
+            if view is None or view.frozen_at is None:
+                return state
+            view = View(offset=view.frozen_at - self._base(state))
+            return replace(state, views={**state.views, tenant: view})
+
+        return self._change(tenant, change)
 
     def reset(self, tenant: str | None = None) -> None:
         """Forget a tenant's view, or (no tenant) every view and go back to the start."""
-        with self._lock:
+
+        def change(state: ClockState) -> ClockState:
             if tenant is not None:
-                self._views.pop(tenant, None)
-                return
-            self._views.clear()
-            (self._anchor, self._frozen), self._anchor_mono = self._initial, self._monotonic()
+                return replace(state, views={k: v for k, v in state.views.items() if k != tenant})
+            return ClockState.starting(state.start, state.start_frozen, self._counter())
+
+        self._backend.update(change)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from .auth import KeyRing
-from .clock import Clock
+from .clock import Clock, ClockState
 from .control.actions import apply_scenario, load_scenarios
 from .control.state import FaultRule, Scenario
 from .errors import ApiError
@@ -18,9 +19,12 @@ from .render import JsonRenderer
 from .segments import SegmentCatalog
 from .settings import Settings
 from .signing import UrlSigner
+from .sqlstore import SQLiteStore
 from .store import MemoryStore, Store
 from .timestamps import to_ms
 from .world import World
+
+DAY_MS = 86_400_000
 
 
 @dataclass
@@ -73,20 +77,31 @@ class Emulator:
 
     @classmethod
     def build(cls, settings: Settings) -> Emulator:
-        clock = Clock(settings.start_time, frozen=settings.freeze_clock)
-        store = MemoryStore()
+        store: Store = (
+            SQLiteStore(settings.data_dir / "emulator.sqlite3")
+            if settings.data_dir
+            else MemoryStore()
+        )
+        # What must not change across restarts and workers is fixed once and kept in the store:
+        # the clock, the world's first day and the URL-signing secret.
+        now = time.time()
+        begin = settings.start_time.timestamp() if settings.start_time else now
+        clock = Clock(
+            backend=store.clock_backend(ClockState.starting(begin, settings.freeze_clock, now))
+        )
+        # Whole UTC days, so emulators started the same day without --start-time share data.
+        default_origin = to_ms(clock.now()) // DAY_MS * DAY_MS - settings.data_days * DAY_MS
+        origin_ms = int(store.meta("origin_ms", lambda: str(default_origin)))
+        secret = (
+            settings.signing_secret.encode("utf-8")
+            if settings.signing_secret
+            else bytes.fromhex(store.meta("signing_secret", lambda: secrets.token_hex(32)))
+        )
         keys = (
             KeyRing.from_file(settings.keys, strict=settings.strict_auth)
             if settings.keys
             else KeyRing(strict=settings.strict_auth)
         )
-        secret = (
-            settings.signing_secret.encode("utf-8")
-            if settings.signing_secret
-            else secrets.token_bytes(32)
-        )
-        # Whole UTC days, so emulators started the same day without --start-time share data.
-        origin_ms = to_ms(clock.now()) // 86_400_000 * 86_400_000 - settings.data_days * 86_400_000
         exports = ExportService(
             settings=settings,
             clock=clock,
@@ -105,8 +120,10 @@ class Emulator:
             renderer=JsonRenderer(html_escape=settings.html_escape),
             scenarios=load_scenarios(),
         )
-        try:
-            emulator._apply_start_scenarios()
-        except ApiError as exc:
-            raise ValueError(f"--scenario: {exc.message}") from None
+        marker = secrets.token_hex(8)
+        if store.meta("scenarios_applied_by", lambda: marker) == marker:  # once per data dir
+            try:
+                emulator._apply_start_scenarios()
+            except ApiError as exc:
+                raise ValueError(f"--scenario: {exc.message}") from None
         return emulator

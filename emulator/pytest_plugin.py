@@ -412,19 +412,21 @@ def fullstory_emulator_session(
 
 def _in_process_client(app: Any, base_url: str) -> httpx.Client:
     """A TestClient over `app` on which a fault's dropped connection (in-process, an exception)
-    surfaces as httpx's own transport error, as it would over a socket."""
-    import httpx
+    surfaces as an httpx transport error, as it would over a socket."""
+    from starlette import testclient
     from starlette.testclient import TestClient
 
     from .control.faults import ConnectionDropped
 
-    def dropped(exc: Exception, request: httpx.Request) -> httpx.TransportError:
-        return httpx.RemoteProtocolError(str(exc), request=request)
+    hx = testclient.httpx  # httpx, or the httpx2 fork when installed: whichever TestClient uses
 
-    class GuardedStream(httpx.SyncByteStream):
+    def dropped(exc: Exception, request: hx.Request) -> hx.TransportError:
+        return hx.RemoteProtocolError(str(exc), request=request)
+
+    class GuardedStream(hx.SyncByteStream):
         """A streamed body whose drop (raised while it is read) becomes a transport error."""
 
-        def __init__(self, inner: Any, request: httpx.Request) -> None:
+        def __init__(self, inner: Any, request: hx.Request) -> None:
             self.inner, self.request = inner, request
 
         def __iter__(self) -> Iterator[bytes]:
@@ -440,7 +442,7 @@ def _in_process_client(app: Any, base_url: str) -> httpx.Client:
                 raise dropped(exc, self.request) from exc
 
     class InProcessClient(TestClient):
-        def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        def send(self, request: hx.Request, **kwargs: Any) -> hx.Response:
             try:
                 response = super().send(request, **kwargs)
             except ConnectionDropped as exc:

@@ -207,6 +207,13 @@ class Settings:
         "HMAC secret for download URLs (default: random per instance)",
         metavar="SECRET",
     )
+    data_dir: Path | None = _option(
+        None, _path, "keep all state in SQLite in DIR, across restarts and workers", metavar="DIR"
+    )
+    workers: int = _option(1, _int_range(1, 64), "uvicorn worker processes (sharing --data-dir)")
+    tls: bool = _option(
+        False, _bool, "serve HTTPS with a certificate from a local CA kept in the data dir"
+    )
     control_token: str | None = _option(
         None,
         _optional_text,
@@ -249,7 +256,24 @@ class Settings:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def to_environ(self) -> dict[str, str]:
+        """These settings as FULLSTORY_EMULATOR_* variables, which `load` reads back: how worker
+        processes receive them."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                text = "off" if f.name == "rate_limit" else ""
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, datetime):
+                text = value.isoformat().replace("+00:00", "Z")
+            else:
+                text = str(value)
+            out[ENV_PREFIX + f.name.upper()] = text
+        return out
 
 
 def describe() -> list[tuple[str, str, str, str]]:

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from .clock import ClockBackend, ClockState, MemoryClockBackend
 from .control.state import ControlState
 from .operations import OperationRecord
 
@@ -37,6 +38,8 @@ class Store(Protocol):
     def journal(self, tenant: str | None) -> list[dict[str, Any]]: ...
     def clear_journal(self, tenant: str | None) -> None: ...
     def reset(self, tenant: str | None) -> None: ...
+    def meta(self, key: str, default: Callable[[], str]) -> str: ...
+    def clock_backend(self, initial: ClockState) -> ClockBackend: ...
 
 
 class MemoryStore:
@@ -51,6 +54,17 @@ class MemoryStore:
         self._buckets: dict[tuple[str, str, str], Any] = {}
         self._controls: dict[str | None, ControlState] = {}
         self._journal: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
+        self._meta: dict[str, str] = {}
+
+    def meta(self, key: str, default: Callable[[], str]) -> str:
+        """The value of `key`, storing `default()` first if there is none."""
+        with self._lock:
+            if key not in self._meta:
+                self._meta[key] = default()
+            return self._meta[key]
+
+    def clock_backend(self, initial: ClockState) -> ClockBackend:
+        return MemoryClockBackend(initial)
 
     def next_sequence(self, tenant: str) -> int:
         with self._lock:

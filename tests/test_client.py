@@ -248,9 +248,11 @@ def test_operations_list_get_and_cancel(setup):
         setup.client.wait(first)
 
     setup.client.wait(second)
+    waits = len(setup.sleeps)
     with pytest.raises(FullStoryError) as caught:
         setup.client.cancel_operation(second)
     assert caught.value.status == 501 and "cancel" in caught.value.message
+    assert len(setup.sleeps) == waits  # 501 is final: not retried
 
 
 @pytest.mark.parametrize("failure_state", ["ERROR", "FAILED"])
