@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from .api import exports, operations, search, segments, storage
 from .context import Emulator
 from .control import routes as control
-from .control.faults import FaultMiddleware
+from .control.faults import ConnectionDropped, FaultMiddleware
 from .control.journal import RAW_SEND, JournalMiddleware
 from .errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
 from .render import storage_error
@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         return em.renderer.error(error)
 
     async def crash(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
         return em.renderer.error(Internal("internal error in the emulator; see its log"))
 
     app = EmulatorApp(

@@ -17,6 +17,7 @@ import argparse
 import codecs
 import contextlib
 import csv
+import inspect
 import json
 import logging
 import os
@@ -150,9 +151,7 @@ class ExportCreated(_Wire):
 
 
 class OperationResults(_Wire):
-    searchExportId: str | None = Field(
-        None, description="For getexportlocation and previewexport."
-    )
+    searchExportId: str | None = Field(None, description="For getexportlocation and previewexport.")
     expires: str | None = Field(None, description="When the export itself is deleted.")
 
 
@@ -240,7 +239,9 @@ class _Api:
                 ) from exc
 
 
-def _export_id(client: FullStoryClient, search_export_id: str | None, operation_id: str | None) -> str:
+def _export_id(
+    client: FullStoryClient, search_export_id: str | None, operation_id: str | None
+) -> str:
     """The searchExportId given, or the one a COMPLETED operation points at."""
     if bool(search_export_id) == bool(operation_id):
         raise ToolError("give exactly one of searchExportId and operationId")
@@ -441,7 +442,9 @@ def _preview(client: FullStoryClient, export_id: str, limit: int) -> ExportPrevi
                 raise
             continue  # the URL lapsed on the way: ask for a fresh one, as FullStory documents
         except (zlib.error, ValueError) as exc:
-            raise ToolError(f"export {export_id} could not be read as gzip CSV/JSON/NDJSON: {exc}")
+            raise ToolError(
+                f"export {export_id} could not be read as gzip CSV/JSON/NDJSON: {exc}"
+            ) from exc
         break
     rows = sink.rows[:limit]
     columns = sink.columns if sink.format == "FORMAT_CSV" else _columns(rows)
@@ -465,7 +468,7 @@ def _format_from_url(location: str) -> ExportFormat:
 
 # -- the server -----------------------------------------------------------------------------------
 
-_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
@@ -501,9 +504,19 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
             version=__version__,
         )
 
-    def tool(name: str, title: str, annotations: ToolAnnotations) -> Callable[[_T], _T]:
-        hints = annotations.model_copy(update={"title": title})
-        return server.tool(name=name, title=title, annotations=hints, structured_output=True)
+    def tool(name: str, title: str, annotations: ToolAnnotations) -> Callable[[_F], _F]:
+        def register(fn: _F) -> _F:
+            server.add_tool(
+                fn,
+                name=name,
+                title=title,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                annotations=annotations.model_copy(update={"title": title}),
+                structured_output=True,
+            )
+            return fn
+
+        return register
 
     @tool("listsegments", "List segments", READ)
     def listsegments(
@@ -551,8 +564,10 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
         ] = None,
         timezone: Annotated[
             str | None,
-            Field(description="IANA time zone for the segment's relative dates, e.g. "
-                  "'America/New_York'. Default UTC."),  # fmt: skip
+            Field(
+                description="IANA time zone for the segment's relative dates, e.g. "
+                "'America/New_York'. Default UTC."
+            ),
         ] = None,
         fields: Annotated[
             list[str] | None,
@@ -733,7 +748,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stdio", action="store_true", help="speak MCP on stdin/stdout (default: streamable HTTP)"
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="HTTP interface (default: %(default)s)")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="HTTP interface (default: %(default)s)"
+    )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="HTTP port (default: %(default)s)"
     )

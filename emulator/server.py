@@ -7,14 +7,18 @@ download URLs and banners.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
 from .app import create_app
 from .settings import Settings
+from .tls import ensure_certificates
 
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
@@ -30,13 +34,49 @@ def bind(settings: Settings) -> tuple[socket.socket, Settings]:
     return sock, dataclasses.replace(settings, port=sock.getsockname()[1])
 
 
+def data_dir(settings: Settings) -> Path:
+    """Where files that must outlive the process go: --data-dir, or a fresh temporary folder."""
+    return settings.data_dir or Path(tempfile.mkdtemp(prefix="fullstory-emulator-"))
+
+
+def tls_options(settings: Settings) -> dict[str, str]:
+    if not settings.tls:
+        return {}
+    files = ensure_certificates(data_dir(settings) / "tls", settings.host)
+    return {"ssl_certfile": str(files.certificate), "ssl_keyfile": str(files.key)}
+
+
 def make_server(
     settings: Settings, *, log_level: str = "info", access_log: bool = True
 ) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(settings), log_level=log_level, access_log=access_log, lifespan="off"
+        create_app(settings),
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="off",
+        **tls_options(settings),
     )
     return uvicorn.Server(config)
+
+
+def run_workers(settings: Settings, sock: socket.socket) -> None:
+    """Several uvicorn worker processes on one port, sharing state through --data-dir.
+
+    Workers are fresh processes: they get the settings as FULLSTORY_EMULATOR_* variables and
+    build the app with `emulator.app:app_from_environment`. uvicorn binds the port itself (its
+    public API takes no socket), so ours, which fixed the port number, is released first.
+    """
+    os.environ.update(settings.to_environ())
+    sock.close()
+    uvicorn.run(
+        "emulator.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        lifespan="off",
+        **tls_options(settings),  # type: ignore[arg-type]
+    )
 
 
 class ServerThread:

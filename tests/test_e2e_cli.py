@@ -41,11 +41,14 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        match = re.search(r"listening on (http://[\d.]+:\d+)", log.read_text(errors="replace"))
+        match = re.search(r"API base URL: +(https?://[\d.]+:\d+)", log.read_text(errors="replace"))
         if match:
             base = match.group(1)
             try:
-                if httpx.get(f"{base}/__emulator/health", timeout=1).status_code == 200:
+                if (
+                    httpx.get(f"{base}/__emulator/health", timeout=1, verify=False).status_code
+                    == 200
+                ):
                     return process, base, log
             except httpx.TransportError:
                 pass

@@ -6,6 +6,7 @@ clock as the request's tenant sees it (`X-Emulator-Now`).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 CONTROL_PREFIX = "/__emulator"
 SECRET_HEADERS = frozenset({"authorization", "x-emulator-token", "cookie"})
 RAW_SEND = "fullstory_emulator.raw_send"  # the server's own send, for faults that drop
+WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
 
 
 class JournalMiddleware:
@@ -45,8 +47,8 @@ class JournalMiddleware:
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
                 now = format_api(em.clock.now(state.get("tenant")))
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-emulator-now", now.encode())]}  # fmt: skip
+                extra = [(b"x-emulator-now", now.encode()), (b"x-emulator-worker", WORKER)]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import hmac
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,7 +62,8 @@ def ok(em: Emulator, body: Any = None) -> Response:
 
 async def health(request: Request) -> Response:
     em: Emulator = request.app.state.emulator
-    return ok(em, {"status": "ok", "version": __version__, "now": format_api(em.clock.now())})
+    now = format_api(em.clock.now())
+    return ok(em, {"status": "ok", "version": __version__, "now": now, "pid": os.getpid()})
 
 
 @control
