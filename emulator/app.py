@@ -10,9 +10,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from . import openapi
 from .api import exports, operations, search, segments, storage
 from .context import Emulator
 from .control import routes as control
@@ -62,6 +63,11 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             error.status = exc.status_code
         return em.renderer.error(error)
 
+    spec = openapi.document(settings)
+
+    async def openapi_json(request: Request) -> Response:
+        return em.renderer.json(spec)
+
     async def crash(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
             log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             *search.routes,
             *storage.routes(settings.bucket),
             *control.routes,
+            Route("/openapi.json", openapi_json, methods=["GET"]),
         ],
         exception_handlers={
             ApiError: api_error,

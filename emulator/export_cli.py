@@ -204,12 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--format", type=_enum(FORMATS, "FORMAT_"), default="FORMAT_NDJSON",
         help="ndjson (default), json or csv",
     )  # fmt: skip
-    what.add_argument("--start", default=None, help="timeRange start, inclusive (RFC 3339 or date)")
-    what.add_argument("--end", default=None, help="timeRange end, exclusive (RFC 3339 or date)")
     what.add_argument(
-        "--segment-start", default=None, help="segmentTimeRange start (overrides the window)"
+        "--start", default=None, help="timeRange start, inclusive (RFC 3339 or date; '' is open)"
     )
-    what.add_argument("--segment-end", default=None, help="segmentTimeRange end")
+    what.add_argument(
+        "--end", default=None, help="timeRange end, exclusive (RFC 3339 or date; '' is now)"
+    )
+    what.add_argument(
+        "--segment-start", default=None,
+        help="segmentTimeRange start: overrides the segment's own window (by default the last "
+        "30 days); '' is open, so --segment-start '' --segment-end '' means all time",
+    )  # fmt: skip
+    what.add_argument("--segment-end", default=None, help="segmentTimeRange end ('' is open)")
     what.add_argument(
         "--fields", default=None,
         help="comma-separated field names; user_*, evt_*, page_* stand for all custom variables",
@@ -283,6 +289,9 @@ def _check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             tz = ZoneInfo(args.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             parser.error(f"--timezone {args.timezone!r} is not an IANA time zone name")
+    # A flag given as "" still sends its range: an open end ("" and "" mean all time).
+    args.time_range_given = args.start is not None or args.end is not None
+    args.segment_range_given = args.segment_start is not None or args.segment_end is not None
     try:
         for name in ("start", "end", "segment_start", "segment_end"):
             raw = getattr(args, name)
@@ -385,7 +394,7 @@ class HumanReporter(Reporter):
         self.progress.stop()
 
     def _note(self, text: str) -> None:
-        self.progress.console.print(text)
+        self.progress.console.print(text, soft_wrap=True)  # whole lines stay greppable
 
     def show(self, event: str, fields: dict[str, Any]) -> None:
         bundle = str(fields.get("bundle") or fields.get("segment") or "export")
@@ -532,10 +541,10 @@ def export_one(
 ) -> Path:
     """Steps 1-4 for one job; returns the finished file."""
     time_range = None
-    if job.start is not None or job.end is not None:
+    if args.time_range_given:
         time_range = (rfc3339(job.start), rfc3339(job.end))
     segment_range = None
-    if args.segment_start is not None or args.segment_end is not None:
+    if args.segment_range_given:
         segment_range = (rfc3339(args.segment_start), rfc3339(args.segment_end))
     operation_id = client.create_export(
         args.segment,
@@ -673,7 +682,11 @@ def _explain(exc: BaseException) -> str:
 
 def run(args: argparse.Namespace, client: FullStoryClient, reporter: Reporter) -> int:
     """Every job in turn; stops at the first failure unless --keep-going."""
-    jobs = plan(args)
+    try:
+        jobs = plan(args)
+    except OSError as exc:
+        reporter.emit("error", message=f"cannot write to {args.out}: {exc}", exitCode=EXIT_ERROR)
+        return EXIT_ERROR
     reporter.emit("plan", segment=args.segment, bundles=len(jobs), out=str(args.out))
     status, counts = EXIT_OK, {"downloaded": 0, "skipped": 0, "failed": 0}
     for job in jobs:
@@ -765,7 +778,7 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     api_key = args.api_key or os.environ.get("FULLSTORY_API_KEY")
-    api_url = args.api_url or os.environ.get("FULLSTORY_API_URL") or None
+    api_url = args.api_url or os.environ.get("FULLSTORY_API_URL") or None  # None: production
     if not api_key:
         message = (
             "no API key: pass --api-key or set FULLSTORY_API_KEY (an Admin or Architect key, "
@@ -794,6 +807,10 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
                     exitCode=EXIT_INTERRUPTED,
                 )  # fmt: skip
                 return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `| head` closed stdout: stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     finally:
         client.close()
         http.close()

@@ -27,7 +27,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -278,9 +278,9 @@ def _js_safe_int(text: str) -> int | str:
 
 
 _DECODER = json.JSONDecoder(parse_int=_js_safe_int)
+_SNIFF: dict[str, ExportFormat] = {"[": "FORMAT_JSON", "{": "FORMAT_NDJSON"}
 
 
-@dataclass
 class _PreviewSink:
     """A write-only file for `FullStoryClient.download`: gunzips and parses as bytes arrive.
 
@@ -289,18 +289,18 @@ class _PreviewSink:
     before retrying a broken download (`tell`/`seek(0)`/`truncate`).
     """
 
-    want: int
-    format: str | None = None
-    columns: list[str] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    _written: int = 0
-    _buffer: str = ""
-    _scan: int = 0
-    _in_quotes: bool = False
-    _gunzip: Any = None
-    _decode: Any = None
+    def __init__(self, want: int) -> None:
+        self.want = want  # rows to collect before stopping the download with _Enough
+        self._reset()
 
-    def __post_init__(self) -> None:
+    def _reset(self) -> None:
+        self.format: ExportFormat | None = None
+        self.columns: list[str] = []
+        self.rows: list[dict[str, Any]] = []
+        self._written = 0
+        self._buffer = ""  # decoded text not yet parsed
+        self._scan = 0  # CSV: how far into _buffer quotes have been tracked
+        self._in_quotes = False
         self._gunzip = zlib.decompressobj(wbits=31)
         self._decode = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
@@ -314,8 +314,7 @@ class _PreviewSink:
     def seek(self, position: int) -> int:
         if position != 0:
             raise OSError("a preview can only be rewound to its start")
-        fresh = _PreviewSink(self.want)
-        self.__dict__.update(fresh.__dict__)
+        self._reset()
         return 0
 
     def truncate(self, size: int | None = None) -> int:
@@ -353,7 +352,7 @@ class _PreviewSink:
             if not head:
                 return
             self._buffer = head
-            self.format = {"[": "FORMAT_JSON", "{": "FORMAT_NDJSON"}.get(head[0], "FORMAT_CSV")
+            self.format = _SNIFF.get(head[0], "FORMAT_CSV")
             if self.format == "FORMAT_JSON":
                 self._buffer = head[1:]
         if self.format == "FORMAT_NDJSON":
@@ -374,12 +373,11 @@ class _PreviewSink:
             if pos >= len(text) or text[pos] == "]":
                 break
             try:
-                row, pos_after = _DECODER.raw_decode(text, pos)
+                row, pos = _DECODER.raw_decode(text, pos)
             except json.JSONDecodeError:
                 break  # an object cut off by the chunk boundary: wait for more
-            pos = pos_after
             self._buffer = text[pos:]
-            self._add(row)
+            self._add(row)  # may stop the download; _buffer is consistent by then
         self._buffer = text[pos:]
 
     def _csv_records(self) -> None:

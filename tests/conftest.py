@@ -95,3 +95,12 @@ def make_harness() -> Iterator[Callable[..., Harness]]:
 @pytest.fixture
 def harness(make_harness: Callable[..., Harness]) -> Harness:
     return make_harness()
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:  # type: ignore[no-untyped-def]
+    """Print the schemathesis figures (cases run, failures) at the end of the run."""
+    from .test_openapi import FIGURES
+
+    figures = config.stash.get(FIGURES, None)
+    if figures:
+        terminalreporter.write_line(figures)

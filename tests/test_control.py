@@ -359,3 +359,20 @@ def test_download_is_journaled_for_its_tenant(harness):
     )
     assert json.loads(data.splitlines()[0])["IndvId"] > 0
     assert KEY
+
+
+@pytest.mark.parametrize(
+    "endpoint,body",
+    [
+        ("clock", {"advance": 1e300}),
+        ("lifecycle", {"finishAfterSeconds": 1e300}),
+        ("faults", {"latencyMs": 1e12}),
+        ("config", {"urlTtl": 1e300}),
+        ("lifecycle", {"finishAfterPolls": 10**30}),
+    ],
+)
+def test_extreme_values_are_refused_not_crashes(harness, endpoint, body):
+    err = assert_error(
+        harness.client.post(f"/__emulator/{endpoint}", json=body, headers=AUTH), 400, 3
+    )
+    assert next(iter(body)) in err["message"]

@@ -22,6 +22,7 @@ from ..errors import InvalidArgument, Unauthenticated
 from ..timestamps import format_api, parse_rfc3339
 from . import actions
 
+TEN_YEARS = 10 * 366 * 86400
 Handler = Callable[[Request, Emulator, "str | None"], Awaitable[Response]]
 
 
@@ -102,8 +103,12 @@ async def move_clock(request: Request, em: Emulator, tenant: str | None) -> Resp
             raise InvalidArgument(f"set: {exc}") from None
     if "advance" in body:
         step = body["advance"]
-        if not isinstance(step, int | float) or isinstance(step, bool) or step < 0:
-            raise InvalidArgument("advance must be a number of seconds >= 0")
+        if (
+            not isinstance(step, int | float)
+            or isinstance(step, bool)
+            or not 0 <= step <= TEN_YEARS
+        ):
+            raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
         em.clock.advance(step, tenant)
     return ok(em, clock_json(em, tenant))
 

@@ -157,14 +157,20 @@ def _spend(rules: tuple[Any, ...], rule: Any) -> tuple[Any, ...]:
 # -- parsing control bodies -------------------------------------------------------------------
 
 
+LIMITS = {"latencyMs": 600_000, "finishAfterSeconds": 10 * 366 * 86400, "urlTtl": 10 * 366 * 86400,
+          "exportDuration": 10 * 366 * 86400}  # fmt: skip
+DEFAULT_LIMIT = 1_000_000_000
+
+
 def _number(body: Mapping[str, Any], name: str, *, low: float, integer: bool = False) -> Any:
     value = body.get(name)
     if value is None:
         return None
+    high = LIMITS.get(name, DEFAULT_LIMIT)
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < low or (integer and value != int(value)):
+    if not ok or not low <= value <= high or (integer and value != int(value)):
         kind = "an integer" if integer else "a number"
-        raise InvalidArgument(f"{name} must be {kind} >= {low:g}, got {value!r}")
+        raise InvalidArgument(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
     return int(value) if integer else float(value)
 
 
