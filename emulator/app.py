@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,6 +21,7 @@ from .control import routes as control
 from .control.faults import ConnectionDropped, FaultMiddleware
 from .control.journal import RAW_SEND, JournalMiddleware
 from .errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
+from .metrics import CONTENT_TYPE
 from .render import storage_error
 from .settings import Settings
 
@@ -68,6 +70,9 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     async def openapi_json(request: Request) -> Response:
         return em.renderer.json(spec)
 
+    async def metrics(request: Request) -> Response:
+        return Response(em.metrics.render(), media_type=CONTENT_TYPE)
+
     async def crash(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
             log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             *storage.routes(settings.bucket),
             *control.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={
             ApiError: api_error,
@@ -95,6 +101,11 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         },
     )
     app.state.emulator = em
+    em.routes.update(
+        (route.endpoint, route.path) for route in app.routes if isinstance(route, Route)
+    )
+    if settings.access_log == "json":
+        _log_json_lines()
     return app
 
 
@@ -115,3 +126,14 @@ def _allowed_methods(request: Request) -> str:
 def app_from_environment() -> Starlette:
     """The app of a worker process, whose settings arrive as FULLSTORY_EMULATOR_* variables."""
     return create_app(Settings.load({}, os.environ))
+
+
+def _log_json_lines() -> None:
+    """Send the JSON access lines to stdout as they are, once per process."""
+    logger = logging.getLogger("fullstory_emulator.access")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

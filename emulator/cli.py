@@ -11,12 +11,15 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY
 from .settings import ENV_PREFIX, Settings, SettingsError
 from .tls import trust_instructions
+
+if TYPE_CHECKING:
+    from .mcp_server import McpThread
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the emulator (the default command)")
+    sub.add_parser(
+        "demo", help="run the whole export workflow against a private emulator", add_help=False
+    )
+    sub.add_parser(
+        "mcp", help="run only the MCP server (stdio or HTTP) for an agent", add_help=False
+    )
     for target in (parser, serve):
         _add_settings(target)
     return parser
@@ -108,20 +117,42 @@ def serve(settings: Settings) -> None:
         server = make_server(settings) if settings.workers == 1 else None
     except ValueError as exc:  # unreadable keys or segments fixtures
         raise SystemExit(f"fullstory-emulator: {exc}") from None
-    _banner(settings)
-    if server is None:
-        run_workers(settings, sock)
-    else:
-        server.run(sockets=[sock])
+    mcp = _start_mcp(settings)
+    _banner(settings, mcp.url if mcp else None)
+    try:
+        if server is None:
+            run_workers(settings, sock)
+        else:
+            server.run(sockets=[sock])
+    finally:
+        if mcp:
+            mcp.stop()
 
 
-def _banner(settings: Settings) -> None:
+def _start_mcp(settings: Settings) -> McpThread | None:
+    """The MCP adapter beside the API, calling it with the demo key unless FULLSTORY_API_KEY."""
+    if settings.mcp_port is None:
+        return None
+    from .mcp_server import McpThread
+
+    try:
+        return McpThread(settings.base_url(), host=settings.host, port=settings.mcp_port).start()
+    except OSError as exc:
+        raise SystemExit(
+            f"fullstory-emulator: cannot start MCP on {settings.host}:{settings.mcp_port}: {exc} "
+            "(--mcp-port N moves it, --mcp-port off turns it off)"
+        ) from None
+
+
+def _banner(settings: Settings, mcp_url: str | None = None) -> None:
     base = settings.base_url()
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
         f"fullstory-emulator {__version__} listening on http://{settings.host}:{settings.port}",
         f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
         f"  API keys:       {keys}",
+        f"  MCP server:     {mcp_url or 'off'}",
+        f"  OpenAPI:        {base}/openapi.json   metrics: {base}/metrics",
         f"  try:            curl -H 'Authorization: Basic {DEMO_KEY}' {base}/segments/v1",
         *(
             [trust_instructions(settings.data_dir / "tls" / "ca.pem")]
@@ -141,7 +172,17 @@ def _banner(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    command, settings = settings_from(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("demo", "mcp"):  # commands with flags of their own
+        if args[0] == "demo":
+            from .demo import main as demo
+
+            raise SystemExit(demo(args[1:]))
+        from .mcp_server import main as mcp
+
+        mcp(args[1:])
+        return
+    command, settings = settings_from(args)
     if command == "serve":
         serve(settings)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 from .auth import KeyRing
@@ -14,6 +15,7 @@ from .control.actions import apply_scenario, load_scenarios
 from .control.state import FaultRule, Scenario
 from .errors import ApiError
 from .exports import ExportService
+from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .render import JsonRenderer
 from .segments import SegmentCatalog
@@ -37,6 +39,15 @@ class Emulator:
     exports: ExportService
     renderer: JsonRenderer
     scenarios: dict[str, Scenario]
+    metrics: Metrics = field(init=False)
+    routes: dict[Any, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self)
+
+    def route_of(self, scope: Mapping[str, Any]) -> str:
+        """The route template a request matched (a metrics label), or "unmatched"."""
+        return self.routes.get(scope.get("endpoint"), "unmatched")
 
     def tenant_of(self, headers: Mapping[str, str], path: str) -> str | None:
         """Whose request this is: the API key's tenant, or a download's owner."""

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.console import Console
+from rich.markup import escape
 
 from . import export_cli
 from .auth import DEMO_KEY
@@ -29,8 +31,11 @@ from .settings import Settings
 from .timestamps import parse_rfc3339
 
 RETRY_AFTER = 1  # seconds the staged 429 asks the client to wait
-URL_TTL = 1  # seconds a download URL lives during the demo
-LATENCY_MS = 1500  # storage latency on the first download: longer than URL_TTL, so it expires
+# A URL's life starts at its X-Goog-Date, a whole second, so a TTL of N seconds really lasts
+# N-1 to N: 2 s keeps the renewed URL alive for its download; 2.1 s of storage latency on the
+# first download outlasts the first one.
+URL_TTL = 2
+LATENCY_MS = 2100
 SAMPLE_FIELDS = ("EventStart", "EventType", "EventTargetText", "PageUrl", "UserEmail", "IndvId")
 
 
@@ -74,8 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fullstory-demo-"))
     out.mkdir(parents=True, exist_ok=True)
-    from rich.console import Console
-
     console = Console(highlight=False)
     settings = Settings(
         port=0, population=args.population, export_duration=3.0, export_duration_per_million=0
@@ -107,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--start", export_cli.rfc3339(start), "--end", export_cli.rfc3339(end),
                 "--poll-interval", "0.5",
             ]  # fmt: skip
-            console.print(f"$ fullstory-export {' '.join(argv_cli[5:])} --api-key {DEMO_KEY}")
+            shown = " ".join(argv_cli[5:])
+            console.print(f"$ fullstory-export {escape(shown)} --api-key {DEMO_KEY}")
             code = export_cli.main(argv_cli, on_event=lambda name, f: events.append((name, f)))
             journal = control("GET", "/journal")["requests"]
         finally:
@@ -163,7 +167,7 @@ def _narrate(
     if expired:
         console.print(
             f"     the first URL had expired when storage answered ([yellow]400 ExpiredToken[/]: "
-            f"{expired[0].get('details')}); the CLI asked for a fresh URL and the "
+            f"{escape(str(expired[0].get('details')))}); the CLI asked for a fresh URL and the "
             f"[green]renewed URL[/] worked (downloads answered {statuses})"
         )
     else:
@@ -172,17 +176,17 @@ def _narrate(
     if code != 0 or not done:
         problems = by_name.get("failed", []) + by_name.get("error", [])
         reason = problems[0].get("errorDetails") or problems[0].get("message") if problems else ""
-        console.print(f"  4. [red]the export did not finish (exit {code})[/] {reason}")
+        console.print(f"  4. [red]the export did not finish (exit {code})[/] {escape(str(reason))}")
         return
     path = Path(done[0]["file"])
     rows = _rows(path, fmt)
-    console.print(
-        f"  4. wrote [bold]{path}[/] ({done[0]['bytes']:,} bytes of gzip), {len(rows):,} rows"
-    )
+    where = escape(str(path))
+    size = done[0]["bytes"]
+    console.print(f"  4. wrote [bold]{where}[/] ({size:,} bytes of gzip), {len(rows):,} rows")
     if rows:
         sample = {k: _short(rows[0][k]) for k in SAMPLE_FIELDS if rows[0].get(k) not in (None, "")}
-        console.print(f"     a sample row: {json.dumps(sample, ensure_ascii=False)}")
-    console.print(f"\nTry it yourself: zcat {path} | head -3   (or run `fullstory-export --help`)")
+        console.print(f"     a sample row: {escape(json.dumps(sample, ensure_ascii=False))}")
+    console.print(f"\nTry it yourself: zcat {where} | head -3   (or: fullstory-export --help)")
 
 
 def _short(value: Any, width: int = 60) -> Any:

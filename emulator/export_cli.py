@@ -402,29 +402,30 @@ class HumanReporter(Reporter):
         if event == "plan" and fields.get("bundles", 1) > 1:
             self.chunked = True
             self.overall = self.progress.add_task(
-                f"[bold]{fields['segment']}[/] bundles", total=fields["bundles"], status=""
+                f"[bold]{_esc(fields['segment'])}[/] bundles", total=fields["bundles"], status=""
             )
         elif event == "skipped":
-            self._note(f"[dim]· {fields['file']} is already complete; skipped[/]")
+            self._note(f"[dim]· {_esc(fields['file'])} is already complete; skipped[/]")
             self._advance()
         elif event == "created":
             self.tasks[bundle] = self.progress.add_task(
-                bundle, total=100, status=f"created {fields['operationId']}"
+                _esc(bundle), total=100, status=f"created {_esc(fields['operationId'])}"
             )
         elif event == "progress" and task is not None:
-            status = fields.get("step") or fields.get("state") or ""
+            status = _esc(str(fields.get("step") or fields.get("state") or ""))
             self.progress.update(task, completed=fields.get("pct") or 0, status=status)
         elif event == "rate_limited":
             wait = fields.get("retryAfter")
             after = f"; Retry-After {wait:g} s" if wait is not None else ""
-            self._note(f"[yellow]429 rate limited on {fields['method']} {fields['path']}{after}[/]")
+            where = _esc(f"{fields['method']} {fields['path']}")
+            self._note(f"[yellow]429 rate limited on {where}{after}[/]")
         elif event == "retrying":
-            self._note(f"[yellow]HTTP {fields['status']} on {fields['path']}; retrying[/]")
+            self._note(f"[yellow]HTTP {fields['status']} on {_esc(fields['path'])}; retrying[/]")
         elif event == "completed" and task is not None:
             self.progress.update(task, completed=100, status="COMPLETED, downloading")
         elif event == "url_expired":
             self._note(
-                f"[yellow]download URL expired ({fields.get('details') or 'ExpiredToken'}); "
+                f"[yellow]download URL expired ({_esc(fields.get('details') or 'ExpiredToken')}); "
                 f"asking for a fresh one (renewal {fields['renewal']})[/]"
             )
         elif event == "downloaded":
@@ -433,13 +434,13 @@ class HumanReporter(Reporter):
                 self.progress.update(task, status=f"saved {size}")
                 if self.chunked:
                     self.progress.remove_task(task)
-            self._note(f"[green]✓[/] {fields['file']} ({size})")
+            self._note(f"[green]✓[/] {_esc(fields['file'])} ({size})")
             self._advance()
         elif event in ("failed", "error"):
             if task is not None:
                 self.progress.update(task, status="[red]failed[/]")
             self._advance()
-            self._note(f"[red]✗ {_problem(fields)}[/]")
+            self._note(f"[red]✗ {_esc(_problem(fields))}[/]")
         elif event == "done" and self.chunked:
             self._note(
                 f"{fields['downloaded']} downloaded, {fields['skipped']} skipped, "
@@ -454,6 +455,13 @@ class HumanReporter(Reporter):
         task = self.tasks.get(bundle)
         if task is not None:
             self.progress.update(task, status=f"downloading {_size(size)}")
+
+
+def _esc(text: str) -> str:
+    """Server text and paths shown literally, never read as rich markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def _size(n: int) -> str:

@@ -205,6 +205,10 @@ def control_paths() -> dict[str, Any]:
     return {
         "/__emulator/health": {"get": control("Health", json_body(anything), errors=[],
                                               name="health")},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics", "tags": [CONTROL], "operationId": "metrics",
+            "security": [], "responses": {"200": {"description": "text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/__emulator/reset": {"post": control("Back to the seeded fixtures", empty, name="reset")},
         "/__emulator/clock": {
             "get": control("Read the clock", json_body(ref("Clock")), name="getClock"),

@@ -52,7 +52,7 @@ def make_server(
     config = uvicorn.Config(
         create_app(settings),
         log_level=log_level,
-        access_log=access_log,
+        access_log=access_log and settings.access_log == "text",
         lifespan="off",
         **tls_options(settings),
     )
@@ -75,6 +75,7 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         port=settings.port,
         workers=settings.workers,
         lifespan="off",
+        access_log=settings.access_log == "text",
         **tls_options(settings),  # type: ignore[arg-type]
     )
 

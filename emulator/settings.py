@@ -105,6 +105,16 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _lower_choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
 def _start_time(text: str) -> datetime | None:
     if text.strip().lower() in ("", "now"):
         return None
@@ -117,6 +127,12 @@ def _path(text: str) -> Path | None:
 
 def _optional_text(text: str) -> str | None:
     return text or None
+
+
+def _port_or_off(text: str) -> int | None:
+    if text.strip().lower() in ("off", "none", "no", "false", ""):
+        return None
+    return _int_range(0, 65535)(text)
 
 
 def _rate_limit(text: str) -> RateLimit | None:
@@ -143,6 +159,12 @@ def _option(
 class Settings:
     host: str = _option("127.0.0.1", str, "interface to bind; 0.0.0.0 exposes the emulator")
     port: int = _option(8080, _int_range(0, 65535), "port of the REST API and downloads")
+    mcp_port: int | None = _option(
+        9090,
+        _port_or_off,
+        "port of the MCP server (streamable HTTP at /mcp) started beside the API, or 'off'",
+        metavar="PORT",
+    )
     seed: int = _option(1, _int_range(0, 2**63 - 1), "seed of every id, datum and file")
     start_time: datetime | None = _option(
         None, _start_time, "the clock's initial instant (RFC 3339); default now", metavar="TIME"
@@ -214,6 +236,11 @@ class Settings:
     tls: bool = _option(
         False, _bool, "serve HTTPS with a certificate from a local CA kept in the data dir"
     )
+    access_log: str = _option(
+        "text",
+        _lower_choice("text", "json", "off"),
+        "access log: uvicorn's text lines, one JSON object per request, or off",
+    )
     control_token: str | None = _option(
         None,
         _optional_text,
@@ -265,7 +292,7 @@ class Settings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value is None:
-                text = "off" if f.name == "rate_limit" else ""
+                text = "off" if f.name in ("rate_limit", "mcp_port") else ""
             elif isinstance(value, bool):
                 text = "true" if value else "false"
             elif isinstance(value, datetime):

@@ -34,7 +34,7 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
     log = tmp_path / "emulator.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_EMULATOR_")}
     process = subprocess.Popen(
-        [*emulator_command(), "--port", "0", *args],
+        [*emulator_command(), "--port", "0", "--mcp-port", "off", *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=env,

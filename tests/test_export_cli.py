@@ -165,8 +165,10 @@ def test_forced_429s_are_absorbed(emu, capsys, tmp_path):
 
 
 def test_expired_url_is_renewed(emu, capsys, tmp_path):
-    emu.control("POST", "/config", {"urlTtl": 1})
-    emu.control("POST", "/faults", {"path": BUCKET_GLOB, "latencyMs": 1100, "times": 1})
+    # a 2 s URL lives 1-2 s (from its whole-second X-Goog-Date): the first cannot outlast 2.1 s
+    # of storage latency, the renewed one always lasts for its download
+    emu.control("POST", "/config", {"urlTtl": 2})
+    emu.control("POST", "/faults", {"path": BUCKET_GLOB, "latencyMs": 2100, "times": 1})
     code, events, err = run_json(emu, capsys, "--out", str(tmp_path), *DAY)
     assert code == 0, err
     expired = [e for e in events if e["event"] == "url_expired"]

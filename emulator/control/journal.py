@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..context import Emulator
 
 CONTROL_PREFIX = "/__emulator"
+UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
 SECRET_HEADERS = frozenset({"authorization", "x-emulator-token", "cookie"})
 RAW_SEND = "fullstory_emulator.raw_send"  # the server's own send, for faults that drop
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
@@ -41,10 +42,12 @@ class JournalMiddleware:
         state["tenant"] = tenant = em.tenant_of(headers, path)
         at = em.clock.now(tenant)
         began = time.perf_counter()
-        outcome: dict[str, Any] = {"status": None}
+        outcome: dict[str, Any] = {"status": None, "sent": 0}
 
         async def stamped(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.body":
+                outcome["sent"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
                 now = format_api(em.clock.now(state.get("tenant")))
                 extra = [(b"x-emulator-now", now.encode()), (b"x-emulator-worker", WORKER)]
@@ -54,17 +57,18 @@ class JournalMiddleware:
         try:
             await self.app(scope, receive, stamped)
         finally:
-            if not path.startswith(CONTROL_PREFIX):
-                em.store.append_journal(
-                    {
-                        "method": scope["method"],
-                        "path": path,
-                        "query": unquote(scope.get("query_string", b"").decode("latin-1")),
-                        "headers": {k: v for k, v in headers.items() if k not in SECRET_HEADERS},
-                        "status": outcome["status"],
-                        "durationMs": round((time.perf_counter() - began) * 1000, 3),
-                        "at": format_api(at),
-                        "tenant": state.get("tenant"),
-                        "fault": state.get("fault"),
-                    }
-                )
+            entry = {
+                "method": scope["method"],
+                "path": path,
+                "query": unquote(scope.get("query_string", b"").decode("latin-1")),
+                "headers": {k: v for k, v in headers.items() if k not in SECRET_HEADERS},
+                "status": outcome["status"],
+                "durationMs": round((time.perf_counter() - began) * 1000, 3),
+                "at": format_api(at),
+                "tenant": state.get("tenant"),
+                "fault": state.get("fault"),
+            }
+            storage = path.startswith(f"/{em.settings.bucket}/")
+            em.metrics.observe(entry, em.route_of(scope), outcome["sent"], storage)
+            if not path.startswith(CONTROL_PREFIX) and path not in UNJOURNALED:
+                em.store.append_journal(entry)
