@@ -135,8 +135,13 @@ def _start_mcp(settings: Settings) -> McpThread | None:
         return None
     from .mcp_server import McpThread
 
+    # The adapter calls the API where it listens, not through --public-url (which may name a
+    # host only clients outside can resolve).
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    local = f"[{local}]" if ":" in local else local
+    api_url = f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
     try:
-        return McpThread(settings.base_url(), host=settings.host, port=settings.mcp_port).start()
+        return McpThread(api_url, host=settings.host, port=settings.mcp_port).start()
     except OSError as exc:
         raise SystemExit(
             f"fullstory-emulator: cannot start MCP on {settings.host}:{settings.mcp_port}: {exc} "

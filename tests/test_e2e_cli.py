@@ -155,3 +155,24 @@ def test_unreadable_fixture_is_reported(tmp_path):
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode != 0 and "nope.json" in result.stderr
+
+
+def test_mcp_server_starts_beside_the_api(tmp_path):
+    import anyio
+    from mcp import Client
+
+    process, _base, log = start(tmp_path, "--mcp-port", "0")
+    try:
+        url = re.search(r"MCP server: +(http://\S+/mcp)", log.read_text()).group(1)
+
+        async def tools() -> list[str]:
+            async with Client(url, read_timeout_seconds=20) as client:
+                return [tool.name for tool in (await client.list_tools()).tools]
+
+        names = anyio.run(tools)
+        assert {"listsegments", "getsegment", "createsegmentexport", "getoperationstatus"} <= set(
+            names
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
