@@ -72,3 +72,9 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for flag, env, _default, _help in describe():
         assert flag in readme and env in readme, flag
+
+
+def test_readme_example_is_the_tested_file():
+    root = Path(__file__).parent.parent
+    example = (root / "tests" / "test_readme_example.py").read_text().rstrip()
+    assert example in (root / "README.md").read_text()
