@@ -21,9 +21,7 @@ import inspect
 import json
 import logging
 import os
-import socket
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,6 +41,7 @@ from starlette.types import ASGIApp
 from . import __version__
 from .auth import DEMO_KEY
 from .client import DownloadExpired, FullStoryClient, FullStoryError, error_from_response
+from .server import UvicornThread, listen
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 DEFAULT_HOST = "127.0.0.1"
@@ -678,7 +677,7 @@ def _url(host: str, port: int) -> str:
     return f"http://{connect}:{port}{MCP_PATH}"
 
 
-class McpThread:
+class McpThread(UvicornThread):
     """The streamable-HTTP MCP server under uvicorn in a daemon thread (next to the emulator, or
     in tests). The socket is bound first, so `port=0` gives a real `.port` and `.url` at once."""
 
@@ -690,46 +689,17 @@ class McpThread:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
     ) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._sock.bind((host, port))
-        except OSError:
-            self._sock.close()
-            raise
+        sock = listen(host, port)
         self.host = host
-        self.port: int = self._sock.getsockname()[1]
-        self.server = _uvicorn(mcp_asgi_app(api_url, api_key, host=host), "warning")
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="mcp"
+        self.port: int = sock.getsockname()[1]
+        super().__init__(
+            _uvicorn(mcp_asgi_app(api_url, api_key, host=host), "warning"), sock, "mcp"
         )
 
     @property
     def url(self) -> str:
         """The MCP endpoint, e.g. http://127.0.0.1:9090/mcp."""
         return _url(self.host, self.port)
-
-    def start(self, timeout: float = 10.0) -> McpThread:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the MCP server thread did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        self._sock.close()
-
-    def __enter__(self) -> McpThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def run_stdio(api_url: str | None = None, api_key: str | None = None) -> None:

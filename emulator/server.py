@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import uvicorn
 
@@ -22,15 +23,8 @@ from .tls import ensure_certificates
 
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
-    """A listening socket for `settings`, and the settings with the port actually bound."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((settings.host, settings.port))
-    except OSError:
-        sock.close()
-        raise
+    """A bound socket for `settings`, and the settings with the port actually bound."""
+    sock = listen(settings.host, settings.port)
     return sock, dataclasses.replace(settings, port=sock.getsockname()[1])
 
 
@@ -80,37 +74,61 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
     )
 
 
-class ServerThread:
-    """A real uvicorn server on a free port, in a daemon thread of this process."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (port 0: any free one), not yet listening."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
-    def __init__(self, settings: Settings) -> None:
-        self._sock, self.settings = bind(dataclasses.replace(settings, port=settings.port))
-        self.server = make_server(self.settings, log_level="warning", access_log=False)
-        self.app = self.server.config.app
+
+class UvicornThread:
+    """A uvicorn server on an already bound socket, in a daemon thread of this process."""
+
+    def __init__(self, server: uvicorn.Server, sock: socket.socket, name: str) -> None:
+        self.server = server
+        self._sock = sock
+        self._name = name
         self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
+            target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=name
         )
 
-    @property
-    def base_url(self) -> str:
-        return self.settings.base_url()
-
-    def start(self, timeout: float = 10.0) -> ServerThread:
+    def start(self, timeout: float = 10.0) -> Self:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the emulator server thread did not start")
+                raise RuntimeError(f"the {self._name} server thread did not start")
             time.sleep(0.01)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
         self._sock.close()
 
-    def __enter__(self) -> ServerThread:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ServerThread(UvicornThread):
+    """The emulator on a free port (or the settings' port), in a thread: for tests and the demo."""
+
+    def __init__(self, settings: Settings) -> None:
+        sock, self.settings = bind(settings)
+        server = make_server(self.settings, log_level="warning", access_log=False)
+        self.app = server.config.app
+        super().__init__(server, sock, "emulator")
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url()

@@ -95,19 +95,9 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
+def _choice(*allowed: str, upper: bool = True) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        value = text.strip().upper()
-        if value not in allowed:
-            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
-        return value
-
-    return parse
-
-
-def _lower_choice(*allowed: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = text.strip().lower()
+        value = text.strip().upper() if upper else text.strip().lower()
         if value not in allowed:
             raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
         return value
@@ -238,7 +228,7 @@ class Settings:
     )
     access_log: str = _option(
         "text",
-        _lower_choice("text", "json", "off"),
+        _choice("text", "json", "off", upper=False),
         "access log: uvicorn's text lines, one JSON object per request, or off",
     )
     control_token: str | None = _option(

@@ -76,12 +76,15 @@ def small_settings(**overrides: Any) -> Settings:
     return Settings(**base)
 
 
-@pytest.fixture
-def make_harness() -> Iterator[Callable[..., Harness]]:
+def harness_factory(
+    each: Callable[[int], dict[str, Any]] = lambda n: {},
+) -> Iterator[Callable[..., Harness]]:
+    """Makes harnesses (closing their clients afterwards); `each(n)` gives the n-th one's
+    default settings, which the caller's overrides beat."""
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> Harness:
-        settings = small_settings(**overrides)
+        settings = small_settings(**{**each(len(clients)), **overrides})
         em = Emulator.build(settings)
         client = TestClient(create_app(settings, emulator=em), base_url=settings.base_url())
         clients.append(client)
@@ -90,6 +93,11 @@ def make_harness() -> Iterator[Callable[..., Harness]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def make_harness() -> Iterator[Callable[..., Harness]]:
+    yield from harness_factory()
 
 
 @pytest.fixture

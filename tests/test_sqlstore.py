@@ -4,15 +4,10 @@ that survives a restart. The imported tests below run again here on a SQLite-bac
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
-from emulator.app import create_app
-from emulator.context import Emulator
-
-from .conftest import AUTH, Harness, small_settings
+from .conftest import AUTH, Harness, harness_factory
 from .test_control import (  # noqa: F401 - collected again, on SQLite
     test_fault_rule_yields_exactly_n_failures_then_normal_answers,
     test_finish_after_three_polls_completes_on_the_fourth,
@@ -34,19 +29,7 @@ from .test_storage import test_expired_url_answers_gcs_xml_then_fresh_url_works 
 
 @pytest.fixture
 def make_harness(tmp_path) -> Iterator[Callable[..., Harness]]:
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> Harness:
-        overrides.setdefault("data_dir", tmp_path / f"data{len(clients)}")
-        settings = small_settings(**overrides)
-        em = Emulator.build(settings)
-        client = TestClient(create_app(settings, emulator=em), base_url=settings.base_url())
-        clients.append(client)
-        return Harness(client, em)
-
-    yield make
-    for client in clients:
-        client.close()
+    yield from harness_factory(lambda n: {"data_dir": tmp_path / f"data{n}"})
 
 
 @pytest.fixture
