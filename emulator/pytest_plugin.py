@@ -5,7 +5,7 @@ fixtures hand a test an `EmulatorHandle`:
 
 - `fullstory_emulator`: a real uvicorn server in a thread, fresh for each test;
 - `fullstory_emulator_session`: one server for the session, but a fresh tenant (API key
-  `na1.pytest-<n>`) per test, reset afterwards, so tests never see each other's state;
+  `na1.pytest-<digest of the test id>`) per test, reset afterwards, so tests never see each other's state;
 - `fullstory_emulator_asgi`: the app in-process behind a Starlette TestClient, no socket.
 
 Defaults, chosen so tests are repeatable and honest: seed 1, a clock frozen at
@@ -24,7 +24,7 @@ so merely having the package installed costs other test suites nothing.
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEFAULT_API_KEY = "na1.pytest-admin"
 MARKER = "fullstory_emulator"
-_tenants = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -393,13 +392,15 @@ def _fullstory_emulator_server(
 
 @pytest.fixture
 def fullstory_emulator_session(
-    _fullstory_emulator_server: EmulatorHandle,
+    _fullstory_emulator_server: EmulatorHandle, request: pytest.FixtureRequest
 ) -> Iterator[EmulatorHandle]:
     """The session's server, seen through a tenant of this test's own (reset afterwards)."""
     server = _fullstory_emulator_server
+    # A key per test, from its id: unique, and the same on every run.
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
     handle = EmulatorHandle(
         server.base_url,
-        f"na1.pytest-{next(_tenants)}",
+        f"na1.pytest-{digest}",
         server.http,
         control_token=server.control_token,
         settings=server.settings,
