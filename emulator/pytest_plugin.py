@@ -4,8 +4,8 @@ Registered through the `pytest11` entry point, so installing the package is enou
 fixtures hand a test an `EmulatorHandle`:
 
 - `fullstory_emulator`: a real uvicorn server in a thread, fresh for each test;
-- `fullstory_emulator_session`: one server for the session, but a fresh tenant (API key
-  `na1.pytest-<digest of the test id>`) per test, reset afterwards, so tests never see each other's state;
+- `fullstory_emulator_session`: one server for the session, but a fresh tenant (an API key
+  derived from the test's id) per test, reset afterwards, so tests never see each other's state;
 - `fullstory_emulator_asgi`: the app in-process behind a Starlette TestClient, no socket.
 
 Defaults, chosen so tests are repeatable and honest: seed 1, a clock frozen at
