@@ -113,13 +113,9 @@ def _allowed_methods(request: Request) -> str:
     """Every method some route takes at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
     for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
-            methods |= route_methods
-        match, _ = route.matches({**request.scope, "method": "POST"})
-        if match != Match.NONE and route_methods:
-            methods |= route_methods
+        match, _ = route.matches(request.scope)  # PARTIAL: the path fits, the method does not
+        if match != Match.NONE and isinstance(route, Route) and route.methods:
+            methods |= route.methods
     return ", ".join(sorted(methods))
 
 

@@ -83,7 +83,3 @@ class AccessDenied(StorageError):
 
 class NoSuchKey(StorageError):
     status, code, message = 404, "NoSuchKey", "The specified key does not exist."
-
-
-class InvalidSignedUrl(StorageError):
-    status, code, message = 400, "AuthenticationRequired", "Authentication required."

@@ -189,10 +189,12 @@ class ExportService:
 
     def finish(self, tenant: str | None, operation_id: str, failure: str | None) -> None:
         """Complete (or fail) a pending operation now: the control API's shortcut."""
-        records = [r for r in self.store.operations(tenant) if r.id == operation_id]
-        if not records:
+        if tenant is not None:
+            record = self.store.get_operation(tenant, operation_id)
+        else:  # the instance: whichever tenant has it
+            record = next((r for r in self.store.operations(None) if r.id == operation_id), None)
+        if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
-        record = records[0]
         now = self.clock.now(record.tenant)
         self.store.update_operation(
             record.tenant, record.id, lambda r: force(r, self.status(r, now), now, failure)

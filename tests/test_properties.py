@@ -37,7 +37,6 @@ def test_percent_is_an_int_that_never_decreases(make_harness, duration, steps):
         h.advance(step)
 
 
-DATA_START = to_ms(START) // 86_400_000 * 86_400_000 - 90 * 86_400_000
 DATA_END = to_ms(START)
 
 
