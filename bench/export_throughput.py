@@ -27,12 +27,12 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from emulator.export import select, stream
-from emulator.export.fields import resolve_fields
-from emulator.export.spec import ExportSpec
-from emulator.segments import SegmentCatalog
+from emulator.files import select, stream
+from emulator.files.fields import resolve_fields
+from emulator.store.records import ExportSpec
 from emulator.timestamps import to_ms
 from emulator.world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from emulator.world.segments import SegmentCatalog
 
 START = to_ms(datetime(2026, 3, 1, tzinfo=UTC))
 DAY = 86_400_000
@@ -57,10 +57,18 @@ def calibrated_world(seed: int, events: int) -> World:
 def spec_for(world: World, extension: str) -> ExportSpec:
     columns = resolve_fields("event", None, CUSTOM_VARS)
     return ExportSpec(
-        segment_id="everyone", kind="event", scope="SCOPE_EVENT", format=FORMATS[extension],
-        range_start_ms=world.origin_ms, range_end_ms=START, segment_start_ms=world.origin_ms,
-        segment_end_ms=START, fields=columns, timezone="UTC", as_of_ms=START,
-    )  # fmt: skip
+        segment_id="everyone",
+        kind="event",
+        scope="SCOPE_EVENT",
+        format=FORMATS[extension],
+        range_start_ms=world.origin_ms,
+        range_end_ms=START,
+        segment_start_ms=world.origin_ms,
+        segment_end_ms=START,
+        fields=columns,
+        timezone="UTC",
+        as_of_ms=START,
+    )
 
 
 def pieces(world: World, spec: ExportSpec, counter: list[int]) -> Iterator[bytes]:
@@ -138,15 +146,27 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.seed, int(args.case[0]), args.case[1])))
         return
-    print("| events | format | events/s | total / zlib-1 | gen+ser / zlib-1 | total / zlib-6 "
-          "| peak RSS MB | raw MB | gzip MB |")  # fmt: skip
+    print(
+        "| events | format | events/s | total / zlib-1 | gen+ser / zlib-1 | total / zlib-6 "
+        "| peak RSS MB | raw MB | gzip MB |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for size in (parse_size(s) for s in args.sizes.split(",")):
         for extension in args.formats.split(","):
             out = subprocess.run(
-                [sys.executable, __file__, "--seed", str(args.seed), "--case", str(size), extension],  # noqa: E501
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    __file__,
+                    "--seed",
+                    str(args.seed),
+                    "--case",
+                    str(size),
+                    extension,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout)
             print(
                 f"| {r['events']:,} | {r['format']} | {r['events'] / r['total_s']:,.0f} "

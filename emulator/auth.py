@@ -8,7 +8,6 @@ FullStory sends the key raw after `Basic ` (not base64 of user:pass). Real clien
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import re
@@ -126,7 +125,7 @@ def _from_user_pass(value: str) -> str | None:
     """The key inside base64 `user:pass`, as clients built for HTTP basic auth send it."""
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, or non-ASCII text
         return None
     user, sep, password = decoded.partition(":")
     if not sep:

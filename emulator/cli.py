@@ -19,7 +19,7 @@ from .settings import ENV_PREFIX, Settings, SettingsError
 from .tls import trust_instructions
 
 if TYPE_CHECKING:
-    from .mcp_server import McpThread
+    from .client.mcp import McpThread
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,7 +133,7 @@ def _start_mcp(settings: Settings) -> McpThread | None:
     """The MCP adapter beside the API, calling it with the demo key unless FULLSTORY_API_KEY."""
     if settings.mcp_port is None:
         return None
-    from .mcp_server import McpThread
+    from .client.mcp import McpThread
 
     # The adapter calls the API where it listens, not through --public-url (which may name a
     # host only clients outside can resolve).
@@ -180,10 +180,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("demo", "mcp"):  # commands with flags of their own
         if args[0] == "demo":
-            from .demo import main as demo
+            from .testing.demo import main as demo
 
             raise SystemExit(demo(args[1:]))
-        from .mcp_server import main as mcp
+        from .client.mcp import main as mcp
 
         mcp(args[1:])
         return

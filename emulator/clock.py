@@ -39,8 +39,13 @@ class ClockState:
 
     def to_json(self) -> dict[str, Any]:
         views = {t: [v.offset, v.frozen_at] for t, v in self.views.items()}
-        return {"start": self.start, "startFrozen": self.start_frozen, "offset": self.offset,
-                "frozenAt": self.frozen_at, "views": views}  # fmt: skip
+        return {
+            "start": self.start,
+            "startFrozen": self.start_frozen,
+            "offset": self.offset,
+            "frozenAt": self.frozen_at,
+            "views": views,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClockState:

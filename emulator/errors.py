@@ -1,20 +1,63 @@
-"""Error classes, raised anywhere and rendered in one place (see render.py).
+"""Error classes, raised anywhere and rendered in one place (`http.render`).
 
 API errors carry a gRPC code and an HTTP status, as FullStory's gRPC-gateway front end answers;
-storage errors carry the XML code a cloud-storage download answers with.
+storage errors carry the XML code a cloud-storage download answers with. An error is complete
+when it is created and is not changed afterwards.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+# HTTP status -> gRPC code, as grpc-gateway maps them (2 UNKNOWN for the rest).
+GRPC_CODES: Mapping[int, int] = MappingProxyType(
+    {
+        400: 3,
+        401: 16,
+        403: 7,
+        404: 5,
+        405: 12,
+        409: 10,
+        413: 3,
+        429: 8,
+        500: 13,
+        501: 12,
+        503: 14,
+        504: 4,
+    }
+)
+# HTTP status -> the XML error code Cloud Storage answers with.
+STORAGE_CODES: Mapping[int, str] = MappingProxyType(
+    {
+        400: "InvalidArgument",
+        403: "AccessDenied",
+        404: "NoSuchKey",
+        416: "InvalidRange",
+        429: "SlowDown",
+        500: "InternalError",
+        503: "ServiceUnavailable",
+    }
+)
 
 
 class ApiError(Exception):
     status = 500
     grpc_code = 13
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.headers = headers or {}
+        self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
+
+    @classmethod
+    def for_status(
+        cls, status: int, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> ApiError:
+        """An error answering `status`, with the gRPC code that goes with it."""
+        error = cls(message, headers=headers)
+        error.status, error.grpc_code = status, GRPC_CODES.get(status, 2)
+        return error
 
 
 class InvalidArgument(ApiError):
@@ -67,6 +110,13 @@ class StorageError(Exception):
     def __init__(self, details: str) -> None:
         super().__init__(details)
         self.details = details
+
+    @classmethod
+    def for_status(cls, status: int, message: str, details: str) -> StorageError:
+        error = cls(details)
+        error.status, error.message = status, message
+        error.code = STORAGE_CODES.get(status, f"Http{status}")
+        return error
 
 
 class ExpiredToken(StorageError):

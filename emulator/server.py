@@ -10,14 +10,13 @@ import dataclasses
 import os
 import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
-from typing import Self
+from typing import Any
 
 import uvicorn
 
-from .app import create_app
+from .http.app import create_app
+from .serving import UvicornThread, listen
 from .settings import Settings
 from .tls import ensure_certificates
 
@@ -33,7 +32,7 @@ def data_dir(settings: Settings) -> Path:
     return settings.data_dir or Path(tempfile.mkdtemp(prefix="fullstory-emulator-"))
 
 
-def tls_options(settings: Settings) -> dict[str, str]:
+def tls_options(settings: Settings) -> dict[str, Any]:
     if not settings.tls:
         return {}
     files = ensure_certificates(data_dir(settings) / "tls", settings.host)
@@ -57,67 +56,21 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
     """Several uvicorn worker processes on one port, sharing state through --data-dir.
 
     Workers are fresh processes: they get the settings as FULLSTORY_EMULATOR_* variables and
-    build the app with `emulator.app:app_from_environment`. uvicorn binds the port itself (its
+    build the app with `emulator.http.app:app_from_environment`. uvicorn binds the port itself (its
     public API takes no socket), so ours, which fixed the port number, is released first.
     """
     os.environ.update(settings.to_environ())
     sock.close()
     uvicorn.run(
-        "emulator.app:app_from_environment",
+        "emulator.http.app:app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
         lifespan="off",
         access_log=settings.access_log == "text",
-        **tls_options(settings),  # type: ignore[arg-type]
+        **tls_options(settings),
     )
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port (port 0: any free one), not yet listening."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-class UvicornThread:
-    """A uvicorn server on an already bound socket, in a daemon thread of this process."""
-
-    def __init__(self, server: uvicorn.Server, sock: socket.socket, name: str) -> None:
-        self.server = server
-        self._sock = sock
-        self._name = name
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=name
-        )
-
-    def start(self, timeout: float = 10.0) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the {self._name} server thread did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        self._sock.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class ServerThread(UvicornThread):

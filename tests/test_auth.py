@@ -10,18 +10,7 @@ import pytest
 
 from emulator.auth import KeyRing, is_well_formed
 from emulator.errors import Unauthenticated
-
-from .conftest import AUTH, KEY
-
-
-def assert_error(response, status: int, code: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"code", "message", "details"}
-    assert body["code"] == code and isinstance(body["message"], str) and body["message"]
-    assert body["details"] == []
-    return body
+from tests.helpers import AUTH, KEY, assert_error
 
 
 def test_missing_key_is_401(harness):

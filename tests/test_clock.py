@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from emulator.clock import Clock
-
-from .conftest import START
+from tests.helpers import START
 
 
 class FakeCounter:

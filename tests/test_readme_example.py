@@ -53,8 +53,9 @@ def test_a_failed_export_is_reported(fullstory_emulator):
 
 
 def test_a_429_mid_poll_is_absorbed(fullstory_emulator):
-    fullstory_emulator.add_fault(method="GET", path="/operations/v1/*", status=429,
-                                 retry_after=7, times=1)  # fmt: skip
+    fullstory_emulator.add_fault(
+        method="GET", path="/operations/v1/*", status=429, retry_after=7, times=1
+    )
     assert run(fullstory_emulator)
     polls = fullstory_emulator.requests(path="/operations/v1/*")
     assert [p.status for p in polls][:2] == [429, 200]

@@ -9,6 +9,7 @@ import pytest
 
 from emulator.cli import settings_from
 from emulator.settings import RateLimit, Settings, SettingsError, describe
+from tests.helpers import ROOT
 
 
 def test_defaults_follow_the_contract():
@@ -21,13 +22,28 @@ def test_defaults_follow_the_contract():
 def test_required_flag_names():
     _, s = settings_from(
         [
-            "--host", "0.0.0.0", "--port", "9000", "--seed", "5",
-            "--start-time", "2026-01-02T03:04:05Z", "--export-duration", "7",
-            "--url-ttl", "60", "--failure-state", "failed", "--rate-limit", "off",
-            "--no-html-escape", "--keys", "fixtures/keys.json",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "9000",
+            "--seed",
+            "5",
+            "--start-time",
+            "2026-01-02T03:04:05Z",
+            "--export-duration",
+            "7",
+            "--url-ttl",
+            "60",
+            "--failure-state",
+            "failed",
+            "--rate-limit",
+            "off",
+            "--no-html-escape",
+            "--keys",
+            "fixtures/keys.json",
         ],
         environ={},
-    )  # fmt: skip
+    )
     assert (s.host, s.port, s.seed, s.export_duration, s.url_ttl) == ("0.0.0.0", 9000, 5, 7, 60)
     assert s.start_time == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert s.failure_state == "FAILED" and s.rate_limit is None and not s.html_escape
@@ -69,12 +85,12 @@ def test_bad_flags_exit(argv, capsys):
 
 
 def test_readme_documents_every_setting():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     for flag, env, _default, _help in describe():
         assert flag in readme and env in readme, flag
 
 
 def test_readme_example_is_the_tested_file():
-    root = Path(__file__).parent.parent
+    root = ROOT
     example = (root / "tests" / "test_readme_example.py").read_text().rstrip()
     assert example in (root / "README.md").read_text()

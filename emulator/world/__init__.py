@@ -7,11 +7,10 @@ lazily, so exports of any size are produced on the fly and any slice can be rege
 from emulator.world.events import EVENT_LEVEL_FIELDS, Event
 from emulator.world.generator import World
 from emulator.world.population import SESSION_SPAN_MAX_MS, Individual
-from emulator.world.vocab import CUSTOM_VARS, EVENT_FIELDS
+from emulator.world.vocab import CUSTOM_VARS
 
 __all__ = [
     "CUSTOM_VARS",
-    "EVENT_FIELDS",
     "EVENT_LEVEL_FIELDS",
     "SESSION_SPAN_MAX_MS",
     "Event",

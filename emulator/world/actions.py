@@ -19,10 +19,25 @@ Extra = dict[str, object]
 # --- action codes and per-page-kind tables -------------------------------------------------------
 
 (
-    A_CLICK, A_NAV, A_DEAD, A_RAGE, A_THRASH, A_CHANGE, A_COPY, A_PASTE, A_HIGHLIGHT, A_REQUEST,
-    A_CONSOLE, A_EXCEPTION, A_CLICK_ERROR, A_SEEN, A_PINCH, A_CUSTOM_ERROR, A_ERR_CLICK,
+    A_CLICK,
+    A_NAV,
+    A_DEAD,
+    A_RAGE,
+    A_THRASH,
+    A_CHANGE,
+    A_COPY,
+    A_PASTE,
+    A_HIGHLIGHT,
+    A_REQUEST,
+    A_CONSOLE,
+    A_EXCEPTION,
+    A_CLICK_ERROR,
+    A_SEEN,
+    A_PINCH,
+    A_CUSTOM_ERROR,
+    A_ERR_CLICK,
     A_LOW_MEMORY,
-) = range(18)  # fmt: skip
+) = range(18)
 
 # Browser-only actions; in the app they become pinches (image-heavy views) or taps.
 _WEB_ONLY = (A_COPY, A_PASTE, A_HIGHLIGHT, A_THRASH, A_SEEN, A_CONSOLE)
@@ -45,36 +60,158 @@ def _table(weights: dict[int, int], mobile: bool, pinch: bool) -> tuple[int, ...
 
 # Non-click action weights out of 64, per page kind (vocab.HOME .. vocab.BLOG).
 _KIND_WEIGHTS: tuple[dict[int, int], ...] = (
-    {A_NAV: 14, A_DEAD: 2, A_RAGE: 1, A_THRASH: 1, A_SEEN: 6, A_REQUEST: 8, A_CONSOLE: 2,
-     A_EXCEPTION: 1, A_HIGHLIGHT: 1, A_ERR_CLICK: 1, A_CLICK_ERROR: 1, A_CUSTOM_ERROR: 1},
-    {A_NAV: 8, A_DEAD: 2, A_RAGE: 1, A_THRASH: 1, A_REQUEST: 10, A_CONSOLE: 2, A_EXCEPTION: 1,
-     A_CHANGE: 2, A_ERR_CLICK: 1, A_CLICK_ERROR: 1, A_SEEN: 2},
-    {A_NAV: 6, A_DEAD: 4, A_RAGE: 2, A_THRASH: 1, A_REQUEST: 8, A_CONSOLE: 2, A_EXCEPTION: 1,
-     A_HIGHLIGHT: 3, A_COPY: 2, A_SEEN: 3, A_ERR_CLICK: 1, A_CLICK_ERROR: 1, A_CUSTOM_ERROR: 1},
-    {A_NAV: 6, A_DEAD: 1, A_RAGE: 1, A_REQUEST: 10, A_CHANGE: 8, A_CONSOLE: 2, A_EXCEPTION: 1,
-     A_CLICK_ERROR: 1},
-    {A_NAV: 4, A_DEAD: 1, A_RAGE: 2, A_THRASH: 1, A_REQUEST: 10, A_CHANGE: 6, A_PASTE: 3,
-     A_CONSOLE: 2, A_EXCEPTION: 1, A_ERR_CLICK: 2, A_CLICK_ERROR: 1},
-    {A_NAV: 2, A_DEAD: 3, A_RAGE: 3, A_THRASH: 2, A_REQUEST: 10, A_CHANGE: 8, A_PASTE: 4,
-     A_COPY: 1, A_CONSOLE: 3, A_EXCEPTION: 1, A_ERR_CLICK: 2, A_CLICK_ERROR: 1,
-     A_CUSTOM_ERROR: 1},
+    {
+        A_NAV: 14,
+        A_DEAD: 2,
+        A_RAGE: 1,
+        A_THRASH: 1,
+        A_SEEN: 6,
+        A_REQUEST: 8,
+        A_CONSOLE: 2,
+        A_EXCEPTION: 1,
+        A_HIGHLIGHT: 1,
+        A_ERR_CLICK: 1,
+        A_CLICK_ERROR: 1,
+        A_CUSTOM_ERROR: 1,
+    },
+    {
+        A_NAV: 8,
+        A_DEAD: 2,
+        A_RAGE: 1,
+        A_THRASH: 1,
+        A_REQUEST: 10,
+        A_CONSOLE: 2,
+        A_EXCEPTION: 1,
+        A_CHANGE: 2,
+        A_ERR_CLICK: 1,
+        A_CLICK_ERROR: 1,
+        A_SEEN: 2,
+    },
+    {
+        A_NAV: 6,
+        A_DEAD: 4,
+        A_RAGE: 2,
+        A_THRASH: 1,
+        A_REQUEST: 8,
+        A_CONSOLE: 2,
+        A_EXCEPTION: 1,
+        A_HIGHLIGHT: 3,
+        A_COPY: 2,
+        A_SEEN: 3,
+        A_ERR_CLICK: 1,
+        A_CLICK_ERROR: 1,
+        A_CUSTOM_ERROR: 1,
+    },
+    {
+        A_NAV: 6,
+        A_DEAD: 1,
+        A_RAGE: 1,
+        A_REQUEST: 10,
+        A_CHANGE: 8,
+        A_CONSOLE: 2,
+        A_EXCEPTION: 1,
+        A_CLICK_ERROR: 1,
+    },
+    {
+        A_NAV: 4,
+        A_DEAD: 1,
+        A_RAGE: 2,
+        A_THRASH: 1,
+        A_REQUEST: 10,
+        A_CHANGE: 6,
+        A_PASTE: 3,
+        A_CONSOLE: 2,
+        A_EXCEPTION: 1,
+        A_ERR_CLICK: 2,
+        A_CLICK_ERROR: 1,
+    },
+    {
+        A_NAV: 2,
+        A_DEAD: 3,
+        A_RAGE: 3,
+        A_THRASH: 2,
+        A_REQUEST: 10,
+        A_CHANGE: 8,
+        A_PASTE: 4,
+        A_COPY: 1,
+        A_CONSOLE: 3,
+        A_EXCEPTION: 1,
+        A_ERR_CLICK: 2,
+        A_CLICK_ERROR: 1,
+        A_CUSTOM_ERROR: 1,
+    },
     {A_NAV: 8, A_COPY: 4, A_HIGHLIGHT: 3, A_REQUEST: 8, A_SEEN: 4, A_CONSOLE: 1},
-    {A_NAV: 8, A_CHANGE: 8, A_PASTE: 2, A_COPY: 2, A_REQUEST: 10, A_CONSOLE: 2, A_EXCEPTION: 1,
-     A_DEAD: 2, A_RAGE: 1},
-    {A_NAV: 8, A_COPY: 5, A_HIGHLIGHT: 6, A_REQUEST: 6, A_CHANGE: 4, A_DEAD: 2, A_CONSOLE: 1,
-     A_SEEN: 2},
-    {A_NAV: 8, A_HIGHLIGHT: 10, A_COPY: 4, A_SEEN: 6, A_REQUEST: 4, A_DEAD: 2, A_CONSOLE: 1,
-     A_THRASH: 1},
-)  # fmt: skip
+    {
+        A_NAV: 8,
+        A_CHANGE: 8,
+        A_PASTE: 2,
+        A_COPY: 2,
+        A_REQUEST: 10,
+        A_CONSOLE: 2,
+        A_EXCEPTION: 1,
+        A_DEAD: 2,
+        A_RAGE: 1,
+    },
+    {
+        A_NAV: 8,
+        A_COPY: 5,
+        A_HIGHLIGHT: 6,
+        A_REQUEST: 6,
+        A_CHANGE: 4,
+        A_DEAD: 2,
+        A_CONSOLE: 1,
+        A_SEEN: 2,
+    },
+    {
+        A_NAV: 8,
+        A_HIGHLIGHT: 10,
+        A_COPY: 4,
+        A_SEEN: 6,
+        A_REQUEST: 4,
+        A_DEAD: 2,
+        A_CONSOLE: 1,
+        A_THRASH: 1,
+    },
+)
 WEB_TABLES = tuple(_table(w, False, False) for w in _KIND_WEIGHTS)
 APP_TABLES = tuple(
     _table(w, True, k in (V.PRODUCT, V.BLOG, V.CATEGORY)) for k, w in enumerate(_KIND_WEIGHTS)
 )
 # Random actions per page (32 entries, mean ~2.9; with the fixed ones a page has ~8 events).
 ACTIONS_TABLE = (
-    0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 5, 5, 6, 7, 8,
-    9, 11,
-)  # fmt: skip
+    0,
+    0,
+    0,
+    0,
+    0,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    2,
+    2,
+    2,
+    2,
+    2,
+    2,
+    3,
+    3,
+    3,
+    3,
+    4,
+    4,
+    4,
+    5,
+    5,
+    6,
+    7,
+    8,
+    9,
+    11,
+)
 # Mean think time between actions and mean time from the last event to leaving, per kind (ms).
 THINK_MS = (5000.0, 6000.0, 8000.0, 5000.0, 6000.0, 7000.0, 8000.0, 6000.0, 12000.0, 18000.0)
 TAIL_MS = (6000.0, 5000.0, 9000.0, 5000.0, 6000.0, 8000.0, 15000.0, 8000.0, 20000.0, 30000.0)
@@ -83,9 +220,39 @@ TAIL_MS = (6000.0, 5000.0, 9000.0, 5000.0, 6000.0, 8000.0, 15000.0, 8000.0, 2000
 
 # Planned pages per session (32 entries, mean ~4; reloads add a few percent).
 PAGES_TABLE = (
-    1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6, 6, 7, 7, 8, 8, 9,
-    10, 11,
-)  # fmt: skip
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    2,
+    2,
+    2,
+    2,
+    2,
+    3,
+    3,
+    3,
+    3,
+    4,
+    4,
+    4,
+    4,
+    5,
+    5,
+    5,
+    6,
+    6,
+    7,
+    7,
+    8,
+    8,
+    9,
+    10,
+    11,
+)
 
 
 def _kinds(spec: str) -> tuple[int, ...]:
@@ -201,12 +368,14 @@ ERR_CLICKS: tuple[tuple[tuple[Extra, ...], ...], ...] = tuple(
 _RAGE_BY_KIND = {V.HOME: 4, V.CATEGORY: 3, V.PRODUCT: 0, V.CART: 1, V.CHECKOUT: 2}
 RAGE_CLICKS: tuple[tuple[Extra, ...], ...] = tuple(
     tuple(
-        target(*(V.RAGE_TARGETS[_RAGE_BY_KIND[k]] if k in _RAGE_BY_KIND else V.KIND_TARGETS[k][0]),
-               EventModFrustrated=i)
+        target(
+            *(V.RAGE_TARGETS[_RAGE_BY_KIND[k]] if k in _RAGE_BY_KIND else V.KIND_TARGETS[k][0]),
+            EventModFrustrated=i,
+        )
         for i in range(1, 8)
     )
     for k in range(len(V.KIND_KEYS))
-)  # fmt: skip
+)
 PLACE_ORDER_RAGE: tuple[Extra, ...] = tuple(
     target(*V.PLACE_ORDER, EventModFrustrated=i) for i in range(1, 8)
 )
@@ -230,11 +399,15 @@ CONSOLE_MESSAGES: tuple[Extra, ...] = tuple(
     for m, k in V.CONSOLE_ERRORS
 )
 WEB_EXCEPTIONS: tuple[Extra, ...] = tuple(
-    {"EventSubType": "uncaught", "EventTargetText": m, "EventVarErrorKind": k,
-     "EventWebSourceFileUrl": f}
+    {
+        "EventSubType": "uncaught",
+        "EventTargetText": m,
+        "EventVarErrorKind": k,
+        "EventWebSourceFileUrl": f,
+    }
     for m, k in V.EXCEPTIONS
     for f in V.WEB_SCRIPTS
-)  # fmt: skip
+)
 _APP_EXC = (
     tuple((m, f"{f}:{97 + 31 * i}") for i, (m, f) in enumerate(V.ANDROID_EXCEPTIONS)),
     tuple((m, f"{f}:{41 + 57 * i}") for i, (m, f) in enumerate(V.IOS_EXCEPTIONS)),
@@ -252,14 +425,17 @@ APP_CRASHES: tuple[tuple[Extra, ...], ...] = tuple(
     for table in _APP_EXC
 )
 CUSTOM_ERRORS: tuple[Extra, ...] = tuple(
-    {"EventCustomName": name, "EventVarErrorKind": kind,
-     "EventVarFields": json.dumps({"fields": fields}, separators=(",", ":"))}
+    {
+        "EventCustomName": name,
+        "EventVarErrorKind": kind,
+        "EventVarFields": json.dumps({"fields": fields}, separators=(",", ":")),
+    }
     for name, kind, fields in (
         ("Added to Cart", "invalid_arguments", ["price_real"]),
         ("Product Viewed", "rate_limited", []),
         ("Checkout Started", "cardinality_limit", ["cart_id_str"]),
     )
-)  # fmt: skip
+)
 SEEN_EVENTS: tuple[Extra, ...] = tuple(
     {"EventSubType": sub, **target(t, s)}
     for t, s in V.SEEN_TARGETS
@@ -309,10 +485,17 @@ PROMO_CHANGES = tuple(target(c, V.PROMO_INPUT) for c in V.COUPONS)
 LOGIN_CHANGE = target("", V.LOGIN_INPUT)
 # change events by page kind
 CHANGES: tuple[tuple[Extra, ...], ...] = (
-    SEARCH_CHANGES, SEARCH_CHANGES, SEARCH_CHANGES, SEARCH_CHANGES,
+    SEARCH_CHANGES,
+    SEARCH_CHANGES,
+    SEARCH_CHANGES,
+    SEARCH_CHANGES,
     (target("2", V.QTY_INPUT), target("3", V.QTY_INPUT), *PROMO_CHANGES),
-    CHECKOUT_CHANGES, SEARCH_CHANGES, (LOGIN_CHANGE,), SEARCH_CHANGES, SEARCH_CHANGES,
-)  # fmt: skip
+    CHECKOUT_CHANGES,
+    SEARCH_CHANGES,
+    (LOGIN_CHANGE,),
+    SEARCH_CHANGES,
+    SEARCH_CHANGES,
+)
 SUSPICIOUS: tuple[Extra, ...] = tuple(
     target(t, V.SEARCH_INPUT, EventModSuspicious=i)
     for i, t in enumerate(V.SUSPICIOUS_INPUTS, start=1)
@@ -357,23 +540,48 @@ ORDER_FAIL_CONSOLE: tuple[Extra, ...] = tuple(
 
 # Background requests per page kind: (method, path or absolute URL, append the page subject).
 REQUESTS: tuple[tuple[tuple[str, str, bool], ...], ...] = (
-    (("GET", "/recommendations?placement=home", False), ("GET", "/session", False),
-     ("GET", "/cart/count", False),
-     ("POST", "https://www.google-analytics.com/g/collect?v=2&tid=G-ACME2024", False)),
-    (("GET", "/catalog?category=", True), ("GET", "/catalog/facets?category=", True),
-     ("GET", "/cart/count", False), ("POST", "/events", False)),
-    (("GET", "/products/reviews?sku=", True), ("GET", "/inventory?sku=", True),
-     ("GET", "/recommendations?sku=", True), ("POST", "/events", False),
-     ("POST", "https://www.google-analytics.com/g/collect?v=2&tid=G-ACME2024", False)),
+    (
+        ("GET", "/recommendations?placement=home", False),
+        ("GET", "/session", False),
+        ("GET", "/cart/count", False),
+        ("POST", "https://www.google-analytics.com/g/collect?v=2&tid=G-ACME2024", False),
+    ),
+    (
+        ("GET", "/catalog?category=", True),
+        ("GET", "/catalog/facets?category=", True),
+        ("GET", "/cart/count", False),
+        ("POST", "/events", False),
+    ),
+    (
+        ("GET", "/products/reviews?sku=", True),
+        ("GET", "/inventory?sku=", True),
+        ("GET", "/recommendations?sku=", True),
+        ("POST", "/events", False),
+        ("POST", "https://www.google-analytics.com/g/collect?v=2&tid=G-ACME2024", False),
+    ),
     (("GET", "/search?q=", True), ("GET", "/search/suggest?q=", True), ("POST", "/events", False)),
-    (("GET", "/cart", False), ("PATCH", "/cart/items", False), ("POST", "/cart/promo", False),
-     ("GET", "/shipping/estimate", False)),
-    (("POST", "/checkout/shipping-rates", False), ("POST", "/checkout/validate-address", False),
-     ("GET", "/checkout/session", False), ("POST", "/events", False)),
-    (("GET", "/orders/latest", False), ("POST", "/events", False),
-     ("POST", "https://www.google-analytics.com/g/collect?v=2&tid=G-ACME2024", False)),
-    (("GET", "/account", False), ("GET", "/account/orders", False),
-     ("POST", "/auth/refresh", False)),
+    (
+        ("GET", "/cart", False),
+        ("PATCH", "/cart/items", False),
+        ("POST", "/cart/promo", False),
+        ("GET", "/shipping/estimate", False),
+    ),
+    (
+        ("POST", "/checkout/shipping-rates", False),
+        ("POST", "/checkout/validate-address", False),
+        ("GET", "/checkout/session", False),
+        ("POST", "/events", False),
+    ),
+    (
+        ("GET", "/orders/latest", False),
+        ("POST", "/events", False),
+        ("POST", "https://www.google-analytics.com/g/collect?v=2&tid=G-ACME2024", False),
+    ),
+    (
+        ("GET", "/account", False),
+        ("GET", "/account/orders", False),
+        ("POST", "/auth/refresh", False),
+    ),
     (("GET", "/help/articles/", True), ("GET", "/help/search?q=return", False)),
     (("GET", "/blog/related?post=", True), ("POST", "/events", False)),
-)  # fmt: skip
+)

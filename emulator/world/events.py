@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from emulator.contract import EVENT_FIELDS
 from emulator.ids import mix
 from emulator.timestamps import MillisFormatter
 from emulator.world import actions as A
@@ -35,7 +36,7 @@ MAX_GAP_MS = 45_000
 # the same value on all rows with the same PageId (and rows list those first), so a serialiser
 # may encode that part once per page.
 EVENT_LEVEL_FIELDS: frozenset[str] = frozenset(
-    [f for f in V.EVENT_FIELDS if f.startswith(("Event", "Load", "Req"))]
+    [f for f in EVENT_FIELDS if f.startswith(("Event", "Load", "Req"))]
     + ["PageMaxScrollDepthPercent", *V.EVT_VARS]
 )
 
@@ -54,10 +55,10 @@ class Event:
 # of the per-event budget; the hot loop fills the slots through their descriptors instead, which
 # is what __init__ does minus the overhead. The instance is as frozen as any other afterwards.
 _EVENT_SETTERS = (
-    Event.t.__set__,  # type: ignore[attr-defined]
-    Event.session_id.__set__,  # type: ignore[attr-defined]
-    Event.page_id.__set__,  # type: ignore[attr-defined]
-    Event.row.__set__,  # type: ignore[attr-defined]
+    Event.t.__set__,  # type: ignore[attr-defined, misc]
+    Event.session_id.__set__,  # type: ignore[attr-defined, misc]
+    Event.page_id.__set__,  # type: ignore[attr-defined, misc]
+    Event.row.__set__,  # type: ignore[attr-defined, misc]
 )
 _MASK63 = (1 << 63) - 1
 SECONDS = tuple(f"{i:02d}." for i in range(60))
@@ -209,7 +210,7 @@ def session_events(
         next_kind = kinds[p + 1] if p + 1 < n_pages else -1
 
         # --- the page's events as (offset, type, extra) ---
-        specs: list[tuple[int, str, dict[str, object] | None]] = []
+        specs: list[tuple[int, str, Mapping[str, object] | None]] = []
         add = specs.append
         errors = derived = active = 0
         scroll = bits(7) % 101  # FullStory reports scroll depth on navigate events only
@@ -227,9 +228,17 @@ def session_events(
             lcp = fp + int(slow * 700.0) + bits(9)
             c = max(dcl, lcp) + 20 + int(slow * 500.0) + bits(9)
             add(
-                (c, "load", {"LoadDomContentTime": dcl, "LoadEventTime": c,
-                             "LoadFirstPaintTime": fp, "LoadLargestPaintTime": lcp})
-            )  # fmt: skip
+                (
+                    c,
+                    "load",
+                    {
+                        "LoadDomContentTime": dcl,
+                        "LoadEventTime": c,
+                        "LoadFirstPaintTime": fp,
+                        "LoadLargestPaintTime": lcp,
+                    },
+                )
+            )
             if bits(2) == 0:
                 c += 50 + bits(10)
                 cls = round(rand() * rand() * 0.5, 4)
@@ -319,15 +328,29 @@ def session_events(
                 c += 1500 + bits(11)
                 add((c, "click", A.PLACE_ORDER))
                 c += 60
-                add((c, "request", {"ReqUrl": api + "/orders", "ReqMethod": "POST",
-                                    "ReqStatus": 201}))  # fmt: skip
+                add(
+                    (
+                        c,
+                        "request",
+                        {"ReqUrl": api + "/orders", "ReqMethod": "POST", "ReqStatus": 201},
+                    )
+                )
             elif bits(1):  # tries to pay and fails
                 c += 1500 + bits(11)
                 add((c, "click", A.PLACE_ORDER))
                 fail = bits(2)
                 c += 300
-                add((c, "request", {"ReqUrl": api + "/orders", "ReqMethod": "POST",
-                                    "ReqStatus": V.ORDER_FAIL_STATUSES[fail]}))  # fmt: skip
+                add(
+                    (
+                        c,
+                        "request",
+                        {
+                            "ReqUrl": api + "/orders",
+                            "ReqMethod": "POST",
+                            "ReqStatus": V.ORDER_FAIL_STATUSES[fail],
+                        },
+                    )
+                )
                 if web:
                     c += 10
                     add((c, "console_message", A.ORDER_FAIL_CONSOLE[fail]))
@@ -367,8 +390,17 @@ def session_events(
             add((c, "custom", A.SIGNED_IN[bits(2)]))
         elif kind == V.HOME and web and bits(1):
             c += 100 + bits(8)
-            add((c, "seen", {**A.SEEN_EVENTS[0], "EventDuration": 2000 + bits(14),
-                             "EventSecondaryDuration": 500 + bits(12)}))  # fmt: skip
+            add(
+                (
+                    c,
+                    "seen",
+                    {
+                        **A.SEEN_EVENTS[0],
+                        "EventDuration": 2000 + bits(14),
+                        "EventSecondaryDuration": 500 + bits(12),
+                    },
+                )
+            )
 
         # body: random actions
         table = tables[kind]
@@ -401,8 +433,13 @@ def session_events(
                 if with_subject:
                     path += subject
                 status = bits(6)
-                add((c, "request", {"ReqUrl": path, "ReqMethod": method,
-                                    "ReqStatus": V.STATUS_TABLE[status]}))  # fmt: skip
+                add(
+                    (
+                        c,
+                        "request",
+                        {"ReqUrl": path, "ReqMethod": method, "ReqStatus": V.STATUS_TABLE[status]},
+                    )
+                )
                 if web and A.STATUS_CONSOLE[status] is not None:
                     c += 3
                     add((c, "console_message", A.STATUS_CONSOLE[status]))
@@ -427,8 +464,17 @@ def session_events(
                 errors += 1
             elif a == A.A_SEEN:
                 seen = A.SEEN_EVENTS[bits(8) % len(A.SEEN_EVENTS)]
-                add((c, "seen", {**seen, "EventDuration": 1000 + bits(14),
-                                 "EventSecondaryDuration": 200 + bits(12)}))  # fmt: skip
+                add(
+                    (
+                        c,
+                        "seen",
+                        {
+                            **seen,
+                            "EventDuration": 1000 + bits(14),
+                            "EventSecondaryDuration": 200 + bits(12),
+                        },
+                    )
+                )
             elif a == A.A_HIGHLIGHT:
                 add((c, "highlight", A.HIGHLIGHTS[bits(8) % len(A.HIGHLIGHTS)]))
             elif a == A.A_COPY:

@@ -10,65 +10,116 @@ from __future__ import annotations
 
 from urllib.parse import quote_plus
 
-from emulator.export import fields as _fields
-
 SHOP = "https://www.acme-outfitters.example"
 API = "https://www.acme-outfitters.example/api"
 APP_API = "https://api.acme-outfitters.example/mobile/v2"
 CDN = "https://cdn.acme-outfitters.example"
 
-# --- export field names: the catalog is export.fields' (CONTRACT section 7) -------------------
-
-EVENT_FIELDS = _fields.EVENT_FIELDS
-
 # --- custom variables ---------------------------------------------------------------------------
 
 USER_VARS: tuple[str, ...] = (
-    "user_plan_str", "user_ltv_real", "user_signup_date", "user_newsletter_bool",
-    "user_orders_int", "user_loyalty_points_int", "user_cohort_str",
-)  # fmt: skip
+    "user_plan_str",
+    "user_ltv_real",
+    "user_signup_date",
+    "user_newsletter_bool",
+    "user_orders_int",
+    "user_loyalty_points_int",
+    "user_cohort_str",
+)
 PAGE_VARS: tuple[str, ...] = (
-    "page_category_str", "page_product_sku_str", "page_product_price_real",
-    "page_search_term_str", "page_results_int", "page_cart_items_int", "page_cart_value_real",
-    "page_experiment_str", "page_logged_in_bool",
-)  # fmt: skip
+    "page_category_str",
+    "page_product_sku_str",
+    "page_product_price_real",
+    "page_search_term_str",
+    "page_results_int",
+    "page_cart_items_int",
+    "page_cart_value_real",
+    "page_experiment_str",
+    "page_logged_in_bool",
+)
 EVT_VARS: tuple[str, ...] = (
-    "evt_product_sku_str", "evt_product_name_str", "evt_category_str", "evt_price_real",
-    "evt_quantity_int", "evt_cart_value_real", "evt_num_items_int", "evt_order_id_str",
-    "evt_revenue_real", "evt_currency_str", "evt_coupon_str", "evt_payment_method_str",
-    "evt_search_term_str", "evt_results_int", "evt_step_int", "evt_method_str",
-)  # fmt: skip
+    "evt_product_sku_str",
+    "evt_product_name_str",
+    "evt_category_str",
+    "evt_price_real",
+    "evt_quantity_int",
+    "evt_cart_value_real",
+    "evt_num_items_int",
+    "evt_order_id_str",
+    "evt_revenue_real",
+    "evt_currency_str",
+    "evt_coupon_str",
+    "evt_payment_method_str",
+    "evt_search_term_str",
+    "evt_results_int",
+    "evt_step_int",
+    "evt_method_str",
+)
 
 # --- page kinds ---------------------------------------------------------------------------------
 
 HOME, CATEGORY, PRODUCT, SEARCH, CART, CHECKOUT, CONFIRMATION, ACCOUNT, HELP, BLOG = range(10)
 KIND_KEYS = (
-    "home", "category", "product", "search", "cart", "checkout", "checkout/confirmation",
-    "account", "help", "blog",
-)  # fmt: skip
+    "home",
+    "category",
+    "product",
+    "search",
+    "cart",
+    "checkout",
+    "checkout/confirmation",
+    "account",
+    "help",
+    "blog",
+)
 PAGE_NAMES = (
-    "Home", "Category", "Product Detail", "Search Results", "Cart", "Checkout",
-    "Order Confirmation", "Account", "Help Center", "Blog Post",
-)  # fmt: skip
+    "Home",
+    "Category",
+    "Product Detail",
+    "Search Results",
+    "Cart",
+    "Checkout",
+    "Order Confirmation",
+    "Account",
+    "Help Center",
+    "Blog Post",
+)
 ANDROID_VIEWS = (
-    "MainActivity", "CategoryActivity", "ProductDetailActivity", "SearchActivity",
-    "CartActivity", "CheckoutActivity", "OrderConfirmationActivity", "AccountActivity",
-    "HelpCenterActivity", "ArticleActivity",
-)  # fmt: skip
+    "MainActivity",
+    "CategoryActivity",
+    "ProductDetailActivity",
+    "SearchActivity",
+    "CartActivity",
+    "CheckoutActivity",
+    "OrderConfirmationActivity",
+    "AccountActivity",
+    "HelpCenterActivity",
+    "ArticleActivity",
+)
 IOS_VIEWS = (
-    "HomeViewController", "CategoryViewController", "ProductDetailViewController",
-    "SearchResultsViewController", "CartViewController", "CheckoutViewController",
-    "OrderConfirmationViewController", "AccountViewController", "HelpCenterViewController",
+    "HomeViewController",
+    "CategoryViewController",
+    "ProductDetailViewController",
+    "SearchResultsViewController",
+    "CartViewController",
+    "CheckoutViewController",
+    "OrderConfirmationViewController",
+    "AccountViewController",
+    "HelpCenterViewController",
     "ArticleViewController",
-)  # fmt: skip
+)
 
 # --- catalogue ----------------------------------------------------------------------------------
 
 CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("mens", "Men's"), ("womens", "Women's"), ("footwear", "Footwear"),
-    ("outerwear", "Outerwear"), ("camping", "Camping"), ("packs", "Packs & Bags"),
-    ("accessories", "Accessories"), ("sale", "Sale"),
-)  # fmt: skip
+    ("mens", "Men's"),
+    ("womens", "Women's"),
+    ("footwear", "Footwear"),
+    ("outerwear", "Outerwear"),
+    ("camping", "Camping"),
+    ("packs", "Packs & Bags"),
+    ("accessories", "Accessories"),
+    ("sale", "Sale"),
+)
 
 # (slug, name, sku, price, category index)
 PRODUCTS: tuple[tuple[str, str, str, float, int], ...] = (
@@ -108,18 +159,42 @@ PRODUCTS_BY_CATEGORY: tuple[tuple[int, ...], ...] = tuple(
     tuple(i for i, p in enumerate(PRODUCTS) if p[4] == c) for c in range(len(CATEGORIES))
 )
 SEARCH_TERMS = (
-    "rain jacket", "hiking boots", "tent", "2 person tent", "merino socks", "fleece",
-    "backpack", "daypack", "trail runners", "down jacket", "sleeping bag", "headlamp",
-    "water bottle", "gift card", "womens leggings", "sale", "camp chair", "trekking poles",
-    "beanie", "waterproof", "size guide", "returns", "vest", "duffel bag",
-)  # fmt: skip
+    "rain jacket",
+    "hiking boots",
+    "tent",
+    "2 person tent",
+    "merino socks",
+    "fleece",
+    "backpack",
+    "daypack",
+    "trail runners",
+    "down jacket",
+    "sleeping bag",
+    "headlamp",
+    "water bottle",
+    "gift card",
+    "womens leggings",
+    "sale",
+    "camp chair",
+    "trekking poles",
+    "beanie",
+    "waterproof",
+    "size guide",
+    "returns",
+    "vest",
+    "duffel bag",
+)
 SEARCH_QUERIES = tuple(quote_plus(t) for t in SEARCH_TERMS)
 SUSPICIOUS_INPUTS = ("' OR 1=1 --", "<script>alert(document.cookie)</script>")
 HELP_ARTICLES = (
-    ("shipping-and-delivery", "Shipping & Delivery"), ("returns-and-exchanges", "Returns"),
-    ("order-status", "Where is my order?"), ("size-guide", "Size Guide"),
-    ("warranty", "Lifetime Warranty"), ("gift-cards", "Gift Cards"), ("contact-us", "Contact Us"),
-)  # fmt: skip
+    ("shipping-and-delivery", "Shipping & Delivery"),
+    ("returns-and-exchanges", "Returns"),
+    ("order-status", "Where is my order?"),
+    ("size-guide", "Size Guide"),
+    ("warranty", "Lifetime Warranty"),
+    ("gift-cards", "Gift Cards"),
+    ("contact-us", "Contact Us"),
+)
 BLOG_POSTS = (
     ("how-to-layer-for-winter-hikes", "How to Layer for Winter Hikes"),
     ("first-backpacking-trip-checklist", "Your First Backpacking Trip: a Checklist"),
@@ -248,58 +323,155 @@ def _versions(template: str, pairs: tuple[tuple[str, ...], ...]) -> tuple[tuple[
 
 _CHROME = (("122.0.0.0",), ("123.0.0.0",), ("124.0.0.0",), ("125.0.0.0",), ("126.0.0.0",))
 _DESKTOP_SCREENS = (
-    (1920, 1080), (1536, 864), (1440, 900), (2560, 1440), (1366, 768), (1280, 800),
-    (1680, 1050), (1920, 1200),
-)  # fmt: skip
+    (1920, 1080),
+    (1536, 864),
+    (1440, 900),
+    (2560, 1440),
+    (1366, 768),
+    (1280, 800),
+    (1680, 1050),
+    (1920, 1200),
+)
 _PHONE_SCREENS = ((390, 844), (393, 873), (412, 915), (375, 667), (360, 800), (430, 932))
 _IPHONE_SCREENS = ((390, 844), (375, 667), (430, 932), (393, 852), (414, 896))
 _TABLET_SCREENS = ((820, 1180), (768, 1024), (1024, 1366), (800, 1280))
 
 # (browser, operating system, device, (version, UA) pairs, screens)
-WEB_PROFILES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...], tuple], ...] = (
-    ("Chrome", "Windows", "Desktop", _versions(
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/{v} Safari/537.36", _CHROME), _DESKTOP_SCREENS),
-    ("Chrome", "OS X", "Desktop", _versions(
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/{v} Safari/537.36", _CHROME), _DESKTOP_SCREENS),
-    ("Safari", "OS X", "Desktop", _versions(
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        "Version/{v} Safari/605.1.15", (("16.6",), ("17.3.1",), ("17.4",), ("17.4.1",))),
-        _DESKTOP_SCREENS),
-    ("Edge", "Windows", "Desktop", _versions(
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/{m}.0.0.0 Safari/537.36 Edg/{v}",
-        (("123.0.2420.97",), ("124.0.2478.80",), ("125.0.2535.67",))), _DESKTOP_SCREENS),
-    ("Firefox", "Windows", "Desktop", _versions(
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:{m}.0) Gecko/20100101 Firefox/{m}.0",
-        (("124.0",), ("125.0",), ("126.0",))), _DESKTOP_SCREENS),
-    ("Chrome", "Linux", "Desktop", _versions(
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/{v} Safari/537.36", _CHROME), _DESKTOP_SCREENS),
-    ("Chrome", "Chrome OS", "Desktop", _versions(
-        "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/{v} Safari/537.36", _CHROME), ((1366, 768), (1536, 864), (1280, 800))),
-    ("Safari", "iOS", "Mobile", _versions(
-        "Mozilla/5.0 (iPhone; CPU iPhone OS {o} like Mac OS X) AppleWebKit/605.1.15 "
-        "(KHTML, like Gecko) Version/{v} Mobile/15E148 Safari/604.1",
-        (("16.6", "16_6"), ("17.3.1", "17_3_1"), ("17.4", "17_4"), ("17.4.1", "17_4_1"))),
-        _IPHONE_SCREENS),
-    ("Chrome", "Android", "Mobile", _versions(
-        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/{v} Mobile Safari/537.36", _CHROME), _PHONE_SCREENS),
-    ("Samsung Internet", "Android", "Mobile", _versions(
-        "Mozilla/5.0 (Linux; Android {o}; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "SamsungBrowser/{v} Chrome/115.0.0.0 Mobile Safari/537.36",
-        (("23.0", "13"), ("24.0", "14"), ("25.0", "14"))), ((360, 780), (384, 832))),
-    ("Safari", "iOS", "Tablet", _versions(
-        "Mozilla/5.0 (iPad; CPU OS {o} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        "Version/{v} Mobile/15E148 Safari/604.1", (("17.3.1", "17_3_1"), ("17.4", "17_4"))),
-        _TABLET_SCREENS),
-    ("Chrome", "Android", "Tablet", _versions(
-        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/{v} Safari/537.36", _CHROME), ((800, 1280), (1024, 1366))),
-)  # fmt: skip
+WEB_PROFILES: tuple[
+    tuple[str, str, str, tuple[tuple[str, str], ...], tuple[tuple[int, int], ...]], ...
+] = (
+    (
+        "Chrome",
+        "Windows",
+        "Desktop",
+        _versions(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/{v} Safari/537.36",
+            _CHROME,
+        ),
+        _DESKTOP_SCREENS,
+    ),
+    (
+        "Chrome",
+        "OS X",
+        "Desktop",
+        _versions(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/{v} Safari/537.36",
+            _CHROME,
+        ),
+        _DESKTOP_SCREENS,
+    ),
+    (
+        "Safari",
+        "OS X",
+        "Desktop",
+        _versions(
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/{v} Safari/605.1.15",
+            (("16.6",), ("17.3.1",), ("17.4",), ("17.4.1",)),
+        ),
+        _DESKTOP_SCREENS,
+    ),
+    (
+        "Edge",
+        "Windows",
+        "Desktop",
+        _versions(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/{m}.0.0.0 Safari/537.36 Edg/{v}",
+            (("123.0.2420.97",), ("124.0.2478.80",), ("125.0.2535.67",)),
+        ),
+        _DESKTOP_SCREENS,
+    ),
+    (
+        "Firefox",
+        "Windows",
+        "Desktop",
+        _versions(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:{m}.0) Gecko/20100101 Firefox/{m}.0",
+            (("124.0",), ("125.0",), ("126.0",)),
+        ),
+        _DESKTOP_SCREENS,
+    ),
+    (
+        "Chrome",
+        "Linux",
+        "Desktop",
+        _versions(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/{v} Safari/537.36",
+            _CHROME,
+        ),
+        _DESKTOP_SCREENS,
+    ),
+    (
+        "Chrome",
+        "Chrome OS",
+        "Desktop",
+        _versions(
+            "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/{v} Safari/537.36",
+            _CHROME,
+        ),
+        ((1366, 768), (1536, 864), (1280, 800)),
+    ),
+    (
+        "Safari",
+        "iOS",
+        "Mobile",
+        _versions(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS {o} like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/{v} Mobile/15E148 Safari/604.1",
+            (("16.6", "16_6"), ("17.3.1", "17_3_1"), ("17.4", "17_4"), ("17.4.1", "17_4_1")),
+        ),
+        _IPHONE_SCREENS,
+    ),
+    (
+        "Chrome",
+        "Android",
+        "Mobile",
+        _versions(
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/{v} Mobile Safari/537.36",
+            _CHROME,
+        ),
+        _PHONE_SCREENS,
+    ),
+    (
+        "Samsung Internet",
+        "Android",
+        "Mobile",
+        _versions(
+            "Mozilla/5.0 (Linux; Android {o}; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "SamsungBrowser/{v} Chrome/115.0.0.0 Mobile Safari/537.36",
+            (("23.0", "13"), ("24.0", "14"), ("25.0", "14")),
+        ),
+        ((360, 780), (384, 832)),
+    ),
+    (
+        "Safari",
+        "iOS",
+        "Tablet",
+        _versions(
+            "Mozilla/5.0 (iPad; CPU OS {o} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/{v} Mobile/15E148 Safari/604.1",
+            (("17.3.1", "17_3_1"), ("17.4", "17_4")),
+        ),
+        _TABLET_SCREENS,
+    ),
+    (
+        "Chrome",
+        "Android",
+        "Tablet",
+        _versions(
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/{v} Safari/537.36",
+            _CHROME,
+        ),
+        ((800, 1280), (1024, 1366)),
+    ),
+)
 # 64 entries over WEB_PROFILES
 WEB_PROFILE_TABLE: tuple[int, ...] = (
     (0,) * 21
@@ -459,13 +631,21 @@ SEEN_TARGETS: tuple[tuple[str, str], ...] = (
     ("Free returns within 60 days", f"{_ROOT} > div.promo-bar > p"),
 )
 COPY_TEXTS = (
-    "AO-FW-1301", "Free returns within 60 days", "Stormline Rain Jacket", "SPRING20",
-    "support@acme-outfitters.example", "Merino Hiking Socks",
-)  # fmt: skip
+    "AO-FW-1301",
+    "Free returns within 60 days",
+    "Stormline Rain Jacket",
+    "SPRING20",
+    "support@acme-outfitters.example",
+    "Merino Hiking Socks",
+)
 HIGHLIGHT_TEXTS = (
-    "100% recycled polyester", "Waterproof to 20,000 mm", "Ships in 1-2 business days",
-    "Lifetime warranty", "Returns are free within 60 days of delivery", "Weight: 1.2 lb",
-)  # fmt: skip
+    "100% recycled polyester",
+    "Waterproof to 20,000 mm",
+    "Ships in 1-2 business days",
+    "Lifetime warranty",
+    "Returns are free within 60 days of delivery",
+    "Weight: 1.2 lb",
+)
 PASTE_TEXTS = ("SPRING20", "WELCOME10", "98103", "1450 NE 45th St")
 
 # Console errors and exceptions: (message, error kind, script)
@@ -473,12 +653,14 @@ CONSOLE_ERRORS: tuple[tuple[str, str], ...] = (
     ("Failed to load resource: the server responded with a status of 500 ()", "network"),
     ("Uncaught (in promise) TypeError: Failed to fetch", "TypeError"),
     ("[reviews-widget] could not initialise: container not found", "Error"),
-    ("Refused to load the script 'https://widgets.chatvendor.example/loader.js' because it "
-     "violates the following Content Security Policy directive: \"script-src 'self'\"",
-     "SecurityError"),
-    ("Warning: Each child in a list should have a unique \"key\" prop.", "Error"),
+    (
+        "Refused to load the script 'https://widgets.chatvendor.example/loader.js' because it "
+        "violates the following Content Security Policy directive: \"script-src 'self'\"",
+        "SecurityError",
+    ),
+    ('Warning: Each child in a list should have a unique "key" prop.', "Error"),
     ("Failed to load resource: net::ERR_BLOCKED_BY_CLIENT", "network"),
-)  # fmt: skip
+)
 WEB_SCRIPTS = (
     f"{CDN}/static/js/main.4f9c2a1e.js",
     f"{CDN}/static/js/pdp.77ab03c2.chunk.js",
@@ -493,20 +675,28 @@ EXCEPTIONS: tuple[tuple[str, str], ...] = (
     ("Error: Minified React error #418", "Error"),
 )
 ANDROID_EXCEPTIONS: tuple[tuple[str, str], ...] = (
-    ("java.lang.IllegalStateException: Fragment ProductDetailFragment not attached to a context.",
-     "ProductDetailFragment.kt"),
-    ("java.lang.NullPointerException: Attempt to invoke virtual method 'int java.util.List.size()'"
-     " on a null object reference", "CartAdapter.kt"),
+    (
+        "java.lang.IllegalStateException: Fragment ProductDetailFragment not attached to a context.",
+        "ProductDetailFragment.kt",
+    ),
+    (
+        "java.lang.NullPointerException: Attempt to invoke virtual method 'int java.util.List.size()'"
+        " on a null object reference",
+        "CartAdapter.kt",
+    ),
     ("java.net.SocketTimeoutException: timeout", "ApiClient.kt"),
-)  # fmt: skip
+)
 IOS_EXCEPTIONS: tuple[tuple[str, str], ...] = (
-    ("Fatal error: Unexpectedly found nil while unwrapping an Optional value",
-     "ProductDetailViewController.swift"),
+    (
+        "Fatal error: Unexpectedly found nil while unwrapping an Optional value",
+        "ProductDetailViewController.swift",
+    ),
     ("Fatal error: Index out of range", "CartViewModel.swift"),
-    ("NSInvalidArgumentException: -[__NSCFNumber length]: unrecognized selector",
-     "CheckoutCoordinator.swift"),
-)  # fmt: skip
-CUSTOM_ERROR_KINDS = ("rate_limited", "invalid_arguments", "cardinality_limit")
+    (
+        "NSInvalidArgumentException: -[__NSCFNumber length]: unrecognized selector",
+        "CheckoutCoordinator.swift",
+    ),
+)
 
 # Request status lookup: 64 entries, mostly success.
 STATUS_TABLE: tuple[int, ...] = (

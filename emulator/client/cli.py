@@ -1,0 +1,898 @@
+"""`fullstory-export`: FullStory's four-step Segment Export workflow as one command.
+
+Create the export, poll it (a live bar of `estimatePctComplete` and `step`), fetch a signed URL,
+download the gzip file (optionally gunzipped). FullStory advises daily jobs to export in bundles
+of about 30 minutes, so `--chunk 30m` cuts [start, end) into one export per bundle, named by the
+bundle's bounds; a rerun skips bundles already on disk, and a download is written to `.part` and
+renamed only when whole, so an interrupted run never leaves a file that looks finished.
+
+Every API call goes through `FullStoryClient`, which honours `Retry-After` on 429, backs off on
+5xx and dropped connections, and downloads without the key. The client has no hooks for 429s or
+download bytes, so this module watches its httpx transport (a response hook) and the file it
+writes to (a counting wrapper) to report them.
+
+Exit codes (also in `--help`):
+
+    0    everything exported, or already on disk
+    1    another API or I/O error (bad argument, unknown segment, unreachable server, ...)
+    2    usage: bad flags, or no API key
+    3    an export ended in ERROR/FAILED; its errorDetails go to stderr
+    4    the API key was refused (401, or 403: exports need an Admin or Architect key)
+    5    still rate limited (429) after the client's retries
+    6    an export was still PENDING after --timeout
+    7    the download failed (the URL kept expiring, a storage error, a corrupt gzip)
+    130  interrupted; rerun the same command to resume a chunked run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import re
+import shutil
+import sys
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+
+from .. import __version__
+from .core import (
+    DownloadExpired,
+    ExportFailed,
+    FullStoryClient,
+    FullStoryError,
+    RateLimited,
+    Unauthorized,
+)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_EXPORT_FAILED = 3
+EXIT_AUTH = 4
+EXIT_RATE_LIMITED = 5
+EXIT_TIMEOUT = 6
+EXIT_DOWNLOAD = 7
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = {
+    EXIT_OK: "everything exported, or already on disk",
+    EXIT_ERROR: "another API or I/O error (bad argument, unknown segment, unreachable server)",
+    EXIT_USAGE: "usage: bad flags, or no API key",
+    EXIT_EXPORT_FAILED: "an export ended in ERROR/FAILED (errorDetails on stderr)",
+    EXIT_AUTH: "the API key was refused (401; 403: exports need an Admin or Architect key)",
+    EXIT_RATE_LIMITED: "still rate limited (429) after the client's retries",
+    EXIT_TIMEOUT: "an export was still PENDING after --timeout",
+    EXIT_DOWNLOAD: "the download failed (URL kept expiring, storage error, corrupt gzip)",
+    EXIT_INTERRUPTED: "interrupted; rerun the same command to resume a chunked run",
+}
+
+TYPES = {
+    "event": "TYPE_EVENT",
+    "individual": "TYPE_INDIVIDUAL",
+    "pages": "TYPE_PAGES",
+    "sessions": "TYPE_SESSIONS",
+}
+FORMATS = {"ndjson": "FORMAT_NDJSON", "json": "FORMAT_JSON", "csv": "FORMAT_CSV"}
+SCOPES = {
+    "event": "SCOPE_EVENT",
+    "events": "SCOPE_EVENT",
+    "pages": "SCOPE_PAGES",
+    "sessions": "SCOPE_SESSIONS",
+    "individual": "SCOPE_INDIVIDUAL",
+}
+SUBCOMMANDS = ("run", "segments")
+Listener = Callable[[str, dict[str, Any]], Any]
+
+
+class Failure(Exception):
+    """An error with the exit code it stands for."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- argument parsing --------------------------------------------------------------------------
+
+
+def _enum(mapping: dict[str, str], prefix: str) -> Callable[[str], str]:
+    """Accept `event`, `EVENT` or the wire name `TYPE_EVENT`: people type all three."""
+
+    def parse(text: str) -> str:
+        key = text.strip().upper().removeprefix(prefix).lower()
+        if key not in mapping:
+            allowed = ", ".join(sorted(set(mapping)))
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {allowed}")
+        return mapping[key]
+
+    return parse
+
+
+def parse_duration(text: str) -> timedelta:
+    """A bundle length: `30m`, `1h`, `1d`, `90s`, `1h30m` (a bare number is minutes)."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+", text):
+        text += "m"
+    parts = re.findall(r"(\d+)([smhdw])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 1h or 1d")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    seconds = sum(int(n) * unit[u] for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("a chunk must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def parse_time(text: str, tz: ZoneInfo | None) -> datetime | None:
+    """RFC 3339 or a date; without an offset it is read in --timezone (else UTC). "" is open."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time such as 2026-03-01, 2026-03-01T12:00:00Z or "
+            "2026-03-01T12:00:00+01:00"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz or UTC)
+    return value.astimezone(UTC)
+
+
+def rfc3339(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stamp(value: datetime) -> str:
+    """A bundle bound in a file name: 20260301T0030Z (seconds only when the bound has them)."""
+    return value.strftime("%Y%m%dT%H%M%SZ" if value.second else "%Y%m%dT%H%MZ")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection and output")
+    group.add_argument(
+        "--api-url",
+        default=None,
+        help="API base URL (default: $FULLSTORY_API_URL, else https://api.fullstory.com, or the "
+        "EU host for an eu1. key); an emulator is e.g. http://127.0.0.1:8080",
+    )
+    group.add_argument(
+        "--api-key",
+        default=None,
+        help="API key, sent as 'Authorization: Basic KEY' (default: $FULLSTORY_API_KEY); exports "
+        "need an Admin or Architect key",
+    )
+    mode = group.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--json", action="store_true", help="one JSON object per line on stdout (machine-readable)"
+    )
+    mode.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="fullstory-export",
+        description="Run FullStory's Segment Export workflow (create, poll, fetch the URL, "
+        "download) in one command. Without a command, 'run' is assumed.",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="export a segment to a file (the default command)",
+        description="Export a segment: create, poll with a progress bar, download.",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = run.add_argument_group("what to export")
+    what.add_argument("-s", "--segment", default="everyone", help="segment id (default: everyone)")
+    what.add_argument(
+        "-t",
+        "--type",
+        type=_enum(TYPES, "TYPE_"),
+        default="TYPE_EVENT",
+        help="event (default), individual, pages or sessions",
+    )
+    what.add_argument(
+        "-f",
+        "--format",
+        type=_enum(FORMATS, "FORMAT_"),
+        default="FORMAT_NDJSON",
+        help="ndjson (default), json or csv",
+    )
+    what.add_argument(
+        "--start", default=None, help="timeRange start, inclusive (RFC 3339 or date; '' is open)"
+    )
+    what.add_argument(
+        "--end", default=None, help="timeRange end, exclusive (RFC 3339 or date; '' is now)"
+    )
+    what.add_argument(
+        "--segment-start",
+        default=None,
+        help="segmentTimeRange start: overrides the segment's own window (by default the last "
+        "30 days); '' is open, so --segment-start '' --segment-end '' means all time",
+    )
+    what.add_argument("--segment-end", default=None, help="segmentTimeRange end ('' is open)")
+    what.add_argument(
+        "--fields",
+        default=None,
+        help="comma-separated field names; user_*, evt_*, page_* stand for all custom variables",
+    )
+    what.add_argument(
+        "--scope",
+        type=_enum(SCOPES, "SCOPE_"),
+        default=None,
+        help="event scope: events, pages, sessions or individual",
+    )
+    what.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA zone for the segment's relative dates, and for --start/--end given "
+        "without an offset (default UTC)",
+    )
+
+    where = run.add_argument_group("where and how")
+    where.add_argument(
+        "-o",
+        "--out",
+        default=".",
+        help="output file, or directory (named from the download; required to be a directory "
+        "with --chunk); default: current directory",
+    )
+    where.add_argument("--gunzip", action="store_true", help="write the data uncompressed")
+    where.add_argument(
+        "--chunk",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="one export per bundle of DURATION (30m, 1h, 1d) over [--start, --end); files are "
+        "named SEGMENT-START-END.FORMAT.gz and a rerun skips those already complete",
+    )
+    where.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="with --chunk: go on with the next bundles after one fails",
+    )
+    where.add_argument(
+        "--poll-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between status polls (default 2)",
+    )
+    where.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on an export still PENDING after this long (default: wait)",
+    )
+    where.add_argument(
+        "--max-renewals",
+        type=int,
+        default=3,
+        metavar="N",
+        help="fresh download URLs to ask for when one has expired (default 3)",
+    )
+    _common(run)
+
+    segments = sub.add_parser(
+        "segments",
+        help="list segments (id, name, creator, created)",
+        description="List the segments the key can export.",
+    )
+    segments.add_argument("--creator", default=None, help="only segments created by this email")
+    _common(segments)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse, with `run` as the default command (so `fullstory-export --segment X` works)."""
+    argv = list(argv)
+    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
+        argv.insert(0, "run")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        _check_run_args(parser, args)
+    return args
+
+
+def _check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    tz = None
+    if args.timezone:
+        try:
+            tz = ZoneInfo(args.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            parser.error(f"--timezone {args.timezone!r} is not an IANA time zone name")
+    # A flag given as "" still sends its range: an open end ("" and "" mean all time).
+    args.time_range_given = args.start is not None or args.end is not None
+    args.segment_range_given = args.segment_start is not None or args.segment_end is not None
+    try:
+        for name in ("start", "end", "segment_start", "segment_end"):
+            raw = getattr(args, name)
+            setattr(args, name, None if raw is None else parse_time(raw, tz))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.start and args.end and args.start >= args.end:
+        parser.error("--start must be before --end")
+    if args.chunk and (args.start is None or args.end is None):
+        parser.error("--chunk needs both --start and --end")
+    if args.fields is not None:
+        args.fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    if args.poll_interval < 0:
+        parser.error("--poll-interval cannot be negative")
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+class Reporter:
+    """Where events go: an optional listener (the demo narrates from it), plus this mode's view.
+
+    Failures and errors always reach stderr, whatever the mode.
+    """
+
+    def __init__(self, listener: Listener | None = None) -> None:
+        self.listener = listener
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if self.listener is not None:
+            self.listener(event, dict(fields))
+        self.show(event, fields)
+
+    def show(self, event: str, fields: dict[str, Any]) -> None:
+        if event in ("failed", "error"):
+            print(f"fullstory-export: {_problem(fields)}", file=sys.stderr, flush=True)
+
+    def transfer(self, bundle: str, size: int) -> None:
+        """Bytes written so far by a download (too chatty to be an event)."""
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _problem(fields: dict[str, Any]) -> str:
+    where = f"[{fields['bundle']}] " if fields.get("bundle") else ""
+    if "errorDetails" in fields:
+        return (
+            f"{where}export {fields.get('operationId')} ended in {fields.get('state')}: "
+            f"{fields.get('errorDetails') or 'no errorDetails given'}"
+        )
+    return where + str(fields.get("message"))
+
+
+class JsonReporter(Reporter):
+    """One JSON object per line on stdout, for scripts and log shippers."""
+
+    def show(self, event: str, fields: dict[str, Any]) -> None:
+        print(json.dumps({"event": event, **fields}, default=str), flush=True)
+        super().show(event, fields)
+
+
+class HumanReporter(Reporter):
+    """Rich progress bars and one-line notes on stderr; stdout stays clean for pipes."""
+
+    def __init__(self, listener: Listener | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        super().__init__(listener)
+        self.console = Console(stderr=True, highlight=False)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.overall: Any = None
+        self.chunked = False
+
+    def __enter__(self) -> HumanReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _note(self, text: str) -> None:
+        self.progress.console.print(text, soft_wrap=True)  # whole lines stay greppable
+
+    def show(self, event: str, fields: dict[str, Any]) -> None:
+        bundle = str(fields.get("bundle") or fields.get("segment") or "export")
+        task = self.tasks.get(bundle)
+        if event == "plan" and fields.get("bundles", 1) > 1:
+            self.chunked = True
+            self.overall = self.progress.add_task(
+                f"[bold]{_esc(fields['segment'])}[/] bundles", total=fields["bundles"], status=""
+            )
+        elif event == "skipped":
+            self._note(f"[dim]· {_esc(fields['file'])} is already complete; skipped[/]")
+            self._advance()
+        elif event == "created":
+            self.tasks[bundle] = self.progress.add_task(
+                _esc(bundle), total=100, status=f"created {_esc(fields['operationId'])}"
+            )
+        elif event == "progress" and task is not None:
+            status = _esc(str(fields.get("step") or fields.get("state") or ""))
+            self.progress.update(task, completed=fields.get("pct") or 0, status=status)
+        elif event == "rate_limited":
+            wait = fields.get("retryAfter")
+            after = f"; Retry-After {wait:g} s" if wait is not None else ""
+            where = _esc(f"{fields['method']} {fields['path']}")
+            self._note(f"[yellow]429 rate limited on {where}{after}[/]")
+        elif event == "retrying":
+            self._note(f"[yellow]HTTP {fields['status']} on {_esc(fields['path'])}; retrying[/]")
+        elif event == "completed" and task is not None:
+            self.progress.update(task, completed=100, status="COMPLETED, downloading")
+        elif event == "url_expired":
+            self._note(
+                f"[yellow]download URL expired ({_esc(fields.get('details') or 'ExpiredToken')}); "
+                f"asking for a fresh one (renewal {fields['renewal']})[/]"
+            )
+        elif event == "downloaded":
+            size = _size(fields["bytes"])
+            if task is not None:
+                self.progress.update(task, status=f"saved {size}")
+                if self.chunked:
+                    self.progress.remove_task(task)
+            self._note(f"[green]✓[/] {_esc(fields['file'])} ({size})")
+            self._advance()
+        elif event in ("failed", "error"):
+            if task is not None:
+                self.progress.update(task, status="[red]failed[/]")
+            self._advance()
+            self._note(f"[red]✗ {_esc(_problem(fields))}[/]")
+        elif event == "done" and self.chunked:
+            self._note(
+                f"{fields['downloaded']} downloaded, {fields['skipped']} skipped, "
+                f"{fields['failed']} failed"
+            )
+
+    def _advance(self) -> None:
+        if self.overall is not None:
+            self.progress.advance(self.overall)
+
+    def transfer(self, bundle: str, size: int) -> None:
+        task = self.tasks.get(bundle)
+        if task is not None:
+            self.progress.update(task, status=f"downloading {_size(size)}")
+
+
+def _esc(text: str) -> str:
+    """Server text and paths shown literally, never read as rich markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def make_reporter(args: argparse.Namespace, listener: Listener | None) -> Reporter:
+    if args.json:
+        return JsonReporter(listener)
+    if args.quiet:
+        return Reporter(listener)
+    return HumanReporter(listener)
+
+
+# -- the workflow ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One export: the whole range, or one bundle of a chunked range."""
+
+    bundle: str
+    start: datetime | None
+    end: datetime | None
+    target: Path | None  # the finished file; None: named by Content-Disposition in `directory`
+    directory: Path
+
+
+class _Tally:
+    """The file a download streams into, counting bytes (the client has no progress hook)."""
+
+    def __init__(self, file: IO[bytes], on_size: Callable[[int], Any]) -> None:
+        self.file = file
+        self.on_size = on_size
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        written = self.file.write(data)
+        self.size += len(data)
+        self.on_size(self.size)
+        return written
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        result = self.file.truncate(size)
+        self.size = self.file.tell()
+        return result
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """The exports to run, in order; chunked bundles are named so a rerun can find them."""
+    out = Path(args.out)
+    ext = args.format.removeprefix("FORMAT_").lower() + ("" if args.gunzip else ".gz")
+    if args.chunk:
+        out.mkdir(parents=True, exist_ok=True)
+        segment = re.sub(r"[^A-Za-z0-9._-]", "_", args.segment)
+        jobs, start = [], args.start
+        while start < args.end:
+            end = min(start + args.chunk, args.end)
+            bundle = f"{stamp(start)}-{stamp(end)}"
+            jobs.append(Job(bundle, start, end, out / f"{segment}-{bundle}.{ext}", out))
+            start = end
+        return jobs
+    if out.is_dir() or args.out.endswith(("/", os.sep)):
+        out.mkdir(parents=True, exist_ok=True)
+        return [Job("", args.start, args.end, None, out)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return [Job("", args.start, args.end, out, out.parent)]
+
+
+def export_one(
+    client: FullStoryClient, args: argparse.Namespace, job: Job, reporter: Reporter
+) -> Path:
+    """Steps 1-4 for one job; returns the finished file."""
+    time_range = None
+    if args.time_range_given:
+        time_range = (rfc3339(job.start), rfc3339(job.end))
+    segment_range = None
+    if args.segment_range_given:
+        segment_range = (rfc3339(args.segment_start), rfc3339(args.segment_end))
+    operation_id = client.create_export(
+        args.segment,
+        type=args.type,
+        format=args.format,
+        time_range=time_range,
+        segment_time_range=segment_range,
+        timezone=args.timezone,
+        fields=args.fields,
+        scope=args.scope,
+    )
+    reporter.emit(
+        "created",
+        bundle=job.bundle,
+        segment=args.segment,
+        operationId=operation_id,
+        start=rfc3339(job.start),
+        end=rfc3339(job.end),
+    )
+    last: tuple[Any, ...] = ()
+
+    def on_progress(operation: dict[str, Any]) -> None:
+        nonlocal last
+        now = (operation.get("state"), operation.get("estimatePctComplete"), operation.get("step"))
+        if now != last:
+            last = now
+            reporter.emit(
+                "progress",
+                bundle=job.bundle,
+                segment=args.segment,
+                operationId=operation_id,
+                state=now[0],
+                pct=now[1],
+                step=now[2],
+            )
+
+    operation = client.wait(
+        operation_id,
+        poll_interval=args.poll_interval,
+        timeout=args.timeout,
+        on_progress=on_progress,
+    )
+    search_export_id = str((operation.get("results") or {}).get("searchExportId") or "")
+    if not search_export_id:
+        raise Failure(EXIT_ERROR, f"operation {operation_id} completed without a searchExportId")
+    reporter.emit(
+        "completed",
+        bundle=job.bundle,
+        segment=args.segment,
+        operationId=operation_id,
+        searchExportId=search_export_id,
+    )
+    return _download(client, args, job, reporter, operation_id, search_export_id)
+
+
+def _download(
+    client: FullStoryClient,
+    args: argparse.Namespace,
+    job: Job,
+    reporter: Reporter,
+    operation_id: str,
+    search_export_id: str,
+) -> Path:
+    """Steps 3-4: fetch a URL (again, if storage says it expired), stream to .part, rename."""
+    if job.target is not None:
+        part = job.target.with_name(job.target.name + (".gz.part" if args.gunzip else ".part"))
+    else:
+        part = job.directory / f".{operation_id}.gz.part"
+    renewals = 0
+    try:
+        while True:
+            location, _ = client.export_location(search_export_id)
+            try:
+                with open(part, "wb") as raw:
+                    tally = _Tally(raw, lambda n: reporter.transfer(job.bundle or args.segment, n))
+                    filename = client.download(location, tally)  # type: ignore[arg-type]
+                break
+            except DownloadExpired as exc:
+                if renewals >= args.max_renewals:
+                    raise Failure(
+                        EXIT_DOWNLOAD, f"the download URL expired {renewals + 1} times: {exc}"
+                    ) from exc
+                renewals += 1
+                reporter.emit(
+                    "url_expired",
+                    bundle=job.bundle,
+                    operationId=operation_id,
+                    renewal=renewals,
+                    details=exc.details or exc.message,
+                )
+            except FullStoryError as exc:
+                raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}") from exc
+        size = part.stat().st_size
+        target = job.target or job.directory / (
+            filename.removesuffix(".gz") if args.gunzip else filename
+        )
+        if args.gunzip:
+            plain = target.with_name(target.name + ".part")
+            try:
+                _gunzip(part, plain)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    plain.unlink()
+                raise
+            part.unlink()
+            os.replace(plain, target)
+        else:
+            os.replace(part, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
+    reporter.emit(
+        "downloaded",
+        bundle=job.bundle,
+        segment=args.segment,
+        operationId=operation_id,
+        file=str(target),
+        bytes=size,
+        renewals=renewals,
+        gunzipped=args.gunzip,
+    )
+    return target
+
+
+def _gunzip(source: Path, dest: Path) -> None:
+    """Decompress every gzip member; a truncated or corrupt file is a download failure."""
+    try:
+        with gzip.open(source, "rb") as packed, open(dest, "wb") as out:
+            shutil.copyfileobj(packed, out, 1 << 20)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise Failure(EXIT_DOWNLOAD, f"the downloaded file is not a whole gzip: {exc}") from exc
+
+
+def classify(exc: BaseException) -> int:
+    """The exit code an exception stands for (see the module docstring)."""
+    if isinstance(exc, Failure):
+        return exc.code
+    if isinstance(exc, ExportFailed):
+        return EXIT_EXPORT_FAILED
+    if isinstance(exc, RateLimited):
+        return EXIT_RATE_LIMITED
+    if isinstance(exc, Unauthorized) or (isinstance(exc, FullStoryError) and exc.status == 403):
+        return EXIT_AUTH
+    if isinstance(exc, FullStoryError) and exc.code == "Timeout":
+        return EXIT_TIMEOUT
+    return EXIT_ERROR
+
+
+def _explain(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, FullStoryError) and exc.status == 403:
+        text += " (Segment Export needs an Admin or Architect API key)"
+    elif isinstance(exc, OSError) and not isinstance(exc, FullStoryError):
+        text = f"cannot write the output: {exc}"
+    return text
+
+
+def run(args: argparse.Namespace, client: FullStoryClient, reporter: Reporter) -> int:
+    """Every job in turn; stops at the first failure unless --keep-going."""
+    try:
+        jobs = plan(args)
+    except OSError as exc:
+        reporter.emit("error", message=f"cannot write to {args.out}: {exc}", exitCode=EXIT_ERROR)
+        return EXIT_ERROR
+    reporter.emit("plan", segment=args.segment, bundles=len(jobs), out=str(args.out))
+    status, counts = EXIT_OK, {"downloaded": 0, "skipped": 0, "failed": 0}
+    for job in jobs:
+        if args.chunk and job.target is not None and job.target.exists():
+            reporter.emit("skipped", bundle=job.bundle, file=str(job.target), reason="exists")
+            counts["skipped"] += 1
+            continue
+        try:
+            export_one(client, args, job, reporter)
+            counts["downloaded"] += 1
+            continue
+        except ExportFailed as exc:
+            code = classify(exc)
+            reporter.emit(
+                "failed",
+                bundle=job.bundle,
+                segment=args.segment,
+                operationId=exc.operation.get("id"),
+                state=exc.operation.get("state"),
+                errorDetails=exc.error_details,
+                exitCode=code,
+            )
+        except (FullStoryError, Failure, OSError) as exc:
+            code = classify(exc)
+            reporter.emit(
+                "error",
+                bundle=job.bundle,
+                segment=args.segment,
+                message=_explain(exc),
+                exitCode=code,
+            )
+        counts["failed"] += 1
+        status = status or code
+        if not args.keep_going or code == EXIT_AUTH:
+            break
+    reporter.emit("done", **counts, exitCode=status)
+    return status
+
+
+def list_segments(args: argparse.Namespace, client: FullStoryClient) -> int:
+    """`segments`: a table on stdout, or one JSON object per segment with --json."""
+    try:
+        segments = client.list_segments(limit=100, creator=args.creator)
+    except FullStoryError as exc:
+        print(f"fullstory-export: {_explain(exc)}", file=sys.stderr)
+        return classify(exc)
+    if args.json:
+        for segment in segments:
+            print(json.dumps(segment), flush=True)
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("name")
+    table.add_column("creator", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    for segment in segments:
+        created = str(segment.get("created") or "")[:19].replace("T", " ")
+        table.add_row(
+            str(segment.get("id", "")),
+            str(segment.get("name", "")),
+            str(segment.get("creator") or ""),
+            created or "—",
+        )
+    if not args.quiet:
+        Console(highlight=False, width=max(Console().width, 100)).print(table)
+    return EXIT_OK
+
+
+def _rate_watch(reporter: Reporter) -> Callable[[httpx.Response], None]:
+    """An httpx response hook: the client absorbs 429s and 5xx silently; show them."""
+
+    def hook(response: httpx.Response) -> None:
+        status = response.status_code
+        request = response.request
+        if status == 429:
+            raw = response.headers.get("retry-after")
+            try:
+                retry_after: float | None = float(raw) if raw else None
+            except ValueError:
+                retry_after = None
+            reporter.emit(
+                "rate_limited",
+                method=request.method,
+                path=request.url.path,
+                retryAfter=retry_after,
+            )
+        elif status >= 500:
+            reporter.emit("retrying", method=request.method, path=request.url.path, status=status)
+
+    return hook
+
+
+def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None) -> int:
+    """The console script; returns the exit code. `on_event(name, fields)` sees every event."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    api_key = args.api_key or os.environ.get("FULLSTORY_API_KEY")
+    api_url = args.api_url or os.environ.get("FULLSTORY_API_URL") or None  # None: production
+    if not api_key:
+        message = (
+            "no API key: pass --api-key or set FULLSTORY_API_KEY (an Admin or Architect key, "
+            "e.g. na1.xxxx). To try it offline, run the emulator and use "
+            "--api-url http://127.0.0.1:8080 --api-key na1.emulator-demo-key"
+        )
+        if args.json:
+            print(json.dumps({"event": "error", "message": message, "exitCode": EXIT_USAGE}))
+        print(f"fullstory-export: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    reporter = make_reporter(args, on_event) if args.command == "run" else Reporter(on_event)
+    http = httpx.Client(
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        event_hooks={"response": [_rate_watch(reporter)]},
+    )
+    client = FullStoryClient(api_url, api_key, http=http)
+    try:
+        if args.command == "segments":
+            return list_segments(args, client)
+        with reporter:
+            try:
+                return run(args, client, reporter)
+            except KeyboardInterrupt:
+                reporter.emit(
+                    "error",
+                    message="interrupted; rerun the same command to resume",
+                    exitCode=EXIT_INTERRUPTED,
+                )
+                return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `| head` closed stdout: stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    finally:
+        client.close()
+        http.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

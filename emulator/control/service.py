@@ -1,0 +1,176 @@
+"""What the control plane does, apart from HTTP: rules, overrides, scenarios and resets.
+
+`tenant` None means the instance: rules and overrides that apply under every tenant. A request
+reads the control settings that concern it once, as a `ControlView`, and takes from it (a fault,
+a denial, a lifecycle rule) with one atomic store update, only when there is something to take.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from ..clock import Clock
+from ..errors import InvalidArgument, NotFound
+from ..ids import mix, text_key
+from ..resources import fixture
+from ..store import Store
+from ..store.records import UNSET, ControlState, FaultRule, LifecycleRule
+from . import rules, specs
+
+T = TypeVar("T")
+SCENARIO_PARTS = frozenset({"description", "lifecycle", "faults", "ratelimit", "config"})
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    body: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_scenarios() -> dict[str, Scenario]:
+    data = json.loads(fixture("scenarios.json").read_text(encoding="utf-8"))
+    return {
+        name: Scenario(name, str(body.get("description", "")), body)
+        for name, body in data["scenarios"].items()
+    }
+
+
+class ControlView:
+    """The control settings over one tenant: its own first, then the instance's."""
+
+    def __init__(self, store: Store, tenant: str | None) -> None:
+        self._store = store
+        self.tenant = tenant
+        self._scopes: tuple[str | None, ...] = (tenant, None) if tenant is not None else (None,)
+        self._states = store.controls(self._scopes)
+
+    def setting(self, name: str, default: T) -> T:
+        """The value of an overridable setting: the tenant's override, the instance's, or
+        `default`."""
+        for state in self._states:
+            value = getattr(state, name)
+            if value is not UNSET:
+                return value  # type: ignore[no-any-return]
+        return default
+
+    def _take(
+        self,
+        wanted: Callable[[ControlState], bool],
+        take: Callable[[ControlState], tuple[ControlState, T | None]],
+    ) -> T | None:
+        for scope, state in zip(self._scopes, self._states, strict=True):
+            if wanted(state):  # as read; the update re-reads under the store's lock
+                taken = self._store.update_control(scope, take)
+                if taken is not None:
+                    return taken
+        return None
+
+    def take_fault(self, method: str, path: str, headers: Mapping[str, str]) -> FaultRule | None:
+        return self._take(
+            lambda s: any(rules.fault_matches(r, method, path, headers) for r in s.faults),
+            lambda s: rules.take_fault(s, method, path, headers),
+        )
+
+    def take_denial(self) -> int | None:
+        return self._take(lambda s: s.deny_next > 0, rules.take_denial)
+
+    def take_lifecycle(self, segment_id: str) -> LifecycleRule | None:
+        return self._take(
+            lambda s: bool(s.lifecycle), lambda s: rules.take_lifecycle(s, segment_id)
+        )
+
+
+class ControlService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        seed: int,
+        scenarios: Mapping[str, Scenario],
+        start_scenarios: Sequence[str] = (),
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._seed = seed
+        self.scenarios = dict(scenarios)
+        self._start_scenarios = tuple(start_scenarios)
+
+    def view(self, tenant: str | None) -> ControlView:
+        return ControlView(self._store, tenant)
+
+    def state(self, tenant: str | None) -> ControlState:
+        return self._store.controls((tenant,))[0]
+
+    # -- rules ---------------------------------------------------------------------------------
+    def _add(self, tenant: str | None, kind: str, build: rules.RuleBuilder) -> str:
+        return self._store.update_control(tenant, lambda s: rules.add_rule(s, kind, build))
+
+    def add_lifecycle(self, tenant: str | None, body: Mapping[str, Any]) -> str:
+        specs.lifecycle_rule(body, "check")  # validate before touching the state
+        return self._add(tenant, "lifecycle", lambda rid, _: specs.lifecycle_rule(body, rid))
+
+    def add_fault(self, tenant: str | None, body: Mapping[str, Any]) -> str:
+        specs.fault_rule(body, "check", 0)
+        scope_key = text_key(tenant or "")
+        return self._add(
+            tenant,
+            "faults",
+            lambda rid, n: specs.fault_rule(body, rid, mix(self._seed, scope_key, n)),
+        )
+
+    def header_fault(self, value: str) -> FaultRule:
+        return specs.fault_header(value, self._seed)
+
+    def remove_faults(self, tenant: str | None, rule_id: str | None = None) -> None:
+        def drop(state: ControlState) -> tuple[ControlState, bool]:
+            kept = tuple(r for r in state.faults if rule_id is not None and r.id != rule_id)
+            return replace(state, faults=kept), len(kept) != len(state.faults)
+
+        if not self._store.update_control(tenant, drop) and rule_id is not None:
+            raise NotFound(f"no fault rule {rule_id!r}")
+
+    def clear_lifecycle(self, tenant: str | None) -> None:
+        self._store.update_control(tenant, lambda s: (replace(s, lifecycle=()), None))
+
+    # -- overrides -------------------------------------------------------------------------
+    def set_rate_limit(self, tenant: str | None, body: Mapping[str, Any]) -> None:
+        self._store.update_control(tenant, lambda s: (specs.rate_limit_override(body, s), None))
+
+    def set_config(self, tenant: str | None, body: Mapping[str, Any]) -> None:
+        self._store.update_control(tenant, lambda s: (specs.config_override(body, s), None))
+
+    # -- scenarios and reset ---------------------------------------------------------------
+    def apply_scenario(self, tenant: str | None, name: str) -> None:
+        scenario = self.scenarios.get(name)
+        if scenario is None:
+            raise NotFound(f"no scenario {name!r}; known: {', '.join(sorted(self.scenarios))}")
+        body = scenario.body
+        unknown = set(body) - SCENARIO_PARTS
+        if unknown:
+            raise InvalidArgument(
+                f"scenario {name!r} has unknown parts: {', '.join(sorted(unknown))}"
+            )
+        for rule in body.get("lifecycle", []):
+            self.add_lifecycle(tenant, rule)
+        for rule in body.get("faults", []):
+            self.add_fault(tenant, rule)
+        if "ratelimit" in body:
+            self.set_rate_limit(tenant, body["ratelimit"])
+        if "config" in body:
+            self.set_config(tenant, body["config"])
+
+    def apply_start_scenarios(self) -> None:
+        for name in self._start_scenarios:
+            self.apply_scenario(None, name)
+
+    def reset(self, tenant: str | None) -> None:
+        """Back to the seeded fixtures: for one tenant, or everything (start scenarios again)."""
+        self._store.reset(tenant)
+        self._clock.reset(tenant)
+        if tenant is None:
+            self.apply_start_scenarios()

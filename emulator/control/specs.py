@@ -1,0 +1,217 @@
+"""Control rules and overrides from their JSON form, and back.
+
+The same JSON arrives in control API bodies, in scenario files and (as one header) in
+`X-Emulator-Fault`; every value is checked here, and the message names the field and its range.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..errors import InvalidArgument
+from ..settings import RateLimit
+from ..store.records import UNSET, ControlState, FaultRule, LifecycleRule
+
+DAY = 86400
+LIMITS = {
+    "latencyMs": 600_000,
+    "finishAfterSeconds": 10 * 366 * DAY,
+    "urlTtl": 10 * 366 * DAY,
+    "exportDuration": 10 * 366 * DAY,
+}
+DEFAULT_LIMIT = 1_000_000_000
+FAULT_HEADER_NAMES = {
+    "status": "status",
+    "retry-after": "retryAfter",
+    "latency": "latencyMs",
+    "truncate": "truncateAfterBytes",
+    "bytes-per-second": "bytesPerSecond",
+}
+
+
+def number(body: Mapping[str, Any], name: str, *, low: float, integer: bool = False) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    high = LIMITS.get(name, DEFAULT_LIMIT)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not low <= value <= high or (integer and value != int(value)):
+        kind = "an integer" if integer else "a number"
+        raise InvalidArgument(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def text(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a string")
+    return value
+
+
+def lifecycle_rule(body: Mapping[str, Any], rule_id: str) -> LifecycleRule:
+    modes = [
+        k
+        for k in ("finishAfterSeconds", "finishAfterPolls", "immediately", "pctSequence")
+        if body.get(k) not in (None, False)
+    ]
+    if len(modes) > 1:
+        raise InvalidArgument(f"choose one of {', '.join(modes)}")
+    script = body.get("pctSequence") or []
+    if not isinstance(script, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 99 for p in script
+    ):
+        raise InvalidArgument("pctSequence must be a list of integers from 0 to 99")
+    if any(b < a for a, b in itertools.pairwise(script)):
+        raise InvalidArgument("pctSequence must never decrease (clients rely on it)")
+    if body.get("immediately") not in (None, True, False):
+        raise InvalidArgument("immediately must be true or false")
+    seconds = 0.0 if body.get("immediately") else number(body, "finishAfterSeconds", low=0)
+    return LifecycleRule(
+        id=rule_id,
+        segment_id=text(body, "segmentId"),
+        seconds=seconds,
+        polls=number(body, "finishAfterPolls", low=0, integer=True),
+        script=tuple(script),
+        fail=text(body, "fail"),
+        remaining=number(body, "times", low=1, integer=True),
+    )
+
+
+def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
+    status = number(body, "status", low=100, integer=True)
+    if status is not None and status > 599:
+        raise InvalidArgument("status must be an HTTP status from 100 to 599")
+    headers = body.get("header") or {}
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise InvalidArgument("header must be an object of header names to string values")
+    probability = number(body, "probability", low=0)
+    if probability is not None and probability > 1:
+        raise InvalidArgument("probability must be from 0 to 1")
+    drop = body.get("drop", False)
+    if not isinstance(drop, bool):
+        raise InvalidArgument("drop must be true or false")
+    rule = FaultRule(
+        id=rule_id,
+        method=(text(body, "method") or "").upper() or None,
+        path=text(body, "path"),
+        headers=tuple((k.lower(), v) for k, v in sorted(headers.items())),
+        status=status,
+        retry_after=number(body, "retryAfter", low=0, integer=True),
+        message=text(body, "message"),
+        latency_ms=number(body, "latencyMs", low=0) or 0.0,
+        drop=drop,
+        truncate_after_bytes=number(body, "truncateAfterBytes", low=0, integer=True),
+        bytes_per_second=number(body, "bytesPerSecond", low=1, integer=True),
+        remaining=number(body, "times", low=1, integer=True),
+        probability=probability,
+        seed=seed,
+    )
+    acts = (
+        rule.status,
+        rule.latency_ms,
+        rule.drop,
+        rule.truncate_after_bytes is not None,
+        rule.bytes_per_second,
+    )
+    if not any(acts):
+        raise InvalidArgument(
+            "a fault needs an action: status, latencyMs, drop, truncateAfterBytes or bytesPerSecond"
+        )
+    return rule
+
+
+def fault_header(value: str, seed: int) -> FaultRule:
+    """`X-Emulator-Fault: status=429; retry-after=7`, `latency=250`, `drop`, `truncate=1024`."""
+    body: dict[str, Any] = {}
+    for part in value.replace(",", ";").split(";"):
+        key, _, raw = part.strip().partition("=")
+        key = key.strip().lower()
+        if not key:
+            continue
+        if key == "drop" and not raw:
+            body["drop"] = True
+        elif key in FAULT_HEADER_NAMES and raw.strip().replace(".", "", 1).isdigit():
+            body[FAULT_HEADER_NAMES[key]] = float(raw) if "." in raw else int(raw)
+        else:
+            raise InvalidArgument(
+                f"X-Emulator-Fault: cannot read {part.strip()!r}; use status=N, retry-after=S, "
+                "latency=MS, drop, truncate=BYTES or bytes-per-second=N"
+            )
+    return fault_rule(body, "header", seed)
+
+
+def rate_limit_override(body: Mapping[str, Any], state: ControlState) -> ControlState:
+    changes: dict[str, Any] = {}
+    if "limit" in body:
+        limit = body["limit"]
+        if not isinstance(limit, str):
+            raise InvalidArgument("limit must be a string such as '2/60,50' or 'off'")
+        try:
+            changes["rate_limit"] = RateLimit.parse(limit)
+        except ValueError as exc:
+            raise InvalidArgument(f"limit: {exc}") from None
+    deny = number(body, "denyNext", low=0, integer=True)
+    if deny is not None:
+        changes["deny_next"] = deny
+    retry = number(body, "retryAfter", low=1, integer=True)
+    if retry is not None:
+        changes["deny_retry_after"] = retry
+    if not changes:
+        raise InvalidArgument("send limit, denyNext and/or retryAfter")
+    return replace(state, **changes)
+
+
+def config_override(body: Mapping[str, Any], state: ControlState) -> ControlState:
+    changes: dict[str, Any] = {}
+    for name, attr in (("urlTtl", "url_ttl"), ("exportDuration", "export_duration")):
+        if name in body:
+            changes[attr] = UNSET if body[name] is None else number(body, name, low=0)
+    unknown = set(body) - {"urlTtl", "exportDuration"}
+    if unknown or not changes:
+        raise InvalidArgument("config takes urlTtl and/or exportDuration (seconds, or null)")
+    return replace(state, **changes)
+
+
+def lifecycle_json(rule: LifecycleRule) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": rule.id, "segmentId": rule.segment_id}
+    if rule.seconds is not None:
+        body["finishAfterSeconds"] = rule.seconds
+    if rule.polls is not None:
+        body["finishAfterPolls"] = rule.polls
+    if rule.script:
+        body["pctSequence"] = list(rule.script)
+    return body | {"fail": rule.fail, "remaining": rule.remaining}
+
+
+def fault_json(rule: FaultRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "method": rule.method,
+        "path": rule.path,
+        "header": dict(rule.headers),
+        "status": rule.status,
+        "retryAfter": rule.retry_after,
+        "message": rule.message,
+        "latencyMs": rule.latency_ms,
+        "drop": rule.drop,
+        "truncateAfterBytes": rule.truncate_after_bytes,
+        "bytesPerSecond": rule.bytes_per_second,
+        "remaining": rule.remaining,
+        "probability": rule.probability,
+    }
+
+
+def describe_fault(rule: FaultRule) -> str:
+    """One line for the journal and the X-Emulator-Fault answer header."""
+    parts = [
+        f"status={rule.status}" if rule.status else "",
+        f"latency={rule.latency_ms:g}ms" if rule.latency_ms else "",
+        "drop" if rule.drop else "",
+        f"truncate={rule.truncate_after_bytes}" if rule.truncate_after_bytes is not None else "",
+        f"bytes-per-second={rule.bytes_per_second}" if rule.bytes_per_second else "",
+    ]
+    return " ".join(p for p in parts if p) + ("" if rule.id == "header" else f" (rule {rule.id})")

@@ -1,0 +1,298 @@
+"""The Segment Export workflow as domain operations: create, observe, cancel, locate, download.
+
+This module knows the rules (who sees what, when a result exists, how long things last) but not
+HTTP; the handlers in api/ translate requests into these calls and results into responses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ..auth import Principal
+from ..clock import Clock
+from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_INDIVIDUAL, TYPE_SCOPES
+from ..control.rules import lifecycle_of
+from ..control.service import ControlView
+from ..errors import InvalidArgument, NoSuchKey, NotFound
+from ..files import select, stream
+from ..files.fields import resolve_fields
+from ..ids import text_key, token
+from ..settings import Settings
+from ..store import Store
+from ..store.records import ExportSpec, Lifecycle, OperationRecord
+from ..timestamps import from_ms, to_ms
+from ..world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from ..world.segments import Segment, SegmentCatalog
+from .lifecycle import Status, cancel, force, polled, status_at
+from .signing import UrlSigner
+from .spec import ExportRequest, TimeRange
+
+EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
+
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    chunks: Iterator[bytes]
+
+
+class ExportService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        store: Store,
+        world: World,
+        segments: SegmentCatalog,
+        signer: UrlSigner,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = store
+        self.world = world
+        self.segments = segments
+        self.signer = signer
+
+    # -- segments -------------------------------------------------------------------------
+    def segment(self, segment_id: str) -> Segment:
+        segment = self.segments.get(segment_id)
+        if segment is None:
+            raise NotFound(f"segment {segment_id!r} not found; list segments with GET /segments/v1")
+        return segment
+
+    # -- create ---------------------------------------------------------------------------
+    def create(
+        self, principal: Principal, request: ExportRequest, control: ControlView
+    ) -> OperationRecord:
+        principal.require_export_role()
+        segment = self.segment(request.segment_id)
+        tenant = principal.tenant
+        now = self.clock.now(tenant)
+        spec = self._resolve(request, segment, to_ms(now))
+        failure = segment.failure
+        lifecycle = Lifecycle(
+            duration=self._duration(spec, control),
+            failure=failure.message if failure else None,
+            fail_at=failure.at_fraction if failure else 1.0,
+        )
+        rule = control.take_lifecycle(segment.id)
+        if rule is not None:
+            lifecycle = lifecycle_of(rule, lifecycle)
+        seq = self.store.next_sequence(tenant)
+        tenant_key = text_key(tenant)
+        seed = self.settings.seed
+        record = OperationRecord(
+            id=token(seed, tenant_key, seq, 1, length=20),
+            tenant=principal.tenant,
+            seq=seq,
+            created_at=now,
+            spec=spec,
+            lifecycle=lifecycle,
+            search_export_id=token(seed, tenant_key, seq, 2, length=20),
+            segment_name=segment.name,
+        )
+        self.store.add_operation(record)
+        return record
+
+    def _resolve(self, request: ExportRequest, segment: Segment, as_of: int) -> ExportSpec:
+        if request.type == TYPE_INDIVIDUAL:
+            kind, scope = "individual", "SCOPE_INDIVIDUAL"
+        else:
+            kind = "event"
+            implied = TYPE_SCOPES.get(request.type)
+            if implied and request.scope and request.scope != implied:
+                raise InvalidArgument(
+                    f"eventDetails.scope {request.scope} contradicts type {request.type} "
+                    f"(which means {implied}); send TYPE_EVENT with the scope, or drop the scope"
+                )
+            scope = implied or request.scope or SCOPE_EVENT
+        origin = self.world.origin_ms
+        # An explicit start >= end was refused while parsing; open ends that leave an empty
+        # window (an end before the data begins, a start after now) just select nothing.
+        start, end = _bounds(request.time_range, origin, as_of)
+        if request.segment_time_range is None:
+            seg_start, seg_end = _window(segment.window_days, request.timezone, as_of), as_of
+        else:
+            seg_start, seg_end = _bounds(request.segment_time_range, origin, as_of)
+        return ExportSpec(
+            segment_id=segment.id,
+            kind=kind,
+            scope=scope,
+            format=request.format,
+            range_start_ms=start,
+            range_end_ms=end,
+            segment_start_ms=seg_start,
+            segment_end_ms=seg_end,
+            fields=resolve_fields(kind, request.fields, CUSTOM_VARS),
+            timezone=request.timezone,
+            as_of_ms=as_of,
+        )
+
+    def _duration(self, spec: ExportSpec, control: ControlView) -> float:
+        lo, hi = spec.rows_window
+        days = max(0, hi - lo) / 86_400_000
+        estimate = self.world.population * days * EVENTS_PER_INDIVIDUAL_DAY
+        extra = self.settings.export_duration_per_million * estimate / 1_000_000
+        base = control.setting("export_duration", self.settings.export_duration)
+        return round(base + extra, 3)
+
+    # -- observe --------------------------------------------------------------------------
+    def status(self, record: OperationRecord, now: datetime | None = None) -> Status:
+        return status_at(
+            record,
+            now or self.clock.now(record.tenant),
+            failure_state=self.settings.failure_state,
+            retention=self.settings.export_retention,
+        )
+
+    def state_counts(self) -> dict[str, int]:
+        """How many operations of every tenant are in each state now."""
+        counts: dict[str, int] = {}
+        for record in self.store.operations(None):
+            state = self.status(record).state
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def get(
+        self, principal: Principal, operation_id: str, *, poll: bool = False
+    ) -> tuple[OperationRecord, Status]:
+        """The operation and its status; `poll` counts a client's status request."""
+        tenant = principal.tenant
+        if poll:
+            now = self.clock.now(tenant)
+            record = self.store.update_operation(
+                tenant, operation_id, lambda r: polled(r, self.status(r, now), now)
+            )
+        else:
+            record = self.store.get_operation(tenant, operation_id)
+        if record is None:
+            raise NotFound(f"operation {operation_id!r} not found")
+        return record, self.status(record)
+
+    def finish(self, tenant: str | None, operation_id: str, failure: str | None) -> None:
+        """Complete (or fail) a pending operation now: the control API's shortcut."""
+        if tenant is not None:
+            record = self.store.get_operation(tenant, operation_id)
+        else:  # the instance: whichever tenant has it
+            record = next((r for r in self.store.operations(None) if r.id == operation_id), None)
+        if record is None:
+            raise NotFound(f"operation {operation_id!r} not found")
+        now = self.clock.now(record.tenant)
+        self.store.update_operation(
+            record.tenant, record.id, lambda r: force(r, self.status(r, now), now, failure)
+        )
+
+    def list(
+        self,
+        principal: Principal,
+        *,
+        state: str | None,
+        limit: int,
+        after_seq: int | None,
+    ) -> tuple[list[tuple[OperationRecord, Status]], int | None]:
+        """Newest first; `after_seq` continues below a previous page's last sequence number."""
+        now = self.clock.now(principal.tenant)
+        failure_names = set(FAILURE_STATES)
+        page: list[tuple[OperationRecord, Status]] = []
+        for record in reversed(self.store.operations(principal.tenant)):
+            if after_seq is not None and record.seq >= after_seq:
+                continue
+            status = self.status(record, now)
+            if state is not None and not (
+                status.state == state or (state in failure_names and status.state in failure_names)
+            ):
+                continue
+            if len(page) == limit:
+                return page, page[-1][0].seq
+            page.append((record, status))
+        return page, None
+
+    def cancel(self, principal: Principal, operation_id: str) -> None:
+        self.get(principal, operation_id)  # 404 before anything else
+        now = self.clock.now(principal.tenant)
+        self.store.update_operation(
+            principal.tenant, operation_id, lambda r: cancel(r, self.status(r, now), now)
+        )
+
+    # -- results and download -------------------------------------------------------------
+    def locate(
+        self, principal: Principal, search_export_id: str, control: ControlView
+    ) -> tuple[str, datetime]:
+        """A fresh signed URL for a completed, unexpired export, and when the URL expires."""
+        record = self.store.operation_by_export(search_export_id)
+        now = self.clock.now(principal.tenant)
+        if record is None or record.tenant != principal.tenant:
+            raise NotFound(f"export {search_export_id!r} not found")
+        status = self.status(record, now)
+        if status.state != COMPLETED or status.expires is None:
+            detail = "not ready" if status.state == PENDING else "not found"
+            raise NotFound(f"export {search_export_id!r} {detail}")
+        if now >= status.expires:
+            raise NotFound(f"export {search_export_id!r} expired at {status.expires.isoformat()}")
+        url_ttl = control.setting("url_ttl", self.settings.url_ttl)
+        ttl = min(url_ttl, (status.expires - now).total_seconds())
+        ttl_seconds = max(1, int(ttl))
+        url = self.signer.mint(self.object_name(record), now, ttl_seconds)
+        issued = now.replace(microsecond=0)
+        return url, issued + timedelta(seconds=ttl_seconds)
+
+    def object_name(self, record: OperationRecord) -> str:
+        return f"segment-exports/{record.search_export_id}.{record.spec.extension}.gz"
+
+    def export_of(self, object_name: str) -> OperationRecord | None:
+        """The operation whose file `object_name` is, if any."""
+        match = re.fullmatch(r"segment-exports/([A-Za-z0-9]+)\.(csv|json|ndjson)\.gz", object_name)
+        record = self.store.operation_by_export(match.group(1)) if match else None
+        return record if record and self.object_name(record) == object_name else None
+
+    def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
+        """Verify the signed URL, then stream the export's gzip bytes."""
+        record = self.export_of(object_name)
+        now = self.clock.now(record.tenant if record else None)
+        self.signer.verify(method, self.signer.path_for(object_name), query, now)
+        missing = NoSuchKey(f"No such object: {self.signer.bucket}/{object_name}")
+        if record is None:
+            raise missing
+        status = self.status(record, now)
+        if status.state != COMPLETED or status.expires is None or now >= status.expires:
+            raise missing
+        segment = self.segment(record.spec.segment_id)
+        spec = record.spec
+        everything = spec.fields == resolve_fields(spec.kind, None, CUSTOM_VARS)
+        pieces = stream.encode(
+            select.rows(self.world, segment, spec),
+            spec.fields,
+            spec.extension,
+            project=not everything,
+            event_level=EVENT_LEVEL_FIELDS if spec.kind == "event" else None,
+        )
+        return Download(
+            filename=export_filename(record.segment_name, status.finished_at or now, spec),
+            chunks=stream.gzip_stream(pieces),
+        )
+
+
+def export_filename(segment_name: str, finished: datetime, spec: ExportSpec) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", segment_name).strip("_") or "export"
+    return f"{slug}-{finished:%Y%m%dT%H%M%SZ}.{spec.extension}.gz"
+
+
+def _bounds(value: TimeRange | None, origin: int, as_of: int) -> tuple[int, int]:
+    """Open ends: the start of data and the export's creation instant."""
+    if value is None:
+        return origin, as_of
+    start = origin if value.start_ms is None else value.start_ms
+    end = as_of if value.end_ms is None else value.end_ms
+    return start, end
+
+
+def _window(days: int, timezone: str, as_of: int) -> int:
+    """A segment's default window: from local midnight `days` days before the creation day."""
+    local = from_ms(as_of).astimezone(ZoneInfo(timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+    return to_ms(midnight)

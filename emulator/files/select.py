@@ -1,0 +1,175 @@
+"""Which rows an export holds: segment membership, event scopes and time windows.
+
+Rows are produced one individual at a time, so memory stays flat however large the world is.
+Every row lies inside both the export's time range and the segment's window. Event scopes nest:
+matching events, then every event of a page with a match, of a session with a match, and every
+event of a matching individual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..store.records import ExportSpec
+from ..timestamps import MillisFormatter
+from ..world import Event, Individual, World
+from ..world.segments import Segment
+
+
+def user_properties(person: Individual) -> dict[str, Any]:
+    """What a segment's `user` conditions can test."""
+    props: dict[str, Any] = dict(person.user_vars)
+    props.update(UserAppKey=person.uid, UserEmail=person.email, UserDisplayName=person.display_name)
+    return props
+
+
+def is_member(world: World, segment: Segment, index: int, start_ms: int, end_ms: int) -> bool:
+    if segment.user_conditions and not segment.user_matches(
+        user_properties(world.individual(index))
+    ):
+        return False
+    matches = segment.event_matches
+    return any(matches(event.row) for event in world.events_between(index, start_ms, end_ms))
+
+
+def rows(world: World, segment: Segment, spec: ExportSpec) -> Iterator[dict[str, Any]]:
+    if spec.kind == "individual":
+        return individual_rows(world, segment, spec)
+    return event_rows(world, segment, spec)
+
+
+def _members(world: World, segment: Segment, spec: ExportSpec) -> Iterator[int]:
+    lo, hi = spec.rows_window
+    if lo >= hi:
+        return
+    seg_lo, seg_hi = spec.segment_start_ms, min(spec.segment_end_ms, spec.as_of_ms)
+    for index in range(world.population):
+        if is_member(world, segment, index, seg_lo, seg_hi):
+            yield index
+
+
+def event_rows(world: World, segment: Segment, spec: ExportSpec) -> Iterator[dict[str, Any]]:
+    lo, hi = spec.rows_window
+    matches = segment.event_matches
+    for index in _members(world, segment, spec):
+        events = world.events_between(index, lo, hi)
+        if spec.scope == "SCOPE_INDIVIDUAL":
+            for event in events:
+                yield event.row
+        elif spec.scope == "SCOPE_EVENT":
+            for event in events:
+                if matches(event.row):
+                    yield event.row
+        else:
+            by_page = spec.scope == "SCOPE_PAGES"
+            yield from _matching_groups(events, by_page, matches)
+
+
+def _matching_groups(
+    events: Iterable[Event], by_page: bool, matches: Any
+) -> Iterator[dict[str, Any]]:
+    """Every event of each page (or session) that holds at least one matching event."""
+    group: list[dict[str, Any]] = []
+    group_key: int | None = None
+    hit = False
+    for event in events:
+        key = event.page_id if by_page else event.session_id
+        if key != group_key:
+            if hit:
+                yield from group
+            group, group_key, hit = [], key, False
+        group.append(event.row)
+        hit = hit or matches(event.row)
+    if hit:
+        yield from group
+
+
+def individual_rows(world: World, segment: Segment, spec: ExportSpec) -> Iterator[dict[str, Any]]:
+    """Matching individuals active in the rows window, with lifetime aggregates up to as_of."""
+    lo, hi = spec.rows_window
+    for index in _members(world, segment, spec):
+        if next(iter(world.events_between(index, lo, hi)), None) is None:
+            continue
+        person = world.individual(index)
+        yield aggregate(person, world.events(index, spec.as_of_ms))
+
+
+def aggregate(person: Individual, events: Iterable[Event]) -> dict[str, Any]:
+    """An individual's export row; its figures are derived from the same rows an event export
+    shows, so the two always agree:
+
+    - a session lasts from SessionStart to the latest PageStart + PageDuration of its pages;
+      TotalSec/MaxSessionSec/LastSessionSec are those lengths in seconds (ms precision);
+    - ActiveSec sums PageActiveDuration of the individual's pages;
+    - Last* describe the latest session, page and event.
+    """
+    fmt = MillisFormatter()
+    sessions: dict[int, list[int]] = {}  # id -> [start, end, pages, events, active_ms]
+    pages_seen: set[int] = set()
+    num_events = 0
+    last_row: dict[str, Any] | None = None
+    last_page_row: dict[str, Any] | None = None
+    last_page_start = -1
+    last_session_id = 0
+    last_session_start = -1
+    for event in events:
+        row: dict[str, Any] = event.row
+        num_events += 1
+        session = sessions.get(event.session_id)
+        if session is None:
+            start = event.t - row["EventSessionOffset"]
+            session = sessions[event.session_id] = [start, start, 0, 0, 0]
+            if start > last_session_start:
+                last_session_start, last_session_id = start, event.session_id
+        session[3] += 1
+        page_start = event.t - row["EventPageOffset"]
+        if event.page_id not in pages_seen:
+            pages_seen.add(event.page_id)
+            session[2] += 1
+            session[4] += row.get("PageActiveDuration", 0)
+            session[1] = max(session[1], page_start + row.get("PageDuration", 0))
+        if page_start >= last_page_start:
+            last_page_start, last_page_row = page_start, row
+        last_row = row
+    out: dict[str, Any] = {
+        "IndvId": person.indv_id,
+        "Created": fmt(person.created_ms),
+        "Uid": person.uid,
+        "DisplayName": person.display_name,
+        "Email": person.email,
+    }
+    if sessions:
+        lengths = [s[1] - s[0] for s in sessions.values()]
+        active = [s[4] for s in sessions.values()]
+        last = sessions[last_session_id]
+        total_ms, active_ms = sum(lengths), sum(active)
+        out.update(
+            NumSessions=len(sessions),
+            NumPages=len(pages_seen),
+            NumEvents=num_events,
+            TotalSec=total_ms / 1000,
+            ActiveSec=active_ms / 1000,
+            AvgSessionSec=round(total_ms / len(sessions) / 1000, 3),
+            AvgSessionActiveSec=round(active_ms / len(sessions) / 1000, 3),
+            MaxSessionSec=max(lengths) / 1000,
+            LastSessionNumPages=last[2],
+            LastSessionNumEvents=last[3],
+            LastSessionSec=(last[1] - last[0]) / 1000,
+            LastSessionActiveSec=last[4] / 1000,
+            LastSessionStart=fmt(last[0]),
+        )
+    if last_page_row is not None:
+        out.update(
+            LastPage=last_page_row.get("PageUrl") or last_page_row.get("AppViewName", ""),
+            LastIp=last_page_row.get("PageIp", ""),
+            LastLatLong=last_page_row.get("PageLatLong", ""),
+            LastBrowser=last_page_row.get("PageBrowser", ""),
+            LastDevice=last_page_row.get("PageDevice", ""),
+            LastPlatform=last_page_row.get("PagePlatform", ""),
+            LastOperatingSystem=last_page_row.get("PageOperatingSystem", ""),
+        )
+    if last_row is not None:
+        out["LastEventStart"] = last_row["EventStart"]
+    out.update(person.user_vars)
+    return {key: value for key, value in out.items() if value not in ("", None)}

@@ -1,0 +1,137 @@
+"""The application factory: routes per area, error rendering in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+from ..contract import COMPLETED, PENDING
+from ..errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
+from ..instance import Emulator
+from ..settings import Settings
+from . import control, openapi
+from .api import exports, operations, search, segments, storage
+from .faults import RAW_SEND, ConnectionDropped
+from .metrics import CONTENT_TYPE, Metrics
+from .pipeline import Pipeline
+from .render import JsonRenderer, storage_error
+
+log = logging.getLogger("fullstory_emulator")
+
+
+class EmulatorApp(Starlette):
+    """Starlette, keeping the server's own `send` in the scope before any middleware wraps it:
+    the fault rules need it to drop a connection for real."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[RAW_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None) -> Starlette:
+    """A Starlette app serving the emulated API; `emulator` lets tests share or inspect state."""
+    settings = settings or Settings()
+    em = emulator or Emulator.build(settings)
+    renderer = JsonRenderer(html_escape=settings.html_escape)
+    metrics = Metrics(
+        operation_states=em.exports.state_counts,
+        states=(PENDING, COMPLETED, settings.failure_state),
+        json_logs=settings.access_log == "json",
+    )
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return renderer.error(exc)
+
+    async def storage_failure(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StorageError)
+        return storage_error(exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            error: ApiError = MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+                headers={"Allow": allowed} if allowed else None,
+            )
+        elif exc.status_code == 404:
+            error = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+        else:
+            error = ApiError.for_status(exc.status_code, exc.detail)
+        return renderer.error(error)
+
+    spec = openapi.document(settings)
+
+    async def openapi_json(request: Request) -> Response:
+        return renderer.json(spec)
+
+    async def scrape(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return renderer.error(Internal("internal error in the emulator; see its log"))
+
+    app = EmulatorApp(
+        middleware=[
+            Middleware(Pipeline, emulator=em, renderer=renderer, metrics=metrics),
+        ],
+        routes=[
+            *segments.routes,
+            *exports.routes,
+            *operations.routes,
+            *search.routes,
+            *storage.routes(settings.bucket),
+            *control.routes,
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/metrics", scrape, methods=["GET"]),
+        ],
+        exception_handlers={
+            ApiError: api_error,
+            StorageError: storage_failure,
+            HTTPException: http_error,
+            Exception: crash,
+        },
+    )
+    app.state.emulator = em
+    app.state.renderer = renderer
+    if settings.access_log == "json":
+        _log_json_lines()
+    return app
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)  # PARTIAL: the path fits, the method does not
+        if match != Match.NONE and isinstance(route, Route) and route.methods:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+def app_from_environment() -> Starlette:
+    """The app of a worker process, whose settings arrive as FULLSTORY_EMULATOR_* variables."""
+    return create_app(Settings.load({}, os.environ))
+
+
+def _log_json_lines() -> None:
+    """Send the JSON access lines to stdout as they are, once per process."""
+    logger = logging.getLogger("fullstory_emulator.access")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -1,0 +1,236 @@
+"""The control API under /__emulator/: health, reset, clock, lifecycle, faults, journal, rate
+limits, config and scenarios. A request with `Authorization: Basic <API key>` acts on that key's
+tenant; one without acts on the whole instance. See the README's "Control API" section.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..control.specs import fault_json, lifecycle_json
+from ..errors import InvalidArgument, Unauthenticated
+from ..exports.lifecycle import FORCED_FAILURE_DETAILS
+from ..instance import Emulator
+from ..timestamps import format_api, parse_rfc3339
+from .pipeline import caller_of
+from .render import JsonRenderer
+
+TEN_YEARS = 10 * 366 * 86400
+Handler = Callable[[Request, Emulator, "str | None"], Awaitable[Response]]
+
+
+def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Check the control token; the call is for the key's tenant, or (no key) the instance."""
+
+    async def run(request: Request) -> Response:
+        em: Emulator = request.app.state.emulator
+        token = em.settings.control_token
+        if token and not hmac.compare_digest(
+            request.headers.get("x-emulator-token", "").encode(), token.encode()
+        ):
+            raise Unauthenticated("the control API needs the header X-Emulator-Token")
+        caller = caller_of(request)
+        tenant = caller.require().tenant if caller.authorization else None
+        return await handler(request, em, tenant)
+
+    return run
+
+
+async def body_of(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    return data
+
+
+def ok(request: Request, body: Any = None) -> Response:
+    renderer: JsonRenderer = request.app.state.renderer
+    return renderer.json({} if body is None else body)
+
+
+async def health(request: Request) -> Response:
+    em: Emulator = request.app.state.emulator
+    now = format_api(em.clock.now())
+    return ok(request, {"status": "ok", "version": __version__, "now": now, "pid": os.getpid()})
+
+
+@control
+async def reset(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.control.reset(tenant)
+    return ok(request)
+
+
+def clock_json(em: Emulator, tenant: str | None) -> dict[str, Any]:
+    return {"now": format_api(em.clock.now(tenant)), "frozen": em.clock.frozen(tenant)}
+
+
+@control
+async def get_clock(request: Request, em: Emulator, tenant: str | None) -> Response:
+    return ok(request, clock_json(em, tenant))
+
+
+@control
+async def move_clock(request: Request, em: Emulator, tenant: str | None) -> Response:
+    body = await body_of(request)
+    unknown = set(body) - {"advance", "set", "freeze"}
+    if unknown or not body:
+        raise InvalidArgument(
+            'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}'
+        )
+    if "freeze" in body:
+        if not isinstance(body["freeze"], bool):
+            raise InvalidArgument("freeze must be true or false")
+        (em.clock.freeze if body["freeze"] else em.clock.unfreeze)(tenant)
+    if "set" in body:
+        if not isinstance(body["set"], str):
+            raise InvalidArgument("set must be an RFC 3339 timestamp string")
+        try:
+            em.clock.set(parse_rfc3339(body["set"]), tenant)
+        except ValueError as exc:
+            raise InvalidArgument(f"set: {exc}") from None
+    if "advance" in body:
+        step = body["advance"]
+        if (
+            not isinstance(step, int | float)
+            or isinstance(step, bool)
+            or not 0 <= step <= TEN_YEARS
+        ):
+            raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
+        em.clock.advance(step, tenant)
+    return ok(request, clock_json(em, tenant))
+
+
+@control
+async def add_lifecycle(request: Request, em: Emulator, tenant: str | None) -> Response:
+    return ok(request, {"id": em.control.add_lifecycle(tenant, await body_of(request))})
+
+
+@control
+async def list_lifecycle(request: Request, em: Emulator, tenant: str | None) -> Response:
+    rules = em.control.state(tenant).lifecycle
+    return ok(request, {"lifecycle": [lifecycle_json(rule) for rule in rules]})
+
+
+@control
+async def clear_lifecycle(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.control.clear_lifecycle(tenant)
+    return ok(request)
+
+
+@control
+async def complete_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.exports.finish(tenant, request.path_params["operationId"], None)
+    return ok(request)
+
+
+@control
+async def fail_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
+    details = (await body_of(request)).get("errorDetails") or FORCED_FAILURE_DETAILS
+    if not isinstance(details, str):
+        raise InvalidArgument("errorDetails must be a string")
+    em.exports.finish(tenant, request.path_params["operationId"], details)
+    return ok(request)
+
+
+@control
+async def add_fault(request: Request, em: Emulator, tenant: str | None) -> Response:
+    return ok(request, {"id": em.control.add_fault(tenant, await body_of(request))})
+
+
+@control
+async def list_faults(request: Request, em: Emulator, tenant: str | None) -> Response:
+    return ok(request, {"faults": [fault_json(rule) for rule in em.control.state(tenant).faults]})
+
+
+@control
+async def clear_faults(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.control.remove_faults(tenant, request.path_params.get("ruleId"))
+    return ok(request)
+
+
+@control
+async def journal(request: Request, em: Emulator, tenant: str | None) -> Response:
+    path, method = request.query_params.get("path"), request.query_params.get("method")
+    entries = [
+        e
+        for e in em.store.journal(tenant)
+        if (path is None or fnmatch.fnmatchcase(e["path"], path))
+        and (method is None or e["method"] == method.upper())
+    ]
+    limit = request.query_params.get("limit")
+    if limit is not None:
+        if not limit.isdigit():
+            raise InvalidArgument("limit must be a whole number")
+        entries = entries[-int(limit) :] if int(limit) else []
+    return ok(request, {"requests": entries})
+
+
+@control
+async def clear_journal(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.store.clear_journal(tenant)
+    return ok(request)
+
+
+@control
+async def rate_limit(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.control.set_rate_limit(tenant, await body_of(request))
+    return ok(request)
+
+
+@control
+async def config(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.control.set_config(tenant, await body_of(request))
+    return ok(request)
+
+
+@control
+async def list_scenarios(request: Request, em: Emulator, tenant: str | None) -> Response:
+    scenarios = em.control.scenarios.values()
+    listed = [{"name": s.name, "description": s.description} for s in scenarios]
+    return ok(request, {"scenarios": listed})
+
+
+@control
+async def apply_scenario(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.control.apply_scenario(tenant, request.path_params["name"])
+    return ok(request)
+
+
+P = "/__emulator"
+routes = [
+    Route(f"{P}/health", health, methods=["GET"]),
+    Route(f"{P}/reset", reset, methods=["POST"]),
+    Route(f"{P}/clock", get_clock, methods=["GET"]),
+    Route(f"{P}/clock", move_clock, methods=["POST"]),
+    Route(f"{P}/lifecycle", add_lifecycle, methods=["POST"]),
+    Route(f"{P}/lifecycle", list_lifecycle, methods=["GET"]),
+    Route(f"{P}/lifecycle", clear_lifecycle, methods=["DELETE"]),
+    Route(f"{P}/operations/{{operationId}}/complete", complete_operation, methods=["POST"]),
+    Route(f"{P}/operations/{{operationId}}/fail", fail_operation, methods=["POST"]),
+    Route(f"{P}/faults", add_fault, methods=["POST"]),
+    Route(f"{P}/faults", list_faults, methods=["GET"]),
+    Route(f"{P}/faults", clear_faults, methods=["DELETE"]),
+    Route(f"{P}/faults/{{ruleId}}", clear_faults, methods=["DELETE"]),
+    Route(f"{P}/journal", journal, methods=["GET"]),
+    Route(f"{P}/journal", clear_journal, methods=["DELETE"]),
+    Route(f"{P}/ratelimit", rate_limit, methods=["POST"]),
+    Route(f"{P}/config", config, methods=["POST"]),
+    Route(f"{P}/scenarios", list_scenarios, methods=["GET"]),
+    Route(f"{P}/scenarios/{{name}}", apply_scenario, methods=["POST"]),
+]

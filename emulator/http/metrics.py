@@ -1,0 +1,94 @@
+"""Prometheus metrics and structured access logs, fed by the request pipeline.
+
+Counters live in a registry of the app's own (no process-global state). Operations by state are
+counted from the store when scraped, so they agree across worker processes; request counters
+are per process (with --workers, each scrape sees the worker that answered it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+access_log = logging.getLogger("fullstory_emulator.access")
+
+
+class _Operations(Collector):
+    def __init__(self, count: Callable[[], Mapping[str, int]], states: tuple[str, ...]) -> None:
+        self._count = count
+        self._states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "fullstory_emulator_operations", "Export operations by current state", labels=["state"]
+        )
+        counts = self._count()
+        for state in self._states:
+            gauge.add_metric([state], counts.get(state, 0))
+        yield gauge
+
+
+class Metrics:
+    def __init__(
+        self,
+        *,
+        operation_states: Callable[[], Mapping[str, int]],
+        states: tuple[str, ...],
+        json_logs: bool,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "fullstory_emulator_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "fullstory_emulator_request_duration_seconds",
+            "Time to answer, by route",
+            ["route"],
+            registry=self.registry,
+        )
+        self.downloaded = Counter(
+            "fullstory_emulator_downloaded_bytes",
+            "Export bytes sent to clients",
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "fullstory_emulator_rate_limited", "429 answers served", registry=self.registry
+        )
+        self.registry.register(_Operations(operation_states, states))
+        self.json_logs = json_logs
+
+    def observe(self, entry: dict[str, Any], route: str, sent: int, storage: bool) -> None:
+        status = entry["status"]
+        self.requests.labels(route, entry["method"], str(status or "dropped")).inc()
+        self.latency.labels(route).observe(entry["durationMs"] / 1000)
+        if status == 429:
+            self.rate_limited.inc()
+        if storage and sent:
+            self.downloaded.inc(sent)
+        if self.json_logs:
+            line = {
+                "at": entry["at"],
+                "method": entry["method"],
+                "path": entry["path"],
+                "query": entry["query"],
+                "route": route,
+                "status": status,
+                "durationMs": entry["durationMs"],
+                "bytes": sent,
+                "tenant": entry["tenant"],
+                "fault": entry["fault"],
+            }
+            access_log.info(json.dumps(line))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,492 @@
+"""/openapi.json: the emulated FullStory API exactly as served, and (tagged apart) the control
+API. Built from the same enums the handlers validate with, so the two cannot drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+from ..contract import (
+    EXPORT_TYPES,
+    FORMATS,
+    OPERATION_TYPES,
+    SCOPE_ALIASES,
+    SCOPES,
+    SEARCH_EXPORT,
+    STATES,
+)
+from ..settings import Settings
+
+FULLSTORY, CONTROL, STORAGE = "FullStory Segment Export", "Emulator control", "Cloud storage"
+ERRORS = {
+    400: "Invalid argument: the message names the field and the allowed values",
+    401: "Missing or unknown API key",
+    403: "The key's role may not do this",
+    404: "Not found",
+    405: "Method not allowed on this path",
+    413: "Request body too large",
+    429: "Rate limited; Retry-After says when to try again",
+    501: "Not possible (e.g. cancelling a finished operation)",
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def op(
+    summary: str,
+    tag: str,
+    ok: dict[str, Any],
+    errors: list[int],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    secured: bool = True,
+    operation_id: str,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok}
+    for status in errors:
+        error = json_body(ref("Error"), ERRORS[status])
+        if status == 429:
+            error["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}}
+        responses[str(status)] = error
+    out: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "operationId": operation_id,
+        "responses": responses,
+    }
+    if params:
+        out["parameters"] = params
+    if body is not None:
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if not secured:
+        out["security"] = []
+    return out
+
+
+def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def path(name: str, description: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+TIMESTAMP = {"type": "string", "format": "date-time"}
+OPTIONAL_TIMESTAMP = {
+    "anyOf": [TIMESTAMP, {"type": "string", "maxLength": 0}],
+    "description": "RFC 3339, or an empty string for an open end",
+}
+PAGE_TOKEN = query("paginationToken", {"type": "string"}, "nextPaginationToken of the last page")
+LIMIT = {"type": "integer", "minimum": 0}
+
+
+def schemas() -> dict[str, Any]:
+    time_range = {
+        "type": "object",
+        "properties": {"start": OPTIONAL_TIMESTAMP, "end": OPTIONAL_TIMESTAMP},
+        "description": "start inclusive, end exclusive; filters events on EventStart",
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "integer", "description": "gRPC status code"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {}},
+            },
+        },
+        "Segment": {
+            "type": "object",
+            "required": ["id", "name", "creator", "url"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "creator": {"type": "string"},
+                "created": {**TIMESTAMP, "description": "absent for built-in segments"},
+                "url": {"type": "string"},
+            },
+        },
+        "SegmentList": {
+            "type": "object",
+            "required": ["segments"],
+            "properties": {
+                "segments": {"type": "array", "items": ref("Segment")},
+                "nextPaginationToken": {"type": "string"},
+            },
+        },
+        "TimeRange": time_range,
+        "CreateExportRequest": {
+            "type": "object",
+            "required": ["segmentId", "type", "format"],
+            "description": "Members may also be sent in snake_case (segment_id, time_range, ...)",
+            "properties": {
+                "segmentId": {"type": "string", "minLength": 1},
+                "type": {"type": "string", "enum": list(EXPORT_TYPES)},
+                "format": {"type": "string", "enum": list(FORMATS)},
+                "timeRange": ref("TimeRange"),
+                "segmentTimeRange": ref("TimeRange"),
+                "timezone": {"type": "string", "description": "IANA name, default UTC"},
+                "fields": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                "eventDetails": {
+                    "type": "object",
+                    "properties": {"scope": {"type": "string", "enum": [*SCOPES, *SCOPE_ALIASES]}},
+                },
+            },
+        },
+        "CreateExportResponse": {
+            "type": "object",
+            "required": ["operationId"],
+            "properties": {"operationId": {"type": "string"}},
+        },
+        "Operation": {
+            "type": "object",
+            "required": [
+                "id",
+                "type",
+                "details",
+                "results",
+                "state",
+                "errorDetails",
+                "createdAt",
+                "finishedAt",
+                "estimatePctComplete",
+                "step",
+            ],
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"type": "string", "enum": [SEARCH_EXPORT]},
+                "details": {"nullable": True},
+                "results": {
+                    "type": "object",
+                    "nullable": True,
+                    "required": ["expires", "searchExportId"],
+                    "properties": {"expires": TIMESTAMP, "searchExportId": {"type": "string"}},
+                },
+                "state": {"type": "string", "enum": list(STATES)},
+                "errorDetails": {"type": "string"},
+                "createdAt": TIMESTAMP,
+                "finishedAt": {**TIMESTAMP, "nullable": True},
+                "estimatePctComplete": {"type": "integer", "minimum": 0, "maximum": 100},
+                "step": {"type": "string"},
+            },
+        },
+        "OperationList": {
+            "type": "object",
+            "required": ["operations"],
+            "properties": {
+                "operations": {"type": "array", "items": ref("Operation")},
+                "nextPaginationToken": {"type": "string"},
+            },
+        },
+        "ExportResults": {
+            "type": "object",
+            "required": ["location", "expires"],
+            "properties": {"location": {"type": "string"}, "expires": TIMESTAMP},
+        },
+        "Empty": {"type": "object", "maxProperties": 0},
+        "Id": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+        "Clock": {
+            "type": "object",
+            "required": ["now", "frozen"],
+            "properties": {"now": TIMESTAMP, "frozen": {"type": "boolean"}},
+        },
+    }
+
+
+def fullstory_paths(bucket: str) -> dict[str, Any]:
+    storage_error = {
+        "description": "Cloud-storage error (ExpiredToken, SignatureDoesNotMatch, "
+        "AccessDenied, NoSuchKey)",
+        "content": {"application/xml": {"schema": {"type": "string"}}},
+    }
+    goog = [
+        "X-Goog-Algorithm",
+        "X-Goog-Credential",
+        "X-Goog-Date",
+        "X-Goog-Expires",
+        "X-Goog-SignedHeaders",
+        "X-Goog-Signature",
+    ]
+    return {
+        "/segments/v1": {
+            "get": op(
+                "List segments",
+                FULLSTORY,
+                json_body(ref("SegmentList")),
+                [400, 401, 429],
+                params=[
+                    query("limit", LIMIT, "page size; default 20, at most 100"),
+                    PAGE_TOKEN,
+                    query("creator", {"type": "string"}, "creator's email"),
+                ],
+                operation_id="listSegments",
+            )
+        },
+        "/segments/v1/{segmentId}": {
+            "get": op(
+                "Get a segment",
+                FULLSTORY,
+                json_body(ref("Segment")),
+                [401, 404, 429],
+                params=[path("segmentId")],
+                operation_id="getSegment",
+            )
+        },
+        "/segments/v1/exports": {
+            "post": op(
+                "Create a segment export",
+                FULLSTORY,
+                json_body(ref("CreateExportResponse")),
+                [400, 401, 403, 404, 413, 429],
+                body=ref("CreateExportRequest"),
+                operation_id="createSegmentExport",
+            )
+        },
+        "/operations/v1": {
+            "get": op(
+                "List operations",
+                FULLSTORY,
+                json_body(ref("OperationList")),
+                [400, 401, 429],
+                params=[
+                    query("type", {"type": "string", "enum": list(OPERATION_TYPES)}),
+                    query("state", {"type": "string", "enum": list(STATES)}),
+                    query("limit", LIMIT, "default and at most 100"),
+                    PAGE_TOKEN,
+                ],
+                operation_id="listOperations",
+            )
+        },
+        "/operations/v1/{operationId}": {
+            "get": op(
+                "Get an operation's status",
+                FULLSTORY,
+                json_body(ref("Operation")),
+                [401, 404, 429],
+                params=[path("operationId")],
+                operation_id="getOperation",
+            )
+        },
+        "/operations/v1/{operationId}/cancel": {
+            "post": op(
+                "Cancel an operation",
+                FULLSTORY,
+                json_body(ref("Empty")),
+                [401, 404, 429, 501],
+                params=[path("operationId")],
+                operation_id="cancelOperation",
+            )
+        },
+        "/search/v1/exports/{searchExportId}/results": {
+            "get": op(
+                "Get a download URL for an export",
+                FULLSTORY,
+                json_body(ref("ExportResults")),
+                [401, 404, 429],
+                params=[path("searchExportId")],
+                operation_id="getExportResults",
+            )
+        },
+        f"/{bucket}/{{object}}": {
+            "get": {
+                "summary": "Download an export (the signed URL from the results endpoint)",
+                "tags": [STORAGE],
+                "operationId": "downloadExport",
+                "security": [],
+                "parameters": [path("object")] + [query(name, {"type": "string"}) for name in goog],
+                "responses": {
+                    "200": {
+                        "description": "the gzip file as raw bytes (no Content-Encoding)",
+                        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                        "content": {
+                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    "400": storage_error,
+                    "403": storage_error,
+                    "404": storage_error,
+                },
+            }
+        },
+    }
+
+
+def control_paths() -> dict[str, Any]:
+    def control(
+        summary: str,
+        ok: dict[str, Any],
+        *,
+        body: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None,
+        errors: list[int] | None = None,
+        name: str,
+    ) -> dict[str, Any]:
+        out = op(
+            summary,
+            CONTROL,
+            ok,
+            errors or [400, 401, 404],
+            body=body,
+            params=params,
+            secured=False,
+            operation_id=name,
+        )
+        out["description"] = (
+            "With `Authorization: Basic <API key>` it acts on that key's "
+            "tenant; without, on the whole instance."
+        )
+        return out
+
+    anything = {"type": "object"}
+    empty = json_body(ref("Empty"))
+    return {
+        "/__emulator/health": {
+            "get": control("Health", json_body(anything), errors=[], name="health")
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "tags": [CONTROL],
+                "operationId": "metrics",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/__emulator/reset": {"post": control("Back to the seeded fixtures", empty, name="reset")},
+        "/__emulator/clock": {
+            "get": control("Read the clock", json_body(ref("Clock")), name="getClock"),
+            "post": control(
+                "Move, set, freeze or unfreeze the clock",
+                json_body(ref("Clock")),
+                body={
+                    "type": "object",
+                    "properties": {
+                        "advance": {"type": "number", "minimum": 0},
+                        "set": TIMESTAMP,
+                        "freeze": {"type": "boolean"},
+                    },
+                },
+                name="moveClock",
+            ),
+        },
+        "/__emulator/lifecycle": {
+            "get": control("List lifecycle rules", json_body(anything), name="listLifecycle"),
+            "post": control(
+                "Add a lifecycle rule", json_body(ref("Id")), body=anything, name="addLifecycle"
+            ),
+            "delete": control("Drop the lifecycle rules", empty, name="clearLifecycle"),
+        },
+        "/__emulator/operations/{operationId}/complete": {
+            "post": control(
+                "Complete a pending operation now",
+                empty,
+                params=[path("operationId")],
+                name="completeOperation",
+            )
+        },
+        "/__emulator/operations/{operationId}/fail": {
+            "post": control(
+                "Fail a pending operation now",
+                empty,
+                params=[path("operationId")],
+                body={"type": "object", "properties": {"errorDetails": {"type": "string"}}},
+                name="failOperation",
+            )
+        },
+        "/__emulator/faults": {
+            "get": control("List fault rules", json_body(anything), name="listFaults"),
+            "post": control(
+                "Add a fault rule", json_body(ref("Id")), body=anything, name="addFault"
+            ),
+            "delete": control("Drop every fault rule", empty, name="clearFaults"),
+        },
+        "/__emulator/faults/{ruleId}": {
+            "delete": control(
+                "Drop one fault rule", empty, params=[path("ruleId")], name="removeFault"
+            )
+        },
+        "/__emulator/journal": {
+            "get": control(
+                "Recorded requests",
+                json_body(anything),
+                params=[
+                    query("path", {"type": "string"}, "glob"),
+                    query("method", {"type": "string"}),
+                    query("limit", {"type": "integer", "minimum": 0}),
+                ],
+                name="journal",
+            ),
+            "delete": control("Forget the journal", empty, name="clearJournal"),
+        },
+        "/__emulator/ratelimit": {
+            "post": control(
+                "Change the rate limit, or refuse the next N requests",
+                empty,
+                body=anything,
+                name="rateLimit",
+            )
+        },
+        "/__emulator/config": {
+            "post": control(
+                "Override urlTtl or exportDuration", empty, body=anything, name="config"
+            )
+        },
+        "/__emulator/scenarios": {
+            "get": control("Named scenarios", json_body(anything), name="listScenarios")
+        },
+        "/__emulator/scenarios/{name}": {
+            "post": control("Apply a scenario", empty, params=[path("name")], name="applyScenario")
+        },
+    }
+
+
+def document(settings: Settings) -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "fullstory-emulator",
+            "version": __version__,
+            "description": "FullStory's Segment Export API as the emulator serves it, the "
+            "signed-URL download, and the emulator's own control API.",
+        },
+        "servers": [{"url": settings.base_url()}],
+        "tags": [{"name": FULLSTORY}, {"name": STORAGE}, {"name": CONTROL}],
+        "security": [{"apiKey": []}],
+        "paths": {**fullstory_paths(settings.bucket), **control_paths()},
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`Basic <API key>`: the raw key, not base64 of user:pass",
+                }
+            },
+        },
+    }

@@ -1,0 +1,169 @@
+"""The one pass every request makes before and after its route.
+
+caller (key -> principal -> tenant), resolved once and put in the scope
+-> the tenant's control view, read once: a fault to carry out?
+-> the route (api/, control, storage), which takes the rest of its decisions from that view
+-> journal entry, metrics and access log, recorded once; X-Emulator-Now on the answer
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..auth import Principal
+from ..control.service import ControlView
+from ..control.specs import describe_fault
+from ..errors import ApiError, Unauthenticated
+from ..instance import Emulator
+from ..store.records import FaultRule
+from ..timestamps import format_api
+from . import faults
+from .metrics import Metrics
+from .render import JsonRenderer
+
+CONTROL_PREFIX = "/__emulator"
+UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
+SECRET_HEADERS = frozenset({"authorization", "x-emulator-token", "cookie"})
+WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the API key's principal and tenant, a download's owner, or nobody."""
+
+    tenant: str | None
+    principal: Principal | None = None
+    refusal: ApiError | None = None  # why an Authorization header was refused
+    authorization: bool = False  # whether the request carried one
+
+    def require(self) -> Principal:
+        """The principal, for routes that need an API key."""
+        if self.principal is None:
+            raise self.refusal or Unauthenticated(
+                "missing Authorization header; send 'Authorization: Basic <your API key>'"
+            )
+        return self.principal
+
+
+def caller_of(request: Request) -> Caller:
+    caller: Caller = request.scope["state"]["caller"]
+    return caller
+
+
+def control_view_of(request: Request) -> ControlView:
+    view: ControlView = request.scope["state"]["control"]
+    return view
+
+
+class Pipeline:
+    def __init__(
+        self, app: ASGIApp, *, emulator: Emulator, renderer: JsonRenderer, metrics: Metrics
+    ) -> None:
+        self.app = app
+        self.em = emulator
+        self.renderer = renderer
+        self.metrics = metrics
+        self.storage_prefix = f"/{emulator.settings.bucket}/"
+
+    def _caller(self, headers: Headers, path: str) -> Caller:
+        header = headers.get("authorization")
+        if header is not None:
+            try:
+                principal = self.em.keys.authenticate(header)
+            except ApiError as exc:
+                return Caller(None, refusal=exc, authorization=True)
+            return Caller(principal.tenant, principal, authorization=True)
+        if path.startswith(self.storage_prefix):
+            record = self.em.exports.export_of(unquote(path[len(self.storage_prefix) :]))
+            return Caller(record.tenant if record else None)
+        return Caller(None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        em = self.em
+        headers = Headers(scope=scope)
+        path: str = scope["path"]
+        caller = self._caller(headers, path)
+        state = scope.setdefault("state", {})
+        state["caller"] = caller
+        at = em.clock.now(caller.tenant)
+        began = time.perf_counter()
+        status: int | None = None
+        sent = 0
+
+        async def stamped(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+                now = format_api(em.clock.now(caller.tenant)).encode()
+                extra = [(b"x-emulator-now", now), (b"x-emulator-worker", WORKER)]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            if path.startswith(CONTROL_PREFIX):
+                await self.app(scope, receive, stamped)
+            else:
+                state["control"] = view = em.control.view(caller.tenant)
+                await self._with_faults(scope, receive, stamped, headers, view)
+        finally:
+            entry = {
+                "method": scope["method"],
+                "path": path,
+                "query": unquote(scope.get("query_string", b"").decode("latin-1")),
+                "headers": {k: v for k, v in headers.items() if k not in SECRET_HEADERS},
+                "status": status,
+                "durationMs": round((time.perf_counter() - began) * 1000, 3),
+                "at": format_api(at),
+                "tenant": caller.tenant,
+                "fault": state.get("fault"),
+            }
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.observe(entry, template, sent, path.startswith(self.storage_prefix))
+            if not path.startswith(CONTROL_PREFIX) and path not in UNJOURNALED:
+                em.store.append_journal(entry)
+
+    async def _with_faults(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, view: ControlView
+    ) -> None:
+        try:
+            rule = self._fault(scope, headers, view)
+        except ApiError as exc:
+            await self.renderer.error(exc)(scope, receive, send)
+            return
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        scope["state"]["fault"] = describe_fault(rule)
+        if rule.latency_ms:
+            await asyncio.sleep(rule.latency_ms / 1000)
+        if rule.drop:
+            await faults.drop(scope)
+            return
+        if rule.status:
+            storage = scope["path"].startswith(self.storage_prefix)
+            await faults.answer(rule, storage, self.renderer)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, faults.shaped_send(scope, send, rule))
+        except faults.Cut:
+            return
+
+    def _fault(self, scope: Scope, headers: Headers, view: ControlView) -> FaultRule | None:
+        header = headers.get("x-emulator-fault")
+        if header is not None:
+            return self.em.control.header_fault(header)
+        return view.take_fault(scope["method"], scope["path"], headers)

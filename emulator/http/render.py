@@ -1,0 +1,62 @@
+"""Bytes on the wire: JSON as FullStory's Go server writes it, and storage errors as XML."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from xml.sax.saxutils import escape
+
+from starlette.responses import Response
+
+from ..errors import ApiError, StorageError
+
+_GO_ESCAPES = str.maketrans(
+    {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def dumps(data: Any, *, html_escape: bool = True) -> bytes:
+    """Compact JSON; with `html_escape`, `&<>` become `\\u0026` etc., as Go's encoder writes them.
+
+    The characters can only occur inside JSON strings, so escaping the encoded text is exact.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if html_escape:
+        text = text.translate(_GO_ESCAPES)
+    return text.encode("utf-8")
+
+
+class JsonRenderer:
+    """Renders API answers with the instance's escaping setting."""
+
+    def __init__(self, *, html_escape: bool) -> None:
+        self.html_escape = html_escape
+
+    def json(
+        self, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        return Response(
+            dumps(data, html_escape=self.html_escape),
+            status_code=status,
+            headers=headers,
+            media_type="application/json",
+        )
+
+    def error(self, exc: ApiError) -> Response:
+        body = {"code": exc.grpc_code, "message": exc.message, "details": []}
+        return self.json(body, status=exc.status, headers=exc.headers)
+
+
+def storage_error(exc: StorageError) -> Response:
+    """One line of XML, as Google Cloud Storage answers a failed signed-URL request."""
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        f"<Error><Code>{exc.code}</Code><Message>{escape(exc.message)}</Message>"
+        f"<Details>{escape(exc.details)}</Details></Error>"
+    )
+    return Response(
+        body.encode("utf-8"),
+        status_code=exc.status,
+        headers={"Content-Type": "application/xml; charset=UTF-8"},
+    )

@@ -1,0 +1,99 @@
+"""The emulator's parts, built once from the settings and wired together.
+
+Nothing here knows HTTP: the app factory (`http.app.create_app`) serves an `Emulator`, and tests
+may build one to share or inspect its state.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from .auth import KeyRing
+from .clock import Clock, ClockState
+from .control.service import ControlService, load_scenarios
+from .errors import ApiError
+from .exports.ratelimit import RateLimiter
+from .exports.service import ExportService
+from .exports.signing import UrlSigner
+from .settings import Settings
+from .store import Store
+from .store.memory import MemoryStore
+from .store.sqlite import SQLiteStore
+from .timestamps import to_ms
+from .world import World
+from .world.segments import SegmentCatalog
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Emulator:
+    settings: Settings
+    clock: Clock
+    store: Store
+    keys: KeyRing
+    limiter: RateLimiter
+    exports: ExportService
+    control: ControlService
+
+    @classmethod
+    def build(cls, settings: Settings) -> Emulator:
+        store: Store = (
+            SQLiteStore(settings.data_dir / "emulator.sqlite3")
+            if settings.data_dir
+            else MemoryStore()
+        )
+        # What must not change across restarts and workers is fixed once and kept in the store:
+        # the clock, the world's first day and the URL-signing secret.
+        now = time.time()
+        begin = settings.start_time.timestamp() if settings.start_time else now
+        clock = Clock(
+            backend=store.clock_backend(ClockState.starting(begin, settings.freeze_clock, now))
+        )
+        # Whole UTC days, so emulators started the same day without --start-time share data.
+        default_origin = to_ms(clock.now()) // DAY_MS * DAY_MS - settings.data_days * DAY_MS
+        origin_ms = int(store.meta("origin_ms", lambda: str(default_origin)))
+        secret = (
+            settings.signing_secret.encode("utf-8")
+            if settings.signing_secret
+            else bytes.fromhex(store.meta("signing_secret", lambda: secrets.token_hex(32)))
+        )
+        keys = (
+            KeyRing.from_file(settings.keys, strict=settings.strict_auth)
+            if settings.keys
+            else KeyRing(strict=settings.strict_auth)
+        )
+        exports = ExportService(
+            settings=settings,
+            clock=clock,
+            store=store,
+            world=World(seed=settings.seed, origin_ms=origin_ms, population=settings.population),
+            segments=SegmentCatalog.load(settings.segments),
+            signer=UrlSigner(secret, settings.base_url(), settings.bucket),
+        )
+        control = ControlService(
+            store,
+            clock,
+            seed=settings.seed,
+            scenarios=load_scenarios(),
+            start_scenarios=[
+                name.strip() for name in (settings.scenario or "").split(",") if name.strip()
+            ],
+        )
+        marker = secrets.token_hex(8)
+        if store.meta("scenarios_applied_by", lambda: marker) == marker:  # once per data dir
+            try:
+                control.apply_start_scenarios()
+            except ApiError as exc:
+                raise ValueError(f"--scenario: {exc.message}") from None
+        return cls(
+            settings=settings,
+            clock=clock,
+            store=store,
+            keys=keys,
+            limiter=RateLimiter(settings.rate_limit, clock, store),
+            exports=exports,
+            control=control,
+        )

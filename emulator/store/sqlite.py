@@ -1,0 +1,310 @@
+"""A store in SQLite, for `--data-dir`: state that survives restarts (even `kill -9`) and is
+shared by several worker processes.
+
+Every change is committed before the request that made it is answered, so an acknowledged
+export is never lost; the changes of one request share one transaction (`transaction()`).
+Read-modify-write changes take SQLite's write lock first (`BEGIN IMMEDIATE`), so workers never
+spend the same token or rule twice. Journal entries are buffered and written with the next
+transaction (or within a fraction of a second), since nothing acknowledges them. Export files
+are not stored: they are regenerated from the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..clock import ClockBackend, ClockState
+from . import JOURNAL_LIMIT, BucketKey
+from .codec import decode_control, decode_operation, encode_control, encode_operation
+from .records import Bucket, ControlState, OperationRecord
+
+T = TypeVar("T")
+_EMPTY = ControlState()
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sequences (tenant TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS operations (
+    tenant TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
+    search_export_id TEXT NOT NULL UNIQUE, record TEXT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE TABLE IF NOT EXISTS buckets (
+    tenant TEXT NOT NULL, key_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+    tokens REAL NOT NULL, updated REAL NOT NULL, PRIMARY KEY (tenant, key_id, endpoint));
+CREATE TABLE IF NOT EXISTS controls (scope TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT, entry TEXT NOT NULL);
+"""
+INSTANCE = ""  # the scope key of instance-wide control settings
+JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a transaction
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+        self._depth = 0  # open transaction() levels, under the lock
+        self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
+        self._journal_writes = 0
+        self._flusher: threading.Timer | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._write():
+            yield
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction holding the database's write lock from its start; nested uses join
+        the outermost one, which also writes the buffered journal entries."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._db
+                self._write_journal(self._db)
+            except BaseException:
+                self._depth = 0
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    # -- metadata (clock, world origin, signing secret) --------------------------------------
+    def meta(self, key: str, default: Callable[[], str]) -> str:
+        """The stored value of `key`, storing `default()` first if there is none."""
+        with self._write() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row:
+                return str(row[0])
+            value = default()
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            return value
+
+    # -- operations ---------------------------------------------------------------------------
+    def next_sequence(self, tenant: str) -> int:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO sequences (tenant, value) VALUES (?, 1) "
+                "ON CONFLICT (tenant) DO UPDATE SET value = value + 1",
+                (tenant,),
+            )
+            row = db.execute("SELECT value FROM sequences WHERE tenant = ?", (tenant,)).fetchone()
+            return int(row[0])
+
+    def add_operation(self, record: OperationRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO operations (tenant, id, seq, search_export_id, record) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.tenant,
+                    record.id,
+                    record.seq,
+                    record.search_export_id,
+                    json.dumps(encode_operation(record)),
+                ),
+            )
+
+    def update_operation(
+        self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
+    ) -> OperationRecord | None:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT record FROM operations WHERE tenant = ? AND id = ?", (tenant, operation_id)
+            ).fetchone()
+            if row is None:
+                return None
+            before = decode_operation(json.loads(row[0]))
+            after = update(before)
+            if after != before:
+                db.execute(
+                    "UPDATE operations SET record = ? WHERE tenant = ? AND id = ?",
+                    (json.dumps(encode_operation(after)), tenant, operation_id),
+                )
+            return after
+
+    def get_operation(self, tenant: str, operation_id: str) -> OperationRecord | None:
+        raw = self._one(
+            "SELECT record FROM operations WHERE tenant = ? AND id = ?", tenant, operation_id
+        )
+        return decode_operation(json.loads(raw)) if raw else None
+
+    def operations(self, tenant: str | None) -> list[OperationRecord]:
+        with self._lock:
+            if tenant is None:
+                rows = self._db.execute("SELECT record FROM operations ORDER BY tenant, seq")
+            else:
+                rows = self._db.execute(
+                    "SELECT record FROM operations WHERE tenant = ? ORDER BY seq", (tenant,)
+                )
+            return [decode_operation(json.loads(r[0])) for r in rows.fetchall()]
+
+    def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
+        raw = self._one(
+            "SELECT record FROM operations WHERE search_export_id = ?", search_export_id
+        )
+        return decode_operation(json.loads(raw)) if raw else None
+
+    # -- rate-limit buckets --------------------------------------------------------------------
+    def update_bucket(self, key: BucketKey, update: Callable[[Bucket | None], Bucket]) -> Bucket:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT tokens, updated FROM buckets WHERE tenant = ? AND key_id = ? "
+                "AND endpoint = ?",
+                key,
+            ).fetchone()
+            bucket = update(Bucket(row[0], row[1]) if row else None)
+            db.execute(
+                "INSERT OR REPLACE INTO buckets (tenant, key_id, endpoint, tokens, updated) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (*key, bucket.tokens, bucket.updated),
+            )
+            return bucket
+
+    # -- control settings ----------------------------------------------------------------------
+    def controls(self, scopes: Sequence[str | None]) -> list[ControlState]:
+        keys = [_scope(scope) for scope in scopes]
+        marks = ", ".join("?" * len(keys))
+        with self._lock:
+            rows = dict(
+                self._db.execute(
+                    f"SELECT scope, state FROM controls WHERE scope IN ({marks})", keys
+                ).fetchall()
+            )
+        return [decode_control(json.loads(rows[k])) if k in rows else _EMPTY for k in keys]
+
+    def update_control(
+        self, tenant: str | None, update: Callable[[ControlState], tuple[ControlState, T]]
+    ) -> T:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT state FROM controls WHERE scope = ?", (_scope(tenant),)
+            ).fetchone()
+            before = decode_control(json.loads(row[0])) if row else _EMPTY
+            after, result = update(before)
+            if after != before:
+                db.execute(
+                    "INSERT OR REPLACE INTO controls (scope, state) VALUES (?, ?)",
+                    (_scope(tenant), json.dumps(encode_control(after))),
+                )
+            return result
+
+    # -- clock -----------------------------------------------------------------------------
+    def clock_backend(self, initial: ClockState) -> ClockBackend:
+        self.meta("clock", lambda: json.dumps(initial.to_json()))
+        return SQLiteClockBackend(self)
+
+    # -- journal -------------------------------------------------------------------------------
+    def append_journal(self, entry: dict[str, Any]) -> None:
+        """Buffer the entry; the next transaction, or a timer soon after, writes it."""
+        with self._lock:
+            self._pending.append((entry.get("tenant"), json.dumps(entry)))
+            if self._flusher is None:
+                self._flusher = threading.Timer(JOURNAL_FLUSH_SECONDS, self.flush_journal)
+                self._flusher.daemon = True
+                self._flusher.start()
+
+    def flush_journal(self) -> None:
+        with self._lock:
+            if self._pending and self._depth == 0:
+                with self._write():
+                    pass  # the outermost transaction writes what is pending
+
+    def _write_journal(self, db: sqlite3.Connection) -> None:
+        if not self._pending:
+            return
+        db.executemany("INSERT INTO journal (tenant, entry) VALUES (?, ?)", self._pending)
+        before = self._journal_writes
+        self._journal_writes += len(self._pending)
+        self._pending.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self._journal_writes // 1000 != before // 1000:
+            db.execute(
+                "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM journal) - ?",
+                (JOURNAL_LIMIT,),
+            )
+
+    def journal(self, tenant: str | None) -> list[dict[str, Any]]:
+        self.flush_journal()
+        with self._lock:
+            if tenant is None:
+                rows = self._db.execute("SELECT entry FROM journal ORDER BY n")
+            else:
+                rows = self._db.execute(
+                    "SELECT entry FROM journal WHERE tenant = ? ORDER BY n", (tenant,)
+                )
+            return [json.loads(r[0]) for r in rows.fetchall()]
+
+    def clear_journal(self, tenant: str | None) -> None:
+        with self._write() as db:
+            self._write_journal(db)
+            if tenant is None:
+                db.execute("DELETE FROM journal")
+            else:
+                db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
+
+    def reset(self, tenant: str | None) -> None:
+        with self._write() as db:
+            self._write_journal(db)
+            if tenant is None:
+                for table in ("sequences", "operations", "buckets", "controls", "journal"):
+                    db.execute(f"DELETE FROM {table}")
+                return
+            for table in ("sequences", "operations", "buckets", "journal"):
+                db.execute(f"DELETE FROM {table} WHERE tenant = ?", (tenant,))
+            db.execute("DELETE FROM controls WHERE scope = ?", (tenant,))
+
+    def close(self) -> None:
+        self.flush_journal()
+        with self._lock:
+            self._db.close()
+
+
+class SQLiteClockBackend:
+    """The clock's state in the store's meta table: one clock for every worker and restart."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def load(self) -> ClockState:
+        raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
+        return ClockState.from_json(json.loads(raw))
+
+    def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
+        with self._store._write() as db:
+            raw = db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()[0]
+            state = change(ClockState.from_json(json.loads(raw)))
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'clock'", (json.dumps(state.to_json()),)
+            )
+            return state
+
+
+def _scope(tenant: str | None) -> str:
+    return INSTANCE if tenant is None else tenant

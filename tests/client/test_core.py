@@ -1,0 +1,473 @@
+"""FullStoryClient against an in-process emulator on a frozen clock.
+
+The client reaches the app through a relay transport that records every request and can inject
+what the emulator will not do on its own here (5xx, dropped connections, a body cut short, a
+clock jump between two steps), so these tests need nothing but the API itself. The client's
+`sleep` records the wait and moves the emulator's clock: no test really sleeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from emulator.client.core import (
+    DownloadExpired,
+    ExportFailed,
+    FullStoryClient,
+    FullStoryError,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    filename_from_disposition,
+)
+from emulator.http.app import create_app
+from emulator.instance import Emulator
+from emulator.settings import RateLimit
+from tests.helpers import START, small_settings
+
+KEY = "na1.client-test-key"
+Hook = Callable[[httpx.Request], httpx.Response | None]
+
+
+class _Body(httpx.SyncByteStream):
+    """A body still to be read, as a network transport hands it over."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+
+
+class _BrokenStream(httpx.SyncByteStream):
+    """A body that breaks off after its first bytes, like a dropped download."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.head
+        raise httpx.ReadError("connection reset mid-body")
+
+
+@dataclass
+class Relay(httpx.BaseTransport):
+    """Forwards to the app; each queued hook may answer (or raise) instead, once; `before`
+    sees every request first (to move the clock at a chosen step)."""
+
+    app: TestClient
+    hooks: list[Hook] = field(default_factory=list)
+    before: Callable[[httpx.Request], None] | None = None
+    seen: list[tuple[str, str, int | None, str | None]] = field(default_factory=list)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        auth = request.headers.get("authorization")
+        if self.before is not None:
+            self.before(request)
+        if self.hooks:
+            hook = self.hooks.pop(0)
+            try:
+                injected = hook(request)
+            except httpx.TransportError:
+                self.seen.append((request.method, request.url.path, None, auth))
+                raise
+            if injected is not None:
+                self.seen.append((request.method, request.url.path, injected.status_code, auth))
+                return injected
+        answer = self.app.request(
+            request.method, str(request.url), headers=dict(request.headers), content=request.read()
+        )
+        self.seen.append((request.method, request.url.path, answer.status_code, auth))
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, stream=_Body(answer.content)
+        )
+
+    def paths(self) -> list[str]:
+        return [f"{method} {path}" for method, path, _, _ in self.seen]
+
+
+@dataclass
+class Setup:
+    em: Emulator
+    relay: Relay
+    client: FullStoryClient
+    sleeps: list[float]
+
+    def advance(self, seconds: float) -> None:
+        self.em.clock.advance(seconds)
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., Setup]]:
+    opened: list[Any] = []
+
+    def build(*, key: str | None = KEY, max_retries: int = 5, **overrides: Any) -> Setup:
+        settings = small_settings(**overrides)
+        em = Emulator.build(settings)
+        app = TestClient(create_app(settings, emulator=em), base_url=settings.base_url())
+        relay = Relay(app)
+        http = httpx.Client(transport=relay)
+        sleeps: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            em.clock.advance(seconds)
+
+        client = FullStoryClient(
+            settings.base_url(), key, http=http, sleep=sleep, max_retries=max_retries
+        )
+        opened.extend([app, http])
+        return Setup(em, relay, client, sleeps)
+
+    yield build
+    for item in opened:
+        item.close()
+
+
+@pytest.fixture
+def setup(make: Callable[..., Setup]) -> Setup:
+    return make()
+
+
+def _api_error(status: int, code: int, message: str, **headers: str) -> Hook:
+    body = {"code": code, "message": message, "details": []}
+    return lambda request: httpx.Response(status, json=body, headers=headers)
+
+
+def _unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+# -- segments ------------------------------------------------------------------------------------
+
+
+def test_list_segments_follows_pagination(setup):
+    everything = setup.client.list_segments()
+    ids = [s["id"] for s in everything]
+    assert {"everyone", "rageClicks", "LegacyFunnel"} <= set(ids)
+
+    setup.relay.seen.clear()
+    paged = setup.client.list_segments(limit=2)
+    assert paged == everything
+    assert len(setup.relay.seen) == (len(ids) + 1) // 2  # one request per page of two
+    assert all(auth == f"Basic {KEY}" for *_, auth in setup.relay.seen)
+
+    alice = setup.client.list_segments(creator="alice@acme-outfitters.example")
+    assert alice and all(s["creator"] == "alice@acme-outfitters.example" for s in alice)
+
+
+def test_get_segment_and_not_found(setup):
+    assert setup.client.get_segment("everyone")["name"] == "Everyone"
+    with pytest.raises(NotFound) as caught:
+        setup.client.get_segment("noSuchSegment")
+    error = caught.value
+    assert error.status == 404 and error.code == 5
+    assert "noSuchSegment" in error.message and "noSuchSegment" in str(error)
+
+
+# -- the workflow --------------------------------------------------------------------------------
+
+
+def test_run_export_downloads_the_file(setup, tmp_path):
+    progress: list[int] = []
+    result = setup.client.run_export(
+        "everyone", tmp_path, on_progress=lambda op: progress.append(op["estimatePctComplete"])
+    )
+    assert result.operation["state"] == "COMPLETED" and result.renewals == 0
+    assert result.filename.startswith("Everyone-") and result.filename.endswith(".ndjson.gz")
+    assert result.path == tmp_path / result.filename
+    rows = [json.loads(line) for line in gzip.decompress(result.path.read_bytes()).splitlines()]
+    assert rows and all("EventStart" in row for row in rows)
+    assert progress[-1] == 100 and progress == sorted(progress)
+    assert setup.sleeps == [2.0] * (len(progress) - 1)  # polled every 2 s of emulator time
+    assert [p.split(" ", 1)[1].split("/")[1] for p in setup.relay.paths()] == [
+        "segments",
+        *["operations"] * len(progress),
+        "search",
+        "fullstory-emulator-exports",
+    ]
+    download = setup.relay.seen[-1]
+    assert download[2] == 200 and download[3] is None  # no key sent to storage
+    assert not list(tmp_path.glob(".download-*"))
+
+
+def test_create_export_with_every_option(setup):
+    operation_id = setup.client.create_export(
+        "everyone",
+        type="TYPE_EVENT",
+        format="FORMAT_CSV",
+        time_range=(START - timedelta(days=3), START - timedelta(days=1)),
+        segment_time_range={"start": "", "end": ""},
+        timezone="America/New_York",
+        fields=["EventStart", "EventType", "PageUrl"],
+        scope="SCOPE_PAGES",
+    )
+    operation = setup.client.wait(operation_id, poll_interval=1)
+    location, expires = setup.client.export_location(operation["results"]["searchExportId"])
+    assert "X-Goog-Signature=" in location and expires.endswith("Z")
+    buffer = io.BytesIO()
+    filename = setup.client.download(location, buffer)
+    assert filename.endswith(".csv.gz")
+    reader = csv.reader(io.StringIO(gzip.decompress(buffer.getvalue()).decode()))
+    header = next(reader)
+    assert set(header) == {"EventStart", "EventType", "PageUrl"}
+    starts = [row[header.index("EventStart")] for row in reader]
+    assert starts and all("2026-02-26T12:00:00" <= s < "2026-02-28T12:00:00" for s in starts)
+
+
+def test_download_to_a_file_path(setup, tmp_path):
+    operation = setup.client.wait(setup.client.create_export("rageClicks"))
+    location, _ = setup.client.export_location(operation["results"]["searchExportId"])
+    target = tmp_path / "out.gz"
+    filename = setup.client.download(location, target)
+    assert filename.startswith("Rage_Clicks-") and target.read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_operations_list_get_and_cancel(setup):
+    first = setup.client.create_export("everyone")
+    second = setup.client.create_export("rageClicks")
+    listed = setup.client.list_operations()
+    assert [op["id"] for op in listed] == [second, first]  # newest first
+    assert setup.client.list_operations(state="COMPLETED") == []
+    assert [op["id"] for op in setup.client.list_operations(limit=1)] == [second, first]
+
+    assert setup.client.cancel_operation(first) == {}
+    cancelled = setup.client.get_operation(first)
+    assert cancelled["state"] == "ERROR" and cancelled["errorDetails"] == "cancelled"
+    with pytest.raises(ExportFailed, match="cancelled"):
+        setup.client.wait(first)
+
+    setup.client.wait(second)
+    waits = len(setup.sleeps)
+    with pytest.raises(FullStoryError) as caught:
+        setup.client.cancel_operation(second)
+    assert caught.value.status == 501 and "cancel" in caught.value.message
+    assert len(setup.sleeps) == waits  # 501 is final: not retried
+
+
+@pytest.mark.parametrize("failure_state", ["ERROR", "FAILED"])
+def test_failing_segment_raises_export_failed(make, failure_state):
+    setup = make(failure_state=failure_state)
+    operation_id = setup.client.create_export("LegacyFunnel")
+    with pytest.raises(ExportFailed) as caught:
+        setup.client.wait(operation_id)
+    error = caught.value
+    assert error.operation["state"] == failure_state and error.code == failure_state
+    assert error.error_details and error.error_details in str(error)
+    assert operation_id in str(error)
+
+
+def test_wait_times_out_on_emulator_time(make):
+    setup = make(export_duration=3600)
+    operation_id = setup.client.create_export("everyone")
+    with pytest.raises(FullStoryError, match="still PENDING") as caught:
+        setup.client.wait(operation_id, poll_interval=5, timeout=20)
+    assert caught.value.code == "Timeout" and sum(setup.sleeps) <= 20
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+
+def test_429_waits_for_retry_after(make):
+    setup = make(rate_limit=RateLimit(1, 30, 2))
+    for _ in range(3):
+        assert setup.client.get_segment("everyone")["id"] == "everyone"
+    statuses = [status for _, _, status, _ in setup.relay.seen]
+    assert statuses == [200, 200, 429, 200]
+    assert len(setup.sleeps) == 1 and 0 < setup.sleeps[0] <= 30
+
+
+def test_429_gives_up_after_max_retries(make):
+    setup = make(rate_limit=RateLimit(1, 60, 1))
+    waits: list[float] = []  # a sleep that lets no time pass: the bucket never refills
+    client = FullStoryClient(
+        setup.client.base_url, KEY, http=setup.client.http, sleep=waits.append, max_retries=2
+    )
+    client.get_segment("everyone")
+    with pytest.raises(RateLimited) as caught:
+        client.get_segment("everyone")
+    error = caught.value
+    assert error.status == 429 and error.code == 8 and error.retry_after == waits[-1]
+    assert len(waits) == 2 and "gave up after 3 attempts" in str(error)
+
+
+def test_retry_after_is_honoured_exactly(setup):
+    setup.relay.hooks = [_api_error(429, 8, "slow down", **{"Retry-After": "7"})]
+    assert setup.client.get_segment("everyone")["id"] == "everyone"
+    assert setup.sleeps == [7.0]
+
+
+def test_5xx_backs_off_exponentially(setup):
+    setup.relay.hooks = [
+        _api_error(503, 14, "unavailable"),
+        _api_error(500, 13, "internal"),
+        _api_error(502, 13, "bad gateway"),
+    ]
+    assert setup.client.create_export("everyone")
+    assert setup.sleeps == [1.0, 2.0, 4.0]
+    assert [s for _, _, s, _ in setup.relay.seen] == [503, 500, 502, 200]
+
+
+def test_5xx_gives_up_with_the_server_message(make):
+    setup = make(max_retries=2)
+    setup.relay.hooks = [_api_error(500, 13, "the database is on fire")] * 3
+    with pytest.raises(FullStoryError) as caught:
+        setup.client.get_segment("everyone")
+    assert caught.value.status == 500 and caught.value.code == 13
+    assert "the database is on fire" in str(caught.value)
+    assert setup.sleeps == [1.0, 2.0]
+
+
+def test_connection_errors_are_retried(make):
+    setup = make(max_retries=1)
+    setup.relay.hooks = [_unreachable]
+    assert setup.client.get_segment("everyone")["id"] == "everyone"
+    assert setup.sleeps == [1.0]
+
+    setup.relay.hooks = [_unreachable, _unreachable]
+    with pytest.raises(FullStoryError, match="ConnectError") as caught:
+        setup.client.get_segment("everyone")
+    assert caught.value.status is None
+
+
+def test_a_download_cut_short_starts_again(setup, tmp_path):
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+    location, _ = setup.client.export_location(operation["results"]["searchExportId"])
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Disposition": 'attachment; filename="Everyone-x.ndjson.gz"'}
+        return httpx.Response(200, headers=headers, stream=_BrokenStream(b"\x1f\x8b partial"))
+
+    setup.relay.hooks = [broken]
+    target = tmp_path / "file.gz"
+    setup.client.download(location, target)
+    assert gzip.decompress(target.read_bytes())  # the whole file, not the broken head
+    assert setup.sleeps[-1] == 1.0
+
+    buffer = io.BytesIO(b"keep:")
+    buffer.seek(0, io.SEEK_END)
+    setup.relay.hooks = [broken]
+    setup.client.download(location, buffer)
+    assert buffer.getvalue().startswith(b"keep:\x1f\x8b")
+    assert gzip.decompress(buffer.getvalue()[5:])
+
+
+# -- expired URLs and storage errors -------------------------------------------------------------
+
+
+def _is_download(request: httpx.Request) -> bool:
+    return request.url.path.startswith("/fullstory-emulator-exports/")
+
+
+def test_expired_url_is_renewed(make, tmp_path):
+    setup = make(url_ttl=5)
+    downloads: list[str] = []
+
+    def expire_first_url(request: httpx.Request) -> None:
+        if _is_download(request):
+            downloads.append(str(request.url))
+            if len(downloads) == 1:
+                setup.advance(60)  # the URL (5 s) is long dead when the download arrives
+
+    setup.relay.before = expire_first_url
+    result = setup.client.run_export("everyone", tmp_path)
+    assert result.renewals == 1 and result.path and result.path.exists()
+    assert len(downloads) == 2 and downloads[0] != downloads[1]
+    steps = [(path.split("/")[1], status) for _, path, status, _ in setup.relay.seen]
+    assert steps[-4:] == [
+        ("search", 200),
+        ("fullstory-emulator-exports", 400),
+        ("search", 200),
+        ("fullstory-emulator-exports", 200),
+    ]
+
+
+def test_expired_url_error_carries_the_storage_xml(make, tmp_path):
+    setup = make(url_ttl=5)
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+    location, _ = setup.client.export_location(operation["results"]["searchExportId"])
+    setup.advance(10)
+    with pytest.raises(DownloadExpired) as caught:
+        setup.client.download(location, tmp_path)
+    error = caught.value
+    assert error.status == 400 and error.code == "ExpiredToken"
+    assert error.message.startswith("The provided token has expired.")
+    assert error.details.endswith("+00:00") and "Request signature expired" in str(error)
+    assert not list(tmp_path.iterdir())
+
+
+def test_renewal_gives_up(make, tmp_path):
+    setup = make(url_ttl=5)
+    setup.relay.before = lambda request: setup.advance(60) if _is_download(request) else None
+    with pytest.raises(DownloadExpired):
+        setup.client.run_export("everyone", tmp_path, max_renewals=1)
+    statuses = [s for _, path, s, _ in setup.relay.seen if path.startswith("/fullstory-")]
+    assert statuses == [400, 400]
+
+
+def test_tampered_signature_is_refused(setup, tmp_path):
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+    location, _ = setup.client.export_location(operation["results"]["searchExportId"])
+    with pytest.raises(FullStoryError) as caught:
+        setup.client.download(location[:-4] + "0000", tmp_path)
+    assert caught.value.status == 403 and caught.value.code == "SignatureDoesNotMatch"
+
+
+# -- errors and configuration --------------------------------------------------------------------
+
+
+def test_errors_carry_the_server_message(setup):
+    with pytest.raises(FullStoryError) as caught:
+        setup.client.create_export("everyone", format="FORMAT_XML")
+    error = caught.value
+    assert error.status == 400 and error.code == 3
+    assert "format" in error.message and "FORMAT_NDJSON" in error.message
+    assert "POST /segments/v1/exports" in str(error)
+
+
+def test_unauthorized(make):
+    with pytest.raises(Unauthorized, match="FULLSTORY_API_KEY"):
+        make(key="").client.list_segments()  # refused before sending
+    with pytest.raises(Unauthorized) as caught:
+        make(key="not a key").client.list_segments()
+    assert caught.value.status == 401 and caught.value.code == 16 and caught.value.message
+
+
+def test_defaults_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FULLSTORY_API_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("FULLSTORY_API_KEY", "na1.from-env")
+    with FullStoryClient() as client:
+        assert client.base_url == "http://127.0.0.1:9" and client.api_key == "na1.from-env"
+    monkeypatch.delenv("FULLSTORY_API_URL")
+    with FullStoryClient(api_key="eu1.abc") as client:
+        assert client.base_url == "https://api.eu1.fullstory.com"
+    monkeypatch.delenv("FULLSTORY_API_KEY")
+    with FullStoryClient() as client:
+        assert client.base_url == "https://api.fullstory.com" and client.api_key is None
+
+
+def test_filename_from_disposition():
+    assert filename_from_disposition('attachment; filename="A b-1.csv.gz"') == "A b-1.csv.gz"
+    assert filename_from_disposition("attachment; filename=x.json.gz") == "x.json.gz"
+    assert filename_from_disposition("attachment; filename*=UTF-8''%C3%A9t%C3%A9.gz") == "été.gz"
+    assert filename_from_disposition('attachment; filename="../../etc/passwd"') == "passwd"
+    assert filename_from_disposition(None) is None
+
+
+def test_result_path_for_a_file_object(setup):
+    buffer = io.BytesIO()
+    result = setup.client.run_export("everyone", buffer)
+    assert result.path is None and gzip.decompress(buffer.getvalue())
+    assert isinstance(Path(result.filename), Path)

@@ -1,0 +1,159 @@
+"""A shared-service emulator (issue 5/5): restarts after SIGKILL lose nothing acknowledged,
+workers share state, and HTTPS works for a client that trusts only the generated CA."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import start
+
+KEY = "na1.persistence-key"
+AUTH = {"Authorization": f"Basic {KEY}"}
+BODY = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_CSV"}
+
+
+def free_port() -> int:
+    """A port to restart on: URLs minted before a restart name it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except Exception:
+        process.kill()
+
+
+def test_sigkill_during_a_burst_loses_no_acknowledged_operation(tmp_path: Path):
+    data = tmp_path / "data"
+    args = (
+        "--data-dir",
+        str(data),
+        "--rate-limit",
+        "off",
+        "--export-duration",
+        "1",
+        "--population",
+        "40",
+        "--port",
+        str(free_port()),
+    )
+    process, base, _ = start(tmp_path, *args)
+    api = httpx.Client(base_url=base, headers=AUTH, timeout=10)
+    finished = api.post("/segments/v1/exports", json=BODY).json()["operationId"]
+    api.post("/__emulator/clock", json={"advance": 5})
+    export_id = api.get(f"/operations/v1/{finished}").json()["results"]["searchExportId"]
+    location = api.get(f"/search/v1/exports/{export_id}/results").json()["location"]
+    before = httpx.get(location).content
+
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def burst() -> None:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=5) as client:
+            go.wait()
+            for _ in range(200):
+                try:
+                    response = client.post("/segments/v1/exports", json=BODY)
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.append(response.json()["operationId"])
+
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    go.set()
+    while len(acknowledged) < 30:  # kill it in the middle of the burst
+        threading.Event().wait(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(acknowledged) >= 30
+
+    process, base, _ = start(tmp_path, *args)
+    try:
+        api = httpx.Client(base_url=base, headers=AUTH, timeout=10)
+        states = {op["id"]: op["state"] for op in _all_operations(api)}
+        assert set(acknowledged) | {finished} <= set(states)
+        assert states[finished] == "COMPLETED"
+        assert httpx.get(location).content == before  # a URL minted before the restart
+        api.post("/__emulator/clock", json={"advance": 5})
+        assert all(
+            api.get(f"/operations/v1/{op}").json()["state"] == "COMPLETED"
+            for op in acknowledged[:10]
+        )
+    finally:
+        stop(process)
+
+
+def _all_operations(api: httpx.Client) -> list[dict]:
+    out, token = [], None
+    while True:
+        params = {"paginationToken": token} if token else {}
+        page = api.get("/operations/v1", params=params).json()
+        out += page["operations"]
+        token = page.get("nextPaginationToken")
+        if not token:
+            return out
+
+
+def test_workers_share_operations_and_the_rate_limit_burst(tmp_path: Path):
+    process, base, _ = start(
+        tmp_path, "--workers", "2", "--data-dir", str(tmp_path / "d"), "--rate-limit", "1/3600,12"
+    )
+    try:
+        fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
+        with httpx.Client(base_url=base, headers=AUTH, timeout=10, limits=fresh) as api:
+            pids: dict[int, list[httpx.Response]] = {}
+            for _ in range(40):
+                health = api.get("/__emulator/health")
+                pids.setdefault(health.json()["pid"], []).append(health)
+                if len(pids) == 2:
+                    break
+            assert len(pids) == 2, "both workers should answer"
+            created = api.post("/segments/v1/exports", json=BODY).json()["operationId"]
+            seen_by = set()
+            for _ in range(10):
+                response = api.get(f"/operations/v1/{created}")
+                assert response.status_code == 200
+                seen_by.add(response.headers["x-emulator-worker"])
+            assert len(seen_by) == 2  # read through both workers
+            codes = [api.get("/segments/v1").status_code for _ in range(14)]
+            assert codes.count(200) == 12 and codes[-1] == 429  # one burst across workers
+    finally:
+        stop(process)
+
+
+def test_https_with_only_the_generated_ca(tmp_path: Path):
+    data = tmp_path / "tls-data"
+    process, base, log = start(tmp_path, "--tls", "--data-dir", str(data))
+    try:
+        assert base.startswith("https://")
+        ca = data / "tls" / "ca.pem"
+        assert str(ca) in log.read_text() and "SSL_CERT_FILE" in log.read_text()
+        context = ssl.create_default_context(cafile=str(ca))
+        with httpx.Client(base_url=base, headers=AUTH, verify=context, timeout=10) as api:
+            op = api.post("/segments/v1/exports", json=BODY).json()["operationId"]
+            api.post("/__emulator/clock", json={"advance": 5})
+            export_id = api.get(f"/operations/v1/{op}").json()["results"]["searchExportId"]
+            location = api.get(f"/search/v1/exports/{export_id}/results").json()["location"]
+            assert location.startswith("https://")
+            assert api.get(location).status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/__emulator/health", verify=ssl.create_default_context())
+    finally:
+        stop(process)

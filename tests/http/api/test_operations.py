@@ -1,0 +1,177 @@
+"""Operations (CONTRACT §5): the lifecycle on the clock, list, cancel."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from emulator.exports.lifecycle import status_at
+from emulator.store.records import Lifecycle, OperationRecord
+from tests.helpers import AUTH, START, assert_error, parse
+
+TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+KEYS = {
+    "id",
+    "type",
+    "details",
+    "results",
+    "state",
+    "errorDetails",
+    "createdAt",
+    "finishedAt",
+    "estimatePctComplete",
+    "step",
+}
+
+
+def test_pending_shape(make_harness):
+    h = make_harness(export_duration=10)
+    op = h.operation(h.create())
+    assert set(op) == KEYS
+    assert op["type"] == "SEARCH_EXPORT" and op["details"] is None
+    assert op["state"] == "PENDING" and op["results"] is None and op["finishedAt"] is None
+    assert op["errorDetails"] == "" and op["estimatePctComplete"] == 0
+    assert isinstance(op["step"], str) and op["step"]
+    assert TS.match(op["createdAt"]) and parse(op["createdAt"]) == START
+
+
+@pytest.mark.stores
+def test_progress_rises_as_integers_then_completes(make_harness):
+    h = make_harness(export_duration=10, export_duration_per_million=0)
+    op_id = h.create()
+    seen = []
+    for _ in range(10):
+        op = h.operation(op_id)
+        assert op["state"] == "PENDING"
+        assert type(op["estimatePctComplete"]) is int
+        seen.append(op["estimatePctComplete"])
+        h.advance(1)
+    assert seen == sorted(seen) and seen[0] == 0 and seen[-1] == 90
+    done = h.operation(op_id)
+    assert done["state"] == "COMPLETED" and done["estimatePctComplete"] == 100
+    assert done["step"] == "" and done["errorDetails"] == ""
+    assert parse(done["finishedAt"]) == START + timedelta(seconds=10)
+    assert set(done["results"]) == {"expires", "searchExportId"}
+    assert parse(done["results"]["expires"]) == START + timedelta(seconds=10, days=7)
+
+
+def test_raw_json_keeps_null_fields(make_harness):
+    h = make_harness(export_duration=10)
+    raw = h.client.get(f"/operations/v1/{h.create()}", headers=AUTH).content
+    assert b'"results":null' in raw and b'"finishedAt":null' in raw and b'"details":null' in raw
+    assert b"\n" not in raw
+
+
+def test_frozen_clock_keeps_percent(make_harness):
+    h = make_harness(export_duration=10)
+    op_id = h.create()
+    h.advance(4.2)
+    assert {h.operation(op_id)["estimatePctComplete"] for _ in range(5)} == {42}
+
+
+def test_duration_grows_with_export_size(make_harness):
+    h = make_harness(export_duration=1, export_duration_per_million=10_000, population=50)
+    small = h.create(timeRange={"start": "2026-02-27T00:00:00Z", "end": "2026-02-28T00:00:00Z"})
+    large = h.create(timeRange={"start": "2026-01-01T00:00:00Z", "end": "2026-02-28T00:00:00Z"})
+    small_done = parse(h.finish(small)["finishedAt"])
+    large_done = parse(h.finish(large)["finishedAt"])
+    assert large_done - START > (small_done - START) * 10
+
+
+@pytest.mark.parametrize("failure_state", ["ERROR", "FAILED"])
+def test_fixture_segment_fails_with_details(make_harness, failure_state):
+    h = make_harness(export_duration=10, failure_state=failure_state)
+    op_id = h.create(segmentId="LegacyFunnel")
+    h.advance(3)
+    assert h.operation(op_id)["state"] == "PENDING"
+    h.advance(1)
+    op = h.operation(op_id)
+    assert op["state"] == failure_state and op["results"] is None
+    assert "Legacy Checkout Step" in op["errorDetails"]
+    assert op["estimatePctComplete"] == 40 and op["finishedAt"] is not None
+
+
+@pytest.mark.stores
+def test_cancel_pending_then_cannot_cancel_again(make_harness):
+    h = make_harness(export_duration=10)
+    op_id = h.create()
+    h.advance(2)
+    response = h.client.post(f"/operations/v1/{op_id}/cancel", headers=AUTH)
+    assert response.status_code == 200 and response.json() == {}
+    op = h.operation(op_id)
+    assert op["state"] == "ERROR" and op["errorDetails"] == "cancelled"
+    assert op["estimatePctComplete"] == 20 and parse(op["finishedAt"]) == START + timedelta(
+        seconds=2
+    )
+    h.advance(60)
+    assert h.operation(op_id)["state"] == "ERROR"
+    err = assert_error(h.client.post(f"/operations/v1/{op_id}/cancel", headers=AUTH), 501, 12)
+    assert "ERROR" in err["message"]
+
+
+def test_cancel_completed_is_501_and_unknown_is_404(harness):
+    op = harness.finish(harness.create())
+    assert_error(harness.client.post(f"/operations/v1/{op['id']}/cancel", headers=AUTH), 501, 12)
+    assert_error(harness.client.post("/operations/v1/nope/cancel", headers=AUTH), 404, 5)
+    assert_error(harness.client.get("/operations/v1/nope", headers=AUTH), 404, 5)
+
+
+@pytest.mark.stores
+def test_list_filters_and_pages(make_harness):
+    h = make_harness(export_duration=10)
+    done = [h.create() for _ in range(3)]
+    h.advance(11)
+    pending = [h.create() for _ in range(4)]
+    body = h.client.get("/operations/v1", params={"type": "SEARCH_EXPORT"}, headers=AUTH).json()
+    assert set(body) == {"operations"}
+    assert [o["id"] for o in body["operations"]] == (done + pending)[::-1]  # newest first
+    by_state = h.client.get("/operations/v1", params={"state": "COMPLETED"}, headers=AUTH).json()
+    assert {o["id"] for o in by_state["operations"]} == set(done)
+    ids, token = [], None
+    while True:
+        params = {"limit": 3} | ({"pagination_token": token} if token else {})
+        page = h.client.get("/operations/v1", params=params, headers=AUTH).json()
+        ids += [o["id"] for o in page["operations"]]
+        token = page.get("nextPaginationToken")
+        if not token:
+            break
+    assert ids == (done + pending)[::-1]
+
+
+@pytest.mark.parametrize(
+    "params,word",
+    [
+        ({"type": "BULK_DELETE"}, "SEARCH_EXPORT"),
+        ({"state": "DONE"}, "PENDING"),
+        ({"limit": "x"}, "limit"),
+    ],
+)
+def test_list_rejects_bad_parameters(harness, params, word):
+    err = assert_error(harness.client.get("/operations/v1", params=params, headers=AUTH), 400, 3)
+    assert word in err["message"]
+
+
+def test_ids_are_deterministic_for_a_seed(make_harness):
+    first = [make_harness(seed=7).create() for _ in range(1)]
+    h1, h2, h3 = make_harness(seed=7), make_harness(seed=7), make_harness(seed=8)
+    a = [h1.create() for _ in range(3)]
+    assert a == [h2.create() for _ in range(3)]
+    assert a != [h3.create() for _ in range(3)]
+    assert first[0] == a[0]
+
+
+def test_status_is_a_pure_function_of_the_clock():
+    from emulator.store.records import ExportSpec
+
+    spec = ExportSpec(
+        "everyone", "event", "SCOPE_EVENT", "FORMAT_CSV", 0, 1, 0, 1, ("IndvId",), "UTC", 1
+    )
+    record = OperationRecord("op", "t", 1, START, spec, Lifecycle(duration=7.0), "ex", "Everyone")
+    readings = [START + timedelta(seconds=s / 10) for s in range(0, 100)]
+    first = [status_at(record, t, failure_state="ERROR", retention=60) for t in readings]
+    second = [status_at(record, t, failure_state="ERROR", retention=60) for t in readings]
+    assert first == second
+    pcts = [s.pct for s in first]
+    assert pcts == sorted(pcts) and max(pcts) == 100 and pcts.count(100) == 100 - 70
