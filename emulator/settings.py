@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .clock import check_instant
 from .timestamps import parse_rfc3339
 
 ENV_PREFIX = "FULLSTORY_EMULATOR_"
@@ -70,15 +71,19 @@ def _bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
+MAX_SECONDS = 10 * 366 * 86400  # the longest duration any setting or control override takes
+
+
 def _seconds(text: str) -> float:
-    """Seconds as a number, or with a unit suffix: 300, 1.5, 500ms, 5m, 2h, 7d."""
+    """Seconds as a number, or with a unit suffix: 300, 1.5, 500ms, 5m, 2h, 7d (at most ten
+    years, so that the clock plus any duration stays a representable instant)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 300, 1.5, 500ms, 5m, 2h or 7d")
     unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[match.group(2)]
     value = float(match.group(1)) * unit
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite duration")
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than ten years ({MAX_SECONDS} s)")
     return value
 
 
@@ -108,7 +113,7 @@ def _choice(*allowed: str, upper: bool = True) -> Callable[[str], str]:
 def _start_time(text: str) -> datetime | None:
     if text.strip().lower() in ("", "now"):
         return None
-    return parse_rfc3339(text.strip())
+    return check_instant(parse_rfc3339(text.strip()), "--start-time")
 
 
 def _path(text: str) -> Path | None:

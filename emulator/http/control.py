@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
+from ..clock import RANGE_TEXT, ClockRangeError, check_instant
 from ..control.specs import fault_json, lifecycle_json
 from ..errors import InvalidArgument, Unauthenticated
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
@@ -91,28 +92,34 @@ async def move_clock(request: Request, em: Emulator, tenant: str | None) -> Resp
     unknown = set(body) - {"advance", "set", "freeze"}
     if unknown or not body:
         raise InvalidArgument(
-            'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}'
+            'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}; '
+            f"the clock lies from {RANGE_TEXT}"
         )
-    if "freeze" in body:
-        if not isinstance(body["freeze"], bool):
-            raise InvalidArgument("freeze must be true or false")
-        (em.clock.freeze if body["freeze"] else em.clock.unfreeze)(tenant)
+    freeze, target = body.get("freeze"), body.get("set")
+    step: Any = body.get("advance")
+    if "freeze" in body and not isinstance(freeze, bool):
+        raise InvalidArgument("freeze must be true or false")
+    instant = None
     if "set" in body:
-        if not isinstance(body["set"], str):
+        if not isinstance(target, str):
             raise InvalidArgument("set must be an RFC 3339 timestamp string")
         try:
-            em.clock.set(parse_rfc3339(body["set"]), tenant)
+            instant = check_instant(parse_rfc3339(target), "set")
         except ValueError as exc:
             raise InvalidArgument(f"set: {exc}") from None
-    if "advance" in body:
-        step = body["advance"]
-        if (
-            not isinstance(step, int | float)
-            or isinstance(step, bool)
-            or not 0 <= step <= TEN_YEARS
-        ):
-            raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
-        em.clock.advance(step, tenant)
+    if "advance" in body and (
+        not isinstance(step, int | float) or isinstance(step, bool) or not 0 <= step <= TEN_YEARS
+    ):
+        raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
+    try:
+        if freeze is not None:
+            (em.clock.freeze if freeze else em.clock.unfreeze)(tenant)
+        if instant is not None:
+            em.clock.set(instant, tenant)
+        if "advance" in body:
+            em.clock.advance(float(step), tenant)
+    except ClockRangeError as exc:
+        raise InvalidArgument(f"advance: {exc}") from None
     return ok(request, clock_json(em, tenant))
 
 

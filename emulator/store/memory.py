@@ -33,10 +33,12 @@ class MemoryStore:
         with self._lock:
             yield
 
-    def meta(self, key: str, default: Callable[[], str]) -> str:
-        """The value of `key`, storing `default()` first if there is none."""
+    def meta(
+        self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = lambda _: True
+    ) -> str:
+        """The value of `key`, storing `default()` first if there is none (or it is not valid)."""
         with self._lock:
-            if key not in self._meta:
+            if key not in self._meta or not valid(self._meta[key]):
                 self._meta[key] = default()
             return self._meta[key]
 

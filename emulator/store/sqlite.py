@@ -12,6 +12,7 @@ are not stored: they are regenerated from the seed.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from .codec import decode_control, decode_operation, encode_control, encode_oper
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
+log = logging.getLogger("fullstory_emulator")
 _EMPTY = ControlState()
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,14 +96,19 @@ class SQLiteStore:
         return row[0] if row else None
 
     # -- metadata (clock, world origin, signing secret) --------------------------------------
-    def meta(self, key: str, default: Callable[[], str]) -> str:
-        """The stored value of `key`, storing `default()` first if there is none."""
+    def meta(
+        self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = lambda _: True
+    ) -> str:
+        """The stored value of `key`, storing `default()` first if there is none (or the stored
+        one is not `valid`: it is replaced, with a warning naming the file)."""
         with self._write() as db:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row and isinstance(row[0], str) and valid(row[0]):
+                return row[0]
             if row:
-                return str(row[0])
+                log.warning("%s: the stored %s was unreadable and is replaced", self.path, key)
             value = default()
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
             return value
 
     # -- operations ---------------------------------------------------------------------------
@@ -215,8 +222,8 @@ class SQLiteStore:
 
     # -- clock -----------------------------------------------------------------------------
     def clock_backend(self, initial: ClockState) -> ClockBackend:
-        self.meta("clock", lambda: json.dumps(initial.to_json()))
-        return SQLiteClockBackend(self)
+        self.meta("clock", lambda: json.dumps(initial.to_json()), _readable_clock)
+        return SQLiteClockBackend(self, initial)
 
     # -- journal -------------------------------------------------------------------------------
     def append_journal(self, entry: dict[str, Any]) -> None:
@@ -289,21 +296,36 @@ class SQLiteStore:
 class SQLiteClockBackend:
     """The clock's state in the store's meta table: one clock for every worker and restart."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLiteStore, initial: ClockState) -> None:
         self._store = store
+        self._initial = initial  # what an unreadable stored state reads as
+
+    def _decode(self, raw: Any) -> ClockState:
+        try:
+            return ClockState.from_json(json.loads(raw))
+        except (TypeError, ValueError):
+            return self._initial
 
     def load(self) -> ClockState:
-        raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
-        return ClockState.from_json(json.loads(raw))
+        return self._decode(self._store._one("SELECT value FROM meta WHERE key = 'clock'"))
 
     def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
         with self._store._write() as db:
-            raw = db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()[0]
-            state = change(ClockState.from_json(json.loads(raw)))
+            row = db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+            state = change(self._decode(row[0] if row else None))
             db.execute(
-                "UPDATE meta SET value = ? WHERE key = 'clock'", (json.dumps(state.to_json()),)
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?)",
+                (json.dumps(state.to_json()),),
             )
             return state
+
+
+def _readable_clock(raw: str) -> bool:
+    try:
+        ClockState.from_json(json.loads(raw))
+    except ValueError:
+        return False
+    return True
 
 
 def _scope(tenant: str | None) -> str:

@@ -3,6 +3,8 @@ every store backend; see tests/conftest.py.)"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -46,3 +48,38 @@ def test_start_scenarios_apply_once_per_data_dir(make_harness, tmp_path):
     again = make_harness(data_dir=data, scenario="rate-limited")
     codes = [again.client.get("/segments/v1", headers=AUTH).status_code for _ in range(4)]
     assert codes == [429, 429, 429, 200]  # three denials, not six
+
+
+def _poke(data, key: str, value: str) -> None:
+    with sqlite3.connect(data / "emulator.sqlite3") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+
+
+def test_a_clock_saved_at_the_end_of_time_does_not_stop_a_start(make_harness, tmp_path):
+    data = tmp_path / "far"
+    make_harness(data_dir=data)
+    late = 253402300798.0  # 9999-12-31T23:59:58Z, as an older version could save it
+    state = {"start": late, "startFrozen": True, "offset": 0, "frozenAt": late, "views": {}}
+    _poke(data, "clock", json.dumps(state))
+    again = make_harness(data_dir=data)
+    assert again.client.get("/__emulator/health").json()["now"] == "3000-01-01T00:00:00.000000Z"
+    assert again.client.get("/segments/v1", headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("clock", "not json"),
+        ("clock", '{"start": "x"}'),
+        ("origin_ms", "yesterday"),
+        ("origin_ms", "1" * 40),
+        ("signing_secret", "zz"),
+    ],
+)
+def test_unreadable_kept_values_are_replaced_not_fatal(make_harness, tmp_path, key, value):
+    data = tmp_path / "odd"
+    make_harness(data_dir=data, signing_secret=None)
+    _poke(data, key, value)
+    again = make_harness(data_dir=data, signing_secret=None)
+    assert again.client.get("/__emulator/health").status_code == 200
+    assert again.export_bytes()[:2] == b"\x1f\x8b"  # a whole export still works
