@@ -18,7 +18,7 @@ from ..contract import COMPLETED, PENDING
 from ..errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
 from ..instance import Emulator
 from ..settings import Settings
-from . import control, openapi
+from . import control, openapi, redact
 from .api import exports, operations, search, segments, storage
 from .faults import RAW_SEND, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     app.state.renderer = renderer
     if settings.access_log == "json":
         _log_json_lines()
+    redact.install_access_log_filter()
     return app
 
 
