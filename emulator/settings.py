@@ -20,7 +20,10 @@ from .clock import check_instant
 from .timestamps import parse_rfc3339
 
 ENV_PREFIX = "FULLSTORY_EMULATOR_"
-_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?|s|sec|min|h|hour)\s*,\s*(\d+)")
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?|s|sec|min|h|hour)\s*,\s*(\d+)", re.ASCII)
+MAX_REFILL = 1_000_000  # tokens per period
+MIN_PERIOD, MAX_PERIOD = 0.001, 10 * 366 * 86400  # seconds
+MAX_BURST = 1_000_000
 
 
 class SettingsError(ValueError):
@@ -52,11 +55,17 @@ class RateLimit:
             )
         period_text = match.group(2)
         period = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}.get(period_text)
-        refill, burst = float(match.group(1)), int(match.group(3))
+        refill, burst_text = float(match.group(1)), match.group(3)
         period = period if period is not None else float(period_text)
-        if refill <= 0 or period <= 0 or burst < 1:
-            raise ValueError(f"{text!r}: rate, period and burst must be positive")
-        return cls(refill=refill, period=period, burst=burst)
+        if not 0 < refill <= MAX_REFILL:
+            raise ValueError(f"{text!r}: the rate must be above 0 and at most {MAX_REFILL}")
+        if not MIN_PERIOD <= period <= MAX_PERIOD:
+            raise ValueError(
+                f"{text!r}: the period must be from {MIN_PERIOD:g} to {MAX_PERIOD} seconds"
+            )
+        if len(burst_text) > 7 or not 1 <= int(burst_text) <= MAX_BURST:
+            raise ValueError(f"{text!r}: the burst must be from 1 to {MAX_BURST}")
+        return cls(refill=refill, period=period, burst=int(burst_text))
 
     def __str__(self) -> str:
         return f"{self.refill:g}/{self.period:g},{self.burst}"
