@@ -90,7 +90,7 @@ OVERFLOWING = [
 
 @pytest.mark.parametrize("text", OVERFLOWING)
 def test_parse_rejects_values_out_of_range(text):
-    with pytest.raises(ValueError, match="rate|period|burst|not a rate limit"):
+    with pytest.raises(ValueError, match=r"rate|period|burst|not a rate limit"):
         RateLimit.parse(text)
 
 
