@@ -133,3 +133,7 @@ class AccessDenied(StorageError):
 
 class NoSuchKey(StorageError):
     status, code, message = 404, "NoSuchKey", "The specified key does not exist."
+
+
+class NoSuchBucket(StorageError):
+    status, code, message = 404, "NoSuchBucket", "The specified bucket does not exist."

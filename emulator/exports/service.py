@@ -7,7 +7,7 @@ HTTP; the handlers in api/ translate requests into these calls and results into 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -250,8 +250,9 @@ class ExportService:
         record = self.store.operation_by_export(match.group(1)) if match else None
         return record if record and self.object_name(record) == object_name else None
 
-    def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
-        """Verify the signed URL, then stream the export's gzip bytes."""
+    def download(self, method: str, object_name: str, query: Sequence[tuple[str, str]]) -> Download:
+        """Verify the signed URL (its query as sent, repeats and all), then stream the export's
+        gzip bytes."""
         record = self.export_of(object_name)
         now = self.clock.now(record.tenant if record else None)
         self.signer.verify(method, self.signer.path_for(object_name), query, now)

@@ -15,7 +15,14 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from ..contract import COMPLETED, PENDING
-from ..errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
+from ..errors import (
+    ApiError,
+    Internal,
+    MethodNotAllowed,
+    NoSuchBucket,
+    NotFound,
+    StorageError,
+)
 from ..instance import Emulator
 from ..settings import Settings
 from . import control, openapi, redact
@@ -64,6 +71,9 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
                 f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
                 headers={"Allow": allowed} if allowed else None,
             )
+        elif exc.status_code == 404 and _looks_like_storage(request):
+            bucket = request.url.path.lstrip("/").partition("/")[0]
+            return storage_error(NoSuchBucket(f"No such bucket: {bucket}"))
         elif exc.status_code == 404:
             error = NotFound(f"no such endpoint: {request.method} {request.url.path}")
         else:
@@ -120,6 +130,13 @@ def _allowed_methods(request: Request) -> str:
         if match != Match.NONE and isinstance(route, Route) and route.methods:
             methods |= route.methods
     return ", ".join(sorted(methods))
+
+
+def _looks_like_storage(request: Request) -> bool:
+    """A download in another bucket: a signed-URL query, or the exports' object prefix."""
+    if any(name.startswith("X-Goog-") for name in request.query_params):
+        return True
+    return request.url.path.lstrip("/").partition("/")[2].startswith("segment-exports/")
 
 
 def app_from_environment() -> Starlette:
