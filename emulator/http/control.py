@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
-import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,11 +17,12 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..clock import RANGE_TEXT, ClockRangeError, check_instant
-from ..control.specs import fault_json, lifecycle_json
+from ..control.specs import checked_text, fault_json, lifecycle_json
 from ..errors import InvalidArgument, Unauthenticated
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
 from ..instance import Emulator
 from ..timestamps import format_api, parse_rfc3339
+from .api.common import json_object, read_body
 from .pipeline import caller_of
 from .render import JsonRenderer
 
@@ -47,17 +47,14 @@ def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     return run
 
 
-async def body_of(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
+async def body_of(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object body, within --max-body-bytes like any API body; an empty body is
+    refused unless the endpoint documents it as `optional` (then it reads as `{}`)."""
+    em: Emulator = request.app.state.emulator
+    raw = await read_body(request, em.settings.max_body_bytes)
+    if optional and not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return data
+    return json_object(raw)
 
 
 def ok(request: Request, body: Any = None) -> Response:
@@ -148,9 +145,8 @@ async def complete_operation(request: Request, em: Emulator, tenant: str | None)
 
 @control
 async def fail_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
-    details = (await body_of(request)).get("errorDetails") or FORCED_FAILURE_DETAILS
-    if not isinstance(details, str):
-        raise InvalidArgument("errorDetails must be a string")
+    body = await body_of(request, optional=True)
+    details = checked_text(body.get("errorDetails") or FORCED_FAILURE_DETAILS, "errorDetails")
     em.exports.finish(tenant, request.path_params["operationId"], details)
     return ok(request)
 
@@ -182,7 +178,7 @@ async def journal(request: Request, em: Emulator, tenant: str | None) -> Respons
     ]
     limit = request.query_params.get("limit")
     if limit is not None:
-        if not limit.isdigit():
+        if not (limit.isascii() and limit.isdigit()):
             raise InvalidArgument("limit must be a whole number")
         entries = entries[-int(limit) :] if int(limit) else []
     return ok(request, {"requests": entries})

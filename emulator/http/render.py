@@ -24,7 +24,7 @@ def dumps(data: Any, *, html_escape: bool = True) -> bytes:
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if html_escape:
         text = text.translate(_GO_ESCAPES)
-    return text.encode("utf-8")
+    return text.encode("utf-8", "replace")  # a lone surrogate (from anywhere) becomes "?"
 
 
 class JsonRenderer:

@@ -88,7 +88,7 @@ def endpoint(
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused past `limit` bytes (by its declared length or as it arrives)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
     body = bytearray()
     async for chunk in request.stream():
