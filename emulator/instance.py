@@ -41,9 +41,15 @@ class Emulator:
     @classmethod
     def build(cls, settings: Settings) -> Emulator:
         store: Store = (
-            SQLiteStore(settings.data_dir / "emulator.sqlite3")
+            SQLiteStore(
+                settings.data_dir / "emulator.sqlite3",
+                journal_max_bytes=settings.journal_max_bytes,
+            )
             if settings.data_dir
-            else MemoryStore()
+            else MemoryStore(
+                journal_max_bytes=settings.journal_max_bytes,
+                operations_max_bytes=settings.operations_max_bytes,
+            )
         )
         # What must not change across restarts and workers is fixed once and kept in the store:
         # the clock, the world's first day and the URL-signing secret.

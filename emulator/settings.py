@@ -260,6 +260,16 @@ class Settings:
     max_body_bytes: int = _option(
         1 << 20, _int_range(1024, 1 << 30), "largest accepted request body, in bytes"
     )
+    journal_max_bytes: int = _option(
+        16 << 20,
+        _int_range(1 << 16, 1 << 34),
+        "bytes of request journal kept (the oldest entries go first; at most 50,000 entries)",
+    )
+    operations_max_bytes: int = _option(
+        64 << 20,
+        _int_range(1 << 16, 1 << 36),
+        "bytes of export operations kept in memory without --data-dir (the oldest go first)",
+    )
 
     @classmethod
     def load(

@@ -21,8 +21,9 @@ from ..control.specs import checked_text, fault_json, lifecycle_json
 from ..errors import InvalidArgument, Unauthenticated
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
 from ..instance import Emulator
+from ..store import JOURNAL_PAGE
 from ..timestamps import format_api, parse_rfc3339
-from .api.common import json_object, read_body
+from .api.common import decode_token, encode_token, json_object, read_body
 from .pipeline import caller_of
 from .render import JsonRenderer
 
@@ -169,19 +170,25 @@ async def clear_faults(request: Request, em: Emulator, tenant: str | None) -> Re
 
 @control
 async def journal(request: Request, em: Emulator, tenant: str | None) -> Response:
-    path, method = request.query_params.get("path"), request.query_params.get("method")
-    entries = [
-        e
-        for e in em.store.journal(tenant)
-        if (path is None or fnmatch.fnmatchcase(e["path"], path))
-        and (method is None or e["method"] == method.upper())
-    ]
-    limit = request.query_params.get("limit")
-    if limit is not None:
-        if not (limit.isascii() and limit.isdigit()):
-            raise InvalidArgument("limit must be a whole number")
-        entries = entries[-int(limit) :] if int(limit) else []
-    return ok(request, {"requests": entries})
+    """A page of recorded requests, oldest first; `nextPageToken` continues it."""
+    params = request.query_params
+    path, method = params.get("path"), params.get("method")
+    limit = params.get("limit") or str(JOURNAL_PAGE)
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= JOURNAL_PAGE:
+        raise InvalidArgument(f"limit must be a whole number from 1 to {JOURNAL_PAGE}")
+    after = decode_token(params.get("pageToken"), "journal", "pageToken") or 0
+    wanted = method.upper() if method else None
+
+    def match(entry: dict[str, Any]) -> bool:
+        return (path is None or fnmatch.fnmatchcase(entry["path"], path)) and (
+            wanted is None or entry["method"] == wanted
+        )
+
+    entries, last = em.store.journal_page(tenant, after, int(limit), match)
+    body: dict[str, Any] = {"requests": entries}
+    if last is not None:
+        body["nextPageToken"] = encode_token("journal", last)
+    return ok(request, body)
 
 
 @control

@@ -11,11 +11,16 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
 from ..clock import ClockBackend, ClockState
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
-JOURNAL_LIMIT = 50_000
+JOURNAL_LIMIT = 50_000  # entries, whatever their size (--journal-max-bytes bounds the bytes)
+JOURNAL_PAGE = 1000  # entries in one page of GET /__emulator/journal
+JOURNAL_PAGE_BYTES = 4 << 20  # ... and at most about this many bytes of them
+JournalMatch = Callable[[dict[str, Any]], bool]
 BucketKey = tuple[str, str, str]  # tenant, key id, endpoint
 
 
@@ -44,6 +49,13 @@ class Store(Protocol):
     ) -> T: ...
     def append_journal(self, entry: dict[str, Any]) -> None: ...
     def journal(self, tenant: str | None) -> list[dict[str, Any]]: ...
+    def journal_page(
+        self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to `limit` entries (and about JOURNAL_PAGE_BYTES) recorded after position `after`
+        that `match` accepts, oldest first, and the position to continue after (None: the end)."""
+        ...
+
     def clear_journal(self, tenant: str | None) -> None: ...
     def reset(self, tenant: str | None) -> None: ...
     def meta(self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = ...) -> str:
@@ -54,4 +66,9 @@ class Store(Protocol):
     def clock_backend(self, initial: ClockState) -> ClockBackend: ...
 
 
-__all__ = ["JOURNAL_LIMIT", "BucketKey", "Store"]
+def entry_size(entry: dict[str, Any]) -> int:
+    """What a journal entry weighs: the bytes of its JSON form (what a page answers with)."""
+    return len(orjson.dumps(entry))
+
+
+__all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store", "entry_size"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..clock import ClockBackend, ClockState
-from . import JOURNAL_LIMIT, BucketKey
+from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
 from .codec import decode_control, decode_operation, encode_control, encode_operation
 from .records import Bucket, ControlState, OperationRecord
 
@@ -47,9 +47,11 @@ JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a 
 
 
 class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, journal_max_bytes: int = 16 << 20) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.journal_max_bytes = journal_max_bytes
+        self._journal_unchecked = 0  # bytes written since the journal's size was last bounded
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -247,14 +249,26 @@ class SQLiteStore:
         db.executemany("INSERT INTO journal (tenant, entry) VALUES (?, ?)", self._pending)
         before = self._journal_writes
         self._journal_writes += len(self._pending)
+        self._journal_unchecked += sum(len(entry) for _, entry in self._pending)
         self._pending.clear()
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        if self._journal_writes // 1000 != before // 1000:
+        if (
+            self._journal_writes // 1000 != before // 1000
+            or self._journal_unchecked > self.journal_max_bytes // 8
+        ):
+            self._journal_unchecked = 0
             db.execute(
                 "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM journal) - ?",
                 (JOURNAL_LIMIT,),
+            )
+            # The oldest entries beyond the byte bound, counting from the newest.
+            db.execute(
+                "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM (SELECT n, SUM(length("
+                "CAST(entry AS BLOB))) OVER (ORDER BY n DESC) AS total FROM journal) "
+                "WHERE total > ?)",
+                (self.journal_max_bytes,),
             )
 
     def journal(self, tenant: str | None) -> list[dict[str, Any]]:
@@ -267,6 +281,32 @@ class SQLiteStore:
                     "SELECT entry FROM journal WHERE tenant = ? ORDER BY n", (tenant,)
                 )
             return [json.loads(r[0]) for r in rows.fetchall()]
+
+    def journal_page(
+        self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        self.flush_journal()
+        page: list[dict[str, Any]] = []
+        size, last, cursor = 0, after, after
+        while True:
+            with self._lock:  # in batches, so that writers wait for one batch at most
+                rows = self._db.execute(
+                    "SELECT n, entry FROM journal WHERE n > ? AND (? IS NULL OR tenant = ?) "
+                    "ORDER BY n LIMIT 500",
+                    (cursor, tenant, tenant),
+                ).fetchall()
+            if not rows:
+                return page, None
+            for position, raw in rows:
+                cursor = position
+                entry = json.loads(raw)
+                if match is not None and not match(entry):
+                    continue
+                if len(page) == limit or (page and size + len(raw) > JOURNAL_PAGE_BYTES):
+                    return page, last
+                page.append(entry)
+                size += len(raw)
+                last = position
 
     def clear_journal(self, tenant: str | None) -> None:
         with self._write() as db:

@@ -284,10 +284,18 @@ class EmulatorHandle:
     def requests(
         self, path: str | None = None, method: str | None = None, limit: int | None = None
     ) -> list[JournalEntry]:
-        """Requests of this tenant, oldest first; `path` is a glob such as `/operations/v1/*`."""
-        params = {"path": path, "method": method, "limit": limit}
-        answer = self.control("GET", "/journal", params=params)
-        return [JournalEntry.from_json(entry) for entry in answer.get("requests") or []]
+        """Requests of this tenant, oldest first (the first `limit` of them); `path` is a glob
+        such as `/operations/v1/*`. Follows the journal's pages."""
+        entries: list[JournalEntry] = []
+        token = None
+        while limit is None or len(entries) < limit:
+            params = {"path": path, "method": method, "pageToken": token}
+            answer = self.control("GET", "/journal", params=params)
+            entries += [JournalEntry.from_json(entry) for entry in answer.get("requests") or []]
+            token = answer.get("nextPageToken")
+            if not token:
+                break
+        return entries if limit is None else entries[:limit]
 
     def clear_journal(self) -> None:
         self.control("DELETE", "/journal")

@@ -145,7 +145,7 @@ def encode_token(kind: str, position: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode().rstrip("=")
 
 
-def decode_token(raw: str | None, kind: str) -> int | None:
+def decode_token(raw: str | None, kind: str, name: str = "paginationToken") -> int | None:
     if not raw:
         return None
     try:
@@ -156,7 +156,7 @@ def decode_token(raw: str | None, kind: str) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise InvalidArgument(
-        "paginationToken is not valid here; pass the nextPaginationToken of the previous page"
+        f"{name} is not valid here; pass the next{name[0].upper()}{name[1:]} of the previous page"
     )
 
 
