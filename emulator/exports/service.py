@@ -179,7 +179,7 @@ class ExportService:
         if tenant is not None:
             record = self.store.get_operation(tenant, operation_id)
         else:  # the instance: whichever tenant has it
-            record = next((r for r in self.store.operations(None) if r.id == operation_id), None)
+            record = self.store.find_operation(operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
         now = self.clock.now(record.tenant)
@@ -199,18 +199,24 @@ class ExportService:
         now = self.clock.now(principal.tenant)
         failure_names = set(FAILURE_STATES)
         page: list[tuple[OperationRecord, Status]] = []
-        for record in reversed(self.store.operations(principal.tenant)):
-            if after_seq is not None and record.seq >= after_seq:
-                continue
-            status = self.status(record, now)
-            if state is not None and not (
-                status.state == state or (state in failure_names and status.state in failure_names)
-            ):
-                continue
-            if len(page) == limit:
-                return page, page[-1][0].seq
-            page.append((record, status))
-        return page, None
+        before = after_seq
+        # Read in batches, newest first: a page without a state filter reads limit + 1 rows.
+        batch = limit + 1 if state is None else max(4 * limit, 200)
+        while True:
+            records = self.store.operations_page(principal.tenant, before, batch)
+            for record in records:
+                status = self.status(record, now)
+                if state is not None and not (
+                    status.state == state
+                    or (state in failure_names and status.state in failure_names)
+                ):
+                    continue
+                if len(page) == limit:
+                    return page, page[-1][0].seq
+                page.append((record, status))
+            if len(records) < batch:
+                return page, None
+            before = records[-1].seq
 
     def cancel(self, principal: Principal, operation_id: str) -> None:
         self.get(principal, operation_id)  # 404 before anything else

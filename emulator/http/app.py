@@ -7,6 +7,7 @@ import os
 import sys
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -86,7 +87,8 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         return renderer.json(spec)
 
     async def scrape(request: Request) -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        # Counting operations by state reads them all: in a thread, never on the event loop.
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     async def crash(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash

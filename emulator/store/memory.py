@@ -7,6 +7,7 @@ estimate of each record's size; past either bound the oldest go first.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -125,6 +126,23 @@ class MemoryStore:
             if tenant is None:
                 return list(self._operations.values())
             return [self._operations[key] for key in self._by_tenant.get(tenant, ())]
+
+    def operations_page(
+        self, tenant: str, before_seq: int | None, limit: int
+    ) -> list[OperationRecord]:
+        with self._lock:
+            keys = self._by_tenant.get(tenant, [])
+            operations = self._operations
+            end = len(keys)
+            if before_seq is not None:  # sequence numbers rise along the list
+                end = bisect.bisect_left(keys, before_seq, key=lambda k: operations[k].seq)
+            return [operations[key] for key in reversed(keys[max(0, end - limit) : end])]
+
+    def find_operation(self, operation_id: str) -> OperationRecord | None:
+        with self._lock:
+            return next(
+                (r for (_, oid), r in self._operations.items() if oid == operation_id), None
+            )
 
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
         with self._lock:

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS operations (
     tenant TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
     search_export_id TEXT NOT NULL UNIQUE, record TEXT NOT NULL,
     PRIMARY KEY (tenant, id));
+CREATE INDEX IF NOT EXISTS operations_by_seq ON operations (tenant, seq);
 CREATE TABLE IF NOT EXISTS buckets (
     tenant TEXT NOT NULL, key_id TEXT NOT NULL, endpoint TEXT NOT NULL,
     tokens REAL NOT NULL, updated REAL NOT NULL, PRIMARY KEY (tenant, key_id, endpoint));
@@ -147,7 +148,9 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 return None
-            before = decode_operation(json.loads(row[0]))
+            before = self._decode(row[0])
+            if before is None:
+                return None
             after = update(before)
             if after != before:
                 db.execute(
@@ -160,7 +163,21 @@ class SQLiteStore:
         raw = self._one(
             "SELECT record FROM operations WHERE tenant = ? AND id = ?", tenant, operation_id
         )
-        return decode_operation(json.loads(raw)) if raw else None
+        return self._decode(raw)
+
+    def _decode(self, raw: Any) -> OperationRecord | None:
+        """A stored operation, or None (with a warning) if its row cannot be read: one bad row
+        must not stop the server or every listing."""
+        if raw is None:
+            return None
+        try:
+            return decode_operation(json.loads(raw))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            log.warning("%s: skipping an unreadable operation row: %r", self.path, exc)
+            return None
+
+    def _records(self, rows: list[Any]) -> list[OperationRecord]:
+        return [r for r in (self._decode(row[0]) for row in rows) if r is not None]
 
     def operations(self, tenant: str | None) -> list[OperationRecord]:
         with self._lock:
@@ -170,13 +187,30 @@ class SQLiteStore:
                 rows = self._db.execute(
                     "SELECT record FROM operations WHERE tenant = ? ORDER BY seq", (tenant,)
                 )
-            return [decode_operation(json.loads(r[0])) for r in rows.fetchall()]
+            fetched = rows.fetchall()
+        return self._records(fetched)
+
+    def operations_page(
+        self, tenant: str, before_seq: int | None, limit: int
+    ) -> list[OperationRecord]:
+        with self._lock:
+            fetched = self._db.execute(
+                "SELECT record FROM operations WHERE tenant = ? AND seq < ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (tenant, before_seq if before_seq is not None else 2**62, limit),
+            ).fetchall()
+        return self._records(fetched)
+
+    def find_operation(self, operation_id: str) -> OperationRecord | None:
+        return self._decode(
+            self._one("SELECT record FROM operations WHERE id = ? LIMIT 1", operation_id)
+        )
 
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
         raw = self._one(
             "SELECT record FROM operations WHERE search_export_id = ?", search_export_id
         )
-        return decode_operation(json.loads(raw)) if raw else None
+        return self._decode(raw)
 
     # -- rate-limit buckets --------------------------------------------------------------------
     def update_bucket(self, key: BucketKey, update: Callable[[Bucket | None], Bucket]) -> Bucket:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from emulator.store import sqlite as sqlite_store
 from tests.helpers import AUTH, Harness, harness_factory
 
 
@@ -83,3 +84,31 @@ def test_unreadable_kept_values_are_replaced_not_fatal(make_harness, tmp_path, k
     again = make_harness(data_dir=data, signing_secret=None)
     assert again.client.get("/__emulator/health").status_code == 200
     assert again.export_bytes()[:2] == b"\x1f\x8b"  # a whole export still works
+
+
+def test_an_unreadable_operation_row_stops_nothing(make_harness, tmp_path):
+    data = tmp_path / "bad-row"
+    first = make_harness(data_dir=data)
+    good, bad = first.create(), first.create()
+    with sqlite3.connect(data / "emulator.sqlite3") as db:
+        db.execute("UPDATE operations SET record = ? WHERE id = ?", ('{"id": 1}', bad))
+    again = make_harness(data_dir=data)  # before: the metrics collector read it at start-up
+    assert again.client.get("/metrics").status_code == 200
+    listed = again.client.get("/operations/v1", headers=AUTH).json()["operations"]
+    assert [op["id"] for op in listed] == [good]
+    assert again.client.get(f"/operations/v1/{bad}", headers=AUTH).status_code == 404
+    assert again.client.get(f"/operations/v1/{good}", headers=AUTH).status_code == 200
+
+
+def test_a_page_of_operations_reads_only_its_rows(harness, monkeypatch):
+    for _ in range(60):
+        harness.create()
+    decoded = []
+    real = sqlite_store.decode_operation
+    monkeypatch.setattr(sqlite_store, "decode_operation", lambda d: decoded.append(1) or real(d))
+    first = harness.client.get("/operations/v1?limit=1", headers=AUTH).json()
+    assert len(first["operations"]) == 1 and len(decoded) <= 2
+    decoded.clear()
+    token = first["nextPaginationToken"]
+    page = harness.client.get(f"/operations/v1?limit=5&paginationToken={token}", headers=AUTH)
+    assert len(page.json()["operations"]) == 5 and len(decoded) <= 6
