@@ -40,17 +40,7 @@ class Emulator:
 
     @classmethod
     def build(cls, settings: Settings) -> Emulator:
-        store: Store = (
-            SQLiteStore(
-                settings.data_dir / "emulator.sqlite3",
-                journal_max_bytes=settings.journal_max_bytes,
-            )
-            if settings.data_dir
-            else MemoryStore(
-                journal_max_bytes=settings.journal_max_bytes,
-                operations_max_bytes=settings.operations_max_bytes,
-            )
-        )
+        store = open_store(settings)
         # What must not change across restarts and workers is fixed once and kept in the store:
         # the clock, the world's first day and the URL-signing secret.
         now = time.time()
@@ -126,3 +116,16 @@ def _secret_hex(text: str) -> bool:
         return len(bytes.fromhex(text)) >= 16
     except ValueError:
         return False
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings ask for: SQLite in --data-dir (StoreUnavailable, a ValueError
+    naming the path and the fix, if it cannot be used), else memory."""
+    if settings.data_dir:
+        return SQLiteStore(
+            settings.data_dir / "emulator.sqlite3", journal_max_bytes=settings.journal_max_bytes
+        )
+    return MemoryStore(
+        journal_max_bytes=settings.journal_max_bytes,
+        operations_max_bytes=settings.operations_max_bytes,
+    )

@@ -16,9 +16,12 @@ from typing import Any
 import uvicorn
 
 from .http.app import create_app
-from .serving import UvicornThread, listen
-from .settings import Settings
+from .instance import open_store
+from .serving import TimedH11Protocol, UvicornThread, listen, timed_protocol
+from .settings import ENV_PREFIX, Settings
 from .tls import ensure_certificates
+
+READ_TIMEOUT = ENV_PREFIX + "READ_TIMEOUT"
 
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
@@ -30,6 +33,15 @@ def bind(settings: Settings) -> tuple[socket.socket, Settings]:
 def data_dir(settings: Settings) -> Path:
     """Where files that must outlive the process go: --data-dir, or a fresh temporary folder."""
     return settings.data_dir or Path(tempfile.mkdtemp(prefix="fullstory-emulator-"))
+
+
+def check_state(settings: Settings) -> None:
+    """Open and close the data dir's store: ValueError (naming the path and the fix) if it
+    cannot be used, before any worker process tries."""
+    store = open_store(settings)
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def tls_options(settings: Settings) -> dict[str, Any]:
@@ -47,6 +59,7 @@ def make_server(
         log_level=log_level,
         access_log=access_log and settings.access_log == "text",
         lifespan="off",
+        http=timed_protocol(settings.read_timeout),
         **tls_options(settings),
     )
     return uvicorn.Server(config)
@@ -69,8 +82,17 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         workers=settings.workers,
         lifespan="off",
         access_log=settings.access_log == "text",
+        http="emulator.server:WorkerProtocol",  # by name: worker processes import it
         **tls_options(settings),
     )
+
+
+class WorkerProtocol(TimedH11Protocol):
+    """The protocol of worker processes, whose settings arrive as FULLSTORY_EMULATOR_*."""
+
+    header_timeout = Settings.load(
+        {}, {READ_TIMEOUT: os.environ.get(READ_TIMEOUT, "30")}
+    ).read_timeout
 
 
 class ServerThread(UvicornThread):

@@ -6,12 +6,64 @@ The emulator's server and the MCP adapter both use it; it knows neither.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from typing import Self
+from typing import Any, Self
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class TimedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request line and headers have not all
+    arrived `header_timeout` seconds after it opened (or after its previous answer): a client
+    trickling headers ("slow loris") cannot hold a connection open indefinitely."""
+
+    header_timeout = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the request line and headers are in
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection has as long
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def timed_protocol(header_timeout: float) -> type[TimedH11Protocol]:
+    """The protocol class to give uvicorn (`http=`), with this header timeout."""
+    return type("TimedH11Protocol", (TimedH11Protocol,), {"header_timeout": header_timeout})
 
 
 def listen(host: str, port: int) -> socket.socket:

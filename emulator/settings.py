@@ -260,6 +260,12 @@ class Settings:
     max_body_bytes: int = _option(
         1 << 20, _int_range(1024, 1 << 30), "largest accepted request body, in bytes"
     )
+    read_timeout: float = _option(
+        30.0,
+        _seconds,
+        "seconds a client has to send a request's headers, and again its body",
+        metavar="SECONDS",
+    )
     journal_max_bytes: int = _option(
         16 << 20,
         _int_range(1 << 16, 1 << 34),

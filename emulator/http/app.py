@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -23,6 +24,7 @@ from ..errors import (
     NoSuchBucket,
     NotFound,
     StorageError,
+    StoreBusy,
 )
 from ..instance import Emulator
 from ..settings import Settings
@@ -42,7 +44,10 @@ class EmulatorApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[RAW_SEND] = send
-        await super().__call__(scope, receive, send)
+        # An error raised before a route (the store busy while the caller is looked up) was
+        # answered by `crash`; Starlette raises it again for servers to log: it is no crash.
+        with contextlib.suppress(ApiError, StorageError):
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None) -> Starlette:
@@ -58,6 +63,11 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
+        if isinstance(exc, StoreBusy) and request.url.path.startswith(f"/{settings.bucket}/"):
+            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
+            response = storage_error(busy)
+            response.headers.update(exc.headers)
+            return response
         return renderer.error(exc)
 
     async def storage_failure(request: Request, exc: Exception) -> Response:
@@ -91,6 +101,10 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     async def crash(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ApiError):  # raised before a route, e.g. the store busy
+            return await api_error(request, exc)
+        if isinstance(exc, StorageError):
+            return storage_error(exc)
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
             log.exception("unhandled error on %s %s", request.method, request.url.path)
         return renderer.error(Internal("internal error in the emulator; see its log"))

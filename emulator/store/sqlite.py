@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..clock import ClockBackend, ClockState
+from ..errors import StoreBusy
 from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
 from .codec import decode_control, decode_operation, encode_control, encode_operation
 from .records import Bucket, ControlState, OperationRecord
@@ -47,18 +48,26 @@ INSTANCE = ""  # the scope key of instance-wide control settings
 JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a transaction
 
 
+class StoreUnavailable(ValueError):
+    """The data directory cannot be used; the message names the path and what to do."""
+
+
+BUSY_TIMEOUT_SECONDS = 2.0  # how long a request waits for another process's write lock
+
+
 class SQLiteStore:
-    def __init__(self, path: Path, *, journal_max_bytes: int = 16 << 20) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        path: Path,
+        *,
+        journal_max_bytes: int = 16 << 20,
+        busy_timeout: float | None = None,
+    ) -> None:
         self.path = path
         self.journal_max_bytes = journal_max_bytes
         self._journal_unchecked = 0  # bytes written since the journal's size was last bounded
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(SCHEMA)
+        self._db = _open(path, BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout)
         self._depth = 0  # open transaction() levels, under the lock
         self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
         self._journal_writes = 0
@@ -81,20 +90,43 @@ class SQLiteStore:
                 finally:
                     self._depth -= 1
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            with self._busy():
+                self._db.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
-                yield self._db
-                self._write_journal(self._db)
+                with self._busy():
+                    yield self._db
+                    self._write_journal(self._db)
             except BaseException:
                 self._depth = 0
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
-            self._db.execute("COMMIT")
+            try:
+                with self._busy():
+                    self._db.execute("COMMIT")
+            except StoreBusy:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """SQLite's "database is locked" (another process kept the write lock longer than the
+        busy timeout) as the API's 503, which tells the client to retry."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" not in text and "busy" not in text:
+                raise
+            raise StoreBusy(
+                f"the emulator's state in {self.path} is locked by another process; retry"
+            ) from None
 
     def _one(self, sql: str, *args: Any) -> Any:
-        with self._lock:
+        with self._lock, self._busy():
             row = self._db.execute(sql, args).fetchone()
         return row[0] if row else None
 
@@ -274,8 +306,15 @@ class SQLiteStore:
     def flush_journal(self) -> None:
         with self._lock:
             if self._pending and self._depth == 0:
-                with self._write():
-                    pass  # the outermost transaction writes what is pending
+                try:
+                    with self._write():
+                        pass  # the outermost transaction writes what is pending
+                except StoreBusy:  # another process holds the lock: the entries wait
+                    if self._flusher is not None:
+                        self._flusher.cancel()
+                    self._flusher = threading.Timer(JOURNAL_FLUSH_SECONDS, self.flush_journal)
+                    self._flusher.daemon = True
+                    self._flusher.start()
 
     def _write_journal(self, db: sqlite3.Connection) -> None:
         if not self._pending:
@@ -400,6 +439,34 @@ def _readable_clock(raw: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _open(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """The database at `path`, or StoreUnavailable with one line naming the path and the fix."""
+    fix = "fix its permissions, point --data-dir elsewhere, or delete it to start afresh"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot use the data directory {path.parent}: {exc.strerror or exc}; {fix}"
+        ) from None
+    wal = path.with_name(path.name + "-wal")
+    if path.exists() and path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        raise StoreUnavailable(
+            f"{path} is empty (0 bytes): the state it held (operations, clock, the URL-signing "
+            "secret) is gone; delete the file to start afresh, or restore it from a backup"
+        )
+    try:
+        db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        db.executescript(SCHEMA)
+    except sqlite3.DatabaseError as exc:  # OperationalError too: unable to open, locked, ...
+        raise StoreUnavailable(f"cannot use {path} as the emulator's state: {exc}; {fix}") from None
+    return db
 
 
 def _scope(tenant: str | None) -> str:

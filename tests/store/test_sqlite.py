@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from emulator.store import sqlite as sqlite_store
-from tests.helpers import AUTH, Harness, harness_factory
+from tests.helpers import AUTH, Harness, assert_error, harness_factory
 
 
 @pytest.fixture
@@ -112,3 +113,26 @@ def test_a_page_of_operations_reads_only_its_rows(harness, monkeypatch):
     token = first["nextPaginationToken"]
     page = harness.client.get(f"/operations/v1?limit=5&paginationToken={token}", headers=AUTH)
     assert len(page.json()["operations"]) == 5 and len(decoded) <= 6
+
+
+def test_a_database_locked_by_another_process_answers_503_not_500(make_harness, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)
+    h = make_harness()
+    url = h.location(h.finish(h.create())["results"]["searchExportId"])
+    other = sqlite3.connect(h.em.settings.data_dir / "emulator.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        began = time.monotonic()
+        busy = h.client.get("/segments/v1", headers=AUTH)
+        assert time.monotonic() - began < 2
+        body = assert_error(busy, 503, 14)
+        assert "locked by another process" in body["message"] and busy.headers["Retry-After"] == "1"
+        assert_error(h.client.post("/__emulator/faults", json={"status": 503}), 503, 14)
+        download = h.client.get(url)
+        assert download.status_code in (200, 503)  # a download only reads; if it must wait, XML
+        if download.status_code == 503:
+            assert "<Code>ServiceUnavailable</Code>" in download.text
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert h.client.get("/segments/v1", headers=AUTH).status_code == 200
