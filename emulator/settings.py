@@ -248,8 +248,15 @@ class Settings:
     control_token: str | None = _option(
         None,
         _optional_text,
-        "require X-Emulator-Token: TOKEN on /__emulator/* (except health)",
+        "require X-Emulator-Token: TOKEN on /__emulator/* (except health); with "
+        "--control-auth tenant, the admin token for instance-wide control",
         metavar="TOKEN",
+    )
+    control_auth: str = _option(
+        "open",
+        _choice("open", "tenant", upper=False),
+        "control API authority: 'open' (a key acts on its tenant, no key on the instance) or "
+        "'tenant' (a key is required and touches only its tenant; no key needs the admin token)",
     )
     scenario: str | None = _option(
         None,

@@ -219,7 +219,11 @@ class ExportService:
             before = records[-1].seq
 
     def cancel(self, principal: Principal, operation_id: str) -> None:
+        """Cancel a pending export of the caller's tenant. Exports belong to the tenant (the
+        organisation), not to the key that created them: any key that may create exports (admin,
+        architect) may cancel any of them; standard and read-only keys may cancel none."""
         self.get(principal, operation_id)  # 404 before anything else
+        principal.require_export_role()
         now = self.clock.now(principal.tenant)
         self.store.update_operation(
             principal.tenant, operation_id, lambda r: cancel(r, self.status(r, now), now)

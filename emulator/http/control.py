@@ -32,16 +32,34 @@ Handler = Callable[[Request, Emulator, "str | None"], Awaitable[Response]]
 
 
 def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Check the control token; the call is for the key's tenant, or (no key) the instance."""
+    """Decide whom the call acts on: the key's tenant, or (no key) the whole instance.
+
+    `--control-auth open`: anyone may, given the control token if one is set.
+    `--control-auth tenant`: a key is required and touches only its own tenant; a call without
+    one acts on the instance only with the admin token (`--control-token`).
+    """
 
     async def run(request: Request) -> Response:
         em: Emulator = request.app.state.emulator
         token = em.settings.control_token
-        if token and not hmac.compare_digest(
-            request.headers.get("x-emulator-token", "").encode(), token.encode()
-        ):
-            raise Unauthenticated("the control API needs the header X-Emulator-Token")
+        sent = request.headers.get("x-emulator-token")
+        admin = (
+            bool(token)
+            and sent is not None
+            and hmac.compare_digest(sent.encode("utf-8", "replace"), (token or "").encode())
+        )
         caller = caller_of(request)
+        if em.settings.control_auth == "tenant":
+            if caller.authorization:
+                return await handler(request, em, caller.require().tenant)
+            if not admin:
+                raise Unauthenticated(
+                    "the control API needs 'Authorization: Basic <API key>' (it then acts on "
+                    "that key's tenant only), or the admin X-Emulator-Token for the whole instance"
+                )
+            return await handler(request, em, None)
+        if token and not admin:
+            raise Unauthenticated("the control API needs the header X-Emulator-Token")
         tenant = caller.require().tenant if caller.authorization else None
         return await handler(request, em, tenant)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -367,8 +368,11 @@ def fullstory_emulator_api_key(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def fullstory_emulator_session_settings() -> Settings:
-    """Settings of the session-wide server; override (session scope) to change them."""
-    return default_settings()
+    """Settings of the session-wide server; override (session scope) to change them.
+
+    Its control API runs with `--control-auth tenant`: each test's handle acts on its own
+    tenant only, and nothing can touch the others' without the (random) admin token."""
+    return default_settings(control_auth="tenant", control_token=secrets.token_urlsafe(16))
 
 
 # -- fixtures ------------------------------------------------------------------------------------
