@@ -125,6 +125,11 @@ def _start_time(text: str) -> datetime | None:
     return check_instant(parse_rfc3339(text.strip()), "--start-time")
 
 
+def _host(text: str) -> str:
+    """An interface to bind: empty means the default (loopback), never every interface."""
+    return text.strip() or "127.0.0.1"
+
+
 def _path(text: str) -> Path | None:
     return Path(text).expanduser() if text.strip() else None
 
@@ -161,7 +166,9 @@ def _option(
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = _option("127.0.0.1", str, "interface to bind; 0.0.0.0 exposes the emulator")
+    host: str = _option(
+        "127.0.0.1", _host, "interface to bind (empty: the default); 0.0.0.0 exposes the emulator"
+    )
     port: int = _option(8080, _int_range(0, 65535), "port of the REST API and downloads")
     mcp_port: int | None = _option(
         9090,

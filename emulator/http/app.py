@@ -44,6 +44,11 @@ class EmulatorApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[RAW_SEND] = send
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            # `/segments/v1/` is answered as `/segments/v1`, never redirected: a redirect built
+            # from the Host header would send clients wherever that header says.
+            scope = {**scope, "path": path.rstrip("/") or "/"}
         # An error raised before a route (the store busy while the caller is looked up) was
         # answered by `crash`; Starlette raises it again for servers to log: it is no crash.
         with contextlib.suppress(ApiError, StorageError):
@@ -130,6 +135,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             Exception: crash,
         },
     )
+    app.router.redirect_slashes = False
     app.state.emulator = em
     app.state.renderer = renderer
     if settings.access_log == "json":
