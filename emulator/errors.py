@@ -80,6 +80,13 @@ class MethodNotAllowed(ApiError):
     status, grpc_code = 405, 12
 
 
+class Conflict(ApiError):
+    """The request is valid but the resource's state does not allow it (e.g. completing an
+    operation that has already finished)."""
+
+    status, grpc_code = 409, 9
+
+
 class PayloadTooLarge(ApiError):
     status, grpc_code = 413, 3
 

@@ -78,14 +78,15 @@ def lifecycle_rule(body: Mapping[str, Any], rule_id: str) -> LifecycleRule:
     ]
     if len(modes) > 1:
         raise InvalidArgument(f"choose one of {', '.join(modes)}")
-    script = body.get("pctSequence") or []
+    script = body.get("pctSequence")
+    script = [] if script is None else script
     if not isinstance(script, list) or not all(
         isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 99 for p in script
     ):
         raise InvalidArgument("pctSequence must be a list of integers from 0 to 99")
     if any(b < a for a, b in itertools.pairwise(script)):
         raise InvalidArgument("pctSequence must never decrease (clients rely on it)")
-    if body.get("immediately") not in (None, True, False):
+    if body.get("immediately") is not None and not isinstance(body["immediately"], bool):
         raise InvalidArgument("immediately must be true or false")
     seconds = 0.0 if body.get("immediately") else number(body, "finishAfterSeconds", low=0)
     return LifecycleRule(
@@ -103,7 +104,8 @@ def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
     status = number(body, "status", low=400, integer=True)
     if status is not None and status > 599:
         raise InvalidArgument("status must be an HTTP error status from 400 to 599")
-    headers = body.get("header") or {}
+    headers = body.get("header")
+    headers = {} if headers is None else headers
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise InvalidArgument("header must be an object of header names to string values")
     for key, value in headers.items():

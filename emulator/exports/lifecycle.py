@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ..contract import COMPLETED, PENDING
-from ..errors import InvalidArgument, Unimplemented
+from ..errors import Conflict, Unimplemented
 from ..store.records import OperationRecord
 
 CANCELLED_DETAILS = "cancelled"
@@ -116,5 +116,5 @@ def force(
 ) -> OperationRecord:
     """Finish a pending operation now (the control API's complete and fail)."""
     if status.state != PENDING:
-        raise InvalidArgument(f"operation {record.id} is already {status.state}")
+        raise Conflict(f"operation {record.id} is already {status.state}")
     return replace(record, finished_at=now, forced_failure=failure)

@@ -146,11 +146,16 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
 
 def _allowed_methods(request: Request) -> str:
     """Every method some route takes at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches(request.scope)  # PARTIAL: the path fits, the method does not
-        if match != Match.NONE and isinstance(route, Route) and route.methods:
-            methods |= route.methods
+    fitting = [
+        route
+        for route in request.app.routes
+        if isinstance(route, Route)
+        and route.methods
+        and route.matches(request.scope)[0] != Match.NONE  # PARTIAL: the path fits, not the method
+    ]
+    # A literal path (`/segments/v1/exports`) is not also the template `/segments/v1/{id}`.
+    literal = [route for route in fitting if route.path == request.url.path]
+    methods = {method for route in literal or fitting for method in route.methods or ()}
     return ", ".join(sorted(methods))
 
 

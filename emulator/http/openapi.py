@@ -4,8 +4,10 @@ API. Built from the same enums the handlers validate with, so the two cannot dri
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import available_timezones
 
 from .. import __version__
+from ..clock import RANGE_TEXT
 from ..contract import (
     EXPORT_TYPES,
     FORMATS,
@@ -15,7 +17,9 @@ from ..contract import (
     SEARCH_EXPORT,
     STATES,
 )
-from ..settings import Settings
+from ..control.specs import DEFAULT_LIMIT, LIMITS, MAX_TEXT
+from ..files.fields import MAX_FIELDS, MAX_NAME_CHARS
+from ..settings import MAX_SECONDS, Settings
 
 FULLSTORY, CONTROL, STORAGE = "FullStory Segment Export", "Emulator control", "Cloud storage"
 ERRORS = {
@@ -24,10 +28,15 @@ ERRORS = {
     403: "The key's role may not do this",
     404: "Not found",
     405: "Method not allowed on this path",
-    413: "Request body too large",
+    408: "The request body did not arrive within --read-timeout",
+    409: "The resource's state does not allow it (e.g. the operation already finished)",
+    413: "Request body too large (--max-body-bytes)",
     429: "Rate limited; Retry-After says when to try again",
     501: "Not possible (e.g. cancelling a finished operation)",
+    503: "The emulator's state (--data-dir) is locked by another process; Retry-After says when",
 }
+TEN_YEARS = MAX_SECONDS
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -47,13 +56,16 @@ def op(
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
     secured: bool = True,
+    body_required: bool = True,
     operation_id: str,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": ok}
-    for status in errors:
+    if body is not None:
+        errors = [*errors, 408, 413]
+    for status in sorted({*errors, 503}):
         error = json_body(ref("Error"), ERRORS[status])
-        if status == 429:
-            error["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}}
+        if status in (429, 503):
+            error["headers"] = RETRY_AFTER
         responses[str(status)] = error
     out: dict[str, Any] = {
         "summary": summary,
@@ -64,7 +76,10 @@ def op(
     if params:
         out["parameters"] = params
     if body is not None:
-        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        out["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": body}},
+        }
     if not secured:
         out["security"] = []
     return out
@@ -95,8 +110,19 @@ OPTIONAL_TIMESTAMP = {
     "anyOf": [TIMESTAMP, {"type": "string", "maxLength": 0}],
     "description": "RFC 3339, or an empty string for an open end",
 }
-PAGE_TOKEN = query("paginationToken", {"type": "string"}, "nextPaginationToken of the last page")
-LIMIT = {"type": "integer", "minimum": 0}
+PAGE_TOKEN = query(
+    "paginationToken",
+    {"type": "string"},
+    "the nextPaginationToken of the previous page, as it was given: an opaque token, so any "
+    "other string is refused with 400",
+)
+EMPTY = {"type": "string", "maxLength": 0}
+LIMIT = {"anyOf": [{"type": "integer", "minimum": 0}, EMPTY]}  # empty or 0: the default
+
+
+def enum_or_empty(values: list[str]) -> dict[str, Any]:
+    """An enum whose empty value means "not given", as the handlers read it."""
+    return {"type": "string", "enum": ["", *values]}
 
 
 def schemas() -> dict[str, Any]:
@@ -138,15 +164,30 @@ def schemas() -> dict[str, Any]:
         "CreateExportRequest": {
             "type": "object",
             "required": ["segmentId", "type", "format"],
-            "description": "Members may also be sent in snake_case (segment_id, time_range, ...)",
+            "description": "Members may also be sent in snake_case (segment_id, time_range, ...). "
+            "Refused with 400 although the schema cannot say so: a range whose start is not "
+            "before its end, eventDetails with TYPE_INDIVIDUAL or a scope that contradicts the "
+            "type, field names outside the catalog.",
             "properties": {
                 "segmentId": {"type": "string", "minLength": 1},
                 "type": {"type": "string", "enum": list(EXPORT_TYPES)},
                 "format": {"type": "string", "enum": list(FORMATS)},
                 "timeRange": ref("TimeRange"),
                 "segmentTimeRange": ref("TimeRange"),
-                "timezone": {"type": "string", "description": "IANA name, default UTC"},
-                "fields": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                "timezone": {
+                    "type": "string",
+                    "enum": ["", *sorted(available_timezones())],
+                    "description": "IANA name; empty or absent: UTC",
+                },
+                "fields": {
+                    "type": "array",
+                    "items": {"type": "string", "maxLength": MAX_NAME_CHARS},
+                    "uniqueItems": True,
+                    "maxItems": MAX_FIELDS,
+                    "description": "export columns: names of the catalog, custom variables "
+                    "<kind>_<name>_<type> or the tokens user_*, evt_*, page_* (names outside "
+                    "these are refused with 400); at most 1000",
+                },
                 "eventDetails": {
                     "type": "object",
                     "properties": {"scope": {"type": "string", "enum": [*SCOPES, *SCOPE_ALIASES]}},
@@ -269,8 +310,8 @@ def fullstory_paths(bucket: str) -> dict[str, Any]:
                 json_body(ref("OperationList")),
                 [400, 401, 429],
                 params=[
-                    query("type", {"type": "string", "enum": list(OPERATION_TYPES)}),
-                    query("state", {"type": "string", "enum": list(STATES)}),
+                    query("type", enum_or_empty(list(OPERATION_TYPES))),
+                    query("state", enum_or_empty(list(STATES))),
                     query("limit", LIMIT, "default and at most 100"),
                     PAGE_TOKEN,
                 ],
@@ -339,26 +380,128 @@ def control_paths() -> dict[str, Any]:
         body: dict[str, Any] | None = None,
         params: list[dict[str, Any]] | None = None,
         errors: list[int] | None = None,
+        body_required: bool = True,
         name: str,
     ) -> dict[str, Any]:
         out = op(
             summary,
             CONTROL,
             ok,
-            errors or [400, 401, 404],
+            [400, 401, 404] if errors is None else errors,
             body=body,
             params=params,
             secured=False,
+            body_required=body_required,
             operation_id=name,
         )
         out["description"] = (
-            "With `Authorization: Basic <API key>` it acts on that key's "
-            "tenant; without, on the whole instance."
+            "With `Authorization: Basic <API key>` it acts on that key's tenant; without, on the "
+            "whole instance (with `--control-auth tenant`, only given the admin X-Emulator-Token)."
         )
         return out
 
     anything = {"type": "object"}
     empty = json_body(ref("Empty"))
+
+    def maybe(schema: dict[str, Any]) -> dict[str, Any]:
+        return {**schema, "nullable": True}  # null: as if the member were not sent
+
+    def count(low: int, high: int = DEFAULT_LIMIT) -> dict[str, Any]:
+        return maybe({"type": "integer", "minimum": low, "maximum": high})
+
+    def seconds(name: str) -> dict[str, Any]:
+        return maybe({"type": "number", "minimum": 0, "maximum": LIMITS[name]})
+
+    text = maybe({"type": "string", "maxLength": MAX_TEXT})
+    lifecycle_body = {
+        "type": "object",
+        "description": "at most one of finishAfterSeconds, finishAfterPolls, immediately and "
+        "pctSequence; pctSequence never decreases (both refused with 400 otherwise)",
+        "properties": {
+            "segmentId": text,
+            "finishAfterSeconds": seconds("finishAfterSeconds"),
+            "finishAfterPolls": count(0),
+            "immediately": maybe({"type": "boolean"}),
+            "pctSequence": maybe(
+                {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 99}}
+            ),
+            "fail": text,
+            "times": count(1),
+        },
+    }
+    action = "a fault needs an action: status, latencyMs > 0, drop: true, truncateAfterBytes or "
+    fault_body = {
+        "type": "object",
+        "description": action + "bytesPerSecond",
+        "properties": {
+            "method": text,
+            "path": text,
+            "header": maybe(
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "maxLength": MAX_TEXT},
+                }
+            ),
+            "status": count(400, 599),
+            "retryAfter": count(0),
+            "message": text,
+            "latencyMs": seconds("latencyMs"),
+            "drop": {"type": "boolean"},
+            "truncateAfterBytes": count(0),
+            "bytesPerSecond": count(1),
+            "times": count(1),
+            "probability": maybe({"type": "number", "minimum": 0, "maximum": 1}),
+        },
+        "anyOf": [
+            {"required": ["status"], "properties": {"status": {"type": "integer"}}},
+            {
+                "required": ["latencyMs"],
+                "properties": {
+                    "latencyMs": {"type": "number", "minimum": 0, "exclusiveMinimum": True}
+                },
+            },
+            {"required": ["drop"], "properties": {"drop": {"enum": [True]}}},
+            {
+                "required": ["truncateAfterBytes"],
+                "properties": {"truncateAfterBytes": {"type": "integer"}},
+            },
+            {"required": ["bytesPerSecond"], "properties": {"bytesPerSecond": {"type": "integer"}}},
+        ],
+    }
+    clock_body = {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "description": f"the clock lies from {RANGE_TEXT}: a `set` outside, or an advance "
+        "past the end, is refused with 400",
+        "properties": {
+            "advance": {"type": "number", "minimum": 0, "maximum": TEN_YEARS},
+            "set": TIMESTAMP,
+            "freeze": {"type": "boolean"},
+        },
+    }
+    ratelimit_body = {
+        "type": "object",
+        "minProperties": 1,
+        "description": "limit 'N/SECONDS,BURST' (rate up to 1e6, period 0.001 s to ten years, "
+        "burst 1 to 1e6) or 'off'; at least one of limit, denyNext, retryAfter",
+        "properties": {
+            "limit": {"type": "string"},
+            "denyNext": count(0),
+            "retryAfter": count(1),
+        },
+        "anyOf": [
+            {"required": ["limit"], "properties": {"limit": {"type": "string"}}},
+            {"required": ["denyNext"], "properties": {"denyNext": {"type": "integer"}}},
+            {"required": ["retryAfter"], "properties": {"retryAfter": {"type": "integer"}}},
+        ],
+    }
+    config_body = {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {"urlTtl": seconds("urlTtl"), "exportDuration": seconds("exportDuration")},
+    }
     return {
         "/__emulator/health": {
             "get": control("Health", json_body(anything), errors=[], name="health")
@@ -383,21 +526,17 @@ def control_paths() -> dict[str, Any]:
             "post": control(
                 "Move, set, freeze or unfreeze the clock",
                 json_body(ref("Clock")),
-                body={
-                    "type": "object",
-                    "properties": {
-                        "advance": {"type": "number", "minimum": 0},
-                        "set": TIMESTAMP,
-                        "freeze": {"type": "boolean"},
-                    },
-                },
+                body=clock_body,
                 name="moveClock",
             ),
         },
         "/__emulator/lifecycle": {
             "get": control("List lifecycle rules", json_body(anything), name="listLifecycle"),
             "post": control(
-                "Add a lifecycle rule", json_body(ref("Id")), body=anything, name="addLifecycle"
+                "Add a lifecycle rule",
+                json_body(ref("Id")),
+                body=lifecycle_body,
+                name="addLifecycle",
             ),
             "delete": control("Drop the lifecycle rules", empty, name="clearLifecycle"),
         },
@@ -406,6 +545,7 @@ def control_paths() -> dict[str, Any]:
                 "Complete a pending operation now",
                 empty,
                 params=[path("operationId")],
+                errors=[400, 401, 404, 409],
                 name="completeOperation",
             )
         },
@@ -414,14 +554,16 @@ def control_paths() -> dict[str, Any]:
                 "Fail a pending operation now",
                 empty,
                 params=[path("operationId")],
-                body={"type": "object", "properties": {"errorDetails": {"type": "string"}}},
+                body={"type": "object", "properties": {"errorDetails": text}},
+                body_required=False,
+                errors=[400, 401, 404, 409],
                 name="failOperation",
             )
         },
         "/__emulator/faults": {
             "get": control("List fault rules", json_body(anything), name="listFaults"),
             "post": control(
-                "Add a fault rule", json_body(ref("Id")), body=anything, name="addFault"
+                "Add a fault rule", json_body(ref("Id")), body=fault_body, name="addFault"
             ),
             "delete": control("Drop every fault rule", empty, name="clearFaults"),
         },
@@ -437,7 +579,17 @@ def control_paths() -> dict[str, Any]:
                 params=[
                     query("path", {"type": "string"}, "glob"),
                     query("method", {"type": "string"}),
-                    query("limit", {"type": "integer", "minimum": 0}),
+                    query(
+                        "limit",
+                        {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, EMPTY]},
+                        "page size, at most and by default 1000",
+                    ),
+                    query(
+                        "pageToken",
+                        {"type": "string"},
+                        "the nextPageToken of the previous page (an opaque token: any other "
+                        "string is refused with 400)",
+                    ),
                 ],
                 name="journal",
             ),
@@ -447,13 +599,13 @@ def control_paths() -> dict[str, Any]:
             "post": control(
                 "Change the rate limit, or refuse the next N requests",
                 empty,
-                body=anything,
+                body=ratelimit_body,
                 name="rateLimit",
             )
         },
         "/__emulator/config": {
             "post": control(
-                "Override urlTtl or exportDuration", empty, body=anything, name="config"
+                "Override urlTtl or exportDuration", empty, body=config_body, name="config"
             )
         },
         "/__emulator/scenarios": {
