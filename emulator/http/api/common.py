@@ -149,6 +149,8 @@ def limit_param(request: Request, *, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
     try:
+        if not raw.isascii():  # int() reads "１２" as 12; the API takes ASCII digits only
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise InvalidArgument(
