@@ -23,7 +23,8 @@ from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
-from emulator.client.mcp import McpThread, _Enough, _PreviewSink, build_server, main
+from emulator.client.core import Sink
+from emulator.client.mcp import McpThread, PreviewParser, build_server, main
 from emulator.server import ServerThread
 from emulator.settings import Settings
 from emulator.timestamps import format_api
@@ -443,15 +444,15 @@ def test_main_rejects_unknown_flags(capsys: pytest.CaptureFixture[str]):
 # -- the streaming preview parser -------------------------------------------------------------
 
 
-def feed(payload: bytes, want: int, step: int = 7) -> _PreviewSink:
-    """Hand the sink `payload` a few bytes at a time, as a slow download would."""
-    sink = _PreviewSink(want=want)
-    try:
-        for offset in range(0, len(payload), step):
-            sink.write(payload[offset : offset + step])
-        sink.finish()
-    except _Enough:
-        pass
+def feed(payload: bytes, want: int, step: int = 7) -> PreviewParser:
+    """Hand the parser `payload` a few bytes at a time, as a slow download would, and stop when
+    it says it has enough, as the client does."""
+    sink = PreviewParser(want=want)
+    assert isinstance(sink, Sink)
+    for offset in range(0, len(payload), step):
+        if sink.write(payload[offset : offset + step]):
+            return sink
+    sink.finish()
     return sink
 
 
@@ -475,7 +476,8 @@ def test_preview_parser_handles_chunk_boundaries_quotes_and_big_ids():
         {"IndvId": "2", "EventTargetText": "plain", "Empty": "x"},
     ]
 
-    sink = _PreviewSink(want=10)
-    sink.write(gzip.compress(b'{"a": 1}\n{"b"'))
-    sink.seek(0)  # the client rewinds before retrying a broken download
-    assert (sink.rows, sink.tell()) == ([], 0)
+    sink = PreviewParser(want=10)
+    assert sink.write(gzip.compress(b'{"a": 1}\n{"b"')) is False
+    assert (sink.rows, sink.format) == ([{"a": 1}], "FORMAT_NDJSON")
+    sink.restart()  # the client restarts a sink before fetching a broken download again
+    assert (sink.rows, sink.format) == ([], None)
