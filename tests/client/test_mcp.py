@@ -229,6 +229,30 @@ def test_preview_of_a_short_export_says_there_is_no_more(mcp: McpThread):
     with_client(mcp.url, workflow)
 
 
+def test_preview_renews_a_url_that_expired_on_the_way(mcp: McpThread, control: httpx.Client):
+    # a 2 s URL lives 1-2 s (from its whole-second X-Goog-Date): the first cannot outlast 2.1 s
+    # of storage latency, the renewed one always lasts for its download
+    bucket = "/fullstory-emulator-exports/*"
+    control.post("/__emulator/config", json={"urlTtl": 2}).raise_for_status()
+    control.post("/__emulator/faults", json={"path": bucket, "latencyMs": 2100, "times": 1})
+    control.delete("/__emulator/journal").raise_for_status()
+
+    async def workflow(client: Client) -> dict[str, Any]:
+        created = await call(client, "createsegmentexport", segmentId="everyone", timeRange=RECENT)
+        operation = await finish(client, created["operationId"])
+        return await call(client, "previewexport", operationId=operation["id"], limit=3)
+
+    try:
+        preview = with_client(mcp.url, workflow)
+    finally:
+        control.post("/__emulator/config", json={"urlTtl": None}).raise_for_status()
+    assert preview["rowCount"] == 3 and preview["moreRows"] is True
+    journal = control.get("/__emulator/journal", params={"path": bucket}).json()["requests"]
+    assert [entry["status"] for entry in journal] == [400, 200]
+    locations = control.get("/__emulator/journal", params={"path": "/search/v1/exports/*"})
+    assert len(locations.json()["requests"]) == 2  # a fresh URL was asked for
+
+
 # -- errors reach the agent as tool errors, in the server's words -----------------------------
 
 
