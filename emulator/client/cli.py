@@ -44,7 +44,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from .. import __version__
-from ..contract import EXPORT_TYPES, FAILURE_STATES, FORMATS, SCOPE_ALIASES, SCOPES, TYPE_EVENT
+from ..contract import (
+    EXPORT_TYPES,
+    FAILURE_STATES,
+    FORMAT_EXTENSIONS,
+    FORMATS,
+    SCOPE_ALIASES,
+    SCOPES,
+    TYPE_EVENT,
+)
 from .core import (
     DownloadError,
     DownloadExpired,
@@ -216,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-f",
         "--format",
         type=_enum(FORMAT_NAMES, "FORMAT_"),
-        default="FORMAT_NDJSON",
+        default=FORMAT_NAMES["ndjson"],
         help="ndjson (default), json or csv",
     )
     what.add_argument(
@@ -534,7 +542,7 @@ class Job:
 def plan(args: argparse.Namespace) -> list[Job]:
     """The exports to run, in order; chunked bundles are named so a rerun can find them."""
     out = Path(args.out)
-    ext = args.format.removeprefix("FORMAT_").lower() + ("" if args.gunzip else ".gz")
+    ext = FORMAT_EXTENSIONS[args.format] + ("" if args.gunzip else ".gz")
     if args.chunk:
         out.mkdir(parents=True, exist_ok=True)
         segment = re.sub(r"[^A-Za-z0-9._-]", "_", args.segment)

@@ -44,6 +44,7 @@ from ..contract import (
     FORMAT_EXTENSIONS,
     FORMATS,
     PENDING,
+    TYPE_EVENT,
     EventScope,
     ExportFormat,
     ExportType,
@@ -531,7 +532,7 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
                 "scope); TYPE_INDIVIDUAL: one row of aggregates per individual; TYPE_PAGES and "
                 "TYPE_SESSIONS widen an event export to whole pages or sessions."
             ),
-        ] = "TYPE_EVENT",
+        ] = TYPE_EVENT,
         format: Annotated[
             ExportFormat,
             Field(description="File format; the file is always gzip-compressed."),
