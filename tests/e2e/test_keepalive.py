@@ -62,17 +62,24 @@ def keepalive_latencies(host: str, port: int) -> list[float]:
         connection.close()
 
 
-def assert_fast(latencies: list[float]) -> None:
-    median = statistics.median(latencies)
-    assert median < LIMIT_MS, (
-        f"median {median:.1f} ms over one keep-alive connection (Nagle + delayed ACK gives "
-        f"~{CLIFF_MS:.0f} ms); all: {[round(ms, 1) for ms in latencies]}"
+def assert_fast(host: str, port: int, attempts: int = 3) -> None:
+    """The median is under LIMIT_MS in one of a few attempts: a busy machine can slow one
+    attempt down, but without TCP_NODELAY every request of every attempt takes ~44 ms."""
+    tried = []
+    for _ in range(attempts):
+        latencies = keepalive_latencies(host, port)
+        if statistics.median(latencies) < LIMIT_MS:
+            return
+        tried.append([round(ms, 1) for ms in latencies])
+    raise AssertionError(
+        f"median over one keep-alive connection >= {LIMIT_MS} ms in each of {attempts} attempts "
+        f"(Nagle + delayed ACK gives ~{CLIFF_MS:.0f} ms + a few): {tried}"
     )
 
 
 def test_server_thread_keepalive_is_fast():
     with ServerThread(small_settings(port=0, mcp_port=None)) as server:
-        assert_fast(keepalive_latencies(server.settings.host, server.settings.port))
+        assert_fast(server.settings.host, server.settings.port)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +95,7 @@ def test_each_server_stack_on_our_socket_is_fast(loop: str, http: str):
         create_app(settings), loop=loop, http=http, lifespan="off", log_level="warning"
     )
     with UvicornThread(uvicorn.Server(config), sock, f"{loop}-{http}"):
-        assert_fast(keepalive_latencies(settings.host, settings.port))
+        assert_fast(settings.host, settings.port)
 
 
 @pytest.fixture
@@ -138,4 +145,4 @@ def wait_until_serving(process: subprocess.Popen, log: Path) -> int:
 
 
 def test_cli_process_keepalive_is_fast(cli_port: int):
-    assert_fast(keepalive_latencies("127.0.0.1", cli_port))
+    assert_fast("127.0.0.1", cli_port)
