@@ -514,7 +514,6 @@ def profile(requests: int, top: int) -> None:
     import pstats
 
     from emulator.http.app import create_app
-
     from emulator.settings import Settings
 
     app = create_app(Settings(rate_limit=None, seed=1, export_duration=86_400, mcp_port=None))
