@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "mcp", help="run only the MCP server (stdio or HTTP) for an agent", add_help=False
     )
-    for target in (parser, serve):
+    health = sub.add_parser(
+        "health", help="exit 0 if the emulator these settings describe answers its health check"
+    )
+    for target in (parser, serve, health):
         _add_settings(target)
     return parser
 
@@ -137,18 +140,46 @@ def _start_mcp(settings: Settings) -> McpThread | None:
         return None
     from .client.mcp import McpThread
 
-    # The adapter calls the API where it listens, not through --public-url (which may name a
-    # host only clients outside can resolve).
-    local = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-    local = f"[{local}]" if ":" in local else local
-    api_url = f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
     try:
-        return McpThread(api_url, host=settings.host, port=settings.mcp_port).start()
+        return McpThread(local_url(settings), host=settings.host, port=settings.mcp_port).start()
     except OSError as exc:
         raise SystemExit(
             f"fullstory-emulator: cannot start MCP on {settings.host}:{settings.mcp_port}: {exc} "
             "(--mcp-port N moves it, --mcp-port off turns it off)"
         ) from None
+
+
+def local_url(settings: Settings) -> str:
+    """Where the API is reached from its own machine: where it listens, not --public-url (which
+    may name a host that only clients outside can resolve)."""
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    local = f"[{local}]" if ":" in local else local
+    return f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
+
+
+def health(settings: Settings) -> int:
+    """Ask the emulator these settings describe for /__emulator/health: the Docker HEALTHCHECK,
+    which runs with the container's environment and so follows its port and TLS settings."""
+    import ssl
+    import urllib.request
+
+    url = local_url(settings) + "/__emulator/health"
+    context = None
+    if settings.tls:
+        ca = settings.data_dir / "tls" / "ca.pem" if settings.data_dir else None
+        if ca and ca.exists():
+            context = ssl.create_default_context(cafile=str(ca))
+        else:  # a CA in a temporary folder: whether it answers is all that is asked here
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+            print(f"{url}: {response.status}")
+            return 0
+    except OSError as exc:  # refused, timed out, TLS failure, or an HTTP error status
+        print(f"fullstory-emulator health: {url}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _banner(settings: Settings, mcp_url: str | None = None) -> None:
@@ -190,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         mcp(args[1:])
         return
     command, settings = settings_from(args)
+    if command == "health":
+        raise SystemExit(health(settings))
     if command == "serve":
         serve(settings)
 
