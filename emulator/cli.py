@@ -171,9 +171,25 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
         ),
         f"  seed {settings.seed}, population {settings.population}, export duration "
         f"{settings.export_duration:g}s, URL TTL {settings.url_ttl:g}s, rate limit "
-        f"{settings.rate_limit or 'off'}, failure state {settings.failure_state}",
+        f"{settings.rate_limit or 'off'}",
+        _failure_line(settings.failure_state),
     ]
     print("\n".join(lines), flush=True)
+
+
+def _failure_line(state: str) -> str:
+    """Which failure state is served, and which clients expect which: a FullStory client that
+    knows only FAILED (hauser, the SDKs) would poll an ERROR operation forever."""
+    if state == "FAILED":
+        return (
+            "  failed exports: state FAILED, as FullStory's own clients (hauser, the SDKs) "
+            "expect;\n                  --failure-state ERROR for clients written against ERROR"
+        )
+    return (
+        "  failed exports: state ERROR; FullStory's own clients (hauser, the SDKs) recognise "
+        "only FAILED:\n                  --failure-state FAILED, or per tenant POST "
+        '/__emulator/config {"failureState": "FAILED"}'
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from ..contract import COMPLETED, PENDING
+from ..contract import STATES
 from ..errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
 from ..instance import Emulator
 from ..settings import Settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     renderer = JsonRenderer(html_escape=settings.html_escape)
     metrics = Metrics(
         operation_states=em.exports.state_counts,
-        states=(PENDING, COMPLETED, settings.failure_state),
+        states=STATES,
         json_logs=settings.access_log == "json",
     )
 

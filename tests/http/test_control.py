@@ -384,3 +384,88 @@ def test_extreme_values_are_refused_not_crashes(harness, endpoint, body):
         harness.client.post(f"/__emulator/{endpoint}", json=body, headers=AUTH), 400, 3
     )
     assert next(iter(body)) in err["message"]
+
+
+# -- the failure state: ERROR by default, FAILED for FullStory's own clients ----------------------
+
+
+def _details_of_other(h, operation_id):
+    return h.client.get(f"/operations/v1/{operation_id}", headers=OTHER).json()["errorDetails"]
+
+
+def _states(h, headers=AUTH):
+    """Every operation's state, newest first, as the tenant lists them."""
+    body = h.client.get("/operations/v1", headers=headers).json()
+    return [op["state"] for op in body["operations"]]
+
+
+@pytest.mark.stores
+def test_failure_state_per_tenant_through_every_view(harness):
+    mine, theirs = (
+        harness.create(segmentId="LegacyFunnel"),
+        harness.create(segmentId="LegacyFunnel", headers=OTHER),
+    )
+    pending = harness.create()
+    harness.create()  # left pending, failed by the control API below
+    control(harness, "POST", "config", {"failureState": "FAILED"})
+    harness.advance(1)  # LegacyFunnel fails at 40% of 2 s
+    assert harness.operation(mine)["state"] == "FAILED"
+    other = harness.client.get(f"/operations/v1/{theirs}", headers=OTHER).json()
+    assert other["state"] == "ERROR"  # another tenant keeps the setting
+    assert harness.client.post(f"/operations/v1/{pending}/cancel", headers=AUTH).json() == {}
+    ops = harness.client.get("/operations/v1", headers=AUTH).json()["operations"]
+    assert [op["state"] for op in ops] == ["PENDING", "FAILED", "FAILED"]
+    control(harness, "POST", f"operations/{ops[0]['id']}/fail", {"errorDetails": "boom"})
+    assert _states(harness) == ["FAILED", "FAILED", "FAILED"]
+    for name in ("FAILED", "ERROR"):  # either name filters failures
+        listed = harness.client.get(f"/operations/v1?state={name}", headers=AUTH).json()
+        assert len(listed["operations"]) == 3
+    cancelled = harness.client.post(f"/operations/v1/{mine}/cancel", headers=AUTH)
+    assert assert_error(cancelled, 501, 12)["message"].endswith(
+        "is FAILED and can no longer be cancelled"
+    )
+    metrics = harness.client.get("/metrics").text
+    assert 'fullstory_emulator_operations{state="FAILED"} 3.0' in metrics
+    assert 'fullstory_emulator_operations{state="ERROR"} 1.0' in metrics
+    control(harness, "POST", "config", {"failureState": None})  # back to the setting
+    assert _states(harness) == ["ERROR", "ERROR", "ERROR"]
+
+
+def test_failure_state_for_the_instance_and_tenant_overrides(make_harness):
+    h = make_harness(failure_state="FAILED")  # the setting, under every override
+    theirs = h.create(segmentId="LegacyFunnel", headers=OTHER)
+    mine = h.create(segmentId="LegacyFunnel")
+    h.advance(1)
+    assert _states(h) == ["FAILED"]
+    control(h, "POST", "config", {"failureState": "error"}, headers={})  # every tenant
+    assert _states(h) == _states(h, OTHER) == ["ERROR"]
+    control(h, "POST", "config", {"failureState": "FAILED"})  # this tenant's own wins
+    assert _states(h) == ["FAILED"] and _states(h, OTHER) == ["ERROR"]
+    assert h.operation(mine)["errorDetails"] == _details_of_other(h, theirs)
+    control(h, "POST", "reset")  # a tenant's reset drops its override
+    assert _states(h) == [] and _states(h, OTHER) == ["ERROR"]
+
+
+@pytest.mark.parametrize("value", ["CANCELLED", 3, True, ""])
+def test_failure_state_refuses_other_names(harness, value):
+    err = assert_error(
+        harness.client.post("/__emulator/config", json={"failureState": value}, headers=AUTH),
+        400,
+        3,
+    )
+    assert err["message"] == (f"failureState must be one of ERROR, FAILED (or null), got {value!r}")
+
+
+def test_config_names_what_it_takes(harness):
+    err = assert_error(harness.client.post("/__emulator/config", json={"warp": 1}), 400, 3)
+    assert "failureState" in err["message"] and "unknown: warp" in err["message"]
+
+
+def test_failed_state_scenario(harness):
+    listed = control(harness, "GET", "scenarios")["scenarios"]
+    assert "FAILED" in next(s["description"] for s in listed if s["name"] == "failed-state")
+    control(harness, "POST", "scenarios/failed-state")
+    mine = harness.create(segmentId="LegacyFunnel")
+    harness.create(segmentId="LegacyFunnel", headers=OTHER)
+    assert harness.finish(mine)["state"] == "FAILED"
+    assert _states(harness, OTHER) == ["ERROR"]  # the scenario was applied to one tenant
