@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
 from emulator.http.faults import ConnectionDropped
+from emulator.settings import RateLimit
 from tests.helpers import AUTH, START, assert_error, parse
 
 OTHER = {"Authorization": "Basic na1.other-tenant-key"}
@@ -469,3 +471,59 @@ def test_failed_state_scenario(harness):
     harness.create(segmentId="LegacyFunnel", headers=OTHER)
     assert harness.finish(mine)["state"] == "FAILED"
     assert _states(harness, OTHER) == ["ERROR"]  # the scenario was applied to one tenant
+
+
+# -- injected answers read like FullStory's own; a header, not the body, gives them away ----------
+
+
+def test_injected_429_reads_as_the_rate_limiter_and_is_marked(make_harness):
+    h = make_harness(rate_limit=RateLimit(1, 60, 1))
+    op_id = h.create()
+    control(h, "POST", "faults", {"path": "/operations/v1/*", "status": 429, "retryAfter": 7})
+    injected = h.client.get(f"/operations/v1/{op_id}", headers=AUTH)
+    assert injected.headers["Retry-After"] == "7"
+    assert assert_error(injected, 429, 8)["message"] == (
+        "rate limit exceeded for operations.get: 1 requests per 60 s with a burst of 1; "
+        "retry after 7 s"
+    )
+    assert re.fullmatch(r"status=429 \(rule F\d+\)", injected.headers["X-Emulator-Fault"])
+    control(h, "DELETE", "faults")
+    h.client.get("/segments/v1", headers=AUTH)  # spends the segments.list bucket's one token
+    real = h.client.get("/segments/v1", headers=AUTH)
+    assert assert_error(real, 429, 8)["message"] == (
+        "rate limit exceeded for segments.list: 1 requests per 60 s with a burst of 1; "
+        "retry after 60 s"
+    )
+    assert "X-Emulator-Fault" not in real.headers
+
+
+def test_injected_errors_never_mention_the_emulator(harness):
+    cases = {
+        "status=503": (503, 14, "the service is currently unavailable"),
+        "status=500": (500, 13, "internal error"),
+        "status=429": (429, 8, "rate limit exceeded for segments.list; retry after 1 s"),
+        "status=404": (404, 5, "not found"),
+        "status=418": (418, 2, "i'm a teapot"),
+    }
+    for header, (status, code, message) in cases.items():
+        r = harness.client.get("/segments/v1", headers=AUTH | {"X-Emulator-Fault": header})
+        assert assert_error(r, status, code)["message"] == message
+        assert r.headers["X-Emulator-Fault"] == header
+    assert "X-Emulator-Fault" not in harness.client.get("/segments/v1", headers=AUTH).headers
+    unrouted = harness.client.get("/nowhere", headers=AUTH | {"X-Emulator-Fault": "status=429"})
+    assert assert_error(unrouted, 429, 8)["message"].startswith("rate limit exceeded for GET ")
+    control(harness, "POST", "faults", {"path": "/segments/v1", "status": 503, "message": "mine"})
+    assert harness.client.get("/segments/v1", headers=AUTH).json()["message"] == "mine"
+
+
+def test_injected_storage_errors_read_as_cloud_storage(harness):
+    op = harness.finish(harness.create())
+    url = harness.location(op["results"]["searchExportId"])
+    r = harness.client.get(url, headers={"X-Emulator-Fault": "status=500"})
+    assert r.status_code == 500 and r.headers["X-Emulator-Fault"] == "status=500"
+    assert r.text == (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
+        "<Message>We encountered an internal error. Please try again.</Message></Error>"
+    )
+    slow = harness.client.get(url, headers={"X-Emulator-Fault": "latency=1"})
+    assert slow.status_code == 200 and slow.headers["X-Emulator-Fault"] == "latency=1ms"
