@@ -8,8 +8,10 @@ README table, `--help` and the env names cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -256,6 +258,7 @@ class Settings:
         `flags` holds already-parsed values keyed by field name (only those given on the command
         line); `environ` holds raw strings.
         """
+        _warn_unknown(environ or {})
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = (environ or {}).get(ENV_PREFIX + f.name.upper())
@@ -291,6 +294,31 @@ class Settings:
                 text = str(value)
             out[ENV_PREFIX + f.name.upper()] = text
         return out
+
+
+_warned: set[str] = set()  # unknown variables already reported by this process
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each FULLSTORY_EMULATOR_* variable that names no setting (a typo would
+    otherwise be ignored without a word), with the closest setting's variable."""
+    known = [f.name.upper() for f in dataclasses.fields(Settings)]
+    warnings = []
+    for name in sorted(environ):
+        suffix = name[len(ENV_PREFIX) :]
+        if not name.startswith(ENV_PREFIX) or suffix in known:
+            continue
+        close = difflib.get_close_matches(suffix, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"fullstory-emulator: warning: {name} is not a setting, ignored{hint}")
+    return warnings
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    for warning in unknown_variables(environ):
+        if warning not in _warned:
+            _warned.add(warning)
+            print(warning, file=sys.stderr, flush=True)
 
 
 def describe() -> list[tuple[str, str, str, str]]:

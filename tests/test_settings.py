@@ -94,3 +94,22 @@ def test_readme_example_is_the_tested_file():
     root = ROOT
     example = (root / "tests" / "test_readme_example.py").read_text().rstrip()
     assert example in (root / "README.md").read_text()
+
+
+def test_a_mistyped_variable_is_named_with_the_closest_setting(capsys):
+    env = {
+        "FULLSTORY_EMULATOR_URL_TTL": "60",
+        "FULLSTORY_EMULATOR_RATELIMIT": "off",
+        "FULLSTORY_EMULATOR_XYZZY_PLUGH": "1",
+        "OTHER_VARIABLE": "x",
+    }
+    settings = Settings.load({}, env)
+    assert settings.url_ttl == 60 and settings.rate_limit == RateLimit(2, 60, 50)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "fullstory-emulator: warning: FULLSTORY_EMULATOR_RATELIMIT is not a setting, ignored; "
+        "did you mean FULLSTORY_EMULATOR_RATE_LIMIT?",
+        "fullstory-emulator: warning: FULLSTORY_EMULATOR_XYZZY_PLUGH is not a setting, ignored",
+    ]
+    Settings.load({}, env)  # once per process
+    assert capsys.readouterr().err == ""
