@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY
-from .settings import ENV_PREFIX, Settings, SettingsError
+from .settings import ENV_PREFIX, Settings, SettingsError, choices, shown_default
 from .tls import trust_instructions
 
 if TYPE_CHECKING:
@@ -48,13 +48,14 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         meta = f.metadata
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
+        help_text = meta["help"]
         if meta["negate"]:
             group.add_argument(
                 flag,
                 dest=f.name,
                 action="store_false",
                 default=argparse.SUPPRESS,
-                help=f"{meta['help']}: turn off [env {env}]",
+                help=_escape(f"{help_text}; this flag turns it off [env {env}=false]"),
             )
         elif f.type in (bool, "bool"):
             group.add_argument(
@@ -62,16 +63,22 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action="store_true",
                 default=argparse.SUPPRESS,
-                help=f"{meta['help']} [env {env}]",
+                help=_escape(f"{help_text} [env {env}=true]"),
             )
         else:
+            allowed = choices(meta["parse"])
+            metavar = "{" + ",".join(allowed) + "}" if allowed else meta["metavar"]
+            # a default the help text already explains (or none at all) is not repeated
+            default = shown_default(f.default)
+            if default and "default" not in help_text:
+                help_text += f" (default: {default})"
             group.add_argument(
                 flag,
                 dest=f.name,
                 type=_argtype(meta["parse"], flag),
                 default=argparse.SUPPRESS,
-                metavar=meta["metavar"] or f.name.upper(),
-                help=f"{meta['help']} (default: {_shown(f.default)}) [env {env}]",
+                metavar=metavar or f.name.upper(),
+                help=_escape(f"{help_text} [env {env}]"),
             )
 
 
@@ -86,8 +93,8 @@ def _argtype(parse: Any, flag: str) -> Any:
     return convert
 
 
-def _shown(value: Any) -> str:
-    return "none" if value is None else str(value).replace("%", "%%")
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def settings_from(

@@ -104,7 +104,14 @@ def _choice(*allowed: str, upper: bool = True) -> Callable[[str], str]:
             raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
         return value
 
+    parse.choices = allowed  # type: ignore[attr-defined]  # listed by --help
     return parse
+
+
+def choices(parse: Callable[[str], Any]) -> tuple[str, ...] | None:
+    """The values a setting's parser accepts, when they are a fixed list."""
+    found = getattr(parse, "choices", None)
+    return tuple(found) if found is not None else None
 
 
 def _start_time(text: str) -> datetime | None:
@@ -178,7 +185,10 @@ class Settings:
         metavar="SECONDS",
     )
     failure_state: str = _option(
-        "ERROR", _choice("ERROR", "FAILED"), "state name of a failed operation: ERROR or FAILED"
+        "ERROR",
+        _choice("ERROR", "FAILED"),
+        "state name of a failed operation; FullStory's own clients (hauser, the SDKs) "
+        "recognise only FAILED",
     )
     rate_limit: RateLimit | None = _option(
         RateLimit(2, 60, 50),
@@ -189,7 +199,8 @@ class Settings:
     html_escape: bool = _option(
         True,
         _bool,
-        "write & < > in JSON strings as \\u0026 \\u003c \\u003e, as Go does",
+        "write & < > in JSON strings as \\u0026 \\u003c \\u003e, as Go does; on unless "
+        "--no-html-escape or FULLSTORY_EMULATOR_HTML_ESCAPE=false",
         flag="--no-html-escape",
         negate=True,
     )
@@ -231,7 +242,7 @@ class Settings:
     access_log: str = _option(
         "text",
         _choice("text", "json", "off", upper=False),
-        "access log: uvicorn's text lines, one JSON object per request, or off",
+        "access log on stdout: text (uvicorn's lines), json (one object per request) or off",
     )
     control_token: str | None = _option(
         None,
@@ -327,6 +338,37 @@ def describe() -> list[tuple[str, str, str, str]]:
     for f in dataclasses.fields(Settings):
         meta = f.metadata
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
-        default = "" if f.default is None else str(f.default)
-        rows.append((flag, ENV_PREFIX + f.name.upper(), default, meta["help"]))
+        env = ENV_PREFIX + f.name.upper()
+        if meta["negate"]:  # the flag turns off what the variable names
+            env += "=false"
+        rows.append((flag, env, shown_default(f.default), meta["help"]))
     return rows
+
+
+def shown_default(value: Any) -> str:
+    """A default as a user would type it ('' for none)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from the declaration (a test keeps them equal)."""
+    lines = [
+        "| flag | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for f, (flag, env, default, help_text) in zip(
+        dataclasses.fields(Settings), describe(), strict=True
+    ):
+        allowed = choices(f.metadata["parse"])
+        shown = f"`{default}`" if default else "—"
+        if allowed:
+            help_text += f" (one of {', '.join(f'`{c}`' for c in allowed)})"
+        meaning = help_text.replace("|", "\\|")
+        lines.append(f"| `{flag}` | `{env}` | {shown} | {meaning} |")
+    return "\n".join(lines)
