@@ -76,10 +76,10 @@ def answer(
         return storage_error(StorageError.for_status(status, message, ""))
     if status == 429:
         retry_after = rule.retry_after if rule.retry_after is not None else 1
-        error = exceeded(endpoint, retry_after, limit)
+        limited = exceeded(endpoint, retry_after, limit)
         if rule.message:
-            error = ApiError.for_status(429, rule.message, headers=error.headers)
-        return renderer.error(error)
+            return renderer.error(ApiError.for_status(429, rule.message, headers=limited.headers))
+        return renderer.error(limited)
     headers = None if rule.retry_after is None else {"Retry-After": str(rule.retry_after)}
     message = rule.message or production_message(status)
     return renderer.error(ApiError.for_status(status, message, headers=headers))
