@@ -109,7 +109,7 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, data_dir, make_server, run_workers
+    from .server import bind, configure_logging, data_dir, make_server, run_workers
 
     if settings.workers > 1 or settings.tls:
         # workers share state through SQLite; TLS keeps its CA beside it
@@ -125,6 +125,7 @@ def serve(settings: Settings) -> None:
     except ValueError as exc:  # unreadable keys or segments fixtures
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = _start_mcp(settings)
+    configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
     _banner(settings, mcp.url if mcp else None)
     try:
         if server is None:
@@ -160,7 +161,8 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
     base = settings.base_url()
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
-        f"fullstory-emulator {__version__} listening on http://{settings.host}:{settings.port}",
+        f"fullstory-emulator {__version__} listening on "
+        f"{'https' if settings.tls else 'http'}://{_host(settings.host)}:{settings.port}",
         f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
         f"  API keys:       {keys}",
         f"  MCP server:     {mcp_url or 'off'}",
@@ -182,6 +184,10 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
         _failure_line(settings.failure_state),
     ]
     print("\n".join(lines), flush=True)
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _failure_line(state: str) -> str:
@@ -212,7 +218,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     command, settings = settings_from(args)
     if command == "serve":
-        serve(settings)
+        try:
+            serve(settings)
+        except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down, or we were still starting
+            print("fullstory-emulator: stopped", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -244,6 +244,12 @@ class Settings:
         _choice("text", "json", "off", upper=False),
         "access log on stdout: text (uvicorn's lines), json (one object per request) or off",
     )
+    log_level: str = _option(
+        "info",
+        _choice("debug", "info", "warning", "error", upper=False),
+        "level of the server's own messages on stderr (uvicorn's and the emulator's); "
+        "the access log follows --access-log",
+    )
     control_token: str | None = _option(
         None,
         _optional_text,

@@ -25,7 +25,8 @@ from .metrics import CONTENT_TYPE, Metrics
 from .pipeline import Pipeline
 from .render import JsonRenderer, storage_error
 
-log = logging.getLogger("fullstory_emulator")
+LOGGER = "fullstory_emulator"  # the emulator's own messages; its access lines go to LOGGER.access
+log = logging.getLogger(LOGGER)
 
 
 class EmulatorApp(Starlette):
