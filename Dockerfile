@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FULLSTORY_EMULATOR_DATA_DIR=/data
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY emulator ./emulator
 COPY fixtures ./fixtures
 RUN pip install --no-cache-dir . \

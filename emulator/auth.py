@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from .errors import PermissionDenied, Unauthenticated
@@ -65,7 +66,7 @@ class KeyRing:
         self._known: dict[str, Principal] = {}  # Authorization header -> its principal
 
     @classmethod
-    def from_file(cls, path: Path, *, strict: bool = False) -> KeyRing:
+    def from_file(cls, path: Path | Traversable, *, strict: bool = False) -> KeyRing:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

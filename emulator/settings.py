@@ -207,14 +207,18 @@ class Settings:
     keys: Path | None = _option(
         None,
         _path,
-        "JSON file of API keys and roles; without it any well-formed key is an admin",
+        "JSON file of API keys and roles ('example': the packaged one); without it any "
+        "well-formed key is an admin",
         metavar="FILE",
     )
     strict_auth: bool = _option(
         False, _bool, "accept only 'Authorization: Basic <key>' (no Bearer, no base64 user:pass)"
     )
     segments: Path | None = _option(
-        None, _path, "JSON file of segment definitions (default: embedded fixtures)", metavar="FILE"
+        None,
+        _path,
+        "JSON file of segments added to the embedded ones ('example': the packaged examples)",
+        metavar="FILE",
     )
     population: int = _option(1000, _int_range(1, 10**9), "number of individuals in the world")
     data_days: int = _option(90, _int_range(1, 3650), "days of data before the clock's start")
@@ -259,8 +263,14 @@ class Settings:
     scenario: str | None = _option(
         None,
         _optional_text,
-        "apply named scenarios from fixtures/scenarios.json at start (comma-separated)",
+        "apply named scenarios at start (comma-separated), embedded or from --scenarios",
         metavar="NAMES",
+    )
+    scenarios: Path | None = _option(
+        None,
+        _path,
+        "JSON file of your own scenarios, added over the embedded ones (same name: yours)",
+        metavar="FILE",
     )
     max_body_bytes: int = _option(
         1 << 20, _int_range(1024, 1 << 30), "largest accepted request body, in bytes"
