@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from .errors import PermissionDenied, Unauthenticated
@@ -19,7 +20,9 @@ from .errors import PermissionDenied, Unauthenticated
 DEMO_KEY = "na1.emulator-demo-key"
 EXPORT_ROLES = frozenset({"admin", "architect"})
 KNOWN_ROLES = frozenset({"admin", "architect", "standard", "readonly"})
-_KEY_SHAPE = re.compile(r"^[a-z]{2}\d\.[A-Za-z0-9._~+/=-]{4,}$")
+KNOWN_HEADERS = 4096
+MIN_TOKEN = 4
+_KEY_SHAPE = re.compile(rf"^[a-z]{{2}}\d\.[A-Za-z0-9._~+/=-]{{{MIN_TOKEN},}}$")
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,10 @@ class KeyRing:
     def __init__(self, entries: dict[str, KeyEntry] | None = None, *, strict: bool = False) -> None:
         self._entries = entries
         self.strict = strict
+        self._known: dict[str, Principal] = {}  # Authorization header -> its principal
 
     @classmethod
-    def from_file(cls, path: Path, *, strict: bool = False) -> KeyRing:
+    def from_file(cls, path: Path | Traversable, *, strict: bool = False) -> KeyRing:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -90,12 +94,26 @@ class KeyRing:
         return self._entries is None
 
     def authenticate(self, header: str | None) -> Principal:
+        """The principal of an Authorization header; a header seen before costs one lookup."""
+        if header is not None:
+            known = self._known.get(header)
+            if known is not None:
+                return known
+        principal = self._authenticate(header)
+        if header is not None and len(header) <= 256:  # bounded in count and size
+            if len(self._known) >= KNOWN_HEADERS:
+                self._known.clear()
+            self._known[header] = principal
+        return principal
+
+    def _authenticate(self, header: str | None) -> Principal:
         key = self._credential(header)
         if self._entries is None:
             if not is_well_formed(key):
                 raise Unauthenticated(
                     f"API key {mask(key)!r} is not well formed; FullStory keys look like "
-                    f"'na1.<token>' or 'eu1.<token>'"
+                    f"'na1.<token>' or 'eu1.<token>': a region (two letters and a digit), a dot, "
+                    f"and a token of at least {MIN_TOKEN} characters (letters, digits, ._~+/=-)"
                 )
             return Principal(tenant=key_id(key), role="admin", key_id=key_id(key))
         entry = self._entries.get(key)

@@ -10,6 +10,7 @@ from .. import __version__
 from ..clock import RANGE_TEXT
 from ..contract import (
     EXPORT_TYPES,
+    FAILURE_STATES,
     FORMATS,
     OPERATION_TYPES,
     SCOPE_ALIASES,
@@ -223,7 +224,13 @@ def schemas() -> dict[str, Any]:
                     "required": ["expires", "searchExportId"],
                     "properties": {"expires": TIMESTAMP, "searchExportId": {"type": "string"}},
                 },
-                "state": {"type": "string", "enum": list(STATES)},
+                "state": {
+                    "type": "string",
+                    "enum": list(STATES),
+                    "description": "a failed operation reports ERROR or FAILED, as configured "
+                    "(--failure-state, or failureState in POST /__emulator/config); "
+                    "FullStory's own clients recognise FAILED",
+                },
                 "errorDetails": {"type": "string"},
                 "createdAt": TIMESTAMP,
                 "finishedAt": {**TIMESTAMP, "nullable": True},
@@ -500,7 +507,18 @@ def control_paths() -> dict[str, Any]:
         "type": "object",
         "minProperties": 1,
         "additionalProperties": False,
-        "properties": {"urlTtl": seconds("urlTtl"), "exportDuration": seconds("exportDuration")},
+        "properties": {
+            "urlTtl": seconds("urlTtl"),
+            "exportDuration": seconds("exportDuration"),
+            "failureState": {
+                "type": "string",
+                "enum": [*FAILURE_STATES, None],
+                "nullable": True,
+                "description": "the state a failed operation reports: ERROR (the "
+                "emulator's default) or FAILED (what FullStory's own clients, "
+                "hauser and the SDKs, recognise)",
+            },
+        },
     }
     return {
         "/__emulator/health": {
@@ -605,7 +623,10 @@ def control_paths() -> dict[str, Any]:
         },
         "/__emulator/config": {
             "post": control(
-                "Override urlTtl or exportDuration", empty, body=config_body, name="config"
+                "Override urlTtl, exportDuration or failureState (null restores the setting)",
+                empty,
+                body=config_body,
+                name="config",
             )
         },
         "/__emulator/scenarios": {

@@ -7,24 +7,36 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
+import orjson
 from starlette.responses import Response
 
 from ..errors import ApiError, StorageError
 
-_GO_ESCAPES = str.maketrans(
-    {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+# What Go's encoder escapes inside strings, as UTF-8 bytes and their escapes.
+_GO_ESCAPES = (
+    (b"&", b"\\u0026"),
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
 )
 
 
 def dumps(data: Any, *, html_escape: bool = True) -> bytes:
     """Compact JSON; with `html_escape`, `&<>` become `\\u0026` etc., as Go's encoder writes them.
 
-    The characters can only occur inside JSON strings, so escaping the encoded text is exact.
+    The characters can only occur inside JSON strings, so escaping the encoded bytes is exact.
     """
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        body = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits: the slow way
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        body = text.encode("utf-8", "replace")  # a lone surrogate (from anywhere) becomes "?"
     if html_escape:
-        text = text.translate(_GO_ESCAPES)
-    return text.encode("utf-8", "replace")  # a lone surrogate (from anywhere) becomes "?"
+        for raw, escaped in _GO_ESCAPES:
+            if raw in body:
+                body = body.replace(raw, escaped)
+    return body
 
 
 class JsonRenderer:
@@ -53,7 +65,8 @@ def storage_error(exc: StorageError) -> Response:
     body = (
         "<?xml version='1.0' encoding='UTF-8'?>"
         f"<Error><Code>{exc.code}</Code><Message>{escape(exc.message)}</Message>"
-        f"<Details>{escape(exc.details)}</Details></Error>"
+        + (f"<Details>{escape(exc.details)}</Details>" if exc.details else "")
+        + "</Error>"
     )
     return Response(
         body.encode("utf-8"),

@@ -32,6 +32,8 @@ def operation_size(record: OperationRecord) -> int:
 
 
 class MemoryStore:
+    blocking = False  # every call is a few dictionary operations: fine on the event loop
+
     def __init__(
         self,
         *,

@@ -2,11 +2,12 @@
 shared by several worker processes.
 
 Every change is committed before the request that made it is answered, so an acknowledged
-export is never lost; the changes of one request share one transaction (`transaction()`).
-Read-modify-write changes take SQLite's write lock first (`BEGIN IMMEDIATE`), so workers never
-spend the same token or rule twice. Journal entries are buffered and written with the next
-transaction (or within a fraction of a second), since nothing acknowledges them. Export files
-are not stored: they are regenerated from the seed.
+export is never lost; the changes of one request share one transaction (`transaction()`), which
+takes SQLite's write lock (`BEGIN IMMEDIATE`) at its first read-modify-write, so workers never
+spend the same token or rule twice, and a request that changes nothing writes nothing. Journal
+entries are buffered and written with the next transaction (or within a fraction of a second),
+since nothing acknowledges them. Export files are not stored: they are regenerated from the
+seed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from ..clock import ClockBackend, ClockState
 from ..errors import StoreBusy
@@ -55,7 +58,17 @@ class StoreUnavailable(ValueError):
 BUSY_TIMEOUT_SECONDS = 2.0  # how long a request waits for another process's write lock
 
 
+def _loads(text: str) -> Any:
+    """orjson's speed, and the standard module's reading of Infinity (poll-driven lifecycles)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 class SQLiteStore:
+    blocking = True  # its calls may wait for the database: run them off the event loop
+
     def __init__(
         self,
         path: Path,
@@ -69,47 +82,68 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._db = _open(path, BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout)
         self._depth = 0  # open transaction() levels, under the lock
+        self._writing = False  # whether the open transaction holds the write lock
+        self._changes = 0  # this connection's writes, for the read cache below
+        # Values decoded from the database, valid while nobody wrote: the clock and control
+        # settings are read on every request and rarely change.
+        self._cache: dict[Any, tuple[tuple[int, int], Any]] = {}
         self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
         self._journal_writes = 0
         self._flusher: threading.Timer | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._write():
-            yield
+        """A unit of work: its writes commit together when the outermost use ends. It takes
+        the write lock only at its first write, so a request that changes nothing (a poll of a
+        clock-driven export) opens no write transaction at all."""
+        with self._lock:
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0 and self._writing:
+                    self._end("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0 and self._writing:
+                try:
+                    with self._busy():
+                        self._write_journal(self._db)
+                        self._end("COMMIT")
+                except BaseException:
+                    if self._writing:
+                        self._end("ROLLBACK")
+                    raise
+
+    def _end(self, statement: str) -> None:
+        self._writing = False
+        self._changes += 1
+        if statement == "COMMIT" or self._db.in_transaction:
+            self._db.execute(statement)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One transaction holding the database's write lock from its start; nested uses join
-        the outermost one, which also writes the buffered journal entries."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._db
-                finally:
-                    self._depth -= 1
-                return
+        """The write lock (`BEGIN IMMEDIATE`) for a read-modify-write, inside the transaction."""
+        with self.transaction():
+            if not self._writing:
+                with self._busy():
+                    self._db.execute("BEGIN IMMEDIATE")
+                self._writing = True
+            self._changes += 1
             with self._busy():
-                self._db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                with self._busy():
-                    yield self._db
-                    self._write_journal(self._db)
-            except BaseException:
-                self._depth = 0
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            try:
-                with self._busy():
-                    self._db.execute("COMMIT")
-            except StoreBusy:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+                yield self._db
+
+    def _cached(self, key: Any, read: Callable[[], Any]) -> Any:
+        """`read()`, or its cached result while no connection has written since."""
+        with self._lock, self._busy():
+            generation = (self._db.execute("PRAGMA data_version").fetchone()[0], self._changes)
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == generation:
+                return hit[1]
+            value = read()
+            self._cache[key] = (generation, value)
+            return value
 
     @contextmanager
     def _busy(self) -> Iterator[None]:
@@ -174,6 +208,13 @@ class SQLiteStore:
     def update_operation(
         self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
     ) -> OperationRecord | None:
+        with self._lock:  # most updates (a poll of a clock-driven export) change nothing
+            current = self.get_operation(tenant, operation_id)
+            if current is None:
+                return None
+            unchanged = update(current)
+            if unchanged == current:
+                return unchanged
         with self._write() as db:
             row = db.execute(
                 "SELECT record FROM operations WHERE tenant = ? AND id = ?", (tenant, operation_id)
@@ -203,7 +244,7 @@ class SQLiteStore:
         if raw is None:
             return None
         try:
-            return decode_operation(json.loads(raw))
+            return decode_operation(_loads(raw))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             log.warning("%s: skipping an unreadable operation row: %r", self.path, exc)
             return None
@@ -262,15 +303,19 @@ class SQLiteStore:
 
     # -- control settings ----------------------------------------------------------------------
     def controls(self, scopes: Sequence[str | None]) -> list[ControlState]:
-        keys = [_scope(scope) for scope in scopes]
-        marks = ", ".join("?" * len(keys))
-        with self._lock:
+        keys = tuple(_scope(scope) for scope in scopes)
+
+        def read() -> list[ControlState]:
+            marks = ", ".join("?" * len(keys))
             rows = dict(
                 self._db.execute(
                     f"SELECT scope, state FROM controls WHERE scope IN ({marks})", keys
                 ).fetchall()
             )
-        return [decode_control(json.loads(rows[k])) if k in rows else _EMPTY for k in keys]
+            return [decode_control(_loads(rows[k])) if k in rows else _EMPTY for k in keys]
+
+        states: list[ControlState] = self._cached(("controls", keys), read)
+        return states
 
     def update_control(
         self, tenant: str | None, update: Callable[[ControlState], tuple[ControlState, T]]
@@ -279,7 +324,7 @@ class SQLiteStore:
             row = db.execute(
                 "SELECT state FROM controls WHERE scope = ?", (_scope(tenant),)
             ).fetchone()
-            before = decode_control(json.loads(row[0])) if row else _EMPTY
+            before = decode_control(_loads(row[0])) if row else _EMPTY
             after, result = update(before)
             if after != before:
                 db.execute(
@@ -300,19 +345,20 @@ class SQLiteStore:
             self._pending.append((entry.get("tenant"), json.dumps(entry)))
             if self._flusher is None:
                 self._flusher = threading.Timer(JOURNAL_FLUSH_SECONDS, self.flush_journal)
+                self._flusher.name = "journal-flush"
                 self._flusher.daemon = True
                 self._flusher.start()
 
     def flush_journal(self) -> None:
         with self._lock:
+            self._flusher = None
             if self._pending and self._depth == 0:
                 try:
                     with self._write():
                         pass  # the outermost transaction writes what is pending
                 except StoreBusy:  # another process holds the lock: the entries wait
-                    if self._flusher is not None:
-                        self._flusher.cancel()
                     self._flusher = threading.Timer(JOURNAL_FLUSH_SECONDS, self.flush_journal)
+                    self._flusher.name = "journal-flush"
                     self._flusher.daemon = True
                     self._flusher.start()
 
@@ -415,12 +461,16 @@ class SQLiteClockBackend:
 
     def _decode(self, raw: Any) -> ClockState:
         try:
-            return ClockState.from_json(json.loads(raw))
+            return ClockState.from_json(_loads(raw))
         except (TypeError, ValueError):
             return self._initial
 
     def load(self) -> ClockState:
-        return self._decode(self._store._one("SELECT value FROM meta WHERE key = 'clock'"))
+        def read() -> ClockState:
+            return self._decode(self._store._one("SELECT value FROM meta WHERE key = 'clock'"))
+
+        state: ClockState = self._store._cached("clock", read)
+        return state
 
     def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
         with self._store._write() as db:

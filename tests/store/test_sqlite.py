@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from emulator.settings import RateLimit
 from emulator.store import sqlite as sqlite_store
 from tests.helpers import AUTH, Harness, assert_error, harness_factory
 
@@ -50,6 +52,42 @@ def test_start_scenarios_apply_once_per_data_dir(make_harness, tmp_path):
     again = make_harness(data_dir=data, scenario="rate-limited")
     codes = [again.client.get("/segments/v1", headers=AUTH).status_code for _ in range(4)]
     assert codes == [429, 429, 429, 200]  # three denials, not six
+
+
+def _transactions(harness: Harness, request: Callable[[], object]) -> list[str]:
+    """The write statements the store's connection ran while `request` was answered (not
+    counting the timer that writes idle journal entries)."""
+    statements: list[str] = []
+
+    def trace(statement: str) -> None:
+        if threading.current_thread().name != "journal-flush":
+            statements.append(statement)
+
+    db = harness.em.store._db  # type: ignore[attr-defined]
+    db.set_trace_callback(trace)
+    try:
+        request()
+    finally:
+        db.set_trace_callback(None)
+    return [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+
+def test_an_api_request_commits_at_most_one_write_transaction(make_harness):
+    h = make_harness(rate_limit=RateLimit(2, 60, 50), export_duration=60)
+    operation = h.create()
+    get = lambda: h.client.get(f"/operations/v1/{operation}", headers=AUTH)  # noqa: E731
+    create = lambda: h.create()  # noqa: E731
+    # A poll spends a rate-limit token: one transaction (which also writes the journal).
+    assert _transactions(h, get) == ["BEGIN IMMEDIATE", "COMMIT"]
+    # A creation takes a sequence number, a token and stores the operation: still one.
+    assert _transactions(h, create) == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+def test_a_request_that_changes_nothing_opens_no_write_transaction(make_harness):
+    h = make_harness(rate_limit=None, export_duration=60)
+    operation = h.create()
+    assert _transactions(h, lambda: h.operation(operation)) == []
+    assert _transactions(h, lambda: h.client.get("/segments/v1", headers=AUTH)) == []
 
 
 def _poke(data, key: str, value: str) -> None:
@@ -123,10 +161,14 @@ def test_a_database_locked_by_another_process_answers_503_not_500(make_harness, 
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
         began = time.monotonic()
-        busy = h.client.get("/segments/v1", headers=AUTH)
+        body = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
+        busy = h.client.post("/segments/v1/exports", json=body, headers=AUTH)
         assert time.monotonic() - began < 2
-        body = assert_error(busy, 503, 14)
-        assert "locked by another process" in body["message"] and busy.headers["Retry-After"] == "1"
+        # A request that writes nothing needs no write lock: it still answers.
+        assert h.client.get("/segments/v1", headers=AUTH).status_code == 200
+        error = assert_error(busy, 503, 14)
+        assert "locked by another process" in error["message"]
+        assert busy.headers["Retry-After"] == "1"
         assert_error(h.client.post("/__emulator/faults", json={"status": 503}), 503, 14)
         download = h.client.get(url)
         assert download.status_code in (200, 503)  # a download only reads; if it must wait, XML

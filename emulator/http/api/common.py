@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -26,7 +27,7 @@ from ...errors import (
     RequestTimeout,
 )
 from ...instance import Emulator
-from ..pipeline import caller_of, control_view_of
+from ..pipeline import BUCKET_ATTRIBUTE, caller_of, control_view_of
 from ..render import JsonRenderer
 
 
@@ -74,19 +75,26 @@ def endpoint(
                     raw = await read_body(request, em.settings.max_body_bytes)
                 except ApiError as exc:
                     raw = exc
-            with em.store.transaction():
-                # An API error is an answer, not a failure: what was spent on the way (a
-                # token, a denial) stays spent, as it would be in memory.
-                try:
-                    em.limiter.take(view, principal, name)
-                    if isinstance(raw, ApiError):
-                        raise raw
-                    body = json_object(raw) if json_body else {}
-                    return handler(Call(request, principal, view, em, body))
-                except ApiError as exc:
-                    error = exc
-            raise error
 
+            def work() -> Response:
+                with em.store.transaction():
+                    # An API error is an answer, not a failure: what was spent on the way (a
+                    # token, a denial) stays spent, as it would be in memory.
+                    try:
+                        em.limiter.take(view, principal, name)
+                        if isinstance(raw, ApiError):
+                            raise raw
+                        body = json_object(raw) if json_body else {}
+                        return handler(Call(request, principal, view, em, body))
+                    except ApiError as exc:
+                        error = exc
+                raise error
+
+            if em.store.blocking:
+                return await run_in_threadpool(work)
+            return work()
+
+        setattr(run, BUCKET_ATTRIBUTE, name)  # so that an injected 429 names it too
         return run
 
     return wrap

@@ -11,12 +11,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ...instance import Emulator
+from ..pipeline import control_view_of
 
 
 async def download(request: Request) -> Response:
     em: Emulator = request.app.state.emulator
     query = request.query_params.multi_items()
-    result = em.exports.download(request.method, request.path_params["object"], query)
+    view = control_view_of(request)  # the export's tenant, as the pipeline resolved it
+    result = em.exports.download(request.method, request.path_params["object"], query, view)
     return StreamingResponse(
         result.chunks,
         media_type="application/gzip",
