@@ -222,6 +222,14 @@ CASES = [
         3,
         "paginationToken",
     ),
+    bad(
+        "operations limit checked for another type",
+        "GET",
+        "/operations/v1?type=DELETE_USER&limit=null",
+        400,
+        3,
+        "limit",
+    ),
     bad("operation unknown", "GET", "/operations/v1/nope", 404, 5, "nope"),
     bad("cancel unknown", "POST", "/operations/v1/nope/cancel", 404, 5, "nope"),
     bad(

@@ -54,14 +54,12 @@ def list_operations(call: Call) -> Response:
     state = query(request, "state") or None
     if state is not None and state not in STATES:
         raise InvalidArgument(f"state {state!r} is not one of {', '.join(STATES)}")
+    limit = limit_param(request, default=100, maximum=100)  # checked whatever the type
+    after_seq = decode_token(query(request, "paginationToken", "pagination_token"), "ops")
     if op_type not in (None, "", SEARCH_EXPORT):  # documented, but never created here
         return call.json({"operations": []})
     page, last_seq = call.em.exports.list(
-        call.principal,
-        call.control,
-        state=state,
-        limit=limit_param(request, default=100, maximum=100),
-        after_seq=decode_token(query(request, "paginationToken", "pagination_token"), "ops"),
+        call.principal, call.control, state=state, limit=limit, after_seq=after_seq
     )
     body: dict[str, Any] = {"operations": [operation_json(r, s) for r, s in page]}
     if last_seq is not None:
