@@ -179,7 +179,7 @@ def test_direct_complete_and_fail(make_harness):
     control(h, "POST", f"operations/{b}/fail", {"errorDetails": "boom"})
     assert h.operation(a)["state"] == "COMPLETED"
     assert h.operation(b)["state"] == "ERROR" and h.operation(b)["errorDetails"] == "boom"
-    assert_error(h.client.post(f"/__emulator/operations/{a}/fail", headers=AUTH), 400, 3)
+    assert_error(h.client.post(f"/__emulator/operations/{a}/fail", headers=AUTH), 409, 9)
     assert_error(h.client.post("/__emulator/operations/nope/complete", headers=AUTH), 404, 5)
 
 

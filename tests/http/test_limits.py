@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
+import subprocess
+import sys
 import time
 
 import httpx
@@ -90,7 +91,21 @@ def base36(n: int) -> str:
             return out
 
 
-def test_health_answers_within_100_ms_while_worst_case_requests_run():
+LOAD = """
+import json, time, httpx
+flood, body = json.load(open({bodies!r}))
+headers = {{"Authorization": {key!r}}}
+deadline = time.monotonic() + 20
+with httpx.Client(base_url={base!r}, timeout=30) as client:
+    while time.monotonic() < deadline:
+        client.post("/segments/v1/exports", content=flood, headers=headers)
+        client.post("/segments/v1/exports", content=body, headers=headers)
+        client.get("/operations/v1?limit=100", headers=headers)
+        client.get("/__emulator/journal", headers=headers)
+"""
+
+
+def test_health_answers_within_100_ms_while_worst_case_requests_run(tmp_path):
     """The event loop is never blocked for long: a health check answers quickly while the
     largest `fields` list and the largest pages are being answered."""
     settings = small_settings(port=0, rate_limit=None)
@@ -105,21 +120,14 @@ def test_health_answers_within_100_ms_while_worst_case_requests_run():
     with ServerThread(settings) as server, httpx.Client(base_url=server.base_url) as api:
         for _ in range(30):
             api.post("/segments/v1/exports", content=body, headers=AUTH)
-        stop = threading.Event()
-
-        def load() -> None:
-            with httpx.Client(base_url=server.base_url, timeout=30) as client:
-                while not stop.is_set():
-                    client.post("/segments/v1/exports", content=flood, headers=AUTH)
-                    client.post("/segments/v1/exports", content=body, headers=AUTH)
-                    client.get("/operations/v1?limit=100", headers=AUTH)
-                    client.get("/__emulator/journal", headers=AUTH)
-
-        workers = [threading.Thread(target=load) for _ in range(2)]
-        for worker in workers:
-            worker.start()
+        # The load comes from other processes, so that it competes with the server for the
+        # machine, not for this process's interpreter lock (which the measuring client needs).
+        bodies = tmp_path / "bodies.json"
+        bodies.write_text(json.dumps([flood, body]))
+        script = LOAD.format(base=server.base_url, key=AUTH["Authorization"], bodies=bodies)
+        workers = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
         try:
-            time.sleep(0.3)
+            time.sleep(1.0)  # the workers are up and sending
             took = []
             for _ in range(20):
                 began = time.perf_counter()
@@ -127,9 +135,9 @@ def test_health_answers_within_100_ms_while_worst_case_requests_run():
                 took.append(time.perf_counter() - began)
                 time.sleep(0.02)
         finally:
-            stop.set()
             for worker in workers:
-                worker.join()
+                worker.kill()
+                worker.wait()
     # Nine in ten within 100 ms, and none blocked for long (the loop once stalled for 43 s); a
     # shared CI machine may delay a single answer through no fault of the emulator's.
     took.sort()
