@@ -161,14 +161,13 @@ class ExportService:
         """How many operations of every tenant are in each state now, each named as its own
         tenant sees it."""
         counts: dict[str, int] = {}
-        names: dict[str, str] = {}
+        tenants: dict[str, tuple[str, datetime]] = {}  # failure state name and clock, read once
         for record in self.store.operations(None):
-            name = names.get(record.tenant)
-            if name is None:
-                name = names[record.tenant] = self.failure_state(
-                    ControlView(self.store, record.tenant)
-                )
-            state = self.status(record, name).state
+            seen = tenants.get(record.tenant)
+            if seen is None:
+                name = self.failure_state(ControlView(self.store, record.tenant))
+                seen = tenants[record.tenant] = (name, self.clock.now(record.tenant))
+            state = self.status(record, *seen).state
             counts[state] = counts.get(state, 0) + 1
         return counts
 

@@ -6,6 +6,8 @@ import json
 import logging
 import re
 
+import pytest
+
 from tests.helpers import AUTH
 
 
@@ -72,3 +74,18 @@ def test_json_access_log_lines(make_harness):
     assert lines[-1]["path"] == "/segments/v1" and lines[-1]["status"] == 200
     assert lines[-1]["route"] == "/segments/v1" and lines[-1]["query"] == "limit=2"
     assert "Authorization" not in json.dumps(lines[-1]) and lines[-1]["tenant"]
+
+
+@pytest.mark.stores
+def test_counting_operations_reads_each_tenant_s_clock_once(harness, monkeypatch):
+    for _ in range(30):
+        harness.create()
+    harness.create(headers={"Authorization": "Basic na1.other-tenant-key"})
+    reads = []
+    real = harness.em.clock.now
+    monkeypatch.setattr(
+        harness.em.clock, "now", lambda tenant=None: reads.append(tenant) or real(tenant)
+    )
+    text = harness.client.get("/metrics").text
+    assert metric(text, "fullstory_emulator_operations", state="PENDING") == 31
+    assert len(reads) <= 4  # one per tenant (and the request's own), not one per operation
