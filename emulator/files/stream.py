@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,7 +34,51 @@ def encode(
     project: bool = True,
     event_level: frozenset[str] | None = None,
 ) -> Iterator[bytes]:
-    """Byte pieces of the file; their concatenation is the uncompressed export.
+    """Byte pieces of a whole file; their concatenation is the uncompressed export."""
+    head = header(columns, extension)
+    if head:
+        yield head
+    any_rows = False
+    for piece in encode_body(
+        rows, columns, extension, project=project, event_level=event_level
+    ):
+        if extension == "json" and not any_rows:
+            yield b"[\n"
+        any_rows = True
+        yield piece
+    yield footer(extension, any_rows)
+
+
+def header(columns: Sequence[str], extension: str) -> bytes:
+    """What a file starts with whatever its rows: the CSV header line."""
+    if extension != "csv":
+        return b""
+    return (_CsvFragment()(list(columns)) + "\n").encode("utf-8")
+
+
+def separator(extension: str, first: bool) -> bytes:
+    """What goes before a run of rows: JSON's "[" or the comma after the rows before."""
+    if extension != "json":
+        return b""
+    return b"[\n" if first else b",\n"
+
+
+def footer(extension: str, any_rows: bool) -> bytes:
+    if extension != "json":
+        return b""
+    return b"\n]\n" if any_rows else b"[]\n"
+
+
+def encode_body(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str],
+    extension: str,
+    *,
+    project: bool = True,
+    event_level: frozenset[str] | None = None,
+) -> Iterator[bytes]:
+    """Byte pieces of a run of rows, without the file's header and framing: CSV lines without
+    the header, JSON objects separated by ",\n" without the brackets. Empty rows give no piece.
 
     With `project=False` the rows are trusted to hold exactly the wanted columns (JSON keys then
     keep the rows' own order); otherwise each row is cut down to `columns`, in that order.
@@ -44,7 +90,7 @@ def encode(
             return _csv_by_page(rows, columns, event_level)
         return _csv(rows, columns)
     if extension == "json":
-        return _json_array(rows, columns, project)
+        return _json_rows(rows, columns, project)
     return _ndjson(rows, columns, project)
 
 
@@ -72,22 +118,20 @@ def _ndjson(
             yield dumps(cut(row), option=newline)
 
 
-def _json_array(
+def _json_rows(
     rows: Iterable[dict[str, Any]], columns: Sequence[str], project: bool
 ) -> Iterator[bytes]:
     dumps = orjson.dumps
     cut = _projector(columns, project)
-    separator = b"[\n"
+    separator = b""
     for row in rows:
         yield separator + dumps(cut(row) if cut else row)
         separator = b",\n"
-    yield b"[]\n" if separator == b"[\n" else b"\n]\n"
 
 
 def _csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
     for row in rows:
         get = row.get
         writer.writerow([get(c, "") for c in columns])
@@ -95,7 +139,8 @@ def _csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterator[byt
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
             buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
+    if buffer.tell():
+        yield buffer.getvalue().encode("utf-8")
 
 
 class _CsvFragment:
@@ -126,7 +171,7 @@ def _csv_by_page(
         else:
             runs.append((per_row, (column,)))
     fragment = _CsvFragment()
-    out: list[str] = [fragment(list(columns)), "\n"]
+    out: list[str] = []
     size = 0
     page: object = _MISSING
     cached: list[str | None] = []
@@ -151,22 +196,80 @@ def _csv_by_page(
         if size >= BATCH_BYTES:
             yield "".join(out).encode("utf-8")
             out, size = [], 0
-    yield "".join(out).encode("utf-8")
+    if out:
+        yield "".join(out).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Deflated:
+    """Raw DEFLATE data that ends on a byte boundary in a non-final block (a sync flush), so that
+    such segments concatenate into one stream, with the CRC-32 and length of what it holds."""
+
+    data: bytes
+    crc: int
+    size: int
+
+
+def deflate(pieces: Iterable[bytes], level: int = GZIP_LEVEL) -> Deflated:
+    """Compress the concatenated pieces, fed in batches of ~64 KiB, as one segment."""
+    compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    crc32 = isal_zlib.crc32
+    out: list[bytes] = []
+    batch: list[bytes] = []
+    crc = size = pending = 0
+    for piece in pieces:
+        batch.append(piece)
+        pending += len(piece)
+        if pending >= BATCH_BYTES:
+            data = b"".join(batch)
+            crc = crc32(data, crc)
+            out.append(compressor.compress(data))
+            size += pending
+            batch, pending = [], 0
+    data = b"".join(batch)
+    if not size and not data:
+        return Deflated(b"", 0, 0)
+    crc = crc32(data, crc)
+    out.append(compressor.compress(data))
+    out.append(compressor.flush(isal_zlib.Z_SYNC_FLUSH))
+    return Deflated(b"".join(out), crc, size + pending)
+
+
+def stored(data: bytes) -> Deflated:
+    """`data` as stored (uncompressed) DEFLATE blocks: how the few framing bytes are written."""
+    out = bytearray()
+    for i in range(0, len(data), 0xFFFF):
+        part = data[i : i + 0xFFFF]
+        out += struct.pack("<BHH", 0, len(part), len(part) ^ 0xFFFF) + part
+    return Deflated(bytes(out), isal_zlib.crc32(data), len(data))
+
+
+class GzipMember:
+    """One gzip member assembled from DEFLATE segments, as pigz does: the header, each segment's
+    bytes in turn, an empty final block, then the CRC-32 and length of everything.
+
+    The header has no name and no timestamp, so the same segments give the same bytes.
+    """
+
+    HEADER = bytes.fromhex("1f8b08000000000000ff")
+    _LAST_BLOCK = b"\x01\x00\x00\xff\xff"  # an empty stored block with BFINAL set
+
+    def __init__(self) -> None:
+        self.crc = 0
+        self.size = 0
+
+    def add(self, segment: Deflated) -> bytes:
+        self.crc = isal_zlib.crc32_combine(self.crc, segment.crc, segment.size)
+        self.size += segment.size
+        return segment.data
+
+    def finish(self) -> bytes:
+        return self._LAST_BLOCK + struct.pack("<II", self.crc, self.size & 0xFFFFFFFF)
 
 
 def gzip_stream(pieces: Iterable[bytes], level: int = GZIP_LEVEL) -> Iterator[bytes]:
-    """Gzip-compressed chunks of the concatenated pieces, batched to ~64 KiB of input."""
-    compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
-    batch: list[bytes] = []
-    size = 0
-    for piece in pieces:
-        batch.append(piece)
-        size += len(piece)
-        if size >= BATCH_BYTES:
-            out = compressor.compress(b"".join(batch))
-            batch, size = [], 0
-            if out:
-                yield out
-    out = compressor.compress(b"".join(batch)) + compressor.flush()
-    if out:
-        yield out
+    """One gzip member of the concatenated pieces, as a single segment (for small files)."""
+    member = GzipMember()
+    yield member.HEADER
+    yield member.add(deflate(pieces, level))
+    yield member.finish()
