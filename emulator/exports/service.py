@@ -7,7 +7,6 @@ HTTP; the handlers in api/ translate requests into these calls and results into 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,14 +17,16 @@ from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_IND
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..errors import InvalidArgument, NoSuchKey, NotFound
-from ..files import select, stream
+from ..files.cache import FileCache, OpenFile
+from ..files.export import ExportJob, Maker, file_bytes
 from ..files.fields import resolve_fields
+from ..files.pool import BlockPool
 from ..ids import text_key, token
 from ..settings import Settings
 from ..store import Store
 from ..store.records import ExportSpec, Lifecycle, OperationRecord
 from ..timestamps import from_ms, to_ms
-from ..world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from ..world import CUSTOM_VARS, World
 from ..world.segments import Segment, SegmentCatalog
 from .lifecycle import Status, cancel, force, polled, status_at
 from .signing import UrlSigner
@@ -36,8 +37,12 @@ EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates o
 
 @dataclass(frozen=True)
 class Download:
+    """A verified download: what its headers say, and the job that makes its bytes."""
+
     filename: str
-    chunks: Iterator[bytes]
+    etag: str  # quoted, as the header carries it
+    last_modified: datetime
+    job: ExportJob
 
 
 class ExportService:
@@ -50,6 +55,8 @@ class ExportService:
         world: World,
         segments: SegmentCatalog,
         signer: UrlSigner,
+        files: FileCache,
+        pool: BlockPool | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -57,6 +64,9 @@ class ExportService:
         self.world = world
         self.segments = segments
         self.signer = signer
+        self.files = files
+        self.pool = pool
+        self._maker = Maker(world, segments)
 
     # -- segments -------------------------------------------------------------------------
     def segment(self, segment_id: str) -> Segment:
@@ -251,7 +261,8 @@ class ExportService:
         return record if record and self.object_name(record) == object_name else None
 
     def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
-        """Verify the signed URL, then stream the export's gzip bytes."""
+        """Verify the signed URL (a HEAD verifies as the GET it was signed for) and describe the
+        file. Its ETag is the job's digest, known before the file is made."""
         record = self.export_of(object_name)
         now = self.clock.now(record.tenant if record else None)
         self.signer.verify(method, self.signer.path_for(object_name), query, now)
@@ -262,19 +273,27 @@ class ExportService:
         if status.state != COMPLETED or status.expires is None or now >= status.expires:
             raise missing
         segment = self.segment(record.spec.segment_id)
-        spec = record.spec
-        everything = spec.fields == resolve_fields(spec.kind, None, CUSTOM_VARS)
-        pieces = stream.encode(
-            select.rows(self.world, segment, spec),
-            spec.fields,
-            spec.extension,
-            project=not everything,
-            event_level=EVENT_LEVEL_FIELDS if spec.kind == "event" else None,
+        job = ExportJob(
+            seed=self.settings.seed,
+            origin_ms=self.world.origin_ms,
+            population=self.world.population,
+            segment=segment.definition,
+            spec=record.spec,
         )
+        finished = status.finished_at or now
         return Download(
-            filename=export_filename(record.segment_name, status.finished_at or now, spec),
-            chunks=stream.gzip_stream(pieces),
+            filename=export_filename(record.segment_name, finished, record.spec),
+            etag=f'"{job.key()}"',
+            last_modified=finished,
+            job=job,
         )
+
+    def open_file(self, download: Download) -> OpenFile:
+        """The download's file, made (on every core for a large one) if it is not kept. Blocks
+        for as long as making it takes: call it from a thread, not the event loop."""
+        job = download.job
+        parallel = self.pool.blocks if self.pool is not None else None
+        return self.files.open(job.key(), lambda: file_bytes(job, self._maker, parallel))
 
 
 def export_filename(segment_name: str, finished: datetime, spec: ExportSpec) -> str:

@@ -151,7 +151,9 @@ def assemble(job: ExportJob, blocks: Iterable[Block]) -> Iterator[bytes]:
 BlockSource = Callable[[ExportJob], Iterator[Block]]
 
 
-def file_bytes(job: ExportJob, maker: Maker, parallel: BlockSource | None = None) -> Iterator[bytes]:
+def file_bytes(
+    job: ExportJob, maker: Maker, parallel: BlockSource | None = None
+) -> Iterator[bytes]:
     """The export file, its blocks made by `parallel` (worker processes) when the job is big
     enough to be worth it, else here by `maker`."""
     if parallel is not None and job.blocks() > 1 and job.estimated_events() >= PARALLEL_MIN_EVENTS:

@@ -17,7 +17,6 @@ from ..timestamps import MillisFormatter
 from ..world import Event, Individual, World
 from ..world.segments import Segment
 
-
 _ROW = attrgetter("row")
 
 

@@ -39,9 +39,7 @@ def encode(
     if head:
         yield head
     any_rows = False
-    for piece in encode_body(
-        rows, columns, extension, project=project, event_level=event_level
-    ):
+    for piece in encode_body(rows, columns, extension, project=project, event_level=event_level):
         if extension == "json" and not any_rows:
             yield b"[\n"
         any_rows = True
