@@ -9,7 +9,6 @@ import random
 import zlib
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
