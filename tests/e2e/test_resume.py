@@ -64,5 +64,5 @@ def test_curl_resumes_a_download_cut_at_half(server, tmp_path, fmt):
         assert gzip.decompress(target.read_bytes())
         journal = api.get(f"/__emulator/journal?path={BUCKET}").json()["requests"]
         assert [e["status"] for e in journal] == [200, 200, 206]  # the cut one had started
-        assert journal[1]["fault"] == f"truncate={half}"
+        assert journal[1]["fault"].startswith(f"truncate={half}")
         assert journal[2]["headers"]["range"] == f"bytes={half}-"
