@@ -103,3 +103,46 @@ def test_body_runs_with_framing_make_the_whole_file(extension):
         first = False
     out.append(stream.footer(extension, not first).decode())
     assert "".join(out) == whole
+
+
+VALUES = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(['a,b', 'say "hi"', "line\nbreak", "cr\rhere", "None", "%s", "{x}", "", " "]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+PAGE_COLUMNS = ["IndvId", "PageId", "PageUrl", "PageUserAgent", "user_plan_str"]
+EVENT_COLUMNS = ["EventStart", "EventType", "EventTargetText", "ReqUrl", "evt_price_real"]
+
+
+@st.composite
+def generated_rows(draw):
+    """Rows as the world builds them: a page's dict, then the event's keys at the end; some
+    rows break that shape (an event key among the page's, a key the columns do not have)."""
+    rows = []
+    for page_id in range(draw(st.integers(1, 4))):
+        page = {"PageId": page_id}
+        for column in draw(st.lists(st.sampled_from(PAGE_COLUMNS), unique=True)):
+            page.setdefault(column, draw(VALUES))
+        for _ in range(draw(st.integers(1, 5))):
+            row = dict(page)
+            for column in draw(st.lists(st.sampled_from([*EVENT_COLUMNS, "EventOther"]))):
+                row[column] = draw(VALUES)
+            if draw(st.booleans()) and len(row) > 2:  # an event key first: not the usual shape
+                row = {"EventType": draw(VALUES), **row}
+            rows.append(row)
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    generated_rows(),
+    st.lists(st.sampled_from(PAGE_COLUMNS + EVENT_COLUMNS), min_size=1, unique=True),
+)
+def test_page_cached_csv_writes_what_the_csv_module_writes(rows, columns):
+    level = frozenset([*EVENT_COLUMNS, "EventOther"])
+    assert text(stream.encode(rows, columns, "csv", event_level=level)) == text(
+        stream.encode(rows, columns, "csv")
+    )
