@@ -6,7 +6,10 @@ HTTP; the handlers in api/ translate requests into these calls and results into 
 
 from __future__ import annotations
 
+import logging
+import queue
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,7 +21,7 @@ from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..errors import InvalidArgument, NoSuchKey, NotFound
 from ..files.cache import FileCache, OpenFile
-from ..files.export import ExportJob, Maker, file_bytes
+from ..files.export import PARALLEL_MIN_EVENTS, ExportJob, Maker, file_bytes
 from ..files.fields import resolve_fields
 from ..files.pool import BlockPool
 from ..ids import text_key, token
@@ -33,6 +36,7 @@ from .signing import UrlSigner
 from .spec import ExportRequest, TimeRange
 
 EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class ExportService:
         self.files = files
         self.pool = pool
         self._maker = Maker(world, segments)
+        self._lock = threading.Lock()
+        self._background: queue.SimpleQueue[ExportJob | None] | None = None
 
     # -- segments -------------------------------------------------------------------------
     def segment(self, segment_id: str) -> Segment:
@@ -107,7 +113,35 @@ class ExportService:
             segment_name=segment.name,
         )
         self.store.add_operation(record)
+        if failure is None:
+            job = self.job(record, segment)
+            if job.estimated_events() >= PARALLEL_MIN_EVENTS:
+                self._prepare(job)
         return record
+
+    def _prepare(self, job: ExportJob) -> None:
+        """Start making a large export's file now, while the export is PENDING, as FullStory
+        writes it then: its first download need not wait for it. One at a time, in the
+        background; a download that wants it meanwhile waits for the same making."""
+        with self._lock:
+            if self._background is None:
+                self._background = queue.SimpleQueue()
+                # A daemon: stopping the server never waits for a file being made (its half
+                # is removed at the next start).
+                threading.Thread(
+                    target=self._make_in_background,
+                    args=(self._background,),
+                    name="export-files",
+                    daemon=True,
+                ).start()
+            self._background.put(job)
+
+    def _make_in_background(self, jobs: queue.SimpleQueue[ExportJob | None]) -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                self._open(job).close()
+            except Exception:  # the download will try again, and answer the error there
+                logger.exception("making export file %s failed", job.key())
 
     def _resolve(self, request: ExportRequest, segment: Segment, as_of: int) -> ExportSpec:
         if request.type == TYPE_INDIVIDUAL:
@@ -272,14 +306,7 @@ class ExportService:
         status = self.status(record, now)
         if status.state != COMPLETED or status.expires is None or now >= status.expires:
             raise missing
-        segment = self.segment(record.spec.segment_id)
-        job = ExportJob(
-            seed=self.settings.seed,
-            origin_ms=self.world.origin_ms,
-            population=self.world.population,
-            segment=segment.definition,
-            spec=record.spec,
-        )
+        job = self.job(record, self.segment(record.spec.segment_id))
         finished = status.finished_at or now
         return Download(
             filename=export_filename(record.segment_name, finished, record.spec),
@@ -288,12 +315,33 @@ class ExportService:
             job=job,
         )
 
+    def job(self, record: OperationRecord, segment: Segment) -> ExportJob:
+        return ExportJob(
+            seed=self.settings.seed,
+            origin_ms=self.world.origin_ms,
+            population=self.world.population,
+            segment=segment.definition,
+            spec=record.spec,
+        )
+
     def open_file(self, download: Download) -> OpenFile:
         """The download's file, made (on every core for a large one) if it is not kept. Blocks
         for as long as making it takes: call it from a thread, not the event loop."""
-        job = download.job
+        return self._open(download.job)
+
+    def _open(self, job: ExportJob) -> OpenFile:
         parallel = self.pool.blocks if self.pool is not None else None
         return self.files.open(job.key(), lambda: file_bytes(job, self._maker, parallel))
+
+    def close(self) -> None:
+        """Stop the background maker and the worker processes, and drop a temporary cache."""
+        with self._lock:
+            background, self._background = self._background, None
+        if background is not None:
+            background.put(None)
+        if self.pool is not None:
+            self.pool.close()
+        self.files.close()
 
 
 def export_filename(segment_name: str, finished: datetime, spec: ExportSpec) -> str:

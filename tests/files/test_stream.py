@@ -107,7 +107,7 @@ def test_body_runs_with_framing_make_the_whole_file(extension):
 
 VALUES = st.one_of(
     st.text(max_size=12),
-    st.sampled_from(['a,b', 'say "hi"', "line\nbreak", "cr\rhere", "None", "%s", "{x}", "", " "]),
+    st.sampled_from(["a,b", 'say "hi"', "line\nbreak", "cr\rhere", "None", "%s", "{x}", "", " "]),
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63),

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -301,3 +302,21 @@ def test_files_outlive_a_restart_in_the_data_dir(tmp_path, make_harness):
     restarted = make_harness(data_dir=tmp_path / "data")
     kept.write_bytes(b"kept")  # the restarted instance serves the kept file, not a new one
     assert restarted.client.get(url).content == b"kept"
+
+
+def test_a_large_export_is_made_while_it_is_pending(make_harness, monkeypatch):
+    from emulator.exports import service
+
+    monkeypatch.setattr(service, "PARALLEL_MIN_EVENTS", 0)  # every export counts as large
+    h = make_harness(export_duration=60)
+    op_id = h.create()
+    files = h.em.exports.files
+    deadline = time.monotonic() + 30
+    while not list(files.directory.glob("*.gz")):  # made in the background, still PENDING
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert h.operation(op_id)["state"] == "PENDING"
+    (made,) = files.directory.glob("*.gz")
+    made.write_bytes(b"made while pending")
+    url = h.location(h.finish(op_id)["results"]["searchExportId"])
+    assert h.client.get(url).content == b"made while pending"
