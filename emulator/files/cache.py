@@ -10,6 +10,7 @@ sharing a data dir may each make it, writing to their own temporary name and ren
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -57,11 +58,13 @@ class FileCache:
         with making:
             try:
                 opened = self._open(path)
-                os.utime(path)  # recently used
             except FileNotFoundError:
                 self._write(path, make())
                 opened = self._open(path)
                 self._evict()
+            else:
+                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile: still open
+                    os.utime(path)  # recently used
         with self._lock:
             if not making.locked():
                 self._making.pop(key, None)
