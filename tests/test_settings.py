@@ -94,3 +94,18 @@ def test_readme_example_is_the_tested_file():
     root = ROOT
     example = (root / "tests" / "test_readme_example.py").read_text().rstrip()
     assert example in (root / "README.md").read_text()
+
+
+def test_export_workers_and_file_cache_size():
+    _, defaults = settings_from([], environ={})
+    assert defaults.export_workers == 0 and defaults.file_cache_bytes == 2 * 1024**3
+    assert defaults.export_processes() >= 1  # 0: one per usable core
+    _, given = settings_from(
+        ["--export-workers", "3", "--file-cache-bytes", "500MB"],
+        environ={"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"},
+    )
+    assert given.export_processes() == 3 and given.file_cache_bytes == 500_000_000
+    environ = {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"}
+    assert Settings.load({}, environ).file_cache_bytes == 2**30
+    with pytest.raises(SettingsError, match="FILE_CACHE_BYTES.*not a size"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})
