@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from isal import isal_zlib
@@ -250,15 +250,17 @@ class _CsvLines:
                 page = page_id
                 texts = page_texts(row)
                 page_keys = len(row) - len(event_level.intersection(row))
-            keys = tuple(islice(reversed(row), max(0, len(row) - page_keys)))
+            tail = len(row) - page_keys
+            keys = tuple(islice(reversed(row), tail)) if tail > 0 else ()
             shape = plans.get(keys, _UNSEEN)
             if shape is _UNSEEN:
                 shape = plans[keys] = make_plan(keys)
             line = None
             if shape is not None:
-                plain = tuple(map(str, shape.values(row)))
+                template, values_of, order = shape
+                plain = tuple(map(str, values_of(row)))
                 if not unplain("\x00".join(plain)):
-                    line = shape.template % shape.order(texts + plain)
+                    line = template % order(texts + plain)
             if line is None:
                 line = csv_line(tuple(map(row.get, columns, blanks))) + "\n"
             append(line)
@@ -272,8 +274,10 @@ class _CsvLines:
             yield "".join(out).encode("utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class _Shape:
+class _Shape(NamedTuple):
+    """A row shape's `%` template, its values' getter, and the getter that orders page runs
+    and values into the template's slots (a tuple: unpacked once per row)."""
+
     template: str
     values: Callable[[dict[str, Any]], tuple[Any, ...]]
     order: Callable[[tuple[str, ...]], tuple[str, ...]]
