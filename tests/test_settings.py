@@ -107,5 +107,5 @@ def test_export_workers_and_file_cache_size():
     assert given.export_processes() == 3 and given.file_cache_bytes == 500_000_000
     environ = {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"}
     assert Settings.load({}, environ).file_cache_bytes == 2**30
-    with pytest.raises(SettingsError, match="FILE_CACHE_BYTES.*not a size"):
+    with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES.*not a size"):
         Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})

@@ -140,6 +140,8 @@ class ExportService:
         while (job := jobs.get()) is not None:
             try:
                 self._open(job).close()
+            except RuntimeError:  # the process is exiting: its worker pool was shut down
+                return
             except Exception:  # the download will try again, and answer the error there
                 logger.exception("making export file %s failed", job.key())
 
