@@ -17,6 +17,8 @@ from .errors import ApiError
 from .exports.ratelimit import RateLimiter
 from .exports.service import ExportService
 from .exports.signing import UrlSigner
+from .files.cache import FileCache
+from .files.pool import BlockPool
 from .resources import user_file
 from .settings import Settings
 from .store import Store
@@ -81,6 +83,11 @@ class Emulator:
             world=World(seed=settings.seed, origin_ms=origin_ms, population=settings.population),
             segments=segments,
             signer=UrlSigner(secret, settings.base_url(), settings.bucket),
+            files=FileCache(
+                settings.data_dir / "files" if settings.data_dir else None,
+                settings.file_cache_bytes,
+            ),
+            pool=BlockPool(workers) if (workers := settings.export_processes()) > 1 else None,
         )
         control = ControlService(
             store,

@@ -153,3 +153,18 @@ def test_help_says_each_default_once_and_lists_choices():
     html = next(o for o in options if o.startswith("--no-html-escape"))
     assert "[env FULLSTORY_EMULATOR_HTML_ESCAPE=false]" in html and "turns it off" in html
     assert "(default: 127.0.0.1)" in text and "(default: none)" not in text
+
+
+def test_export_workers_and_file_cache_size():
+    _, defaults = settings_from([], environ={})
+    assert defaults.export_workers == 0 and defaults.file_cache_bytes == 2 * 1024**3
+    assert defaults.export_processes() >= 1  # 0: one per usable core
+    _, given = settings_from(
+        ["--export-workers", "3", "--file-cache-bytes", "500MB"],
+        environ={"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"},
+    )
+    assert given.export_processes() == 3 and given.file_cache_bytes == 500_000_000
+    environ = {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"}
+    assert Settings.load({}, environ).file_cache_bytes == 2**30
+    with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES.*not a size"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})
