@@ -18,7 +18,7 @@ from ..contract import COMPLETED, PENDING
 from ..errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
 from ..instance import Emulator
 from ..settings import Settings
-from . import control, openapi
+from . import console, control, openapi
 from .api import exports, operations, search, segments, storage
 from .faults import RAW_SEND, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             *search.routes,
             *storage.routes(settings.bucket),
             *control.routes,
+            *console.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", scrape, methods=["GET"]),
         ],

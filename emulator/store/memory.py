@@ -115,6 +115,15 @@ class MemoryStore:
             kept = [] if tenant is None else [e for e in self._journal if e["tenant"] != tenant]
             self._journal = deque(kept, maxlen=JOURNAL_LIMIT)
 
+    def tenants(self) -> list[str]:
+        with self._lock:
+            seen = set(self._by_tenant) | set(self._sequences)
+            seen.update(
+                s for s, state in self._controls.items() if s is not None and state != _EMPTY
+            )
+            seen.update(e["tenant"] for e in self._journal if e["tenant"] is not None)
+        return sorted(seen)
+
     def reset(self, tenant: str | None) -> None:
         with self._lock:
             if tenant is None:

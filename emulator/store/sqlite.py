@@ -269,6 +269,17 @@ class SQLiteStore:
             else:
                 db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
 
+    def tenants(self) -> list[str]:
+        self.flush_journal()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tenant FROM operations UNION SELECT tenant FROM sequences "
+                "UNION SELECT tenant FROM journal WHERE tenant IS NOT NULL "
+                "UNION SELECT scope FROM controls WHERE scope != ? ORDER BY 1",
+                (INSTANCE,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def reset(self, tenant: str | None) -> None:
         with self._write() as db:
             self._write_journal(db)
