@@ -282,15 +282,15 @@
       ];
     }
     if (op.state === "PENDING") {
-      const scoped = (path) => path.replace("{id}", encodeURIComponent(op.id));
+      const id = encodeURIComponent(op.id);
       return [
         el("button", {
           type: "button", class: "small quiet", text: "Complete",
-          onclick: () => act(`Completed ${op.id}`, () => call("POST", scoped("/operations/{id}/complete"), {})),
+          onclick: () => act(`Completed ${op.id}`, () => call("POST", `/operations/${id}/complete`, {})),
         }),
         el("button", {
           type: "button", class: "small quiet", text: "Fail",
-          onclick: () => act(`Failed ${op.id}`, () => call("POST", scoped("/operations/{id}/fail"), {})),
+          onclick: () => act(`Failed ${op.id}`, () => call("POST", `/operations/${id}/fail`, {})),
         }),
       ];
     }
@@ -337,8 +337,8 @@
 
   async function refreshOperations() {
     const state = $("ops-state").value;
-    const query = state ? `?state=${encodeURIComponent(state)}` : "";
-    const data = await call("GET", `/operations${query}`);
+    const query = new URLSearchParams(state ? { state } : {});
+    const data = await call("GET", `/operations?${query}`);
     reconcile($("ops-body"), data.operations, (op) => `${op.tenant}/${op.id}`, createOperationRow, updateOperationRow);
     $("ops-empty").hidden = data.operations.length > 0;
   }
