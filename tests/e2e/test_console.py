@@ -153,6 +153,10 @@ def header_boxes(tab: Any) -> list[tuple[float, float]]:
 
 def test_an_export_climbs_to_completed_and_downloads(page: Any, emulator: str) -> None:
     tenant = Tenant(emulator, "climb")
+    done = tenant.export(segmentId="rageClicks", format="FORMAT_JSON")
+    tenant.control("POST", f"operations/{done}/complete")
+    failed = tenant.export(segmentId="LegacyFunnel")
+    tenant.control("POST", f"operations/{failed}/fail", {"errorDetails": "warehouse unavailable"})
     op_id = tenant.export()
     open_console(page, emulator, tenant)
     row = page.locator(f'tr[data-key="{tenant.id}/{op_id}"]')
@@ -178,6 +182,9 @@ def test_an_export_climbs_to_completed_and_downloads(page: Any, emulator: str) -
     assert seen == sorted(seen) and seen[-1] == 100, seen
     assert len([p for p in seen if 0 < p < 100]) >= 2, seen  # watched it climb
     assert header_boxes(page) == columns  # rows arriving and changing move no column
+    expect(page.locator(f'tr[data-key="{tenant.id}/{failed}"] .op-error')).to_have_text(
+        "warehouse unavailable"
+    )
     api = tenant.api.get(f"/operations/v1/{op_id}").json()
     assert row.locator("time").nth(1).get_attribute("datetime") == api["finishedAt"]
     assert row.locator(".pct").inner_text() == "100%"
