@@ -19,6 +19,8 @@
     frozen: false,
     segments: null,
     seenSteering: "",
+    busy: false, // a poll is running
+    again: false, // poll again as soon as it ends
   };
 
   class Locked extends Error {}
@@ -639,8 +641,14 @@
     poll(true);
   });
 
+  // One poll at a time: a change asked for while one runs makes the next start at once.
   async function poll(now = false) {
     if (!session.unlocked) return;
+    if (session.busy) {
+      session.again = true;
+      return;
+    }
+    session.busy = true;
     clearTimeout(session.timer);
     try {
       const tasks = [call("GET", "/clock").then(showClock), VIEWS[session.view]()];
@@ -657,8 +665,15 @@
         say(`Cannot reach the emulator: ${error.message}`, true);
         $("status").dataset.offline = "1";
       }
+    } finally {
+      session.busy = false;
     }
-    if (session.unlocked && !document.hidden) session.timer = setTimeout(poll, POLL_MS);
+    if (session.again) {
+      session.again = false;
+      await poll(true);
+    } else if (session.unlocked && !document.hidden) {
+      session.timer = setTimeout(poll, POLL_MS);
+    }
   }
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) poll(true);
