@@ -75,6 +75,7 @@
   function say(message, bad = false) {
     const status = $("status");
     status.textContent = message;
+    status.title = message; // one line, so nothing below moves; the whole text on hover
     status.classList.toggle("bad", bad);
   }
 
