@@ -356,22 +356,27 @@ async def list_segments(request: Request, em: Emulator, tenant: str | None) -> R
     return ok(request, {"segments": listed})
 
 
+CONFIG = (
+    ("urlTtl", "url_ttl"),
+    ("exportDuration", "export_duration"),
+    ("failureState", "failure_state"),
+)
+
+
 @control
 async def get_config(request: Request, em: Emulator, tenant: str | None) -> Response:
+    """What POST /__emulator/config changes: the values in force here, and this scope's own."""
     view, own = em.control.view(tenant), em.control.state(tenant)
-    settings = em.settings
-    return ok(
-        request,
-        {
-            "urlTtl": view.setting("url_ttl", settings.url_ttl),
-            "exportDuration": view.setting("export_duration", settings.export_duration),
-            "failureState": settings.failure_state,
-            "overrides": {
-                "urlTtl": None if own.url_ttl is UNSET else own.url_ttl,
-                "exportDuration": None if own.export_duration is UNSET else own.export_duration,
-            },
-        },
-    )
+    body: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    for name, attr in CONFIG:
+        default = getattr(em.settings, attr)
+        # A setting is read from the control state once the control state can hold it (the
+        # failure state becomes a per-scope override when POST config takes failureState).
+        body[name] = view.setting(attr, default) if hasattr(own, attr) else default
+        value = getattr(own, attr, UNSET)
+        overrides[name] = None if value is UNSET else value
+    return ok(request, body | {"overrides": overrides})
 
 
 @control

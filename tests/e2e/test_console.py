@@ -25,6 +25,7 @@ playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is part of the test extras: pip install -e '.[test]'"
 )
 expect = playwright_api.expect
+expect.set_options(timeout=10_000)  # the console polls once a second; leave room on a busy CI
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -342,7 +343,7 @@ def test_start_an_export_from_a_segment_and_steer_the_tenant(page: Any, emulator
     expect(page.locator("#reset-question")).to_have_text(f"Reset tenant {tenant.id}?")
     page.get_by_role("button", name="Yes, reset").click()
     expect(page.locator("#status")).to_have_text(f"Tenant {tenant.id} reset")
-    assert tenant.control("GET", "config")["overrides"] == {"urlTtl": None, "exportDuration": None}
+    assert set(tenant.control("GET", "config")["overrides"].values()) == {None}
     assert tenant.api.get("/operations/v1").json()["operations"] == []
 
 

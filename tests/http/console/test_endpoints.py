@@ -230,7 +230,7 @@ def test_config_shows_what_is_in_force_and_what_this_scope_overrides(make_harnes
         "urlTtl": 300,
         "exportDuration": 2,
         "failureState": "ERROR",
-        "overrides": {"urlTtl": None, "exportDuration": None},
+        "overrides": {"urlTtl": None, "exportDuration": None, "failureState": None},
     }
     control(h, "POST", "config", {"urlTtl": 60})
     control(h, "POST", "config", {"exportDuration": 9}, as_tenant(MINE))
@@ -238,9 +238,13 @@ def test_config_shows_what_is_in_force_and_what_this_scope_overrides(make_harnes
         "urlTtl": 60,
         "exportDuration": 9,
         "failureState": "ERROR",
-        "overrides": {"urlTtl": None, "exportDuration": 9},
+        "overrides": {"urlTtl": None, "exportDuration": 9, "failureState": None},
     }
-    assert control(h, "GET", "config")["overrides"] == {"urlTtl": 60, "exportDuration": None}
+    assert control(h, "GET", "config")["overrides"] == {
+        "urlTtl": 60,
+        "exportDuration": None,
+        "failureState": None,
+    }
 
 
 @pytest.mark.stores
