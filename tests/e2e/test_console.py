@@ -355,7 +355,7 @@ def test_the_failure_state_control(page: Any, emulator: str) -> None:
     tenant.control("POST", "config", {"failureState": "ERROR"})
     open_console(page, emulator, tenant, "steering")
     page.select_option("#failure-state", "FAILED")
-    page.get_by_role("button", name="Apply").click()
+    page.locator("#failure-form").get_by_role("button", name="Apply").click()
     expect(page.locator("#config-effective")).to_contain_text("end in FAILED")
     assert tenant.control("GET", "config")["failureState"] == "FAILED"
 
