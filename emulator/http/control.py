@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
+import itertools
 import json
 import os
 import re
@@ -200,18 +201,18 @@ async def clear_faults(request: Request, em: Emulator, tenant: str | None) -> Re
 async def journal(request: Request, em: Emulator, tenant: str | None) -> Response:
     path, method = request.query_params.get("path"), request.query_params.get("method")
     status_matches = status_filter(request.query_params.get("status"))
-    entries = [
+    limit = request.query_params.get("limit")
+    if limit is not None and not limit.isdigit():
+        raise InvalidArgument("limit must be a whole number")
+    matching = (
         e
-        for e in em.store.journal(tenant)
+        for e in em.store.journal_newest(tenant)  # newest first: a limit reads only its share
         if (path is None or fnmatch.fnmatchcase(e["path"], path))
         and (method is None or e["method"] == method.upper())
         and status_matches(e["status"])
-    ]
-    limit = request.query_params.get("limit")
-    if limit is not None:
-        if not limit.isdigit():
-            raise InvalidArgument("limit must be a whole number")
-        entries = entries[-int(limit) :] if int(limit) else []
+    )
+    entries = list(matching if limit is None else itertools.islice(matching, int(limit)))
+    entries.reverse()  # oldest first, as always
     return ok(request, {"requests": entries})
 
 

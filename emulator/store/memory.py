@@ -112,6 +112,13 @@ class MemoryStore:
         with self._lock:
             return [e for e in self._journal if tenant is None or e["tenant"] == tenant]
 
+    def journal_newest(self, tenant: str | None) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            entries = list(self._journal)  # references only: cheap, and no lock while reading
+        for entry in reversed(entries):
+            if tenant is None or entry["tenant"] == tenant:
+                yield entry
+
     def clear_journal(self, tenant: str | None) -> None:
         with self._lock:
             kept = [] if tenant is None else [e for e in self._journal if e["tenant"] != tenant]

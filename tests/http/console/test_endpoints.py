@@ -19,9 +19,9 @@ OTHER = {"Authorization": f"Basic {OTHER_KEY}"}
 MINE, THEIRS = key_id(KEY), key_id(OTHER_KEY)
 
 
-def control(h, method, path, body=None, headers=None, **params):
+def control(h, method, endpoint, body=None, headers=None, **params):
     response = h.client.request(
-        method, f"/__emulator/{path}", json=body, headers=headers or {}, params=params
+        method, f"/__emulator/{endpoint}", json=body, headers=headers or {}, params=params
     )
     assert response.status_code == 200, response.text
     return response.json()
@@ -321,3 +321,37 @@ def test_new_endpoints_need_the_control_token(make_harness):
         assert_error(response, 401, 16)
     ok = h.client.get("/__emulator/tenants", headers={"X-Emulator-Token": "s3cret"})
     assert ok.status_code == 200 and ok.json() == {"tenants": []}
+
+
+@pytest.mark.stores
+def test_journal_limit_reads_the_newest_entries_across_batches(harness):
+    """The console asks for the last few hundred entries of a journal that may hold 50,000:
+    they are read newest first, in batches, and answered oldest first as always."""
+    store = harness.em.store
+    with store.transaction():
+        for i in range(1203):
+            store.append_journal(
+                {
+                    "method": "GET",
+                    "path": f"/operations/v1/{i}",
+                    "query": "",
+                    "headers": {},
+                    "status": 429 if i % 100 == 0 else 200,
+                    "durationMs": float(i),
+                    "at": "2026-03-01T12:00:00.000000Z",
+                    "tenant": "a" if i % 2 else "b",
+                    "fault": None,
+                }
+            )
+
+    def numbers(headers=None, **query):
+        entries = control(harness, "GET", "journal", headers=headers, **query)["requests"]
+        return [int(e["durationMs"]) for e in entries]
+
+    assert numbers(limit="5") == [1198, 1199, 1200, 1201, 1202]
+    assert numbers(as_tenant("a"), limit="3") == [1197, 1199, 1201]
+    assert numbers(status="429", limit="20") == list(range(0, 1201, 100))
+    assert numbers(status="429", limit="2") == [1100, 1200]
+    assert numbers(path="/operations/v1/7?", limit="4") == [76, 77, 78, 79]
+    assert numbers() == list(range(1203))
+    assert numbers(limit="0") == []
