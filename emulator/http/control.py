@@ -8,7 +8,6 @@ from __future__ import annotations
 import fnmatch
 import hmac
 import itertools
-import json
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -21,13 +20,16 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..auth import Principal
+from ..clock import RANGE_TEXT, ClockRangeError, check_instant
 from ..contract import STATES
-from ..control.specs import fault_json, lifecycle_json
+from ..control.specs import checked_text, fault_json, lifecycle_json
 from ..errors import InvalidArgument, Unauthenticated
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
 from ..instance import Emulator
+from ..store import JOURNAL_PAGE
 from ..store.records import UNSET, OperationRecord
 from ..timestamps import format_api, parse_rfc3339
+from .api.common import decode_token, encode_token, json_object, read_body
 from .api.exports import parse_request
 from .api.operations import operation_json
 from .api.segments import segment_json
@@ -39,14 +41,30 @@ Handler = Callable[[Request, Emulator, "str | None"], Awaitable[Response]]
 
 
 def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Check the control token; the call is for the key's tenant, or (no key) the instance."""
+    """Decide whom the call acts on: the key's tenant, or (no key) the whole instance.
+
+    `--control-auth open`: anyone may, given the control token if one is set.
+    `--control-auth tenant`: a key is required and touches only its own tenant; a call without
+    one acts on the instance only with the admin token (`--control-token`).
+    """
 
     async def run(request: Request) -> Response:
         em: Emulator = request.app.state.emulator
         token = em.settings.control_token
-        if token and not hmac.compare_digest(
-            request.headers.get("x-emulator-token", "").encode(), token.encode()
-        ):
+        sent = request.headers.get("x-emulator-token")
+        admin = (
+            bool(token)
+            and sent is not None
+            and hmac.compare_digest(sent.encode("utf-8", "replace"), (token or "").encode())
+        )
+        caller = caller_of(request)
+        if em.settings.control_auth == "tenant":
+            if not caller.authorization and not admin:
+                raise Unauthenticated(
+                    "the control API needs 'Authorization: Basic <API key>' (it then acts on "
+                    "that key's tenant only), or the admin X-Emulator-Token for the whole instance"
+                )
+        elif token and not admin:
             raise Unauthenticated("the control API needs the header X-Emulator-Token")
         return await handler(request, em, control_tenant(request))
 
@@ -59,7 +77,8 @@ TENANT_NAME = re.compile(r"[\x21-\x7e]{1,200}")
 
 def control_tenant(request: Request) -> str | None:
     """The tenant a control call acts on: the API key's (`Authorization`), the one named by
-    `X-Emulator-Tenant` (how the console, which holds no keys, picks one), or None: the
+    `X-Emulator-Tenant` (how the console, which holds no keys, picks one; only past the checks
+    above, so under `--control-auth tenant` only with the admin token), or None: the
     instance."""
     caller = caller_of(request)
     named = request.headers.get(TENANT_HEADER)
@@ -79,17 +98,14 @@ def control_tenant(request: Request) -> str | None:
     return named
 
 
-async def body_of(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
+async def body_of(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object body, within --max-body-bytes like any API body; an empty body is
+    refused unless the endpoint documents it as `optional` (then it reads as `{}`)."""
+    em: Emulator = request.app.state.emulator
+    raw = await read_body(request, em.settings.max_body_bytes)
+    if optional and not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return data
+    return json_object(raw)
 
 
 def ok(request: Request, body: Any = None) -> Response:
@@ -124,28 +140,34 @@ async def move_clock(request: Request, em: Emulator, tenant: str | None) -> Resp
     unknown = set(body) - {"advance", "set", "freeze"}
     if unknown or not body:
         raise InvalidArgument(
-            'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}'
+            'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}; '
+            f"the clock lies from {RANGE_TEXT}"
         )
-    if "freeze" in body:
-        if not isinstance(body["freeze"], bool):
-            raise InvalidArgument("freeze must be true or false")
-        (em.clock.freeze if body["freeze"] else em.clock.unfreeze)(tenant)
+    freeze, target = body.get("freeze"), body.get("set")
+    step: Any = body.get("advance")
+    if "freeze" in body and not isinstance(freeze, bool):
+        raise InvalidArgument("freeze must be true or false")
+    instant = None
     if "set" in body:
-        if not isinstance(body["set"], str):
+        if not isinstance(target, str):
             raise InvalidArgument("set must be an RFC 3339 timestamp string")
         try:
-            em.clock.set(parse_rfc3339(body["set"]), tenant)
+            instant = check_instant(parse_rfc3339(target), "set")
         except ValueError as exc:
             raise InvalidArgument(f"set: {exc}") from None
-    if "advance" in body:
-        step = body["advance"]
-        if (
-            not isinstance(step, int | float)
-            or isinstance(step, bool)
-            or not 0 <= step <= TEN_YEARS
-        ):
-            raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
-        em.clock.advance(step, tenant)
+    if "advance" in body and (
+        not isinstance(step, int | float) or isinstance(step, bool) or not 0 <= step <= TEN_YEARS
+    ):
+        raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
+    try:
+        if freeze is not None:
+            (em.clock.freeze if freeze else em.clock.unfreeze)(tenant)
+        if instant is not None:
+            em.clock.set(instant, tenant)
+        if "advance" in body:
+            em.clock.advance(float(step), tenant)
+    except ClockRangeError as exc:
+        raise InvalidArgument(f"advance: {exc}") from None
     return ok(request, clock_json(em, tenant))
 
 
@@ -174,9 +196,8 @@ async def complete_operation(request: Request, em: Emulator, tenant: str | None)
 
 @control
 async def fail_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
-    details = (await body_of(request)).get("errorDetails") or FORCED_FAILURE_DETAILS
-    if not isinstance(details, str):
-        raise InvalidArgument("errorDetails must be a string")
+    body = await body_of(request, optional=True)
+    details = checked_text(body.get("errorDetails") or FORCED_FAILURE_DETAILS, "errorDetails")
     em.exports.finish(tenant, request.path_params["operationId"], details)
     return ok(request)
 
@@ -199,21 +220,38 @@ async def clear_faults(request: Request, em: Emulator, tenant: str | None) -> Re
 
 @control
 async def journal(request: Request, em: Emulator, tenant: str | None) -> Response:
-    path, method = request.query_params.get("path"), request.query_params.get("method")
-    status_matches = status_filter(request.query_params.get("status"))
-    limit = request.query_params.get("limit")
-    if limit is not None and not limit.isdigit():
-        raise InvalidArgument("limit must be a whole number")
-    matching = (
-        e
-        for e in em.store.journal_newest(tenant)  # newest first: a limit reads only its share
-        if (path is None or fnmatch.fnmatchcase(e["path"], path))
-        and (method is None or e["method"] == method.upper())
-        and status_matches(e["status"])
-    )
-    entries = list(matching if limit is None else itertools.islice(matching, int(limit)))
-    entries.reverse()  # oldest first, as always
-    return ok(request, {"requests": entries})
+    """A page of recorded requests, oldest first; `nextPageToken` continues it. `last=N`
+    answers the newest N that match instead (oldest first, no token): what the console shows."""
+    params = request.query_params
+    path, method = params.get("path"), params.get("method")
+    status_matches = status_filter(params.get("status"))
+    wanted = method.upper() if method else None
+
+    def match(entry: dict[str, Any]) -> bool:
+        return (
+            (path is None or fnmatch.fnmatchcase(entry["path"], path))
+            and (wanted is None or entry["method"] == wanted)
+            and status_matches(entry["status"])
+        )
+
+    newest = params.get("last")
+    if newest is not None:
+        if "limit" in params or "pageToken" in params:
+            raise InvalidArgument("last cannot be combined with limit or pageToken")
+        if not (newest.isascii() and newest.isdigit()) or not 1 <= int(newest) <= JOURNAL_PAGE:
+            raise InvalidArgument(f"last must be a whole number from 1 to {JOURNAL_PAGE}")
+        matching = filter(match, em.store.journal_newest(tenant))
+        tail = list(itertools.islice(matching, int(newest)))
+        return ok(request, {"requests": tail[::-1]})
+    limit = params.get("limit") or str(JOURNAL_PAGE)
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= JOURNAL_PAGE:
+        raise InvalidArgument(f"limit must be a whole number from 1 to {JOURNAL_PAGE}")
+    after = decode_token(params.get("pageToken"), "journal", "pageToken") or 0
+    entries, last = em.store.journal_page(tenant, after, int(limit), match)
+    body: dict[str, Any] = {"requests": entries}
+    if last is not None:
+        body["nextPageToken"] = encode_token("journal", last)
+    return ok(request, body)
 
 
 @control

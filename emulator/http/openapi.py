@@ -439,7 +439,14 @@ def control_paths() -> dict[str, Any]:
                 params=[
                     query("path", {"type": "string"}, "glob"),
                     query("method", {"type": "string"}),
-                    query("limit", {"type": "integer", "minimum": 0}),
+                    query("status", {"type": "string"}, "a status (429) or a class (4xx)"),
+                    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    query("pageToken", {"type": "string"}, "nextPageToken of the last page"),
+                    query(
+                        "last",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "the newest N matching entries instead of a page",
+                    ),
                 ],
                 name="journal",
             ),

@@ -324,7 +324,7 @@ def test_new_endpoints_need_the_control_token(make_harness):
 
 
 @pytest.mark.stores
-def test_journal_limit_reads_the_newest_entries_across_batches(harness):
+def test_journal_last_reads_the_newest_entries_across_batches(harness):
     """The console asks for the last few hundred entries of a journal that may hold 50,000:
     they are read newest first, in batches, and answered oldest first as always."""
     store = harness.em.store
@@ -348,10 +348,12 @@ def test_journal_limit_reads_the_newest_entries_across_batches(harness):
         entries = control(harness, "GET", "journal", headers=headers, **query)["requests"]
         return [int(e["durationMs"]) for e in entries]
 
-    assert numbers(limit="5") == [1198, 1199, 1200, 1201, 1202]
-    assert numbers(as_tenant("a"), limit="3") == [1197, 1199, 1201]
-    assert numbers(status="429", limit="20") == list(range(0, 1201, 100))
-    assert numbers(status="429", limit="2") == [1100, 1200]
-    assert numbers(path="/operations/v1/7?", limit="4") == [76, 77, 78, 79]
-    assert numbers() == list(range(1203))
-    assert numbers(limit="0") == []
+    assert numbers(last="5") == [1198, 1199, 1200, 1201, 1202]
+    assert numbers(as_tenant("a"), last="3") == [1197, 1199, 1201]
+    assert numbers(status="429", last="20") == list(range(0, 1201, 100))
+    assert numbers(status="429", last="2") == [1100, 1200]
+    assert numbers(path="/operations/v1/7?", last="4") == [76, 77, 78, 79]
+    assert numbers(limit="1000") == list(range(1000))  # pages still run oldest first
+    for bad in ({"last": "0"}, {"last": "1001"}, {"last": "x"}, {"last": "5", "limit": "5"}):
+        response = harness.client.get("/__emulator/journal", params=bad)
+        assert "last" in assert_error(response, 400, 3)["message"]

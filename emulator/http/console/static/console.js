@@ -349,7 +349,7 @@
 
   // -- requests (the journal) ------------------------------------------------------------------
   function journalQuery() {
-    const params = new URLSearchParams({ limit: String(JOURNAL_LIMIT) });
+    const params = new URLSearchParams({ last: String(JOURNAL_LIMIT) });
     const method = $("req-method").value;
     const path = $("req-path").value.trim();
     const status = $("req-status").value.trim();
