@@ -8,11 +8,12 @@ import csv
 import gzip
 import io
 import json
+from datetime import timedelta
 
 import pytest
 
 from emulator.auth import key_id
-from tests.helpers import AUTH, KEY, assert_error
+from tests.helpers import AUTH, KEY, assert_error, parse
 
 OTHER_KEY = "na1.other-tenant-key"
 OTHER = {"Authorization": f"Basic {OTHER_KEY}"}
@@ -357,3 +358,18 @@ def test_journal_last_reads_the_newest_entries_across_batches(harness):
     for bad in ({"last": "0"}, {"last": "1001"}, {"last": "x"}, {"last": "5", "limit": "5"}):
         response = harness.client.get("/__emulator/journal", params=bad)
         assert "last" in assert_error(response, 400, 3)["message"]
+
+
+def test_tenant_header_under_tenant_control_auth_needs_the_admin_token(make_harness):
+    """With --control-auth tenant, a key touches only its own tenant; naming another tenant
+    with X-Emulator-Tenant takes the admin token, as acting on the instance does."""
+    h = make_harness(control_auth="tenant", control_token="adm")
+    admin = {"X-Emulator-Token": "adm"}
+    assert_error(h.client.get("/__emulator/clock", headers=as_tenant(MINE)), 401, 16)
+    response = h.client.get("/__emulator/clock", headers={**OTHER, **as_tenant(MINE)})
+    assert "not the tenant" in assert_error(response, 400, 3)["message"]
+    control(h, "POST", "clock", {"advance": 60}, {**admin, **as_tenant(MINE)})
+    mine = control(h, "GET", "clock", headers=AUTH)["now"]
+    theirs = control(h, "GET", "clock", headers=OTHER)["now"]
+    assert parse(mine) - parse(theirs) == timedelta(seconds=60)
+    assert control(h, "GET", "tenants", headers=OTHER) == {"tenants": []}  # only its own
