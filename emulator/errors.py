@@ -100,6 +100,15 @@ class Internal(ApiError):
     status, grpc_code = 500, 13
 
 
+class Unavailable(ApiError):
+    """The emulator cannot answer now (its database is unreachable or busy); retrying may work."""
+
+    status, grpc_code = 503, 14
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class StorageError(Exception):
     """An error as Google Cloud Storage writes it for a signed-URL download."""
 

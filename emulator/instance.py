@@ -28,6 +28,23 @@ from .world.segments import SegmentCatalog
 DAY_MS = 86_400_000
 
 
+def open_store(settings: Settings) -> Store:
+    """PostgreSQL with --store (replicas share it), else SQLite with --data-dir (workers on one
+    machine share it), else memory."""
+    if settings.store:
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ValueError(
+                f"--store needs psycopg ({exc.name} is missing): "
+                "pip install 'fullstory-emulator[postgres]'"
+            ) from None
+        return PostgresStore(settings.store)
+    if settings.data_dir:
+        return SQLiteStore(settings.data_dir / "emulator.sqlite3")
+    return MemoryStore()
+
+
 @dataclass(frozen=True)
 class Emulator:
     settings: Settings
@@ -40,11 +57,7 @@ class Emulator:
 
     @classmethod
     def build(cls, settings: Settings) -> Emulator:
-        store: Store = (
-            SQLiteStore(settings.data_dir / "emulator.sqlite3")
-            if settings.data_dir
-            else MemoryStore()
-        )
+        store = open_store(settings)
         # What must not change across restarts and workers is fixed once and kept in the store:
         # the clock, the world's first day and the URL-signing secret.
         now = time.time()
