@@ -250,7 +250,7 @@ class PostgresServer:
         )
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     @property
     def url(self) -> str:

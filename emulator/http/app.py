@@ -15,7 +15,14 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from ..contract import COMPLETED, PENDING
-from ..errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
+from ..errors import (
+    ApiError,
+    Internal,
+    MethodNotAllowed,
+    NotFound,
+    StorageError,
+    Unavailable,
+)
 from ..instance import Emulator
 from ..settings import Settings
 from . import control, openapi
@@ -48,8 +55,12 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         json_logs=settings.access_log == "json",
     )
 
+    storage_prefix = f"/{settings.bucket}/"
+
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
+        if isinstance(exc, Unavailable) and request.url.path.startswith(storage_prefix):
+            return storage_error(StorageError.for_status(503, exc.message, exc.message))
         return renderer.error(exc)
 
     async def storage_failure(request: Request, exc: Exception) -> Response:

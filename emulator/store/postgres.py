@@ -16,6 +16,7 @@ connection pool reconnects when the database is back, without a restart.
 from __future__ import annotations
 
 import json
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -116,7 +117,7 @@ class PostgresStore:
         except PoolTimeout:
             self._down_until = time.monotonic() + DOWN_SECONDS
             raise Unavailable(
-                f"the emulator's database ({self.shown}) cannot be reached; retry in a moment"
+                "the emulator's database cannot be reached; retry in a moment"
             ) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             # A lost connection is OperationalError itself (or the server shutting down);
@@ -316,6 +317,8 @@ class PostgresStore:
         """Buffer the entry; the next transaction, or a timer soon after, writes it."""
         with self._lock:
             self._pending.append((entry.get("tenant"), json.dumps(entry)))
+            if len(self._pending) > JOURNAL_LIMIT:  # the database is away for long: keep the last
+                del self._pending[: len(self._pending) - JOURNAL_LIMIT]
             if self._flusher is None:
                 self._flusher = threading.Timer(JOURNAL_FLUSH_SECONDS, self._flush_quietly)
                 self._flusher.daemon = True
@@ -566,14 +569,15 @@ def check(url: str) -> Check:
 
 
 def _alive(conn: Connection) -> None:
-    """The pool's check of an idle connection, without a round trip: read whatever the server
-    sent meanwhile (a restarted server says goodbye), and fail if the connection is gone."""
-    try:
-        conn.pgconn.consume_input()
-    except psycopg.OperationalError:
-        raise
-    if conn.pgconn.status != ConnStatus.OK or conn.closed:
-        raise psycopg.OperationalError("the connection was closed by the server")
+    """The pool's check of an idle connection, without a round trip. An idle connection hears
+    nothing from the server unless the server is leaving (a shutdown, a restart, a terminated
+    backend), so anything to read, or a closed socket, means a fresh connection is needed."""
+    if conn.closed or conn.pgconn.status != ConnStatus.OK:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        conn.close()  # so that the pool replaces it rather than handing it out again
+        raise psycopg.OperationalError("the server closed the connection while it was idle")
 
 
 def _reason(exc: BaseException) -> str:
