@@ -19,6 +19,7 @@ from .errors import PermissionDenied, Unauthenticated
 DEMO_KEY = "na1.emulator-demo-key"
 EXPORT_ROLES = frozenset({"admin", "architect"})
 KNOWN_ROLES = frozenset({"admin", "architect", "standard", "readonly"})
+KNOWN_HEADERS = 4096
 _KEY_SHAPE = re.compile(r"^[a-z]{2}\d\.[A-Za-z0-9._~+/=-]{4,}$")
 
 
@@ -60,6 +61,7 @@ class KeyRing:
     def __init__(self, entries: dict[str, KeyEntry] | None = None, *, strict: bool = False) -> None:
         self._entries = entries
         self.strict = strict
+        self._known: dict[str, Principal] = {}  # Authorization header -> its principal
 
     @classmethod
     def from_file(cls, path: Path, *, strict: bool = False) -> KeyRing:
@@ -90,6 +92,19 @@ class KeyRing:
         return self._entries is None
 
     def authenticate(self, header: str | None) -> Principal:
+        """The principal of an Authorization header; a header seen before costs one lookup."""
+        if header is not None:
+            known = self._known.get(header)
+            if known is not None:
+                return known
+        principal = self._authenticate(header)
+        if header is not None and len(header) <= 256:  # bounded in count and size
+            if len(self._known) >= KNOWN_HEADERS:
+                self._known.clear()
+            self._known[header] = principal
+        return principal
+
+    def _authenticate(self, header: str | None) -> Principal:
         key = self._credential(header)
         if self._entries is None:
             if not is_well_formed(key):

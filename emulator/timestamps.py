@@ -44,7 +44,11 @@ def parse_rfc3339(text: str) -> datetime:
 
 def format_api(value: datetime) -> str:
     """The API's shape: UTC with microseconds, e.g. 2020-09-22T22:40:52.174736Z."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    )
 
 
 def to_ms(value: datetime) -> int:

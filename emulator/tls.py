@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import trustme
-
 NAMES = ("127.0.0.1", "localhost", "::1")
 
 
@@ -24,6 +22,8 @@ def ensure_certificates(directory: Path, host: str) -> TlsFiles:
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     if all(path.exists() for path in (files.ca, files.certificate, files.key)):
         return files
+    import trustme  # with cryptography, a third of a cold start; only TLS pays for it
+
     ca = trustme.CA(organization_name="fullstory-emulator local CA")
     names = [*NAMES, *([host] if host not in NAMES and host not in ("0.0.0.0", "::") else [])]
     server = ca.issue_cert(*names)

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 access_log = logging.getLogger("fullstory_emulator.access")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Operations(Collector):
@@ -66,11 +67,22 @@ class Metrics:
         )
         self.registry.register(_Operations(operation_states, states))
         self.json_logs = json_logs
+        # Labelled children, looked up once: `labels()` validates and locks on every call.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     def observe(self, entry: dict[str, Any], route: str, sent: int, storage: bool) -> None:
         status = entry["status"]
-        self.requests.labels(route, entry["method"], str(status or "dropped")).inc()
-        self.latency.labels(route).observe(entry["durationMs"] / 1000)
+        method = entry["method"] if entry["method"] in METHODS else "OTHER"  # bounded labels
+        key = (route, method, str(status or "dropped"))
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.requests.labels(*key)
+        counter.inc()
+        timer = self._timed.get(route)
+        if timer is None:
+            timer = self._timed[route] = self.latency.labels(route)
+        timer.observe(entry["durationMs"] / 1000)
         if status == 429:
             self.rate_limited.inc()
         if storage and sent:

@@ -20,6 +20,8 @@ BucketKey = tuple[str, str, str]  # tenant, key id, endpoint
 
 
 class Store(Protocol):
+    blocking: bool  # whether calls may wait on I/O (and so belong off the event loop)
+
     def transaction(self) -> AbstractContextManager[None]:
         """Group the changes made inside into one atomic write (nested uses join the outer)."""
         ...

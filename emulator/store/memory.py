@@ -17,6 +17,8 @@ _EMPTY = ControlState()
 
 
 class MemoryStore:
+    blocking = False  # every call is a few dictionary operations: fine on the event loop
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._sequences: dict[str, int] = {}

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from ..clock import ClockBackend, ClockState
 from . import JOURNAL_LIMIT, BucketKey
 from .codec import decode_control, decode_operation, encode_control, encode_operation
@@ -44,7 +46,17 @@ INSTANCE = ""  # the scope key of instance-wide control settings
 JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a transaction
 
 
+def _loads(text: str) -> Any:
+    """orjson's speed, and the standard module's reading of Infinity (poll-driven lifecycles)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 class SQLiteStore:
+    blocking = True  # its calls may wait for the database: run them off the event loop
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -55,38 +67,58 @@ class SQLiteStore:
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
         self._depth = 0  # open transaction() levels, under the lock
+        self._writing = False  # whether the open transaction holds the write lock
+        self._changes = 0  # this connection's writes, for the read cache below
+        # Values decoded from the database, valid while nobody wrote: the clock and control
+        # settings are read on every request and rarely change.
+        self._cache: dict[Any, tuple[tuple[int, int], Any]] = {}
         self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
         self._journal_writes = 0
         self._flusher: threading.Timer | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._write():
-            yield
+        """A unit of work: its writes commit together when the outermost use ends. It takes
+        SQLite's write lock only at its first write, so a request that changes nothing (a
+        poll of a clock-driven export) opens no write transaction at all."""
+        with self._lock:
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0 and self._writing:
+                    self._writing = False
+                    self._changes += 1
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0 and self._writing:
+                self._write_journal(self._db)
+                self._writing = False
+                self._changes += 1
+                self._db.execute("COMMIT")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One transaction holding the database's write lock from its start; nested uses join
-        the outermost one, which also writes the buffered journal entries."""
+        """The write lock (`BEGIN IMMEDIATE`) for a read-modify-write, inside the transaction."""
+        with self.transaction():
+            if not self._writing:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._writing = True
+            self._changes += 1
+            yield self._db
+
+    def _cached(self, key: Any, read: Callable[[], Any]) -> Any:
+        """`read()`, or its cached result while no connection has written since."""
         with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._db
-                finally:
-                    self._depth -= 1
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self._db
-                self._write_journal(self._db)
-            except BaseException:
-                self._depth = 0
-                self._db.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            self._db.execute("COMMIT")
+            generation = (self._db.execute("PRAGMA data_version").fetchone()[0], self._changes)
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == generation:
+                return hit[1]
+            value = read()
+            self._cache[key] = (generation, value)
+            return value
 
     def _one(self, sql: str, *args: Any) -> Any:
         with self._lock:
@@ -132,13 +164,20 @@ class SQLiteStore:
     def update_operation(
         self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
     ) -> OperationRecord | None:
+        with self._lock:  # most updates (a poll of a clock-driven export) change nothing
+            before = self.get_operation(tenant, operation_id)
+            if before is None:
+                return None
+            after = update(before)
+            if after == before:
+                return after
         with self._write() as db:
             row = db.execute(
                 "SELECT record FROM operations WHERE tenant = ? AND id = ?", (tenant, operation_id)
             ).fetchone()
             if row is None:
                 return None
-            before = decode_operation(json.loads(row[0]))
+            before = decode_operation(_loads(row[0]))
             after = update(before)
             if after != before:
                 db.execute(
@@ -151,7 +190,7 @@ class SQLiteStore:
         raw = self._one(
             "SELECT record FROM operations WHERE tenant = ? AND id = ?", tenant, operation_id
         )
-        return decode_operation(json.loads(raw)) if raw else None
+        return decode_operation(_loads(raw)) if raw else None
 
     def operations(self, tenant: str | None) -> list[OperationRecord]:
         with self._lock:
@@ -161,13 +200,13 @@ class SQLiteStore:
                 rows = self._db.execute(
                     "SELECT record FROM operations WHERE tenant = ? ORDER BY seq", (tenant,)
                 )
-            return [decode_operation(json.loads(r[0])) for r in rows.fetchall()]
+            return [decode_operation(_loads(r[0])) for r in rows.fetchall()]
 
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
         raw = self._one(
             "SELECT record FROM operations WHERE search_export_id = ?", search_export_id
         )
-        return decode_operation(json.loads(raw)) if raw else None
+        return decode_operation(_loads(raw)) if raw else None
 
     # -- rate-limit buckets --------------------------------------------------------------------
     def update_bucket(self, key: BucketKey, update: Callable[[Bucket | None], Bucket]) -> Bucket:
@@ -187,15 +226,19 @@ class SQLiteStore:
 
     # -- control settings ----------------------------------------------------------------------
     def controls(self, scopes: Sequence[str | None]) -> list[ControlState]:
-        keys = [_scope(scope) for scope in scopes]
-        marks = ", ".join("?" * len(keys))
-        with self._lock:
+        keys = tuple(_scope(scope) for scope in scopes)
+
+        def read() -> list[ControlState]:
+            marks = ", ".join("?" * len(keys))
             rows = dict(
                 self._db.execute(
                     f"SELECT scope, state FROM controls WHERE scope IN ({marks})", keys
                 ).fetchall()
             )
-        return [decode_control(json.loads(rows[k])) if k in rows else _EMPTY for k in keys]
+            return [decode_control(_loads(rows[k])) if k in rows else _EMPTY for k in keys]
+
+        states: list[ControlState] = self._cached(("controls", keys), read)
+        return states
 
     def update_control(
         self, tenant: str | None, update: Callable[[ControlState], tuple[ControlState, T]]
@@ -204,7 +247,7 @@ class SQLiteStore:
             row = db.execute(
                 "SELECT state FROM controls WHERE scope = ?", (_scope(tenant),)
             ).fetchone()
-            before = decode_control(json.loads(row[0])) if row else _EMPTY
+            before = decode_control(_loads(row[0])) if row else _EMPTY
             after, result = update(before)
             if after != before:
                 db.execute(
@@ -225,11 +268,13 @@ class SQLiteStore:
             self._pending.append((entry.get("tenant"), json.dumps(entry)))
             if self._flusher is None:
                 self._flusher = threading.Timer(JOURNAL_FLUSH_SECONDS, self.flush_journal)
+                self._flusher.name = "journal-flush"
                 self._flusher.daemon = True
                 self._flusher.start()
 
     def flush_journal(self) -> None:
         with self._lock:
+            self._flusher = None
             if self._pending and self._depth == 0:
                 with self._write():
                     pass  # the outermost transaction writes what is pending
@@ -293,8 +338,12 @@ class SQLiteClockBackend:
         self._store = store
 
     def load(self) -> ClockState:
-        raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
-        return ClockState.from_json(json.loads(raw))
+        def read() -> ClockState:
+            raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
+            return ClockState.from_json(_loads(raw))
+
+        state: ClockState = self._store._cached("clock", read)
+        return state
 
     def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
         with self._store._write() as db:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -67,18 +68,24 @@ def endpoint(
                     raw = await read_body(request, em.settings.max_body_bytes)
                 except ApiError as exc:
                     raw = exc
-            with em.store.transaction():
-                # An API error is an answer, not a failure: what was spent on the way (a
-                # token, a denial) stays spent, as it would be in memory.
-                try:
-                    em.limiter.take(view, principal, name)
-                    if isinstance(raw, ApiError):
-                        raise raw
-                    body = json_object(raw) if json_body else {}
-                    return handler(Call(request, principal, view, em, body))
-                except ApiError as exc:
-                    error = exc
-            raise error
+
+            def work() -> Response:
+                with em.store.transaction():
+                    # An API error is an answer, not a failure: what was spent on the way (a
+                    # token, a denial) stays spent, as it would be in memory.
+                    try:
+                        em.limiter.take(view, principal, name)
+                        if isinstance(raw, ApiError):
+                            raise raw
+                        body = json_object(raw) if json_body else {}
+                        return handler(Call(request, principal, view, em, body))
+                    except ApiError as exc:
+                        error = exc
+                raise error
+
+            if em.store.blocking:
+                return await run_in_threadpool(work)
+            return work()
 
         return run
 

@@ -17,7 +17,7 @@ from .common import Call, endpoint, pick
 
 def _string(value: Any, name: str) -> str:
     if not isinstance(value, str):
-        raise InvalidArgument(f"{name} must be a string, got {type(value).__canonical_}")
+        raise InvalidArgument(f"{name} must be a string, got {type(value).__name__}")
     return value
 
 
