@@ -15,13 +15,14 @@ connection pool reconnects when the database is back, without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import psycopg
@@ -45,6 +46,7 @@ POOL_SIZE = 4  # connections per process: the event loop's, the journal timer's,
 POOL_WAIT_SECONDS = 1.0  # how long a call waits for a connection before answering 503
 DOWN_SECONDS = 1.0  # after a lost connection, calls fail at once for this long (then one probes)
 CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
+CACHE_SECONDS = 0.05  # how long a replica reuses the clock and control settings it read
 MIGRATION_LOCK = 0x46_53_45_4D_55  # pg_advisory_xact_lock key: "FSEMU"
 VERSION_TABLE = "fullstory_emulator_schema"
 
@@ -72,11 +74,23 @@ SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("meta", "sequences", "operations", "buckets", "controls", "journal")
 
 
+@dataclass
+class _Tx:
+    """A thread's open unit of work."""
+
+    conn: Connection
+    began: bool = False  # BEGIN sent (at the first write)
+    dirty: bool = False  # changed the clock or control settings
+    widened: bool = False  # ... in a way other replicas must see before the answer
+
+
 class StoreError(ValueError):
     """The database cannot be used at start: unreachable, refused, or of a newer schema."""
 
 
 class PostgresStore:
+    blocking = True  # every call waits on the network: run API work off the event loop
+
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.shown = redact_url(url)
@@ -98,7 +112,10 @@ class PostgresStore:
         except PoolTimeout:
             self._pool.close()
             raise StoreError(f"cannot connect to PostgreSQL at {self.shown}") from None
-        self._local = threading.local()  # .conn: this thread's open transaction, if any
+        self._local = threading.local()  # .tx: this thread's open transaction, if any
+        self._cache_lock = threading.Lock()
+        self._cache: dict[Any, tuple[float, Any]] = {}  # key -> (expires, value)
+        self._generation = 0  # bumped by this process's changes: reads begun before are stale
         self._down_until = 0.0
         self._lock = threading.Lock()  # guards the journal buffer and the timer
         self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
@@ -138,37 +155,90 @@ class PostgresStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._write():
+        """A unit of work on one connection: its writes commit together when the outermost use
+        (on this thread) ends. `BEGIN` comes with the first write, so a request that changes
+        nothing (a poll of a clock-driven export) runs its reads and opens no transaction."""
+        if getattr(self._local, "tx", None) is not None:
             yield
+            return
+        with self._connection() as conn:
+            tx = self._local.tx = _Tx(conn)
+            try:
+                yield
+                if tx.began:
+                    if conn.info.transaction_status == TransactionStatus.INTRANS:
+                        self._write_journal(conn)  # not into a transaction that failed
+                    conn.execute("COMMIT")
+            except BaseException:
+                if tx.began and not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.tx = None
+                if tx.dirty:
+                    self._invalidate()  # what other threads cached meanwhile is stale now
+        if tx.widened:
+            time.sleep(CACHE_SECONDS)  # until every replica's cached copy has expired
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """One transaction on one connection; nested uses (on this thread) join the outermost
-        one, which also writes the buffered journal entries before it commits."""
-        joined: Connection | None = getattr(self._local, "conn", None)
-        if joined is not None:
-            yield joined
-            return
-        with self._connection() as conn, conn.transaction():
-            self._local.conn = conn
-            try:
-                yield conn
-                if conn.info.transaction_status == TransactionStatus.INTRANS:
-                    self._write_journal(conn)  # not into a transaction that failed
-            finally:
-                self._local.conn = None
+        """The connection of this thread's transaction, begun (for a read-modify-write)."""
+        with self.transaction():
+            tx: _Tx = self._local.tx
+            if not tx.began:
+                tx.conn.execute("BEGIN")
+                tx.began = True
+            yield tx.conn
 
     def _rows(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
-        """A read, inside this thread's transaction if one is open (to see its writes)."""
-        joined: Connection | None = getattr(self._local, "conn", None)
-        if joined is not None:
-            return joined.execute(query, args).fetchall()
+        """A read, on this thread's transaction's connection if one is open (to see its
+        writes), else on any pooled connection."""
+        tx: _Tx | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            return tx.conn.execute(query, args).fetchall()
         with self._connection() as conn:
             return conn.execute(query, args).fetchall()
 
     def _one(self, query: str, *args: Any) -> Any:
         rows = self._rows(query, *args)
         return rows[0][0] if rows else None
+
+    # -- the read cache of the clock and the control settings ---------------------------------
+    def _cached(self, key: Any, read: Callable[[], T]) -> T:
+        """`read()`, or its result if it was read less than CACHE_SECONDS ago (measured from
+        before the read). Another replica's change can be that old only while its writer
+        waits (`_changed(widens=True)`), so no client ever sees it missing."""
+        tx: _Tx | None = getattr(self._local, "tx", None)
+        if tx is not None and tx.dirty:
+            return read()  # this transaction's own, uncommitted change
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]  # type: ignore[no-any-return]
+            generation = self._generation
+        value = read()
+        with self._cache_lock:
+            if generation == self._generation:
+                self._cache[key] = (now + CACHE_SECONDS, value)
+        return value
+
+    def _invalidate(self) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._cache.clear()
+
+    def _changed(self, *, widens: bool) -> None:
+        """The open transaction changed the clock or control settings. A change that widens
+        (a new rule, a setting, a moved clock, a reset) is answered only after CACHE_SECONDS,
+        when no replica can still hold a copy from before it. A change that only spends (a
+        rule's remaining count, a denial) need not wait: a stale copy still showing it leads
+        to a locked re-read, which finds it spent."""
+        tx: _Tx = self._local.tx
+        tx.dirty = True
+        tx.widened = tx.widened or widens
+        self._invalidate()
 
     # -- metadata (clock, world origin, signing secret) --------------------------------------
     def meta(self, key: str, default: Callable[[], str]) -> str:
@@ -212,6 +282,12 @@ class PostgresStore:
     def update_operation(
         self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
     ) -> OperationRecord | None:
+        before = self.get_operation(tenant, operation_id)  # most updates (a poll of a
+        if before is None:  # clock-driven export) change nothing, and take no lock
+            return None
+        after = update(before)
+        if after == before:
+            return after
         with self._write() as db:
             row = db.execute(
                 "SELECT record FROM operations WHERE tenant = %s AND id = %s FOR UPDATE",
@@ -276,13 +352,17 @@ class PostgresStore:
     # -- control settings ----------------------------------------------------------------------
     def controls(self, scopes: Sequence[str | None]) -> list[ControlState]:
         keys = [_scope(scope) for scope in scopes]
-        rows = dict(
-            self._rows(
-                "SELECT scope, state FROM controls WHERE scope = ANY(%s) AND state IS NOT NULL",
-                keys,
+
+        def read() -> list[ControlState]:
+            rows = dict(
+                self._rows(
+                    "SELECT scope, state FROM controls WHERE scope = ANY(%s) AND state IS NOT NULL",
+                    keys,
+                )
             )
-        )
-        return [decode_control(json.loads(rows[k])) if k in rows else _EMPTY for k in keys]
+            return [decode_control(json.loads(rows[k])) if k in rows else _EMPTY for k in keys]
+
+        return self._cached(("controls", *keys), read)
 
     def update_control(
         self, tenant: str | None, update: Callable[[ControlState], tuple[ControlState, T]]
@@ -305,6 +385,7 @@ class PostgresStore:
                     "UPDATE controls SET state = %s WHERE scope = %s",
                     (json.dumps(encode_control(after)), scope),
                 )
+                self._changed(widens=not _spends(before, after))
             return result
 
     # -- clock -----------------------------------------------------------------------------
@@ -385,6 +466,7 @@ class PostgresStore:
 
     def reset(self, tenant: str | None) -> None:
         with self._write() as db:
+            self._changed(widens=True)
             self._write_journal(db)
             if tenant is None:
                 for table in ("sequences", "operations", "buckets", "controls", "journal"):
@@ -407,26 +489,34 @@ class PostgresStore:
 class PostgresClockBackend:
     """The clock's state in the meta table: one clock for every replica.
 
-    It is read on every request, fresh: a replica must see at once a clock that another moved
-    (a test moves it through one replica and polls through the next). The read is one indexed
-    row, and inside a request's transaction it rides on the transaction's connection.
+    It is read on every request, so reads are cached for CACHE_SECONDS; a replica that moves
+    the clock answers only once every other replica's copy has expired (see
+    `PostgresStore._changed`), so a test that moves it through one replica and polls through
+    the next sees the new time.
     """
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
 
     def load(self) -> ClockState:
-        raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
-        return ClockState.from_json(json.loads(raw))
+        def read() -> ClockState:
+            raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
+            return ClockState.from_json(json.loads(raw))
+
+        return self._store._cached("clock", read)
 
     def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
         with self._store._write() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'clock' FOR UPDATE").fetchone()
             assert row is not None
-            state = change(ClockState.from_json(json.loads(row[0])))
-            db.execute(
-                "UPDATE meta SET value = %s WHERE key = 'clock'", (json.dumps(state.to_json()),)
-            )
+            before = ClockState.from_json(json.loads(row[0]))
+            state = change(before)
+            if state != before:
+                db.execute(
+                    "UPDATE meta SET value = %s WHERE key = 'clock'",
+                    (json.dumps(state.to_json()),),
+                )
+                self._store._changed(widens=True)
             return state
 
 
@@ -584,6 +674,37 @@ def _reason(exc: BaseException) -> str:
     """The first line of a database error (libpq never includes the password)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
+
+
+def _spends(before: ControlState, after: ControlState) -> bool:
+    """Whether `after` differs from `before` only by what requests spend: a rule's remaining
+    count or match count, a rule used up, a denial."""
+    if replace(before, lifecycle=(), faults=(), deny_next=0) != replace(
+        after, lifecycle=(), faults=(), deny_next=0
+    ):
+        return False
+    if after.deny_next > before.deny_next:
+        return False
+    return _rules_spent(before.faults, after.faults) and _rules_spent(
+        before.lifecycle, after.lifecycle
+    )
+
+
+def _rules_spent(before: Sequence[Any], after: Sequence[Any]) -> bool:
+    old = {rule.id: rule for rule in before}
+    for rule in after:
+        was = old.get(rule.id)
+        if was is None:
+            return False
+        fixed = {"remaining": None, **({"matched": 0} if hasattr(rule, "matched") else {})}
+        if replace(rule, **fixed) != replace(was, **fixed):
+            return False
+        if rule.remaining is not None and was.remaining is not None:
+            if rule.remaining > was.remaining:
+                return False
+        elif rule.remaining is None and was.remaining is not None:
+            return False
+    return True
 
 
 def _scope(tenant: str | None) -> str:
