@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY
-from .settings import ENV_PREFIX, Settings, SettingsError
+from .settings import ENV_PREFIX, Settings, SettingsError, redact_url
 from .tls import trust_instructions
 
 if TYPE_CHECKING:
@@ -37,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "mcp", help="run only the MCP server (stdio or HTTP) for an agent", add_help=False
     )
-    for target in (parser, serve):
+    store = sub.add_parser("store", help="check the database that --store names")
+    actions = store.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check", help="say whether the store is usable, and what it holds (changes nothing)"
+    )
+    for target in (parser, serve, check):
         _add_settings(target)
     return parser
 
@@ -95,6 +100,8 @@ def settings_from(
 ) -> tuple[str, Settings]:
     args = vars(_parser().parse_args(argv))
     command = args.pop("command", None) or "serve"
+    if "action" in args:
+        command += " " + args.pop("action")
     try:
         return command, Settings.load(args, os.environ if environ is None else environ)
     except SettingsError as exc:
@@ -102,10 +109,10 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, data_dir, make_server, run_workers
+    from .server import bind, data_dir, make_server, prepare_store, run_workers
 
-    if settings.workers > 1 or settings.tls:
-        # workers share state through SQLite; TLS keeps its CA beside it
+    if (settings.workers > 1 and not settings.store) or settings.tls:
+        # workers share state through SQLite (unless --store); TLS keeps its CA beside it
         settings = dataclasses.replace(settings, data_dir=data_dir(settings))
     try:
         sock, settings = bind(settings)
@@ -115,7 +122,9 @@ def serve(settings: Settings) -> None:
         ) from None
     try:
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys or segments fixtures
+        if server is None:
+            prepare_store(settings)  # one clear error here, not one per worker
+    except ValueError as exc:  # unreadable keys or segments fixtures, an unusable --store
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = _start_mcp(settings)
     _banner(settings, mcp.url if mcp else None)
@@ -165,8 +174,8 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
             else []
         ),
         *(
-            [f"  state:          {settings.data_dir} ({settings.workers} worker(s))"]
-            if settings.data_dir
+            [f"  state:          {_state(settings)} ({settings.workers} worker(s))"]
+            if settings.data_dir or settings.store
             else []
         ),
         f"  seed {settings.seed}, population {settings.population}, export duration "
@@ -174,6 +183,12 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
         f"{settings.rate_limit or 'off'}, failure state {settings.failure_state}",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _state(settings: Settings) -> str:
+    if settings.store:
+        return f"PostgreSQL {redact_url(settings.store)}"
+    return str(settings.data_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -190,6 +205,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     command, settings = settings_from(args)
     if command == "serve":
         serve(settings)
+    elif command == "store check":
+        raise SystemExit(store_check(settings))
+
+
+def store_check(settings: Settings) -> int:
+    """`fullstory-emulator store check`: 0 if the store is usable, 1 if not."""
+    from .server import check_store
+
+    usable, lines = check_store(settings)
+    print("\n".join(lines))
+    print("usable" if usable else "not usable")
+    return 0 if usable else 1
 
 
 if __name__ == "__main__":

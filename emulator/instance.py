@@ -6,6 +6,7 @@ may build one to share or inspect its state.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -43,6 +44,43 @@ def open_store(settings: Settings) -> Store:
     if settings.data_dir:
         return SQLiteStore(settings.data_dir / "emulator.sqlite3")
     return MemoryStore()
+
+
+def check_store(settings: Settings) -> tuple[bool, list[str]]:
+    """Whether the store the settings name can hold the emulator's state, and what it holds;
+    nothing is changed."""
+    if settings.store:
+        try:
+            from .store.postgres import check
+        except ImportError as exc:
+            return False, [
+                f"psycopg is missing ({exc.name}): pip install 'fullstory-emulator[postgres]'"
+            ]
+        report = check(settings.store)
+        return report.usable, list(report.lines)
+    if settings.data_dir:
+        path = settings.data_dir / "emulator.sqlite3"
+        if path.exists():
+            usable = os.access(path, os.R_OK | os.W_OK)
+            return usable, [f"SQLite at {path}: {'usable' if usable else 'not writable'}"]
+        parent = next(p for p in [settings.data_dir, *settings.data_dir.parents] if p.exists())
+        usable = os.access(parent, os.W_OK)
+        made = (
+            "will be created at start" if usable else f"cannot be created ({parent} is read-only)"
+        )
+        return usable, [f"SQLite at {path}: {made}"]
+    return True, [
+        "memory: nothing to check (--store postgresql://... shares state between replicas)"
+    ]
+
+
+def prepare_store(settings: Settings) -> None:
+    """Create or migrate a database store before worker processes start (a clear `ValueError`
+    if it cannot be used), so that they do not each fail on their own."""
+    if settings.store:
+        from .store.postgres import prepare
+
+        prepare(settings.store)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from .http.app import create_app
+from .instance import check_store, prepare_store
 from .serving import UvicornThread, listen
 from .settings import Settings
 from .tls import ensure_certificates
@@ -71,6 +72,17 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         access_log=settings.access_log == "text",
         **tls_options(settings),
     )
+
+
+__all__ = [
+    "ServerThread",
+    "bind",
+    "check_store",
+    "data_dir",
+    "make_server",
+    "prepare_store",
+    "run_workers",
+]
 
 
 class ServerThread(UvicornThread):

@@ -8,6 +8,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,15 @@ def ms(ts: str) -> int:
 # -- real processes (tests/e2e) ----------------------------------------------------------------
 
 
+def free_port() -> int:
+    """A port that was free a moment ago: for a server whose URL must be known before it
+    starts (a restart on the same port, a replica named as the public URL)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def emulator_command() -> list[str]:
     script = Path(sys.executable).with_name("fullstory-emulator")
     if script.exists():
@@ -145,7 +155,11 @@ def emulator_command() -> list[str]:
     pytest.fail("the fullstory-emulator command is not installed (pip install -e '.[test]')")
 
 
-def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
+def start(
+    tmp_path: Path, *args: str, base: str | None = None
+) -> tuple[subprocess.Popen, str, Path]:
+    """The emulator command with `args`, once it answers its health check at `base` (default:
+    the API base URL its banner prints, which --public-url changes)."""
     log = tmp_path / "emulator.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_EMULATOR_")}
     process = subprocess.Popen(
@@ -158,13 +172,13 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
     while time.monotonic() < deadline:
         match = re.search(r"API base URL: +(https?://[\d.]+:\d+)", log.read_text(errors="replace"))
         if match:
-            base = match.group(1)
+            url = base or match.group(1)
             try:
                 if (
-                    httpx.get(f"{base}/__emulator/health", timeout=1, verify=False).status_code
+                    httpx.get(f"{url}/__emulator/health", timeout=1, verify=False).status_code
                     == 200
                 ):
-                    return process, base, log
+                    return process, url, log
             except httpx.TransportError:
                 pass
         if process.poll() is not None:
