@@ -11,7 +11,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 
@@ -20,6 +20,16 @@ from .instance import check_store, prepare_store
 from .serving import UvicornThread, listen
 from .settings import Settings
 from .tls import ensure_certificates
+
+# httptools (a dependency) parses HTTP where installed, else h11; measured with
+# bench/api_throughput.py it doubles a bare app's requests per second and cuts the emulator's
+# CPU per request. The loop stays asyncio: uvloop gains little here (the emulator's own work
+# dominates) and changes callback order so that a client reading the journal right after a
+# streamed download can miss its entry (tests/testing/test_plugin.py flakes). granian was
+# faster on a bare app only, and the fault rules abort uvicorn's transport.
+LOOP: Final = "asyncio"
+HTTP: Final = "auto"
+STACK: Final = {"loop": LOOP, "http": HTTP}  # as the benchmark names it
 
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
@@ -48,6 +58,8 @@ def make_server(
         log_level=log_level,
         access_log=access_log and settings.access_log == "text",
         lifespan="off",
+        loop=LOOP,
+        http=HTTP,
         **tls_options(settings),
     )
     return uvicorn.Server(config)
@@ -70,6 +82,8 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         workers=settings.workers,
         lifespan="off",
         access_log=settings.access_log == "text",
+        loop=LOOP,
+        http=HTTP,
         **tls_options(settings),
     )
 

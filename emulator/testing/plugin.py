@@ -34,9 +34,7 @@ from urllib.parse import quote
 import pytest
 
 if TYPE_CHECKING:
-    import httpx
-
-    from ..client.core import FullStoryClient
+    from ..client.core import FullStoryClient, HttpClient
     from ..settings import RateLimit, Settings
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -136,7 +134,7 @@ class EmulatorHandle:
         self,
         base_url: str,
         api_key: str,
-        http: httpx.Client,
+        http: HttpClient,
         *,
         control_token: str | None = None,
         settings: Settings | None = None,
@@ -418,7 +416,7 @@ def fullstory_emulator_session(
         handle.reset()
 
 
-def _in_process_client(app: Any, base_url: str) -> httpx.Client:
+def _in_process_client(app: Any, base_url: str) -> HttpClient:
     """A TestClient over `app` on which a fault's dropped connection (in-process, an exception)
     surfaces as an httpx transport error, as it would over a socket."""
     from starlette import testclient
@@ -426,7 +424,10 @@ def _in_process_client(app: Any, base_url: str) -> httpx.Client:
 
     from ..http.faults import ConnectionDropped
 
-    hx = testclient.httpx  # httpx, or the httpx2 fork when installed: whichever TestClient uses
+    if TYPE_CHECKING:  # what Starlette's own annotations name
+        import httpx2 as hx
+    else:  # httpx, or the httpx2 fork when installed: whichever TestClient uses
+        hx = testclient.httpx
 
     def dropped(exc: Exception, request: hx.Request) -> hx.TransportError:
         return hx.RemoteProtocolError(str(exc), request=request)
