@@ -100,8 +100,22 @@ class Internal(ApiError):
     status, grpc_code = 500, 13
 
 
-class Unavailable(ApiError):
-    """The emulator cannot answer now (its database is unreachable or busy); retrying may work."""
+class RequestTimeout(ApiError):
+    """The client took longer than --read-timeout to send its body."""
+
+    status, grpc_code = 408, 4
+
+
+class ClientClosedRequest(ApiError):
+    """The client went away before its body arrived: nobody reads this answer (nginx's 499),
+    but it is what the journal and the metrics record instead of a crash."""
+
+    status, grpc_code = 499, 1
+
+
+class StoreBusy(ApiError):
+    """The state's database cannot answer now: locked by another process for longer than the
+    store waits (SQLite), or unreachable or busy (PostgreSQL). Retrying soon may work."""
 
     status, grpc_code = 503, 14
 
@@ -142,3 +156,7 @@ class AccessDenied(StorageError):
 
 class NoSuchKey(StorageError):
     status, code, message = 404, "NoSuchKey", "The specified key does not exist."
+
+
+class NoSuchBucket(StorageError):
+    status, code, message = 404, "NoSuchBucket", "The specified bucket does not exist."

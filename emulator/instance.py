@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from .auth import KeyRing
-from .clock import Clock, ClockState
+from .clock import EARLIEST, LATEST, Clock, ClockState, check_instant, clamp
 from .control.service import ControlService, load_scenarios
 from .errors import ApiError
 from .exports.ratelimit import RateLimiter
@@ -27,23 +27,6 @@ from .world import World
 from .world.segments import SegmentCatalog
 
 DAY_MS = 86_400_000
-
-
-def open_store(settings: Settings) -> Store:
-    """PostgreSQL with --store (replicas share it), else SQLite with --data-dir (workers on one
-    machine share it), else memory."""
-    if settings.store:
-        try:
-            from .store.postgres import PostgresStore
-        except ImportError as exc:
-            raise ValueError(
-                f"--store needs psycopg ({exc.name} is missing): "
-                "pip install 'fullstory-emulator[postgres]'"
-            ) from None
-        return PostgresStore(settings.store)
-    if settings.data_dir:
-        return SQLiteStore(settings.data_dir / "emulator.sqlite3")
-    return MemoryStore()
 
 
 def check_store(settings: Settings) -> tuple[bool, list[str]]:
@@ -74,15 +57,6 @@ def check_store(settings: Settings) -> tuple[bool, list[str]]:
     ]
 
 
-def prepare_store(settings: Settings) -> None:
-    """Create or migrate a database store before worker processes start (a clear `ValueError`
-    if it cannot be used), so that they do not each fail on their own."""
-    if settings.store:
-        from .store.postgres import prepare
-
-        prepare(settings.store)
-
-
 @dataclass(frozen=True)
 class Emulator:
     settings: Settings
@@ -99,17 +73,23 @@ class Emulator:
         # What must not change across restarts and workers is fixed once and kept in the store:
         # the clock, the world's first day and the URL-signing secret.
         now = time.time()
-        begin = settings.start_time.timestamp() if settings.start_time else now
+        begin = (
+            check_instant(settings.start_time, "--start-time").timestamp()
+            if settings.start_time
+            else clamp(now)
+        )
         clock = Clock(
             backend=store.clock_backend(ClockState.starting(begin, settings.freeze_clock, now))
         )
         # Whole UTC days, so emulators started the same day without --start-time share data.
         default_origin = to_ms(clock.now()) // DAY_MS * DAY_MS - settings.data_days * DAY_MS
-        origin_ms = int(store.meta("origin_ms", lambda: str(default_origin)))
+        origin_ms = int(store.meta("origin_ms", lambda: str(default_origin), _whole_ms))
         secret = (
             settings.signing_secret.encode("utf-8")
             if settings.signing_secret
-            else bytes.fromhex(store.meta("signing_secret", lambda: secrets.token_hex(32)))
+            else bytes.fromhex(
+                store.meta("signing_secret", lambda: secrets.token_hex(32), _secret_hex)
+            )
         )
         keys = (
             KeyRing.from_file(settings.keys, strict=settings.strict_auth)
@@ -148,3 +128,43 @@ class Emulator:
             exports=exports,
             control=control,
         )
+
+
+def _whole_ms(text: str) -> bool:
+    """A kept world origin: epoch milliseconds from well before the clock's range to its end."""
+    low = to_ms(EARLIEST) - 3660 * DAY_MS
+    return (
+        text.lstrip("-").isascii()
+        and text.lstrip("-").isdigit()
+        and low <= int(text) <= to_ms(LATEST)
+    )
+
+
+def _secret_hex(text: str) -> bool:
+    try:
+        return len(bytes.fromhex(text)) >= 16
+    except ValueError:
+        return False
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings ask for: PostgreSQL with --store (replicas share it), SQLite in
+    --data-dir (workers on one machine share it), else memory. A store that cannot be used is
+    a ValueError naming it and why (StoreUnavailable for a data dir, StoreError for a database)."""
+    if settings.store:
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ValueError(
+                f"--store needs psycopg ({exc.name} is missing): "
+                "pip install 'fullstory-emulator[postgres]'"
+            ) from None
+        return PostgresStore(settings.store, journal_max_bytes=settings.journal_max_bytes)
+    if settings.data_dir:
+        return SQLiteStore(
+            settings.data_dir / "emulator.sqlite3", journal_max_bytes=settings.journal_max_bytes
+        )
+    return MemoryStore(
+        journal_max_bytes=settings.journal_max_bytes,
+        operations_max_bytes=settings.operations_max_bytes,
+    )

@@ -16,9 +16,10 @@ from typing import Any, Final
 import uvicorn
 
 from .http.app import create_app
-from .instance import check_store, prepare_store
-from .serving import UvicornThread, listen
-from .settings import Settings
+from .instance import check_store as check_store  # for `fullstory-emulator store check`
+from .instance import open_store
+from .serving import UvicornThread, listen, timed_protocol
+from .settings import ENV_PREFIX, Settings
 from .tls import ensure_certificates
 
 # httptools (a dependency) parses HTTP where installed, else h11; measured with
@@ -30,6 +31,7 @@ from .tls import ensure_certificates
 LOOP: Final = "asyncio"
 HTTP: Final = "auto"
 STACK: Final = {"loop": LOOP, "http": HTTP}  # as the benchmark names it
+READ_TIMEOUT = ENV_PREFIX + "READ_TIMEOUT"
 
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
@@ -41,6 +43,15 @@ def bind(settings: Settings) -> tuple[socket.socket, Settings]:
 def data_dir(settings: Settings) -> Path:
     """Where files that must outlive the process go: --data-dir, or a fresh temporary folder."""
     return settings.data_dir or Path(tempfile.mkdtemp(prefix="fullstory-emulator-"))
+
+
+def check_state(settings: Settings) -> None:
+    """Open and close the data dir's store: ValueError (naming the path and the fix) if it
+    cannot be used, before any worker process tries."""
+    store = open_store(settings)
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def tls_options(settings: Settings) -> dict[str, Any]:
@@ -59,7 +70,7 @@ def make_server(
         access_log=access_log and settings.access_log == "text",
         lifespan="off",
         loop=LOOP,
-        http=HTTP,
+        http=timed_protocol(settings.read_timeout),
         **tls_options(settings),
     )
     return uvicorn.Server(config)
@@ -83,20 +94,18 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         lifespan="off",
         access_log=settings.access_log == "text",
         loop=LOOP,
-        http=HTTP,
+        http="emulator.server:WorkerProtocol",  # by name: worker processes import it
         **tls_options(settings),
     )
 
 
-__all__ = [
-    "ServerThread",
-    "bind",
-    "check_store",
-    "data_dir",
-    "make_server",
-    "prepare_store",
-    "run_workers",
-]
+def __getattr__(name: str) -> Any:
+    """`WorkerProtocol`: the protocol of worker processes (uvicorn imports it by name there),
+    with the header timeout their FULLSTORY_EMULATOR_* settings give; made on first use."""
+    if name == "WorkerProtocol":
+        timeout = os.environ.get(READ_TIMEOUT, "30")
+        return timed_protocol(Settings.load({}, {READ_TIMEOUT: timeout}).read_timeout)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ServerThread(UvicornThread):

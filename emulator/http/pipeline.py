@@ -24,17 +24,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth import Principal
 from ..control.service import ControlView
 from ..control.specs import describe_fault
-from ..errors import ApiError, StorageError, Unauthenticated, Unavailable
+from ..errors import ApiError, StorageError, StoreBusy, Unauthenticated
 from ..instance import Emulator
 from ..store.records import FaultRule
 from ..timestamps import format_api
-from . import faults
+from . import faults, redact
 from .metrics import Metrics
 from .render import JsonRenderer, storage_error
 
 CONTROL_PREFIX = "/__emulator"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
-SECRET_HEADERS = frozenset({"authorization", "x-emulator-token", "cookie"})
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
 
 
@@ -101,11 +100,11 @@ class Pipeline:
         status: int | None = None
         sent = 0
         at: datetime | None = None
-        away: Unavailable | None = None  # the store could not be reached
+        away: StoreBusy | None = None  # the store could not be reached
         try:
             caller = self._caller(headers, path)
             at = em.clock.now(caller.tenant)
-        except Unavailable as exc:
+        except StoreBusy as exc:
             caller, away = Caller(None), exc
         state["caller"] = caller
 
@@ -116,7 +115,7 @@ class Pipeline:
             elif message["type"] == "http.response.start":
                 status = message["status"]
                 extra = []
-                with contextlib.suppress(Unavailable):  # no time to tell without the store
+                with contextlib.suppress(StoreBusy):  # no time to tell without the store
                     now = format_api(em.clock.now(caller.tenant)).encode()
                     extra.append((b"x-emulator-now", now))
                 extra.append((b"x-emulator-worker", WORKER))
@@ -127,7 +126,7 @@ class Pipeline:
             if away is None and not path.startswith(CONTROL_PREFIX):
                 try:
                     state["control"] = view = em.control.view(caller.tenant)
-                except Unavailable as exc:
+                except StoreBusy as exc:
                     away = exc
             if away is not None:
                 await self._unavailable(away, path)(scope, receive, stamped)
@@ -138,9 +137,9 @@ class Pipeline:
         finally:
             entry = {
                 "method": scope["method"],
-                "path": path,
-                "query": unquote(scope.get("query_string", b"").decode("latin-1")),
-                "headers": {k: v for k, v in headers.items() if k not in SECRET_HEADERS},
+                "path": redact.path(path),
+                "query": redact.query(scope.get("query_string", b"")),
+                "headers": redact.headers(headers.items()),
                 "status": status,
                 "durationMs": round((time.perf_counter() - began) * 1000, 3),
                 "at": format_api(at) if at else None,
@@ -179,10 +178,13 @@ class Pipeline:
         except faults.Cut:
             return
 
-    def _unavailable(self, exc: Unavailable, path: str) -> Response:
+    def _unavailable(self, exc: StoreBusy, path: str) -> Response:
         """A 503 in the contract's shape: JSON for the API, Cloud Storage XML for downloads."""
         if path.startswith(self.storage_prefix):
-            return storage_error(StorageError.for_status(503, exc.message, exc.message))
+            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
+            response = storage_error(busy)
+            response.headers.update(exc.headers)
+            return response
         return self.renderer.error(exc)
 
     def _fault(self, scope: Scope, headers: Headers, view: ControlView) -> FaultRule | None:

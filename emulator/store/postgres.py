@@ -9,7 +9,7 @@ or "next N" rule twice. Journal entries are buffered and written with the next t
 within a fraction of a second), since nothing acknowledges them.
 
 The schema is versioned and created or migrated at start under an advisory lock, so replicas
-starting together do not race. A lost database turns calls into `Unavailable` (503) and the
+starting together do not race. A lost database turns calls into `StoreBusy` (503) and the
 connection pool reconnects when the database is back, without a restart.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import select
 import threading
 import time
@@ -25,19 +26,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..clock import ClockBackend, ClockState
-from ..errors import Unavailable
+from ..errors import StoreBusy
 from ..settings import redact_url
-from . import JOURNAL_LIMIT, BucketKey
+from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
 from .codec import decode_control, decode_operation, encode_control, encode_operation
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
+log = logging.getLogger("fullstory_emulator")
 Connection = psycopg.Connection[tuple[Any, ...]]
 _EMPTY = ControlState()
 INSTANCE = ""  # the scope key of instance-wide control settings
@@ -60,6 +63,7 @@ MIGRATIONS: tuple[str, ...] = (
         search_export_id TEXT NOT NULL UNIQUE, record TEXT NOT NULL,
         PRIMARY KEY (tenant, id));
     CREATE INDEX operations_by_seq ON operations (tenant, seq);
+    CREATE INDEX operations_by_id ON operations (id);
     CREATE TABLE buckets (
         tenant TEXT NOT NULL, key_id TEXT NOT NULL, endpoint TEXT NOT NULL,
         tokens DOUBLE PRECISION, updated DOUBLE PRECISION,
@@ -91,8 +95,12 @@ class StoreError(ValueError):
 class PostgresStore:
     blocking = True  # every call waits on the network: run API work off the event loop
 
-    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, url: str, *, journal_max_bytes: int = 16 << 20, pool_size: int = POOL_SIZE
+    ) -> None:
         self.url = url
+        self.journal_max_bytes = journal_max_bytes
+        self._journal_unchecked = 0  # bytes written since the journal's size was last bounded
         self.shown = redact_url(url)
         self._kwargs = _connect_options(url)
         prepare(url)
@@ -125,15 +133,15 @@ class PostgresStore:
     # -- connections and transactions -----------------------------------------------------
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        """A pooled connection; database failures become `Unavailable` (a 503)."""
+        """A pooled connection; database failures become `StoreBusy` (a 503)."""
         if time.monotonic() < self._down_until:
-            raise Unavailable("the emulator's database is unavailable; retry in a moment")
+            raise StoreBusy("the emulator's database is unavailable; retry in a moment")
         try:
             with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout:
             self._down_until = time.monotonic() + DOWN_SECONDS
-            raise Unavailable(
+            raise StoreBusy(
                 "the emulator's database cannot be reached; retry in a moment"
             ) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -145,11 +153,11 @@ class PostgresStore:
             if lost:
                 self._down_until = time.monotonic() + DOWN_SECONDS
             what = "was lost" if lost else "is busy"
-            raise Unavailable(
+            raise StoreBusy(
                 f"the emulator's database {what} ({_reason(exc)}); retry in a moment"
             ) from None
         except psycopg.errors.InFailedSqlTransaction:
-            raise Unavailable(
+            raise StoreBusy(
                 "the emulator's database is busy (the transaction failed); retry in a moment"
             ) from None
 
@@ -241,19 +249,28 @@ class PostgresStore:
         self._invalidate()
 
     # -- metadata (clock, world origin, signing secret) --------------------------------------
-    def meta(self, key: str, default: Callable[[], str]) -> str:
+    def meta(
+        self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = lambda _: True
+    ) -> str:
         """The stored value of `key`, storing `default()` first if there is none (the first
-        replica to ask decides; the others read its value)."""
+        replica to ask decides; the others read its value), or if the stored one is not
+        `valid` (it is replaced, with a warning)."""
+        select = "SELECT value FROM meta WHERE key = %s FOR UPDATE"
         with self._write() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
-            if row:
+            row = db.execute(select, (key,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                    (key, default()),
+                )
+                row = db.execute(select, (key,)).fetchone()
+            assert row is not None
+            if valid(row[0]):
                 return str(row[0])
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-                (key, default()),
-            )
-            value = db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
-            return str(value[0]) if value else ""
+            log.warning("%s: the stored %s was unreadable and is replaced", self.shown, key)
+            value = default()
+            db.execute("UPDATE meta SET value = %s WHERE key = %s", (value, key))
+            return value
 
     # -- operations ---------------------------------------------------------------------------
     def next_sequence(self, tenant: str) -> int:
@@ -295,7 +312,9 @@ class PostgresStore:
             ).fetchone()
             if row is None:
                 return None
-            before = decode_operation(json.loads(row[0]))
+            before = self._decode(row[0])
+            if before is None:
+                return None
             after = update(before)
             if after != before:
                 db.execute(
@@ -305,25 +324,55 @@ class PostgresStore:
             return after
 
     def get_operation(self, tenant: str, operation_id: str) -> OperationRecord | None:
-        raw = self._one(
-            "SELECT record FROM operations WHERE tenant = %s AND id = %s", tenant, operation_id
+        return self._decode(
+            self._one(
+                "SELECT record FROM operations WHERE tenant = %s AND id = %s", tenant, operation_id
+            )
         )
-        return decode_operation(json.loads(raw)) if raw else None
+
+    def _decode(self, raw: Any) -> OperationRecord | None:
+        """A stored operation, or None (with a warning) if its row cannot be read: one bad row
+        must not stop a replica or every listing."""
+        if raw is None:
+            return None
+        try:
+            return decode_operation(_loads(raw))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            log.warning("%s: skipping an unreadable operation row: %r", self.shown, exc)
+            return None
+
+    def _records(self, rows: list[tuple[Any, ...]]) -> list[OperationRecord]:
+        return [r for r in (self._decode(row[0]) for row in rows) if r is not None]
 
     def operations(self, tenant: str | None) -> list[OperationRecord]:
         if tenant is None:
-            rows = self._rows("SELECT record FROM operations ORDER BY tenant, seq")
-        else:
-            rows = self._rows(
-                "SELECT record FROM operations WHERE tenant = %s ORDER BY seq", tenant
+            return self._records(self._rows("SELECT record FROM operations ORDER BY tenant, seq"))
+        return self._records(
+            self._rows("SELECT record FROM operations WHERE tenant = %s ORDER BY seq", tenant)
+        )
+
+    def operations_page(
+        self, tenant: str, before_seq: int | None, limit: int
+    ) -> list[OperationRecord]:
+        return self._records(
+            self._rows(
+                "SELECT record FROM operations WHERE tenant = %s AND seq < %s "
+                "ORDER BY seq DESC LIMIT %s",
+                tenant,
+                before_seq if before_seq is not None else 2**62,
+                limit,
             )
-        return [decode_operation(json.loads(r[0])) for r in rows]
+        )
+
+    def find_operation(self, operation_id: str) -> OperationRecord | None:
+        return self._decode(
+            self._one("SELECT record FROM operations WHERE id = %s LIMIT 1", operation_id)
+        )
 
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
-        raw = self._one(
-            "SELECT record FROM operations WHERE search_export_id = %s", search_export_id
+        return self._decode(
+            self._one("SELECT record FROM operations WHERE search_export_id = %s", search_export_id)
         )
-        return decode_operation(json.loads(raw)) if raw else None
 
     # -- rate-limit buckets --------------------------------------------------------------------
     def update_bucket(self, key: BucketKey, update: Callable[[Bucket | None], Bucket]) -> Bucket:
@@ -360,7 +409,7 @@ class PostgresStore:
                     keys,
                 )
             )
-            return [decode_control(json.loads(rows[k])) if k in rows else _EMPTY for k in keys]
+            return [decode_control(_loads(rows[k])) if k in rows else _EMPTY for k in keys]
 
         return self._cached(("controls", *keys), read)
 
@@ -378,7 +427,7 @@ class PostgresStore:
                 )
                 row = db.execute(select, (scope,)).fetchone()
             assert row is not None
-            before = decode_control(json.loads(row[0])) if row[0] is not None else _EMPTY
+            before = decode_control(_loads(row[0])) if row[0] is not None else _EMPTY
             after, result = update(before)
             if after != before:
                 db.execute(
@@ -390,8 +439,8 @@ class PostgresStore:
 
     # -- clock -----------------------------------------------------------------------------
     def clock_backend(self, initial: ClockState) -> ClockBackend:
-        self.meta("clock", lambda: json.dumps(initial.to_json()))
-        return PostgresClockBackend(self)
+        self.meta("clock", lambda: json.dumps(initial.to_json()), _readable_clock)
+        return PostgresClockBackend(self, initial)
 
     # -- journal -------------------------------------------------------------------------------
     def append_journal(self, entry: dict[str, Any]) -> None:
@@ -418,7 +467,7 @@ class PostgresStore:
             self._flusher = None
         try:
             self.flush_journal()
-        except Unavailable:
+        except StoreBusy:
             with self._lock:
                 if self._pending and self._flusher is None:
                     self._flusher = threading.Timer(DOWN_SECONDS, self._flush_quietly)
@@ -442,10 +491,22 @@ class PostgresStore:
             raise
         before = self._journal_writes
         self._journal_writes += len(pending)
-        if self._journal_writes // 1000 != before // 1000:
+        self._journal_unchecked += sum(len(entry) for _, entry in pending)
+        if (
+            self._journal_writes // 1000 != before // 1000
+            or self._journal_unchecked > self.journal_max_bytes // 8
+        ):
+            # Every replica trims now and then: JOURNAL_LIMIT entries and journal_max_bytes of
+            # them at most, the oldest going first.
+            self._journal_unchecked = 0
             db.execute(
                 "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM journal) - %s",
                 (JOURNAL_LIMIT,),
+            )
+            db.execute(
+                "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM (SELECT n, SUM(octet_length("
+                "entry)) OVER (ORDER BY n DESC) AS total FROM journal) AS sized WHERE total > %s)",
+                (self.journal_max_bytes,),
             )
 
     def journal(self, tenant: str | None) -> list[dict[str, Any]]:
@@ -455,6 +516,33 @@ class PostgresStore:
         else:
             rows = self._rows("SELECT entry FROM journal WHERE tenant = %s ORDER BY n", tenant)
         return [json.loads(r[0]) for r in rows]
+
+    def journal_page(
+        self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        self.flush_journal()
+        page: list[dict[str, Any]] = []
+        size, last, cursor = 0, after, after
+        while True:  # in batches: a page of a long journal reads only what it needs
+            rows = self._rows(
+                "SELECT n, entry FROM journal WHERE n > %s "
+                "AND (%s::text IS NULL OR tenant = %s) ORDER BY n LIMIT 500",
+                cursor,
+                tenant,
+                tenant,
+            )
+            if not rows:
+                return page, None
+            for position, raw in rows:
+                cursor = position
+                entry = json.loads(raw)
+                if match is not None and not match(entry):
+                    continue
+                if len(page) == limit or (page and size + len(raw) > JOURNAL_PAGE_BYTES):
+                    return page, last
+                page.append(entry)
+                size += len(raw)
+                last = position
 
     def clear_journal(self, tenant: str | None) -> None:
         with self._write() as db:
@@ -495,25 +583,31 @@ class PostgresClockBackend:
     the next sees the new time.
     """
 
-    def __init__(self, store: PostgresStore) -> None:
+    def __init__(self, store: PostgresStore, initial: ClockState) -> None:
         self._store = store
+        self._initial = initial  # what an unreadable stored state reads as
+
+    def _decode(self, raw: Any) -> ClockState:
+        try:
+            return ClockState.from_json(_loads(raw))
+        except (TypeError, ValueError):
+            return self._initial
 
     def load(self) -> ClockState:
         def read() -> ClockState:
-            raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
-            return ClockState.from_json(json.loads(raw))
+            return self._decode(self._store._one("SELECT value FROM meta WHERE key = 'clock'"))
 
         return self._store._cached("clock", read)
 
     def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
         with self._store._write() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'clock' FOR UPDATE").fetchone()
-            assert row is not None
-            before = ClockState.from_json(json.loads(row[0]))
+            before = self._decode(row[0] if row else None)
             state = change(before)
-            if state != before:
+            if state != before or row is None:
                 db.execute(
-                    "UPDATE meta SET value = %s WHERE key = 'clock'",
+                    "INSERT INTO meta (key, value) VALUES ('clock', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (json.dumps(state.to_json()),),
                 )
                 self._store._changed(widens=True)
@@ -656,6 +750,22 @@ def check(url: str) -> Check:
             )
         lines.append(f"schema {schema!r} will be {action} at start (to version {SCHEMA_VERSION})")
         return Check(True, tuple(lines))
+
+
+def _loads(text: Any) -> Any:
+    """orjson's speed, and the standard module's reading of Infinity (poll-driven lifecycles)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _readable_clock(raw: str) -> bool:
+    try:
+        ClockState.from_json(json.loads(raw))
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
 
 
 def _alive(conn: Connection) -> None:
