@@ -187,3 +187,32 @@ def test_only_changes_that_spend_skip_the_wait():
     assert not spends(state, replace(state, lifecycle=(rule, replace(rule, id="l2"))))
     assert not spends(state, replace(state, faults=(replace(fault, status=500),)))
     assert not spends(state, replace(state, url_ttl=60.0))
+
+
+def _poke(url: str, sql: str, *args: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql, args)
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("clock", "not json"), ("clock", '{"start": "x"}'), ("origin_ms", "yesterday")],
+)
+def test_unreadable_kept_values_are_replaced_not_fatal(make_harness, url, key, value):
+    make_harness(store=url, signing_secret=None)
+    _poke(url, "UPDATE meta SET value = %s WHERE key = %s", value, key)
+    again = make_harness(store=url, signing_secret=None)
+    assert again.client.get("/__emulator/health").status_code == 200
+    assert again.export_bytes()[:2] == b"\x1f\x8b"  # a whole export still works
+
+
+def test_an_unreadable_operation_row_stops_nothing(make_harness, url):
+    first = make_harness(store=url)
+    good, bad = first.create(), first.create()
+    _poke(url, "UPDATE operations SET record = %s WHERE id = %s", '{"id": 1}', bad)
+    again = make_harness(store=url)
+    assert again.client.get("/metrics").status_code == 200
+    listed = again.client.get("/operations/v1", headers=AUTH).json()["operations"]
+    assert [op["id"] for op in listed] == [good]
+    assert again.client.get(f"/operations/v1/{bad}", headers=AUTH).status_code == 404
+    assert again.client.get(f"/operations/v1/{good}", headers=AUTH).status_code == 200

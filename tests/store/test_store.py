@@ -122,6 +122,19 @@ def test_operations_are_found_by_id_tenant_and_export(opened):
     assert store.operation_by_export("export-c-1") is None
 
 
+def test_pages_of_operations_newest_first_and_any_tenants_by_id(opened):
+    store = opened()
+    for seq in range(1, 8):
+        store.add_operation(operation("a", seq))
+    store.add_operation(operation("b", 1))
+    assert [r.seq for r in store.operations_page("a", None, 3)] == [7, 6, 5]
+    assert [r.seq for r in store.operations_page("a", 5, 3)] == [4, 3, 2]
+    assert [r.seq for r in store.operations_page("a", 2, 3)] == [1]
+    assert store.operations_page("c", None, 3) == []
+    assert store.find_operation("op-b-1") == operation("b", 1)
+    assert store.find_operation("op-c-1") is None
+
+
 def test_update_operation_replaces_the_whole_record(opened):
     store = opened()
     store.add_operation(operation("a", 1))
@@ -177,6 +190,18 @@ def test_journal_filters_by_tenant_and_clears(opened):
     assert store.journal(None) == []
 
 
+def test_journal_pages_continue_where_the_last_ended(opened):
+    store = opened()
+    for n in range(12):
+        store.append_journal({"n": n, "tenant": "a" if n % 3 else "b", "path": f"/p{n}"})
+    first, after = store.journal_page("a", 0, 3)
+    assert [e["n"] for e in first] == [1, 2, 4] and after is not None
+    rest, end = store.journal_page("a", after, 100)
+    assert [e["n"] for e in rest] == [5, 7, 8, 10, 11] and end is None
+    even, _ = store.journal_page(None, 0, 100, match=lambda e: e["n"] % 2 == 0)
+    assert [e["n"] for e in even] == [0, 2, 4, 6, 8, 10]
+
+
 def test_reset_of_one_tenant_or_all(opened):
     store = opened()
     for tenant in ("a", "b"):
@@ -205,10 +230,12 @@ def test_reset_of_one_tenant_or_all(opened):
     assert store.meta("origin_ms", lambda: "7") == "42"  # the world's origin stays
 
 
-def test_meta_keeps_the_first_value(opened):
+def test_meta_keeps_the_first_value_unless_it_is_unreadable(opened):
     store = opened()
     assert store.meta("secret", lambda: "first") == "first"
     assert opened().meta("secret", lambda: "second") == "first"
+    assert opened().meta("secret", lambda: "third", lambda v: v.startswith("t")) == "third"
+    assert store.meta("secret", lambda: "fourth") == "third"
 
 
 def test_the_clock_state_is_kept_and_updated(opened):
