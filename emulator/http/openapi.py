@@ -657,7 +657,8 @@ TENANT_PARAM = {
     "required": False,
     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
     "description": "the tenant to act on (GET /__emulator/tenants lists them), for callers "
-    "that hold no API key of it, such as the console",
+    "that hold no API key of it, such as the console; sent with an API key, it must name that "
+    "key's tenant (else 400)",
 }
 
 
