@@ -31,7 +31,9 @@ from .lifecycle import Status, cancel, force, polled, status_at
 from .signing import UrlSigner
 from .spec import ExportRequest, TimeRange
 
-EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
+# Events a day per individual of a density-1 world over its last 30 days, for duration
+# estimates only (the world holds ~10k a day for 1000 people at the end of its data).
+EVENTS_PER_INDIVIDUAL_DAY = 9.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class ExportService:
     def _duration(self, spec: ExportSpec, control: ControlView) -> float:
         lo, hi = spec.rows_window
         days = max(0, hi - lo) / 86_400_000
-        estimate = self.world.population * days * EVENTS_PER_INDIVIDUAL_DAY
+        estimate = self.world.population * self.world.density * days * EVENTS_PER_INDIVIDUAL_DAY
         extra = self.settings.export_duration_per_million * estimate / 1_000_000
         base = control.setting("export_duration", self.settings.export_duration)
         return round(base + extra, 3)
