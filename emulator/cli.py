@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "mcp", help="run only the MCP server (stdio or HTTP) for an agent", add_help=False
     )
-    for target in (parser, serve):
+    health = sub.add_parser(
+        "health", help="exit 0 if the emulator these settings describe answers its health check"
+    )
+    for target in (parser, serve, health):
         _add_settings(target)
     return parser
 
@@ -68,9 +71,9 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         else:
             allowed = choices(meta["parse"])
             metavar = "{" + ",".join(allowed) + "}" if allowed else meta["metavar"]
-            # a default the help text already explains (or none at all) is not repeated
+            # no default (None) is not shown: the help text says what its absence means
             default = shown_default(f.default)
-            if default and "default" not in help_text:
+            if default:
                 help_text += f" (default: {default})"
             group.add_argument(
                 flag,
@@ -109,7 +112,7 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, configure_logging, data_dir, make_server, run_workers
+    from .server import bind, check_state, configure_logging, data_dir, make_server, run_workers
 
     if settings.workers > 1 or settings.tls:
         # workers share state through SQLite; TLS keeps its CA beside it
@@ -121,8 +124,10 @@ def serve(settings: Settings) -> None:
             f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
         ) from None
     try:
+        if settings.workers > 1:
+            check_state(settings)  # each worker opens the data dir: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys or segments fixtures
+    except ValueError as exc:  # unreadable keys or segments fixtures, an unusable data dir
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = _start_mcp(settings)
     configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
@@ -143,18 +148,46 @@ def _start_mcp(settings: Settings) -> McpThread | None:
         return None
     from .client.mcp import McpThread
 
-    # The adapter calls the API where it listens, not through --public-url (which may name a
-    # host only clients outside can resolve).
-    local = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-    local = f"[{local}]" if ":" in local else local
-    api_url = f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
     try:
-        return McpThread(api_url, host=settings.host, port=settings.mcp_port).start()
+        return McpThread(local_url(settings), host=settings.host, port=settings.mcp_port).start()
     except OSError as exc:
         raise SystemExit(
             f"fullstory-emulator: cannot start MCP on {settings.host}:{settings.mcp_port}: {exc} "
             "(--mcp-port N moves it, --mcp-port off turns it off)"
         ) from None
+
+
+def local_url(settings: Settings) -> str:
+    """Where the API is reached from its own machine: where it listens, not --public-url (which
+    may name a host that only clients outside can resolve)."""
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    local = f"[{local}]" if ":" in local else local
+    return f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
+
+
+def health(settings: Settings) -> int:
+    """Ask the emulator these settings describe for /__emulator/health: the Docker HEALTHCHECK,
+    which runs with the container's environment and so follows its port and TLS settings."""
+    import ssl
+    import urllib.request
+
+    url = local_url(settings) + "/__emulator/health"
+    context = None
+    if settings.tls:
+        ca = settings.data_dir / "tls" / "ca.pem" if settings.data_dir else None
+        if ca and ca.exists():
+            context = ssl.create_default_context(cafile=str(ca))
+        else:  # a CA in a temporary folder: whether it answers is all that is asked here
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+            print(f"{url}: {response.status}")
+            return 0
+    except OSError as exc:  # refused, timed out, TLS failure, or an HTTP error status
+        print(f"fullstory-emulator health: {url}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _banner(settings: Settings, mcp_url: str | None = None) -> None:
@@ -217,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         mcp(args[1:])
         return
     command, settings = settings_from(args)
+    if command == "health":
+        raise SystemExit(health(settings))
     if command == "serve":
         try:
             serve(settings)

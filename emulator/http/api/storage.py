@@ -16,7 +16,7 @@ from ..pipeline import control_view_of
 
 async def download(request: Request) -> Response:
     em: Emulator = request.app.state.emulator
-    query = {key: value for key, value in request.query_params.items()}
+    query = request.query_params.multi_items()
     view = control_view_of(request)  # the export's tenant, as the pipeline resolved it
     result = em.exports.download(request.method, request.path_params["object"], query, view)
     return StreamingResponse(
