@@ -114,7 +114,8 @@ class ClientClosedRequest(ApiError):
 
 
 class StoreBusy(ApiError):
-    """The state's database is locked by another process for longer than the store waits."""
+    """The state's database cannot answer now: locked by another process for longer than the
+    store waits (SQLite), or unreachable or busy (PostgreSQL). Retrying soon may work."""
 
     status, grpc_code = 503, 14
 
@@ -129,9 +130,10 @@ class StorageError(Exception):
     code = "InvalidArgument"
     message = "Invalid argument."
 
-    def __init__(self, details: str) -> None:
+    def __init__(self, details: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(details)
         self.details = details
+        self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
 
     @classmethod
     def for_status(cls, status: int, message: str, details: str) -> StorageError:
@@ -159,3 +161,7 @@ class NoSuchKey(StorageError):
 
 class NoSuchBucket(StorageError):
     status, code, message = 404, "NoSuchBucket", "The specified bucket does not exist."
+
+
+class InvalidRange(StorageError):
+    status, code, message = 416, "InvalidRange", "The requested range cannot be satisfied."

@@ -20,6 +20,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from .http.app import LOGGER, create_app
+from .instance import check_store as check_store  # for `fullstory-emulator store check`
 from .instance import open_store
 from .serving import UvicornThread, listen, timed_protocol
 from .settings import ENV_PREFIX, Settings
@@ -103,6 +104,15 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
     )
 
 
+def __getattr__(name: str) -> Any:
+    """`WorkerProtocol`: the protocol of worker processes (uvicorn imports it by name there),
+    with the header timeout their FULLSTORY_EMULATOR_* settings give; made on first use."""
+    if name == "WorkerProtocol":
+        timeout = os.environ.get(READ_TIMEOUT, "30")
+        return timed_protocol(Settings.load({}, {READ_TIMEOUT: timeout}).read_timeout)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def configure_logging(settings: Settings) -> None:
     """uvicorn's logging with the emulator's level and access log, applied after every server
     of this process is configured.
@@ -122,15 +132,6 @@ def configure_logging(settings: Settings) -> None:
     loggers[LOGGER] = {"handlers": ["default"], "level": level, "propagate": False}
     logging.config.dictConfig(config)
     logging.getLogger("uvicorn.asgi").setLevel(level)
-
-
-def __getattr__(name: str) -> Any:
-    """`WorkerProtocol`: the protocol of worker processes (uvicorn imports it by name there),
-    with the header timeout their FULLSTORY_EMULATOR_* settings give; made on first use."""
-    if name == "WorkerProtocol":
-        timeout = os.environ.get(READ_TIMEOUT, "30")
-        return timed_protocol(Settings.load({}, {READ_TIMEOUT: timeout}).read_timeout)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ServerThread(UvicornThread):

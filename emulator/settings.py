@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -166,8 +167,51 @@ def _port_or_off(text: str) -> int | None:
     return _int_range(0, 65535)(text)
 
 
+_BYTE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def _bytes(text: str) -> int:
+    """A size in bytes: 1000000, 500MB, 2GiB (KB/MB/GB are powers of 10, KiB/MiB/GiB of 2)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a size such as 1000000, 500MB or 2GiB")
+    return int(float(match.group(1)) * _BYTE_UNITS[match.group(2) or ""])
+
+
 def _rate_limit(text: str) -> RateLimit | None:
     return RateLimit.parse(text)
+
+
+STORE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _store(text: str) -> str | None:
+    """A PostgreSQL URL, or nothing (memory, or SQLite with --data-dir)."""
+    value = text.strip()
+    if value.lower() in ("", "memory"):
+        return None
+    if not value.lower().startswith(STORE_SCHEMES):
+        raise ValueError(
+            f"{redact_url(value)!r} is not a PostgreSQL URL such as "
+            "postgresql://user:password@host:5432/database (or 'memory'; for SQLite use "
+            "--data-dir)"
+        )
+    return value
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password replaced by ***, fit for banners, logs and error messages."""
+    url = re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url, flags=re.I)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.I)
 
 
 def _option(
@@ -189,7 +233,7 @@ def _option(
 @dataclass(frozen=True)
 class Settings:
     host: str = _option(
-        "127.0.0.1", _host, "interface to bind (empty: the default); 0.0.0.0 exposes the emulator"
+        "127.0.0.1", _host, "interface to bind (empty: loopback); 0.0.0.0 exposes the emulator"
     )
     port: int = _option(8080, _int_range(0, 65535), "port of the REST API and downloads")
     mcp_port: int | None = _option(
@@ -281,7 +325,16 @@ class Settings:
     data_dir: Path | None = _option(
         None, _path, "keep all state in SQLite in DIR, across restarts and workers", metavar="DIR"
     )
-    workers: int = _option(1, _int_range(1, 64), "uvicorn worker processes (sharing --data-dir)")
+    store: str | None = _option(
+        None,
+        _store,
+        "keep all state in PostgreSQL at this URL (postgresql://user:password@host/db), "
+        "shared by every replica",
+        metavar="URL",
+    )
+    workers: int = _option(
+        1, _int_range(1, 64), "uvicorn worker processes (sharing --data-dir or --store)"
+    )
     tls: bool = _option(
         False, _bool, "serve HTTPS with a certificate from a local CA kept in the data dir"
     )
@@ -340,6 +393,19 @@ class Settings:
         _int_range(1 << 16, 1 << 36),
         "bytes of export operations kept in memory without --data-dir (the oldest go first)",
     )
+    export_workers: int = _option(
+        0,
+        _int_range(0, 256),
+        "processes that make large export files; 0: one per usable core, 1: none (in-process)",
+        metavar="N",
+    )
+    file_cache_bytes: int = _option(
+        2 << 30,
+        _bytes,
+        "disk kept for finished export files (in --data-dir/files, else a temporary folder); "
+        "least recently used files go first and are remade byte-identically",
+        metavar="SIZE",
+    )
 
     @classmethod
     def load(
@@ -361,6 +427,15 @@ class Settings:
                     raise SettingsError(f"{ENV_PREFIX}{f.name.upper()}: {exc}") from None
         values.update(flags or {})
         return cls(**values)
+
+    def export_processes(self) -> int:
+        """How many processes make a large export file: --export-workers, or the usable cores."""
+        if self.export_workers:
+            return self.export_workers
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     def base_url(self) -> str:
         if self.public_url:

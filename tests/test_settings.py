@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import _parser, settings_from
-from emulator.settings import RateLimit, Settings, SettingsError, describe, markdown_table
+from emulator.settings import (
+    RateLimit,
+    Settings,
+    SettingsError,
+    describe,
+    markdown_table,
+    redact_url,
+)
 from tests.helpers import ROOT
 
 
@@ -97,6 +104,44 @@ def test_readme_example_is_the_tested_file():
     assert example in (root / "README.md").read_text()
 
 
+def test_store_takes_a_postgresql_url_and_hides_its_password():
+    url = "postgresql://emu:s3cret@db:5432/emulator"
+    _, s = settings_from(["--store", url], environ={})
+    assert s.store == url and s.data_dir is None
+    env = {"FULLSTORY_EMULATOR_STORE": "postgres://emu@db/emulator"}
+    assert Settings.load({}, env).store == "postgres://emu@db/emulator"
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_STORE": "memory"}).store is None
+    with pytest.raises(SettingsError, match="not a PostgreSQL URL") as error:
+        Settings.load({}, {"FULLSTORY_EMULATOR_STORE": "mysql://emu:s3cret@db/x"})
+    assert "s3cret" not in str(error.value) and "mysql://emu:***@db/x" in str(error.value)
+    assert redact_url(url) == "postgresql://emu:***@db:5432/emulator"
+    assert redact_url("postgresql:///e?host=/tmp&password=s3cret&user=emu") == (
+        "postgresql:///e?host=/tmp&password=***&user=emu"
+    )
+    assert Settings.load({}, Settings(store=url).to_environ()).store == url  # to workers
+
+
+def test_an_empty_host_means_the_default_never_every_interface():
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": ""}).host == "127.0.0.1"
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": "  "}).host == "127.0.0.1"
+    _, s = settings_from(["--host", ""], environ={})
+    assert s.host == "127.0.0.1" and s.base_url() == "http://127.0.0.1:8080"
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": "0.0.0.0"}).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    "name,value,says",
+    [
+        ("START_TIME", "9999-12-31T23:59:58Z", "2000-01-01T00:00:00Z to 3000-01-01T00:00:00Z"),
+        ("URL_TTL", "1" + "0" * 400, "longer than ten years"),
+        ("EXPORT_RETENTION", "400000d", "longer than ten years"),
+    ],
+)
+def test_instants_and_durations_are_bounded(name, value, says):
+    with pytest.raises(SettingsError, match=says):
+        Settings.load({}, {f"FULLSTORY_EMULATOR_{name}": value})
+
+
 def test_a_mistyped_variable_is_named_with_the_closest_setting(capsys):
     env = {
         "FULLSTORY_EMULATOR_URL_TTL": "60",
@@ -143,22 +188,16 @@ def test_density_is_a_bounded_multiplier_that_reaches_the_world(make_harness):
     assert make_harness(density=2.0).em.exports.world.density == 2.0
 
 
-def test_an_empty_host_means_the_default_never_every_interface():
-    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": ""}).host == "127.0.0.1"
-    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": "  "}).host == "127.0.0.1"
-    _, s = settings_from(["--host", ""], environ={})
-    assert s.host == "127.0.0.1" and s.base_url() == "http://127.0.0.1:8080"
-    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": "0.0.0.0"}).host == "0.0.0.0"
-
-
-@pytest.mark.parametrize(
-    "name,value,says",
-    [
-        ("START_TIME", "9999-12-31T23:59:58Z", "2000-01-01T00:00:00Z to 3000-01-01T00:00:00Z"),
-        ("URL_TTL", "1" + "0" * 400, "longer than ten years"),
-        ("EXPORT_RETENTION", "400000d", "longer than ten years"),
-    ],
-)
-def test_instants_and_durations_are_bounded(name, value, says):
-    with pytest.raises(SettingsError, match=says):
-        Settings.load({}, {f"FULLSTORY_EMULATOR_{name}": value})
+def test_export_workers_and_file_cache_size():
+    _, defaults = settings_from([], environ={})
+    assert defaults.export_workers == 0 and defaults.file_cache_bytes == 2 * 1024**3
+    assert defaults.export_processes() >= 1  # 0: one per usable core
+    _, given = settings_from(
+        ["--export-workers", "3", "--file-cache-bytes", "500MB"],
+        environ={"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"},
+    )
+    assert given.export_processes() == 3 and given.file_cache_bytes == 500_000_000
+    environ = {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"}
+    assert Settings.load({}, environ).file_cache_bytes == 2**30
+    with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES.*not a size"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})

@@ -71,5 +71,5 @@ def storage_error(exc: StorageError) -> Response:
     return Response(
         body.encode("utf-8"),
         status_code=exc.status,
-        headers={"Content-Type": "application/xml; charset=UTF-8"},
+        headers={**exc.headers, "Content-Type": "application/xml; charset=UTF-8"},
     )

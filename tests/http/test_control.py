@@ -421,6 +421,38 @@ def test_extreme_values_are_refused_not_crashes(harness, endpoint, body):
     assert next(iter(body)) in err["message"]
 
 
+def test_tenant_control_mode_keeps_each_tenant_to_itself(make_harness):
+    h = make_harness(control_auth="tenant", control_token="admin-secret")
+    mine, theirs = h.create(), h.create(headers=OTHER)
+    h.client.get("/segments/v1", headers=OTHER)
+    for method, path in [("GET", "journal"), ("POST", "reset"), ("GET", "clock")]:
+        response = h.client.request(method, f"/__emulator/{path}")
+        assert "Authorization" in assert_error(response, 401, 16)["message"]
+    wrong = {"X-Emulator-Token": "guess"}
+    assert_error(h.client.get("/__emulator/journal", headers=wrong), 401, 16)
+    # A key acts on its own tenant only: the other tenant's operation does not exist for it.
+    assert_error(h.client.post(f"/__emulator/operations/{theirs}/complete", headers=AUTH), 404, 5)
+    control(h, "POST", f"operations/{mine}/complete")
+    journal = control(h, "GET", "journal")["requests"]
+    assert journal and {e["tenant"] for e in journal} == {journal[0]["tenant"]}
+    control(h, "POST", "faults", {"status": 503, "path": "/segments/v1"})
+    assert h.client.get("/segments/v1", headers=OTHER).status_code == 200  # not theirs
+    # The admin token acts on the whole instance.
+    admin = {"X-Emulator-Token": "admin-secret"}
+    everyone = control(h, "GET", "journal", headers=admin)["requests"]
+    assert len({e["tenant"] for e in everyone}) == 2
+    control(h, "POST", f"operations/{theirs}/complete", headers=admin)
+    assert h.operation(mine)["state"] == "COMPLETED"
+    assert h.client.get("/__emulator/health").status_code == 200  # never needs anything
+
+
+def test_open_control_mode_acts_on_the_instance_without_a_key(harness):
+    harness.client.get("/segments/v1", headers=OTHER)
+    harness.client.get("/segments/v1", headers=AUTH)
+    everyone = control(harness, "GET", "journal", headers={})["requests"]
+    assert len({e["tenant"] for e in everyone}) == 2
+
+
 # -- the failure state: ERROR by default, FAILED for FullStory's own clients ----------------------
 
 
@@ -560,35 +592,3 @@ def test_injected_storage_errors_read_as_cloud_storage(harness):
     )
     slow = harness.client.get(url, headers={"X-Emulator-Fault": "latency=1"})
     assert slow.status_code == 200 and slow.headers["X-Emulator-Fault"] == "latency=1ms"
-
-
-def test_tenant_control_mode_keeps_each_tenant_to_itself(make_harness):
-    h = make_harness(control_auth="tenant", control_token="admin-secret")
-    mine, theirs = h.create(), h.create(headers=OTHER)
-    h.client.get("/segments/v1", headers=OTHER)
-    for method, path in [("GET", "journal"), ("POST", "reset"), ("GET", "clock")]:
-        response = h.client.request(method, f"/__emulator/{path}")
-        assert "Authorization" in assert_error(response, 401, 16)["message"]
-    wrong = {"X-Emulator-Token": "guess"}
-    assert_error(h.client.get("/__emulator/journal", headers=wrong), 401, 16)
-    # A key acts on its own tenant only: the other tenant's operation does not exist for it.
-    assert_error(h.client.post(f"/__emulator/operations/{theirs}/complete", headers=AUTH), 404, 5)
-    control(h, "POST", f"operations/{mine}/complete")
-    journal = control(h, "GET", "journal")["requests"]
-    assert journal and {e["tenant"] for e in journal} == {journal[0]["tenant"]}
-    control(h, "POST", "faults", {"status": 503, "path": "/segments/v1"})
-    assert h.client.get("/segments/v1", headers=OTHER).status_code == 200  # not theirs
-    # The admin token acts on the whole instance.
-    admin = {"X-Emulator-Token": "admin-secret"}
-    everyone = control(h, "GET", "journal", headers=admin)["requests"]
-    assert len({e["tenant"] for e in everyone}) == 2
-    control(h, "POST", f"operations/{theirs}/complete", headers=admin)
-    assert h.operation(mine)["state"] == "COMPLETED"
-    assert h.client.get("/__emulator/health").status_code == 200  # never needs anything
-
-
-def test_open_control_mode_acts_on_the_instance_without_a_key(harness):
-    harness.client.get("/segments/v1", headers=OTHER)
-    harness.client.get("/segments/v1", headers=AUTH)
-    everyone = control(harness, "GET", "journal", headers={})["requests"]
-    assert len({e["tenant"] for e in everyone}) == 2
