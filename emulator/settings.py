@@ -303,7 +303,7 @@ class Settings:
         1.0,
         _positive(0.01, 100.0),
         "visits per individual, as a multiple of the default world's: 1 gives 1000 individuals "
-        "~250 sessions and ~10k events a day (a few hundred an hour, in a daily and weekly "
+        "~200 sessions and ~8k events a day (a few hundred an hour, in a daily and weekly "
         "rhythm, growing over the first 90 days)",
         metavar="FACTOR",
     )

@@ -27,9 +27,9 @@ from .fields import resolve_fields
 BLOCK_INDIVIDUALS = 128
 # Part of every file's identity: raise it whenever the bytes made from one spec change.
 FILE_FORMAT = 3  # 3: the world's traffic has a rhythm and a density
-# Events a day per individual of a density-1 world over its last 30 days (~10k a day for 1000
+# Events a day per individual of a density-1 world over its last 30 days (~8k a day for 1000
 # people at the end of its data), to size the work and the export's duration before doing it.
-EVENTS_PER_INDIVIDUAL_DAY = 9.0
+EVENTS_PER_INDIVIDUAL_DAY = 7.0
 # Below this many estimated events a file is made in the calling process: starting workers and
 # shipping blocks would cost more than they save.
 PARALLEL_MIN_EVENTS = 100_000

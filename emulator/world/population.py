@@ -107,8 +107,8 @@ RHYTHM = tuple(int(d * h * _Q24) for d in DAY_WEIGHTS for h in HOUR_WEIGHTS)  # 
 RHYTHM_MEAN = sum(RHYTHM) / len(RHYTHM) / _Q24  # the share of candidate visits kept
 _EPOCH_HOUR_OF_WEEK = 3 * 24  # 1970-01-01 was a Thursday
 # Density 1: visits per person this many times the log-normal table's, calibrated so that the
-# default world (1000 people) holds ~250 sessions and ~9k events a day at the end of its data.
-VISIT_BOOST = 3.5
+# default world (1000 people) holds ~200 sessions and ~8k events a day at the end of its data.
+VISIT_BOOST = 2.8
 MIN_CANDIDATE_GAP_MS = 10 * 60_000
 # Most people are already the shop's visitors when the data begins (their first session is
 # within their usual gap of the origin); the rest arrive over the first 90 days: traffic grows.

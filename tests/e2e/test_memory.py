@@ -24,12 +24,12 @@ def peak_rss(pid: int) -> int:
 
 @pytest.mark.slow
 def test_million_event_export_streams_under_150_mb(tmp_path):
-    # ~760 events per individual over 90 days at the default density: 1,400 individuals make
+    # ~590 events per individual over 90 days at the default density: 1,800 individuals make
     # about a million events
     process, base, _log = start(
         tmp_path,
         "--population",
-        "1400",
+        "1800",
         "--export-duration",
         "0.1",
         "--export-duration-per-million",
