@@ -141,7 +141,9 @@ def run_case(seed: int, events: int, extension: str, workers: int) -> dict:
     spec = spec_for(world, extension)
     segment = SegmentCatalog.load().get("everyone")
     assert segment is not None
-    job = ExportJob(world.seed, world.origin_ms, world.population, segment.definition, spec)
+    job = ExportJob(
+        world.seed, world.origin_ms, world.population, segment.definition, spec, world.density
+    )
 
     began = time.perf_counter()
     single = hashlib.sha256()

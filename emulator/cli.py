@@ -76,9 +76,9 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         else:
             allowed = choices(meta["parse"])
             metavar = "{" + ",".join(allowed) + "}" if allowed else meta["metavar"]
-            # a default the help text already explains (or none at all) is not repeated
+            # no default (None) is not shown: the help text says what its absence means
             default = shown_default(f.default)
-            if default and "default" not in help_text:
+            if default:
                 help_text += f" (default: {default})"
             group.add_argument(
                 flag,

@@ -109,7 +109,12 @@ class Emulator:
             settings=settings,
             clock=clock,
             store=store,
-            world=World(seed=settings.seed, origin_ms=origin_ms, population=settings.population),
+            world=World(
+                seed=settings.seed,
+                origin_ms=origin_ms,
+                population=settings.population,
+                density=settings.density,
+            ),
             segments=segments,
             signer=UrlSigner(secret, settings.base_url(), settings.bucket),
             files=FileCache(

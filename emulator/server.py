@@ -97,9 +97,9 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         workers=settings.workers,
         lifespan="off",
         access_log=settings.access_log == "text",
+        log_level=settings.log_level,
         loop=LOOP,
         http="emulator.server:WorkerProtocol",  # by name: worker processes import it
-        log_level=settings.log_level,
         **tls_options(settings),
     )
 

@@ -129,6 +129,19 @@ def choices(parse: Callable[[str], Any]) -> tuple[str, ...] | None:
     return tuple(found) if found is not None else None
 
 
+def _positive(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value:g} is outside {low:g}..{high:g}")
+        return value
+
+    return parse
+
+
 def _start_time(text: str) -> datetime | None:
     if text.strip().lower() in ("", "now"):
         return None
@@ -240,7 +253,7 @@ class Settings:
         2.0, _seconds, "seconds a small export stays PENDING", metavar="SECONDS"
     )
     export_duration_per_million: float = _option(
-        30.0, _seconds, "extra PENDING seconds per million exported events", metavar="SECONDS"
+        10.0, _seconds, "extra PENDING seconds per million exported events", metavar="SECONDS"
     )
     url_ttl: float = _option(300.0, _seconds, "download URL lifetime in seconds", metavar="SECONDS")
     export_retention: float = _option(
@@ -286,6 +299,14 @@ class Settings:
         metavar="FILE",
     )
     population: int = _option(1000, _int_range(1, 10**9), "number of individuals in the world")
+    density: float = _option(
+        1.0,
+        _positive(0.01, 100.0),
+        "visits per individual, as a multiple of the default world's: 1 gives 1000 individuals "
+        "~200 sessions and ~8k events a day (a few hundred an hour, in a daily and weekly "
+        "rhythm, growing over the first 90 days)",
+        metavar="FACTOR",
+    )
     data_days: int = _option(90, _int_range(1, 3650), "days of data before the clock's start")
     org_id: str = _option("o-EMU42-na1", str, "organisation id shown in segment URLs")
     public_url: str | None = _option(

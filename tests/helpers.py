@@ -82,6 +82,7 @@ def small_settings(**overrides: Any) -> Settings:
         "start_time": START,
         "freeze_clock": True,
         "population": 60,
+        "density": 0.25,  # a quarter of the default traffic: small exports, fast tests
         "export_duration_per_million": 0,
         "rate_limit": None,
         "signing_secret": "test-secret",

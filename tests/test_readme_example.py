@@ -27,7 +27,7 @@ def export_events(base_url, api_key, sleep, before_download=lambda: None):
     while True:
         location = call("GET", results)["location"]
         before_download()
-        download = httpx.get(location)  # no API key: the URL is signed
+        download = httpx.get(location, timeout=60)  # no API key: the URL is signed; files are big
         if download.status_code == 400 and "<Code>ExpiredToken</Code>" in download.text:
             continue  # the documented recovery: ask for a fresh URL
         download.raise_for_status()

@@ -171,12 +171,21 @@ def test_help_says_each_default_once_and_lists_choices():
     options = [" ".join(block.split()) for block in blocks[1:]]
     text = " ".join(raw.split())
     for option in options:
-        assert option.count("default") <= 1, option
+        assert option.count("(default") <= 1, option
     assert "--access-log {text,json,off}" in text
     assert "--failure-state {ERROR,FAILED}" in text
     html = next(o for o in options if o.startswith("--no-html-escape"))
     assert "[env FULLSTORY_EMULATOR_HTML_ESCAPE=false]" in html and "turns it off" in html
     assert "(default: 127.0.0.1)" in text and "(default: none)" not in text
+
+
+def test_density_is_a_bounded_multiplier_that_reaches_the_world(make_harness):
+    _, s = settings_from(["--density", "2.5"], environ={"FULLSTORY_EMULATOR_DENSITY": "0.5"})
+    assert s.density == 2.5 and Settings().density == 1.0
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_DENSITY": "0.5"}).density == 0.5
+    with pytest.raises(SettingsError, match=r"FULLSTORY_EMULATOR_DENSITY: 0 is outside 0.01..100"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_DENSITY": "0"})
+    assert make_harness(density=2.0).em.exports.world.density == 2.0
 
 
 def test_export_workers_and_file_cache_size():

@@ -30,7 +30,13 @@ from ..control.service import ControlView
 from ..errors import InvalidArgument, NoSuchKey, NotFound
 from ..files import select, stream
 from ..files.cache import FileCache, OpenFile
-from ..files.export import PARALLEL_MIN_EVENTS, ExportJob, Maker, file_bytes
+from ..files.export import (
+    EVENTS_PER_INDIVIDUAL_DAY,
+    PARALLEL_MIN_EVENTS,
+    ExportJob,
+    Maker,
+    file_bytes,
+)
 from ..files.fields import resolve_fields
 from ..files.pool import BlockPool
 from ..ids import text_key, token
@@ -44,7 +50,6 @@ from .lifecycle import Status, cancel, force, polled, status_at
 from .signing import UrlSigner
 from .spec import ExportRequest, TimeRange
 
-EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
 logger = logging.getLogger(__name__)
 
 
@@ -201,7 +206,7 @@ class ExportService:
     def _duration(self, spec: ExportSpec, control: ControlView) -> float:
         lo, hi = spec.rows_window
         days = max(0, hi - lo) / 86_400_000
-        estimate = self.world.population * days * EVENTS_PER_INDIVIDUAL_DAY
+        estimate = self.world.population * self.world.density * days * EVENTS_PER_INDIVIDUAL_DAY
         extra = self.settings.export_duration_per_million * estimate / 1_000_000
         base = control.setting("export_duration", self.settings.export_duration)
         return round(base + extra, 3)
@@ -436,6 +441,7 @@ class ExportService:
             population=self.world.population,
             segment=segment.definition,
             spec=record.spec,
+            density=self.world.density,
         )
 
     def open_file(self, download: Download) -> OpenFile:

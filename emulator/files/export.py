@@ -26,8 +26,10 @@ from .fields import resolve_fields
 
 BLOCK_INDIVIDUALS = 128
 # Part of every file's identity: raise it whenever the bytes made from one spec change.
-FILE_FORMAT = 2
-EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, to size the work before doing it
+FILE_FORMAT = 3  # 3: the world's traffic has a rhythm and a density
+# Events a day per individual of a density-1 world over its last 30 days (~8k a day for 1000
+# people at the end of its data), to size the work and the export's duration before doing it.
+EVENTS_PER_INDIVIDUAL_DAY = 7.0
 # Below this many estimated events a file is made in the calling process: starting workers and
 # shipping blocks would cost more than they save.
 PARALLEL_MIN_EVENTS = 100_000
@@ -42,6 +44,7 @@ class ExportJob:
     population: int
     segment: Mapping[str, Any]  # the segment's definition, as in the fixtures
     spec: ExportSpec
+    density: float = 1.0  # the world's (--density)
 
     def key(self) -> str:
         """A digest of the job: equal keys, equal bytes (the file's ETag and cache name)."""
@@ -53,6 +56,7 @@ class ExportJob:
                 "seed": self.seed,
                 "origin": self.origin_ms,
                 "population": self.population,
+                "density": self.density,
                 "segment": self.segment,
                 "spec": asdict(self.spec),
             },
@@ -66,7 +70,8 @@ class ExportJob:
 
     def estimated_events(self) -> float:
         lo, hi = self.spec.rows_window
-        return self.population * max(0, hi - lo) / 86_400_000 * EVENTS_PER_INDIVIDUAL_DAY
+        days = max(0, hi - lo) / 86_400_000
+        return self.population * self.density * days * EVENTS_PER_INDIVIDUAL_DAY
 
 
 @dataclass(frozen=True)
@@ -79,19 +84,22 @@ class Maker:
     """Makes the blocks of jobs, reusing one World and compiled Segment per job it sees."""
 
     def __init__(self, world: World | None = None, segments: Iterable[Segment] = ()) -> None:
-        self._worlds: dict[tuple[int, int, int], World] = {}
+        self._worlds: dict[tuple[int, int, int, float], World] = {}
         if world is not None:
-            self._worlds[(world.seed, world.origin_ms, world.population)] = world
+            self._worlds[(world.seed, world.origin_ms, world.population, world.density)] = world
         self._segments = {_definition_key(s.definition): s for s in segments}
 
     def world(self, job: ExportJob) -> World:
-        key = (job.seed, job.origin_ms, job.population)
+        key = (job.seed, job.origin_ms, job.population, job.density)
         world = self._worlds.get(key)
         if world is None:
             if len(self._worlds) >= 4:
                 self._worlds.pop(next(iter(self._worlds)))
             world = self._worlds[key] = World(
-                seed=job.seed, origin_ms=job.origin_ms, population=job.population
+                seed=job.seed,
+                origin_ms=job.origin_ms,
+                population=job.population,
+                density=job.density,
             )
         return world
 

@@ -25,16 +25,29 @@ _MIN_MS = -(1 << 62)
 
 
 class World:
-    """The fictional shop's FullStory data, as a pure function of (seed, origin_ms, index)."""
+    """The fictional shop's FullStory data, as a pure function of (seed, origin_ms, density,
+    index)."""
 
-    __slots__ = ("_cache", "_clusters", "_faker", "_lock", "origin_ms", "population", "seed")
+    __slots__ = (
+        "_cache",
+        "_clusters",
+        "_faker",
+        "_lock",
+        "density",
+        "origin_ms",
+        "population",
+        "seed",
+    )
 
-    def __init__(self, *, seed: int, origin_ms: int, population: int) -> None:
+    def __init__(self, *, seed: int, origin_ms: int, population: int, density: float = 1.0) -> None:
         if population < 0:
             raise ValueError(f"population must be >= 0, got {population}")
+        if not density > 0:
+            raise ValueError(f"density must be > 0, got {density}")
         self.seed = seed
         self.origin_ms = origin_ms
         self.population = population
+        self.density = density  # visits per person, as a multiple of the default world's
         self._faker: Faker | None = None  # made on first use: import and set-up cost ~0.1 s
         self._cache: OrderedDict[int, P.Individual] = OrderedDict()
         # Faker's seed-then-draw is not atomic, and exports may run in threads.
@@ -42,7 +55,10 @@ class World:
         self._clusters = tuple(id63(seed, kind, P.TAG_CLUSTER) for kind in range(10))
 
     def __repr__(self) -> str:
-        return f"World(seed={self.seed}, origin_ms={self.origin_ms}, population={self.population})"
+        return (
+            f"World(seed={self.seed}, origin_ms={self.origin_ms}, population={self.population}, "
+            f"density={self.density:g})"
+        )
 
     def _check(self, index: int) -> None:
         if not 0 <= index < self.population:
@@ -60,7 +76,7 @@ class World:
                 from faker import Faker
 
                 self._faker = Faker("en_US")
-            indv = P.make_individual(self.seed, self.origin_ms, index, self._faker)
+            indv = P.make_individual(self.seed, self.origin_ms, index, self._faker, self.density)
             cache[index] = indv
             if len(cache) > _CACHE_SIZE:
                 cache.popitem(last=False)
@@ -69,7 +85,7 @@ class World:
     def session_starts(self, index: int, until_ms: int) -> Iterator[int]:
         """SessionStart of each session starting before until_ms; no page or event is built."""
         self._check(index)
-        return P.session_starts(self.seed, self.origin_ms, index, until_ms)
+        return P.session_starts(self.seed, self.origin_ms, index, until_ms, self.density)
 
     def events(self, index: int, until_ms: int) -> Iterator[Event]:
         """Every event of the individual with t < until_ms, in non-decreasing t."""
@@ -86,7 +102,8 @@ class World:
         profile: P.Profile | None = None
         fmt = MillisFormatter()
         earliest = start_ms - P.SESSION_SPAN_MAX_MS
-        for n, s in enumerate(P.session_starts(seed, self.origin_ms, index, until_ms)):
+        starts = P.session_starts(seed, self.origin_ms, index, until_ms, self.density)
+        for n, s in enumerate(starts):
             if s <= earliest:
                 continue
             if profile is None:

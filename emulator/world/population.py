@@ -93,49 +93,87 @@ def _waking(h: int, base: int, tz_ms: int) -> int:
     return base + (want - (base + tz_ms)) % DAY_MS
 
 
-def timing(seed: int, origin_ms: int, index: int) -> tuple[int, float, int]:
-    """(first-seen ms, mean gap between sessions in ms, UTC offset of the home city in ms).
+# Traffic's rhythm: the share of would-be visits that happen, by local hour of the week (Monday
+# 00:00 first). Evenings peak, nights are quiet, Friday and Saturday are slower and Sunday
+# evening picks up again, as a consumer shop's traffic does. A renewal process thinned by it
+# (see `session_starts`) has exactly this shape, at any density.
+HOUR_WEIGHTS = (
+    0.22, 0.14, 0.09, 0.07, 0.07, 0.10, 0.18, 0.32, 0.48, 0.60, 0.68, 0.72,
+    0.78, 0.76, 0.72, 0.70, 0.70, 0.74, 0.82, 0.92, 1.00, 0.96, 0.74, 0.44,
+)  # fmt: skip
+DAY_WEIGHTS = (1.00, 0.98, 0.96, 0.94, 0.86, 0.74, 0.84)  # Monday .. Sunday
+_Q24 = 1 << 24
+RHYTHM = tuple(int(d * h * _Q24) for d in DAY_WEIGHTS for h in HOUR_WEIGHTS)  # of 2^24
+RHYTHM_MEAN = sum(RHYTHM) / len(RHYTHM) / _Q24  # the share of candidate visits kept
+_EPOCH_HOUR_OF_WEEK = 3 * 24  # 1970-01-01 was a Thursday
+# Density 1: visits per person this many times the log-normal table's, calibrated so that the
+# default world (1000 people) holds ~200 sessions and ~8k events a day at the end of its data.
+VISIT_BOOST = 2.8
+MIN_CANDIDATE_GAP_MS = 10 * 60_000
+# Most people are already the shop's visitors when the data begins (their first session is
+# within their usual gap of the origin); the rest arrive over the first 90 days: traffic grows.
+REGULARS_OF_128 = 77  # ~60%
 
-    First seen is uniform over the 90 days from origin, at a waking local hour. One hash gives
-    everything: bits 0-15 day, 16-42 time of day, 43-50 visit rate, 58-63 city.
+
+def _candidate_gap(base_gap_ms: float, density: float) -> float:
+    """Mean exponential part of the gap between candidate visits, so that after thinning by
+    RHYTHM a person visits `density * VISIT_BOOST` times as often as the table says."""
+    wanted = base_gap_ms * RHYTHM_MEAN / (density * VISIT_BOOST)  # mean candidate spacing
+    return max(MIN_CANDIDATE_GAP_MS, wanted - SESSION_SPAN_MAX_MS)
+
+
+def timing(seed: int, origin_ms: int, index: int, density: float = 1.0) -> tuple[int, float, int]:
+    """(first-seen ms, mean candidate gap in ms, UTC offset of the home city in ms).
+
+    A regular (~60%) is first seen within their usual gap between visits after the origin; a
+    newcomer on a day uniform over the 90 days from the origin; both at a waking local hour.
+    One hash gives everything: bits 0-15 day (or offset), 16-42 time of day, 43-50 visit rate,
+    51-57 regular or new, 58-63 city.
     """
     h = mix(seed, index, TAG_TIME)
     tz_ms = V.CITIES[V.CITY_TABLE[h >> 58]][2] * HOUR_MS
-    day = ((h & 0xFFFF) * 90) >> 16
-    first = _waking(h >> 16, origin_ms + day * DAY_MS, tz_ms)  # < origin + (day + 1) days
-    return first, MEAN_GAP_MS[(h >> 43) & 255], tz_ms
+    mean = _candidate_gap(MEAN_GAP_MS[(h >> 43) & 255], density)
+    if (h >> 51) & 127 < REGULARS_OF_128:
+        usual = (SESSION_SPAN_MAX_MS + mean) / RHYTHM_MEAN  # mean gap between visits
+        base = origin_ms + ((h & 0xFFFF) * int(min(usual, 89 * DAY_MS)) >> 16)
+    else:
+        base = origin_ms + (((h & 0xFFFF) * 90) >> 16) * DAY_MS
+    first = _waking(h >> 16, base, tz_ms)  # < base + 1 day <= origin + 90 days
+    return first, mean, tz_ms
 
 
 _LCG_A = 6364136223846793005
 _LCG_C = 1442695040888963407
 _MASK64 = (1 << 64) - 1
-_NIGHT_MS = 7 * HOUR_MS
 
 
-def session_starts(seed: int, origin_ms: int, index: int, until_ms: int) -> Iterator[int]:
-    """The individual's session starts before until_ms (a renewal process).
+def session_starts(
+    seed: int, origin_ms: int, index: int, until_ms: int, density: float = 1.0
+) -> Iterator[int]:
+    """The individual's session starts before until_ms: a renewal process, thinned by RHYTHM.
 
-    Gaps are exponential on top of SESSION_SPAN_MAX_MS; a start in the local night (before
-    07:00) is usually pushed to a waking hour. Draws come from a 64-bit LCG seeded by a hash
-    (its high bits are plenty for a gap), not from random.Random, whose seeding alone would
-    cost more than a typical individual's whole stream; a scan of a million people is cheap.
+    Candidate gaps are exponential on top of SESSION_SPAN_MAX_MS (so sessions never overlap); a
+    candidate becomes a session with the RHYTHM weight of its local hour of the week. Draws
+    come from a 64-bit LCG seeded by a hash (its high bits are plenty), not from random.Random,
+    whose seeding alone would cost more than a typical individual's whole stream; a scan of a
+    million people is cheap, and the cost is per session, never per event.
     """
-    t, mean, tz = timing(seed, origin_ms, index)
+    t, mean, tz = timing(seed, origin_ms, index, density)
     if t >= until_ms:
         return
     yield t
     state = mix(seed, index, TAG_GAPS)
     log = math.log
+    rhythm = RHYTHM
+    shift = tz // HOUR_MS + _EPOCH_HOUR_OF_WEEK  # whole-hour zones: local hour = UTC hour + tz
     while True:
         state = (state * _LCG_A + _LCG_C) & _MASK64
         t += SESSION_SPAN_MAX_MS + int(-log(1.0 - (state >> 11) * _U53) * mean)
-        if (t + tz) % DAY_MS < _NIGHT_MS:
-            state = (state * _LCG_A + _LCG_C) & _MASK64
-            if state >> 61:  # 7 in 8: move to a waking hour
-                t = _waking(state >> 20, t, tz)
         if t >= until_ms:
             return
-        yield t
+        state = (state * _LCG_A + _LCG_C) & _MASK64
+        if state >> 40 < rhythm[(t // HOUR_MS + shift) % 168]:
+            yield t
 
 
 def _email(first: str, last: str, digits: int, domain: str, style: int) -> str:
@@ -151,9 +189,11 @@ def _email(first: str, last: str, digits: int, domain: str, style: int) -> str:
     return f"{local}@{domain}"
 
 
-def make_individual(seed: int, origin_ms: int, index: int, faker: Faker) -> Individual:
+def make_individual(
+    seed: int, origin_ms: int, index: int, faker: Faker, density: float = 1.0
+) -> Individual:
     """Build one Individual; the only place Faker is used (seeded per individual)."""
-    first_ms = timing(seed, origin_ms, index)[0]
+    first_ms = timing(seed, origin_ms, index, density)[0]
     rng = random.Random(mix(seed, index, TAG_TRAITS))
     identified = rng.random() < 0.6
     mobile = is_mobile(seed, index)

@@ -24,11 +24,12 @@ def peak_rss(pid: int) -> int:
 
 @pytest.mark.slow
 def test_million_event_export_streams_under_150_mb(tmp_path):
-    # ~150 events per individual over 90 days: 6,700 individuals make about a million events
+    # ~590 events per individual over 90 days at the default density: 1,800 individuals make
+    # about a million events
     process, base, _log = start(
         tmp_path,
         "--population",
-        "6700",
+        "1800",
         "--export-duration",
         "0.1",
         "--export-duration-per-million",

@@ -95,6 +95,20 @@ def test_worker_processes_make_the_same_bytes(monkeypatch):
         pool.close()
 
 
+def test_a_worlds_density_reaches_the_worker_processes(monkeypatch):
+    monkeypatch.setattr(export, "PARALLEL_MIN_EVENTS", 0)
+    sparse = dataclasses.replace(job("ndjson"), density=0.5)
+    world = World(seed=3, origin_ms=ORIGIN, population=300, density=0.5)
+    pool = BlockPool(2)
+    try:
+        parallel = b"".join(file_bytes(sparse, Maker(), pool.blocks))
+    finally:
+        pool.close()
+    assert parallel == b"".join(file_bytes(sparse, Maker(world)))  # the instance's own world
+    assert parallel != b"".join(file_bytes(job("ndjson"), Maker()))
+    assert sparse.estimated_events() == job("ndjson").estimated_events() / 2
+
+
 def test_small_exports_do_not_use_the_pool():
     def refuse(_job: ExportJob):  # type: ignore[no-untyped-def]
         raise AssertionError("a small export asked for the pool")
@@ -109,6 +123,7 @@ def test_the_key_names_everything_the_bytes_depend_on():
     changed = [
         dataclasses.replace(base, seed=4),
         dataclasses.replace(base, population=301),
+        dataclasses.replace(base, density=0.5),
         dataclasses.replace(base, origin_ms=ORIGIN + 1),
         dataclasses.replace(base, segment={**base.segment, "windowDays": 2}),
         dataclasses.replace(base, spec=dataclasses.replace(base.spec, timezone="Europe/Paris")),
