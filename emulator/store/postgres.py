@@ -50,7 +50,8 @@ POOL_WAIT_SECONDS = 1.0  # how long a call waits for a connection before answeri
 DOWN_SECONDS = 1.0  # after a lost connection, calls fail at once for this long (then one probes)
 CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
 CACHE_SECONDS = 0.05  # how long a replica reuses the clock and control settings it read
-MIGRATION_LOCK = 0x46_53_45_4D_55  # pg_advisory_xact_lock key: "FSEMU"
+MIGRATION_LOCK = 0x46_53_45_4D_55  # pg_advisory_xact_lock keys: "FSEMU"
+JOURNAL_LOCK = MIGRATION_LOCK + 1
 VERSION_TABLE = "fullstory_emulator_schema"
 
 # Each entry migrates the schema from version i to i + 1; the emulator applies what is missing.
@@ -475,6 +476,16 @@ class PostgresStore:
                     self._flusher.start()
 
     def _write_journal(self, db: Connection) -> None:
+        """Write the buffered entries into the open transaction, just before it commits.
+
+        The journal lock (an advisory lock, held until the commit) is taken first: so entries
+        are numbered in the order they commit, on every replica, and a reader paging by number
+        never sees a later entry before an earlier one (and so never skips one); and the
+        entries are taken from the buffer only once it is held, so that two transactions of
+        this process write them in the order they were recorded."""
+        if not self._pending:
+            return
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK,))
         with self._lock:
             pending, self._pending = self._pending, []
             if self._flusher is not None:
