@@ -45,7 +45,7 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 _EMPTY = ControlState()
 INSTANCE = ""  # the scope key of instance-wide control settings
 JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a transaction
-POOL_SIZE = 4  # connections per process: the event loop's, the journal timer's, and spares
+POOL_SIZE = 8  # connections per process: requests run in a thread pool, each on its own
 POOL_WAIT_SECONDS = 1.0  # how long a call waits for a connection before answering 503
 DOWN_SECONDS = 1.0  # after a lost connection, calls fail at once for this long (then one probes)
 CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
@@ -125,8 +125,9 @@ class PostgresStore:
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[float, Any]] = {}  # key -> (expires, value)
         self._generation = 0  # bumped by this process's changes: reads begun before are stale
-        self._down_until = 0.0
-        self._lock = threading.Lock()  # guards the journal buffer and the timer
+        self._down_until = 0.0  # until then, calls fail at once: the database was lost
+        self._in_use = 0  # connections taken from the pool and not yet returned
+        self._lock = threading.Lock()  # guards the journal buffer, its timer, the in-use count
         self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
         self._journal_writes = 0
         self._flusher: threading.Timer | None = None
@@ -139,8 +140,18 @@ class PostgresStore:
             raise StoreBusy("the emulator's database is unavailable; retry in a moment")
         try:
             with self._pool.connection() as conn:
-                yield conn
+                with self._lock:
+                    self._in_use += 1
+                try:
+                    yield conn
+                finally:
+                    with self._lock:
+                        self._in_use -= 1
         except PoolTimeout:
+            if self._in_use:  # the connections are all busy, not gone
+                raise StoreBusy(
+                    "the emulator is busy (every database connection is in use); retry"
+                ) from None
             self._down_until = time.monotonic() + DOWN_SECONDS
             raise StoreBusy(
                 "the emulator's database cannot be reached; retry in a moment"
