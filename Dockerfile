@@ -23,7 +23,7 @@ print('\n'.join(p['project']['dependencies'] + p['project']['optional-dependenci
     && pip install --no-cache-dir --disable-pip-version-check -r /tmp/req.txt \
     && rm /tmp/req.txt
 
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY fixtures ./fixtures
 COPY emulator ./emulator
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \

@@ -56,10 +56,13 @@ from ..contract import (
 from .core import (
     DownloadError,
     DownloadExpired,
+    DownloadStart,
     ExportFailed,
     FullStoryClient,
     FullStoryError,
+    NotFound,
     RateLimited,
+    Resume,
     Retry,
     Unauthorized,
 )
@@ -372,8 +375,9 @@ class Reporter:
         if event in ("failed", "error"):
             print(f"fullstory-export: {_problem(fields)}", file=sys.stderr, flush=True)
 
-    def transfer(self, bundle: str, size: int) -> None:
-        """Bytes written so far by a download (too chatty to be an event)."""
+    def transfer(self, bundle: str, size: int, total: int | None = None) -> None:
+        """Bytes written so far by a download, of `total` when the server said (Content-Length;
+        too chatty to be an event)."""
 
     def __enter__(self) -> Reporter:
         return self
@@ -467,6 +471,12 @@ class HumanReporter(Reporter):
             self._note(f"[yellow]{what} on {_esc(fields['path'])}; retrying[/]")
         elif event == "completed" and task is not None:
             self.progress.update(task, completed=100, status="COMPLETED, downloading")
+        elif event == "resuming":
+            if task is None:
+                self.tasks[bundle] = task = self.progress.add_task(
+                    _esc(bundle), total=100, status=""
+                )
+            self._note(f"[cyan]resuming {_esc(fields['file'])} at {_size(fields['offset'])}[/]")
         elif event == "url_expired":
             self._note(
                 f"[yellow]download URL expired ({_esc(fields.get('details') or 'ExpiredToken')}); "
@@ -495,9 +505,14 @@ class HumanReporter(Reporter):
         if self.overall is not None:
             self.progress.advance(self.overall)
 
-    def transfer(self, bundle: str, size: int) -> None:
+    def transfer(self, bundle: str, size: int, total: int | None = None) -> None:
         task = self.tasks.get(bundle)
-        if task is not None:
+        if task is None:
+            return
+        if total:  # a real bar: bytes of the file's length
+            status = f"downloading {_size(size)} of {_size(total)}"
+            self.progress.update(task, completed=size, total=total, status=status)
+        else:
             self.progress.update(task, status=f"downloading {_size(size)}")
 
 
@@ -563,7 +578,34 @@ def plan(args: argparse.Namespace) -> list[Job]:
 def export_one(
     client: FullStoryClient, args: argparse.Namespace, job: Job, reporter: Reporter
 ) -> Path:
-    """Steps 1-4 for one job; returns the finished file."""
+    """Steps 1-4 for one job; returns the finished file. A `.part` left by an interrupted run
+    of the same export is resumed instead (steps 3-4 only, from where it stopped)."""
+    state = _resumable(args, job)
+    if state is not None:
+        part, saved = state
+        offset = part.stat().st_size
+        reporter.emit(
+            "resuming",
+            bundle=job.bundle,
+            segment=args.segment,
+            file=str(part),
+            offset=offset,
+            operationId=saved["operationId"],
+            searchExportId=saved["searchExportId"],
+        )
+        try:
+            return _download(
+                client,
+                args,
+                job,
+                reporter,
+                saved["operationId"],
+                saved["searchExportId"],
+                resume=Resume(offset, saved["etag"]),
+            )
+        except NotFound:  # the export itself is gone (expired): export it again
+            for stale in (part, _sidecar(part)):
+                stale.unlink(missing_ok=True)
     time_range = None
     if args.time_range_given:
         time_range = (rfc3339(job.start), rfc3339(job.end))
@@ -624,6 +666,52 @@ def export_one(
     return _download(client, args, job, reporter, operation_id, search_export_id)
 
 
+def _part(args: argparse.Namespace, job: Job, operation_id: str) -> Path:
+    if job.target is not None:
+        return job.target.with_name(job.target.name + (".gz.part" if args.gunzip else ".part"))
+    return job.directory / f".{operation_id}.gz.part"
+
+
+def _sidecar(part: Path) -> Path:
+    """Beside a resumable `.part`: which export it is, and the file's ETag."""
+    return part.with_name(part.name + ".json")
+
+
+def _request(args: argparse.Namespace, job: Job) -> dict[str, Any]:
+    """What a `.part` must have been asked for to be resumed by this run."""
+    return {
+        "apiUrl": args.api_url,
+        "segment": args.segment,
+        "type": args.type,
+        "format": args.format,
+        "start": rfc3339(job.start) if args.time_range_given and job.start else None,
+        "end": rfc3339(job.end) if args.time_range_given and job.end else None,
+        "segmentStart": rfc3339(args.segment_start) if args.segment_range_given else None,
+        "segmentEnd": rfc3339(args.segment_end) if args.segment_range_given else None,
+        "timezone": args.timezone,
+        "fields": list(args.fields) if args.fields else None,
+        "scope": args.scope,
+    }
+
+
+def _resumable(args: argparse.Namespace, job: Job) -> tuple[Path, dict[str, Any]] | None:
+    """The `.part` of an interrupted download of this very export, and what its sidecar says."""
+    if job.target is None:
+        return None  # named by the server's Content-Disposition: no stable .part to find
+    part = _part(args, job, "")
+    try:
+        saved = json.loads(_sidecar(part).read_text(encoding="utf-8"))
+        held = part.stat().st_size
+    except (OSError, ValueError):
+        return None
+    fields = ("operationId", "searchExportId", "etag")
+    if not isinstance(saved, dict) or not all(isinstance(saved.get(k), str) for k in fields):
+        return None
+    if saved.get("request") != _request(args, job) or held == 0:
+        return None
+    return part, saved
+
+
 def _download(
     client: FullStoryClient,
     args: argparse.Namespace,
@@ -631,13 +719,31 @@ def _download(
     reporter: Reporter,
     operation_id: str,
     search_export_id: str,
+    resume: Resume | None = None,
 ) -> Path:
-    """Steps 3-4: a URL (renewed while storage says it expired), streamed to .part, renamed."""
-    if job.target is not None:
-        part = job.target.with_name(job.target.name + (".gz.part" if args.gunzip else ".part"))
-    else:
-        part = job.directory / f".{operation_id}.gz.part"
+    """Steps 3-4: a URL (renewed while storage says it expired), streamed to .part, renamed.
+
+    A body cut short is resumed by the client with a Range request. When the run itself stops
+    (the client gave up, Ctrl-C) a `.part` the server can resume is kept, with a sidecar naming
+    the export and the file's ETag, so that rerunning the command continues it."""
+    part = _part(args, job, operation_id)
+    sidecar = _sidecar(part)
     label = job.bundle or args.segment
+    resumable = False
+
+    def started(start: DownloadStart) -> None:
+        nonlocal resumable
+        resumable = bool(start.etag) and job.target is not None
+        if resumable:
+            state = {
+                "operationId": operation_id,
+                "searchExportId": search_export_id,
+                "etag": start.etag,
+                "request": _request(args, job),
+            }
+            sidecar.write_text(json.dumps(state), encoding="utf-8")
+        else:
+            sidecar.unlink(missing_ok=True)
 
     def renewing(renewal: int, expired: DownloadExpired) -> None:
         reporter.emit(
@@ -648,22 +754,31 @@ def _download(
             details=expired.details or expired.message,
         )
 
+    keep = False
     try:
         try:
-            with open(part, "wb") as raw:
+            with open(part, "ab" if resume else "wb") as raw:
                 done = client.download_export(
                     search_export_id,
                     raw,
                     max_renewals=args.max_renewals,
-                    on_bytes=lambda size, _total: reporter.transfer(label, size),
+                    on_bytes=lambda size, total: reporter.transfer(label, size, total),
                     on_renew=renewing,
+                    on_download=started,
+                    resume=resume,
                 )
+        except KeyboardInterrupt:
+            keep = resumable and part.exists() and part.stat().st_size > 0
+            raise
         except DownloadExpired as exc:
+            keep = resumable and part.exists() and part.stat().st_size > 0
             raise Failure(
                 EXIT_DOWNLOAD, f"the download URL expired {args.max_renewals + 1} times: {exc}"
             ) from exc
         except DownloadError as exc:
-            raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}") from exc
+            keep = resumable and part.exists() and part.stat().st_size > 0
+            hint = f"; rerun to resume {part}" if keep else ""
+            raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}{hint}") from exc
         filename = done.filename
         target = job.target or job.directory / (
             filename.removesuffix(".gz") if args.gunzip else filename
@@ -681,9 +796,12 @@ def _download(
         else:
             os.replace(part, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
+        if not keep:
+            for leftover in (part, sidecar):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         raise
+    sidecar.unlink(missing_ok=True)
     reporter.emit(
         "downloaded",
         bundle=job.bundle,

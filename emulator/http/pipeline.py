@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth import Principal
@@ -34,6 +35,7 @@ from .render import JsonRenderer, storage_error
 
 CONTROL_PREFIX = "/__emulator"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
+BUCKET_ATTRIBUTE = "rate_limit_bucket"  # set on API endpoints by api.common.endpoint
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
 
 
@@ -119,6 +121,8 @@ class Pipeline:
                     now = format_api(em.clock.now(caller.tenant)).encode()
                     extra.append((b"x-emulator-now", now))
                 extra.append((b"x-emulator-worker", WORKER))
+                if state.get("fault"):  # an injected answer says so, in a header only
+                    extra.append((b"x-emulator-fault", state["fault"].encode("latin-1")))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -171,7 +175,14 @@ class Pipeline:
             return
         if rule.status:
             storage = scope["path"].startswith(self.storage_prefix)
-            await faults.answer(rule, storage, self.renderer)(scope, receive, send)
+            answer = faults.answer(
+                rule,
+                storage,
+                self.renderer,
+                endpoint=_endpoint_name(scope),
+                limit=view.setting("rate_limit", self.em.limiter.limit),
+            )
+            await answer(scope, receive, send)
             return
         try:
             await self.app(scope, receive, faults.shaped_send(scope, send, rule))
@@ -192,3 +203,14 @@ class Pipeline:
         if header is not None:
             return self.em.control.header_fault(header)
         return view.take_fault(scope["method"], scope["path"], headers)
+
+
+def _endpoint_name(scope: Scope) -> str:
+    """The rate-limit bucket name of the route a request is for (as `api.common.endpoint`
+    names it), else `METHOD path`: how an injected 429 names what was limited."""
+    for route in getattr(scope.get("app"), "routes", ()):
+        if route.matches(scope)[0] == Match.FULL:
+            name = getattr(getattr(route, "endpoint", None), BUCKET_ATTRIBUTE, None)
+            if isinstance(name, str):
+                return name
+    return f"{scope['method']} {scope['path']}"

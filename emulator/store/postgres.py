@@ -566,6 +566,33 @@ class PostgresStore:
                 size += len(raw)
                 last = position
 
+    def journal_newest(self, tenant: str | None) -> Iterator[dict[str, Any]]:
+        self.flush_journal()
+        below = 2**62  # read in batches, newest first
+        while True:
+            rows = self._rows(
+                "SELECT n, entry FROM journal WHERE n < %s "
+                "AND (%s::text IS NULL OR tenant = %s) ORDER BY n DESC LIMIT 500",
+                below,
+                tenant,
+                tenant,
+            )
+            for _, entry in rows:
+                yield _loads(entry)
+            if len(rows) < 500:
+                return
+            below = rows[-1][0]
+
+    def tenants(self) -> list[str]:
+        self.flush_journal()
+        rows = self._rows(
+            "SELECT tenant FROM operations UNION SELECT tenant FROM sequences "
+            "UNION SELECT tenant FROM journal WHERE tenant IS NOT NULL "
+            "UNION SELECT scope FROM controls WHERE scope != %s ORDER BY 1",
+            INSTANCE,
+        )
+        return [str(r[0]) for r in rows]
+
     def clear_journal(self, tenant: str | None) -> None:
         with self._write() as db:
             self._write_journal(db)
