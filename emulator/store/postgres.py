@@ -588,7 +588,7 @@ class PostgresStore:
         rows = self._rows(
             "SELECT tenant FROM operations UNION SELECT tenant FROM sequences "
             "UNION SELECT tenant FROM journal WHERE tenant IS NOT NULL "
-            "UNION SELECT scope FROM controls WHERE scope != %s ORDER BY 1",
+            "UNION SELECT scope FROM controls WHERE scope != %s AND state IS NOT NULL ORDER BY 1",
             INSTANCE,
         )
         return [str(r[0]) for r in rows]

@@ -230,6 +230,20 @@ def test_journal_keeps_each_writers_order_under_concurrent_transactions(opened):
         assert [e["i"] for e in seen if e["writer"] == n] == list(range(30))
 
 
+def test_journal_newest_first_and_the_tenants_held(opened):
+    store = opened()
+    for n in range(1203):  # more than one batch of the database stores
+        store.append_journal({"n": n, "tenant": "a" if n % 2 else None})
+    newest = store.journal_newest("a")
+    assert [next(newest)["n"] for _ in range(3)] == [1202 - 1, 1202 - 3, 1202 - 5]
+    assert [e["n"] for e in store.journal_newest(None)] == list(range(1202, -1, -1))
+    store.add_operation(operation("b", 1))
+    store.next_sequence("c")
+    store.update_control("d", lambda s: (replace(s, deny_next=1), None))
+    store.update_control("e", lambda s: (s, None))  # nothing held for "e"
+    assert opened().tenants() == ["a", "b", "c", "d"]
+
+
 def test_reset_of_one_tenant_or_all(opened):
     store = opened()
     for tenant in ("a", "b"):
