@@ -168,13 +168,12 @@ def test_a_replica_with_workers_shares_the_database_too(replicas, tmp_path):
         auth = {"Authorization": "Basic na1.workers"}
         fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
         with httpx.Client(base_url=local, headers=auth, timeout=10, limits=fresh) as api:
-            answered = set()
-            for _ in range(40):
+            answered: set[str] = set()
+            deadline = time.monotonic() + 30  # until the second worker is up and picked
+            while len(answered) < 2 and time.monotonic() < deadline:
                 response = api.get(f"/operations/v1/{op}")
                 assert response.status_code == 200 and response.json()["id"] == op
                 answered.add(response.headers["x-emulator-worker"])
-                if len(answered) == 2:
-                    break
             assert len(answered) == 2  # both workers found it
     finally:
         process.terminate()
