@@ -234,6 +234,7 @@ class PostgresServer:
             "--no-locale", "-N",
         )  # fmt: skip
         self.start()
+        self._watchdog = self._watch()
 
     def _run(self, tool: str, *args: str) -> None:
         kwargs: dict[str, Any] = {}
@@ -272,7 +273,31 @@ class PostgresServer:
         """The `postgres` database, over the socket."""
         return f"postgresql://emulator@/postgres?host={self.root}&port={self.port}"
 
+    def _watch(self) -> subprocess.Popen:
+        """A process that stops the server and removes its folder if this process dies
+        without doing so (a test run killed by a timeout runs no finalizers)."""
+        command = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        script = (
+            "import os, shutil, subprocess, sys, time\n"
+            "parent = int(sys.argv[1])\n"
+            "while os.getppid() == parent:\n"
+            "    time.sleep(0.5)\n"
+            "subprocess.run(sys.argv[3:], capture_output=True, timeout=60)\n"
+            "shutil.rmtree(sys.argv[2], ignore_errors=True)\n"
+        )
+        return subprocess.Popen(
+            [sys.executable, "-c", script, str(os.getpid()), str(self.root), *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # outlives a signal to this process's whole group
+        )
+
     def close(self) -> None:
+        self._watchdog.kill()
+        self._watchdog.wait()
         try:
             self.stop()
         finally:

@@ -45,12 +45,13 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 _EMPTY = ControlState()
 INSTANCE = ""  # the scope key of instance-wide control settings
 JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a transaction
-POOL_SIZE = 4  # connections per process: the event loop's, the journal timer's, and spares
+POOL_SIZE = 8  # connections per process: requests run in a thread pool, each on its own
 POOL_WAIT_SECONDS = 1.0  # how long a call waits for a connection before answering 503
 DOWN_SECONDS = 1.0  # after a lost connection, calls fail at once for this long (then one probes)
 CONNECT_TIMEOUT = 5  # seconds, unless the URL says otherwise
 CACHE_SECONDS = 0.05  # how long a replica reuses the clock and control settings it read
-MIGRATION_LOCK = 0x46_53_45_4D_55  # pg_advisory_xact_lock key: "FSEMU"
+MIGRATION_LOCK = 0x46_53_45_4D_55  # pg_advisory_xact_lock keys: "FSEMU"
+JOURNAL_LOCK = MIGRATION_LOCK + 1
 VERSION_TABLE = "fullstory_emulator_schema"
 
 # Each entry migrates the schema from version i to i + 1; the emulator applies what is missing.
@@ -124,8 +125,9 @@ class PostgresStore:
         self._cache_lock = threading.Lock()
         self._cache: dict[Any, tuple[float, Any]] = {}  # key -> (expires, value)
         self._generation = 0  # bumped by this process's changes: reads begun before are stale
-        self._down_until = 0.0
-        self._lock = threading.Lock()  # guards the journal buffer and the timer
+        self._down_until = 0.0  # until then, calls fail at once: the database was lost
+        self._in_use = 0  # connections taken from the pool and not yet returned
+        self._lock = threading.Lock()  # guards the journal buffer, its timer, the in-use count
         self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
         self._journal_writes = 0
         self._flusher: threading.Timer | None = None
@@ -138,8 +140,18 @@ class PostgresStore:
             raise StoreBusy("the emulator's database is unavailable; retry in a moment")
         try:
             with self._pool.connection() as conn:
-                yield conn
+                with self._lock:
+                    self._in_use += 1
+                try:
+                    yield conn
+                finally:
+                    with self._lock:
+                        self._in_use -= 1
         except PoolTimeout:
+            if self._in_use:  # the connections are all busy, not gone
+                raise StoreBusy(
+                    "the emulator is busy (every database connection is in use); retry"
+                ) from None
             self._down_until = time.monotonic() + DOWN_SECONDS
             raise StoreBusy(
                 "the emulator's database cannot be reached; retry in a moment"
@@ -475,6 +487,16 @@ class PostgresStore:
                     self._flusher.start()
 
     def _write_journal(self, db: Connection) -> None:
+        """Write the buffered entries into the open transaction, just before it commits.
+
+        The journal lock (an advisory lock, held until the commit) is taken first: so entries
+        are numbered in the order they commit, on every replica, and a reader paging by number
+        never sees a later entry before an earlier one (and so never skips one); and the
+        entries are taken from the buffer only once it is held, so that two transactions of
+        this process write them in the order they were recorded."""
+        if not self._pending:
+            return
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK,))
         with self._lock:
             pending, self._pending = self._pending, []
             if self._flusher is not None:
@@ -566,7 +588,7 @@ class PostgresStore:
         rows = self._rows(
             "SELECT tenant FROM operations UNION SELECT tenant FROM sequences "
             "UNION SELECT tenant FROM journal WHERE tenant IS NOT NULL "
-            "UNION SELECT scope FROM controls WHERE scope != %s ORDER BY 1",
+            "UNION SELECT scope FROM controls WHERE scope != %s AND state IS NOT NULL ORDER BY 1",
             INSTANCE,
         )
         return [str(r[0]) for r in rows]

@@ -155,6 +155,31 @@ def test_a_60_request_burst_across_replicas_gets_exactly_50_then_429s(replicas):
     assert all(int(r.headers["retry-after"]) == 30 for r in after)  # 1 token at 2/60 s
 
 
+def test_a_replica_with_workers_shares_the_database_too(replicas, tmp_path):
+    """--workers N on a --store: N processes on one port, each a replica of the database."""
+    port = free_port()
+    local = f"http://127.0.0.1:{port}"
+    process, _, _ = start(
+        tmp_path, *replicas.args, "--workers", "2", "--port", str(port), base=local
+    )
+    try:
+        created = replicas.client(0, "workers").post("/segments/v1/exports", json=BODY)
+        op = created.json()["operationId"]
+        auth = {"Authorization": "Basic na1.workers"}
+        fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
+        with httpx.Client(base_url=local, headers=auth, timeout=10, limits=fresh) as api:
+            answered: set[str] = set()
+            deadline = time.monotonic() + 30  # until the second worker is up and picked
+            while len(answered) < 2 and time.monotonic() < deadline:
+                response = api.get(f"/operations/v1/{op}")
+                assert response.status_code == 200 and response.json()["id"] == op
+                answered.add(response.headers["x-emulator-worker"])
+            assert len(answered) == 2  # both workers found it
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
 def test_a_replica_killed_mid_burst_loses_no_acknowledged_operation(replicas):
     control = replicas.client(0, "survivors")
     assert control.post("/__emulator/ratelimit", json={"limit": "off"}).status_code == 200

@@ -216,3 +216,33 @@ def test_an_unreadable_operation_row_stops_nothing(make_harness, url):
     assert [op["id"] for op in listed] == [good]
     assert again.client.get(f"/operations/v1/{bad}", headers=AUTH).status_code == 404
     assert again.client.get(f"/operations/v1/{good}", headers=AUTH).status_code == 200
+
+
+def test_every_connection_in_use_is_busy_not_down(url, monkeypatch):
+    """A pool whose connections are all busy answers 503 "busy" after its wait, and the next
+    call goes through as soon as one is free: nothing takes it for a lost database."""
+    monkeypatch.setattr(postgres, "POOL_WAIT_SECONDS", 0.3)
+    store = PostgresStore(url, pool_size=2)
+    held = threading.Barrier(3)
+    release = threading.Event()
+
+    def hold(tenant: str) -> None:
+        with store.transaction():
+            store.next_sequence(tenant)  # a row of its own: the holders do not wait on each other
+            held.wait()
+            release.wait(10)
+
+    holders = [threading.Thread(target=hold, args=(t,)) for t in ("a", "b")]
+    try:
+        for holder in holders:
+            holder.start()
+        held.wait()
+        with pytest.raises(postgres.StoreBusy, match="every database connection is in use"):
+            store.get_operation("a", "x")
+        release.set()
+        for holder in holders:
+            holder.join(timeout=10)
+        assert store.next_sequence("a") == 2  # at once: no "database lost" pause
+    finally:
+        release.set()
+        store.close()

@@ -202,6 +202,48 @@ def test_journal_pages_continue_where_the_last_ended(opened):
     assert [e["n"] for e in even] == [0, 2, 4, 6, 8, 10]
 
 
+def test_journal_keeps_each_writers_order_under_concurrent_transactions(opened):
+    stores = [opened(), opened()]
+
+    def work(n: int) -> None:
+        store = stores[n % 2]
+        for i in range(30):
+            store.append_journal({"tenant": "a", "writer": n, "i": i})
+            if i % 3 == 0:
+                with store.transaction():  # a write transaction carries what is buffered
+                    store.next_sequence(f"t{n}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    seen, after = [], 0
+    while True:  # read in pages, as the control API does, while the other writes its buffer
+        page, last = stores[0].journal_page("a", after, 7)
+        stores[1].journal_page("a", 0, 1)  # flushes its buffered entries
+        seen += page
+        if last is None:
+            break
+        after = last
+    for n in range(4):
+        assert [e["i"] for e in seen if e["writer"] == n] == list(range(30))
+
+
+def test_journal_newest_first_and_the_tenants_held(opened):
+    store = opened()
+    for n in range(1203):  # more than one batch of the database stores
+        store.append_journal({"n": n, "tenant": "a" if n % 2 else None})
+    newest = store.journal_newest("a")
+    assert [next(newest)["n"] for _ in range(3)] == [1202 - 1, 1202 - 3, 1202 - 5]
+    assert [e["n"] for e in store.journal_newest(None)] == list(range(1202, -1, -1))
+    store.add_operation(operation("b", 1))
+    store.next_sequence("c")
+    store.update_control("d", lambda s: (replace(s, deny_next=1), None))
+    store.update_control("e", lambda s: (s, None))  # nothing held for "e"
+    assert opened().tenants() == ["a", "b", "c", "d"]
+
+
 def test_reset_of_one_tenant_or_all(opened):
     store = opened()
     for tenant in ("a", "b"):
