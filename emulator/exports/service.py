@@ -10,6 +10,7 @@ import logging
 import queue
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -188,54 +189,78 @@ class ExportService:
         return round(base + extra, 3)
 
     # -- observe --------------------------------------------------------------------------
-    def status(self, record: OperationRecord, now: datetime | None = None) -> Status:
+    def failure_state(self, control: ControlView) -> str:
+        """The name a failed operation's state takes for the viewed tenant: `ERROR` or
+        `FAILED` (what FullStory's own clients recognise), overridable per tenant."""
+        return control.setting("failure_state", self.settings.failure_state)
+
+    def status(
+        self, record: OperationRecord, failure_state: str, now: datetime | None = None
+    ) -> Status:
         return status_at(
             record,
             now or self.clock.now(record.tenant),
-            failure_state=self.settings.failure_state,
+            failure_state=failure_state,
             retention=self.settings.export_retention,
         )
 
     def state_counts(self) -> dict[str, int]:
-        """How many operations of every tenant are in each state now."""
+        """How many operations of every tenant are in each state now, each named as its own
+        tenant sees it."""
         counts: dict[str, int] = {}
+        names: dict[str, str] = {}
         for record in self.store.operations(None):
-            state = self.status(record).state
+            name = names.get(record.tenant)
+            if name is None:
+                name = names[record.tenant] = self.failure_state(
+                    ControlView(self.store, record.tenant)
+                )
+            state = self.status(record, name).state
             counts[state] = counts.get(state, 0) + 1
         return counts
 
     def get(
-        self, principal: Principal, operation_id: str, *, poll: bool = False
+        self,
+        principal: Principal,
+        operation_id: str,
+        control: ControlView,
+        *,
+        poll: bool = False,
     ) -> tuple[OperationRecord, Status]:
         """The operation and its status; `poll` counts a client's status request."""
         tenant = principal.tenant
+        failure_state = self.failure_state(control)
         if poll:
             now = self.clock.now(tenant)
             record = self.store.update_operation(
-                tenant, operation_id, lambda r: polled(r, self.status(r, now), now)
+                tenant, operation_id, lambda r: polled(r, self.status(r, failure_state, now), now)
             )
         else:
             record = self.store.get_operation(tenant, operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
-        return record, self.status(record)
+        return record, self.status(record, failure_state)
 
     def finish(self, tenant: str | None, operation_id: str, failure: str | None) -> None:
         """Complete (or fail) a pending operation now: the control API's shortcut."""
         if tenant is not None:
             record = self.store.get_operation(tenant, operation_id)
         else:  # the instance: whichever tenant has it
-            record = next((r for r in self.store.operations(None) if r.id == operation_id), None)
+            record = self.store.find_operation(operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
         now = self.clock.now(record.tenant)
+        failure_state = self.failure_state(ControlView(self.store, record.tenant))
         self.store.update_operation(
-            record.tenant, record.id, lambda r: force(r, self.status(r, now), now, failure)
+            record.tenant,
+            record.id,
+            lambda r: force(r, self.status(r, failure_state, now), now, failure),
         )
 
     def list(
         self,
         principal: Principal,
+        control: ControlView,
         *,
         state: str | None,
         limit: int,
@@ -243,26 +268,40 @@ class ExportService:
     ) -> tuple[list[tuple[OperationRecord, Status]], int | None]:
         """Newest first; `after_seq` continues below a previous page's last sequence number."""
         now = self.clock.now(principal.tenant)
+        failure_state = self.failure_state(control)
         failure_names = set(FAILURE_STATES)
         page: list[tuple[OperationRecord, Status]] = []
-        for record in reversed(self.store.operations(principal.tenant)):
-            if after_seq is not None and record.seq >= after_seq:
-                continue
-            status = self.status(record, now)
-            if state is not None and not (
-                status.state == state or (state in failure_names and status.state in failure_names)
-            ):
-                continue
-            if len(page) == limit:
-                return page, page[-1][0].seq
-            page.append((record, status))
-        return page, None
+        before = after_seq
+        # Read in batches, newest first: a page without a state filter reads limit + 1 rows.
+        batch = limit + 1 if state is None else max(4 * limit, 200)
+        while True:
+            records = self.store.operations_page(principal.tenant, before, batch)
+            for record in records:
+                status = self.status(record, failure_state, now)
+                if state is not None and not (
+                    status.state == state
+                    or (state in failure_names and status.state in failure_names)
+                ):
+                    continue
+                if len(page) == limit:
+                    return page, page[-1][0].seq
+                page.append((record, status))
+            if len(records) < batch:
+                return page, None
+            before = records[-1].seq
 
-    def cancel(self, principal: Principal, operation_id: str) -> None:
-        self.get(principal, operation_id)  # 404 before anything else
+    def cancel(self, principal: Principal, operation_id: str, control: ControlView) -> None:
+        """Cancel a pending export of the caller's tenant. Exports belong to the tenant (the
+        organisation), not to the key that created them: any key that may create exports (admin,
+        architect) may cancel any of them; standard and read-only keys may cancel none."""
+        self.get(principal, operation_id, control)  # 404 before anything else
+        principal.require_export_role()
         now = self.clock.now(principal.tenant)
+        failure_state = self.failure_state(control)
         self.store.update_operation(
-            principal.tenant, operation_id, lambda r: cancel(r, self.status(r, now), now)
+            principal.tenant,
+            operation_id,
+            lambda r: cancel(r, self.status(r, failure_state, now), now),
         )
 
     # -- results and download -------------------------------------------------------------
@@ -274,7 +313,7 @@ class ExportService:
         now = self.clock.now(principal.tenant)
         if record is None or record.tenant != principal.tenant:
             raise NotFound(f"export {search_export_id!r} not found")
-        status = self.status(record, now)
+        status = self.status(record, self.failure_state(control), now)
         if status.state != COMPLETED or status.expires is None:
             detail = "not ready" if status.state == PENDING else "not found"
             raise NotFound(f"export {search_export_id!r} {detail}")
@@ -296,16 +335,23 @@ class ExportService:
         record = self.store.operation_by_export(match.group(1)) if match else None
         return record if record and self.object_name(record) == object_name else None
 
-    def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
-        """Verify the signed URL (a HEAD verifies as the GET it was signed for) and describe the
-        file. Its ETag is the job's digest, known before the file is made."""
+    def download(
+        self,
+        method: str,
+        object_name: str,
+        query: Sequence[tuple[str, str]],
+        control: ControlView,
+    ) -> Download:
+        """Verify the signed URL (its query as sent, repeats and all; a HEAD verifies as the GET
+        it was signed for) and describe the file; `control` is the view of the export's tenant.
+        The ETag is the job's digest, known before the file is made."""
         record = self.export_of(object_name)
         now = self.clock.now(record.tenant if record else None)
         self.signer.verify(method, self.signer.path_for(object_name), query, now)
         missing = NoSuchKey(f"No such object: {self.signer.bucket}/{object_name}")
         if record is None:
             raise missing
-        status = self.status(record, now)
+        status = self.status(record, self.failure_state(control), now)
         if status.state != COMPLETED or status.expires is None or now >= status.expires:
             raise missing
         job = self.job(record, self.segment(record.spec.segment_id))

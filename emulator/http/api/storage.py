@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from ...files import ranges
 from ...files.cache import OpenFile
 from ...instance import Emulator
+from ..pipeline import control_view_of
 
 CHUNK_BYTES = 256 * 1024
 
@@ -67,8 +68,9 @@ class FileSlice(Response):
 
 async def download(request: Request) -> Response:
     em: Emulator = request.app.state.emulator
-    query = {key: value for key, value in request.query_params.items()}
-    result = em.exports.download(request.method, request.path_params["object"], query)
+    query = request.query_params.multi_items()
+    view = control_view_of(request)  # the export's tenant, as the pipeline resolved it
+    result = em.exports.download(request.method, request.path_params["object"], query, view)
     opened = await run_in_threadpool(em.exports.open_file, result)
     try:
         part = ranges.select(
