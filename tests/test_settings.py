@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import _parser, settings_from
-from emulator.settings import RateLimit, Settings, SettingsError, describe, markdown_table
+from emulator.settings import (
+    RateLimit,
+    Settings,
+    SettingsError,
+    describe,
+    markdown_table,
+    redact_url,
+)
 from tests.helpers import ROOT
 
 
@@ -97,19 +104,21 @@ def test_readme_example_is_the_tested_file():
     assert example in (root / "README.md").read_text()
 
 
-def test_export_workers_and_file_cache_size():
-    _, defaults = settings_from([], environ={})
-    assert defaults.export_workers == 0 and defaults.file_cache_bytes == 2 * 1024**3
-    assert defaults.export_processes() >= 1  # 0: one per usable core
-    _, given = settings_from(
-        ["--export-workers", "3", "--file-cache-bytes", "500MB"],
-        environ={"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"},
+def test_store_takes_a_postgresql_url_and_hides_its_password():
+    url = "postgresql://emu:s3cret@db:5432/emulator"
+    _, s = settings_from(["--store", url], environ={})
+    assert s.store == url and s.data_dir is None
+    env = {"FULLSTORY_EMULATOR_STORE": "postgres://emu@db/emulator"}
+    assert Settings.load({}, env).store == "postgres://emu@db/emulator"
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_STORE": "memory"}).store is None
+    with pytest.raises(SettingsError, match="not a PostgreSQL URL") as error:
+        Settings.load({}, {"FULLSTORY_EMULATOR_STORE": "mysql://emu:s3cret@db/x"})
+    assert "s3cret" not in str(error.value) and "mysql://emu:***@db/x" in str(error.value)
+    assert redact_url(url) == "postgresql://emu:***@db:5432/emulator"
+    assert redact_url("postgresql:///e?host=/tmp&password=s3cret&user=emu") == (
+        "postgresql:///e?host=/tmp&password=***&user=emu"
     )
-    assert given.export_processes() == 3 and given.file_cache_bytes == 500_000_000
-    environ = {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"}
-    assert Settings.load({}, environ).file_cache_bytes == 2**30
-    with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES.*not a size"):
-        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})
+    assert Settings.load({}, Settings(store=url).to_environ()).store == url  # to workers
 
 
 def test_an_empty_host_means_the_default_never_every_interface():
@@ -168,3 +177,18 @@ def test_help_says_each_default_once_and_lists_choices():
     html = next(o for o in options if o.startswith("--no-html-escape"))
     assert "[env FULLSTORY_EMULATOR_HTML_ESCAPE=false]" in html and "turns it off" in html
     assert "(default: 127.0.0.1)" in text and "(default: none)" not in text
+
+
+def test_export_workers_and_file_cache_size():
+    _, defaults = settings_from([], environ={})
+    assert defaults.export_workers == 0 and defaults.file_cache_bytes == 2 * 1024**3
+    assert defaults.export_processes() >= 1  # 0: one per usable core
+    _, given = settings_from(
+        ["--export-workers", "3", "--file-cache-bytes", "500MB"],
+        environ={"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"},
+    )
+    assert given.export_processes() == 3 and given.file_cache_bytes == 500_000_000
+    environ = {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"}
+    assert Settings.load({}, environ).file_cache_bytes == 2**30
+    with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES.*not a size"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})

@@ -139,6 +139,38 @@ def test_url_outliving_export_is_capped(make_harness):
     assert expires <= 100
 
 
+def _storage_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == XML
+    assert f"<Code>{code}</Code>" in response.text
+
+
+def test_a_non_ascii_signature_is_a_mismatch_in_xml(harness):
+    url = finished_url(harness)
+    _storage_error(
+        harness.client.get(with_query(url, **{"X-Goog-Signature": "é" * 64})),
+        403,
+        "SignatureDoesNotMatch",
+    )
+
+
+@pytest.mark.parametrize("name", ["X-Goog-Signature", "X-Goog-Expires", "X-Goog-Date"])
+def test_a_repeated_signed_parameter_is_a_mismatch(harness, name):
+    url = finished_url(harness)
+    value = parse_qs(urlsplit(url).query)[name][0]
+    # the genuine value again at the end, where "last wins" would have let it through
+    _storage_error(harness.client.get(f"{url}&{name}={value}"), 403, "SignatureDoesNotMatch")
+    assert harness.client.get(url).status_code == 200
+
+
+def test_a_path_in_another_bucket_answers_storage_xml(harness):
+    url = finished_url(harness)
+    other = url.replace("/fullstory-emulator-exports/", "/another-bucket/")
+    _storage_error(harness.client.get(other), 404, "NoSuchBucket")
+    bare = harness.client.get("/another-bucket/segment-exports/x.ndjson.gz")
+    _storage_error(bare, 404, "NoSuchBucket")
+
+
 # -- Cloud Storage's headers, HEAD and ranges --------------------------------------------------
 
 
@@ -320,35 +352,3 @@ def test_a_large_export_is_made_while_it_is_pending(make_harness, monkeypatch):
     made.write_bytes(b"made while pending")
     url = h.location(h.finish(op_id)["results"]["searchExportId"])
     assert h.client.get(url).content == b"made while pending"
-
-
-def _storage_error(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == XML
-    assert f"<Code>{code}</Code>" in response.text
-
-
-def test_a_non_ascii_signature_is_a_mismatch_in_xml(harness):
-    url = finished_url(harness)
-    _storage_error(
-        harness.client.get(with_query(url, **{"X-Goog-Signature": "é" * 64})),
-        403,
-        "SignatureDoesNotMatch",
-    )
-
-
-@pytest.mark.parametrize("name", ["X-Goog-Signature", "X-Goog-Expires", "X-Goog-Date"])
-def test_a_repeated_signed_parameter_is_a_mismatch(harness, name):
-    url = finished_url(harness)
-    value = parse_qs(urlsplit(url).query)[name][0]
-    # the genuine value again at the end, where "last wins" would have let it through
-    _storage_error(harness.client.get(f"{url}&{name}={value}"), 403, "SignatureDoesNotMatch")
-    assert harness.client.get(url).status_code == 200
-
-
-def test_a_path_in_another_bucket_answers_storage_xml(harness):
-    url = finished_url(harness)
-    other = url.replace("/fullstory-emulator-exports/", "/another-bucket/")
-    _storage_error(harness.client.get(other), 404, "NoSuchBucket")
-    bare = harness.client.get("/another-bucket/segment-exports/x.ndjson.gz")
-    _storage_error(bare, 404, "NoSuchBucket")
