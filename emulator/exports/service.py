@@ -415,7 +415,7 @@ class ExportService:
     ) -> Download:
         """Verify the signed URL (its query as sent, repeats and all; a HEAD verifies as the GET
         it was signed for) and describe the file; `control` is the view of the export's tenant.
-        Its ETag is the job's digest, known before the file is made."""
+        The ETag is the job's digest, known before the file is made."""
         record = self.export_of(object_name)
         now = self.clock.now(record.tenant if record else None)
         self.signer.verify(method, self.signer.path_for(object_name), query, now)

@@ -51,7 +51,7 @@ def test_dropped_connection_is_a_real_dropped_connection(server):
 def test_truncated_download_fails_to_gunzip(server):
     with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=10) as api:
         location = finished_location(api)
-        whole = httpx.get(location).content
+        whole = httpx.get(location, timeout=60).content  # the first download makes the file
         api.post(
             "/__emulator/faults",
             json={"path": "/fullstory-emulator-exports/*", "truncateAfterBytes": 20000, "times": 1},
@@ -71,7 +71,7 @@ def test_truncated_download_fails_to_gunzip(server):
 def test_slowed_download_takes_its_time(server):
     with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=30) as api:
         location = finished_location(api)
-        size = len(httpx.get(location).content)
+        size = len(httpx.get(location, timeout=60).content)  # makes the file
         rate = max(1, size // 2)  # about two seconds' worth
         api.post(
             "/__emulator/faults",

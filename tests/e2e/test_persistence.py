@@ -153,7 +153,7 @@ def test_https_with_only_the_generated_ca(tmp_path: Path):
             export_id = api.get(f"/operations/v1/{op}").json()["results"]["searchExportId"]
             location = api.get(f"/search/v1/exports/{export_id}/results").json()["location"]
             assert location.startswith("https://")
-            assert api.get(location).status_code == 200
+            assert api.get(location, timeout=60).status_code == 200  # the first makes the file
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{base}/__emulator/health", verify=ssl.create_default_context())
     finally:
