@@ -18,6 +18,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from emulator.auth import DEMO_KEY
 from tests.helpers import ROOT
 
 IMAGE = "fullstory-emulator:e2e"
+RECIPE = ROOT / "tests" / "e2e" / "testcontainers_recipe.py"
 LABEL = "fullstory-emulator-e2e"  # on every container started here; its value is our pid
 DEFAULT_BASE = "python:3.12-slim"
 LOCAL_BASE = "fullstory-emulator-base:local"
@@ -188,8 +190,27 @@ def run(image: str) -> Iterator[Callable[..., Container]]:
 
 
 @pytest.fixture(scope="module")
-def containers(run: Callable[..., Container]) -> dict[str, Container]:
-    """Three at once, so that their start periods overlap: the defaults with flags for the
+def recipe(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    """The Testcontainers recipe of docs/docker.md, run as a user's project runs it: copied into
+    a folder of its own and run by its own pytest, in the background. Ryuk, Testcontainers'
+    reaper, is off: its image cannot be pulled where no registry is reachable."""
+    work = tmp_path_factory.mktemp("recipe")
+    shutil.copy(RECIPE, work / "test_recipe.py")
+    log = work / "pytest.log"
+    env = os.environ | {"FULLSTORY_EMULATOR_IMAGE": image, "TESTCONTAINERS_RYUK_DISABLED": "true"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_recipe.py"]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    yield process, log
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def containers(run: Callable[..., Container], recipe: Any) -> dict[str, Container]:
+    """Three at once, and after the recipe's, so that all their start periods overlap: the
+    defaults with flags for the
     workflow (download URLs on the mapped port), another port and TLS, each set through the
     environment as a Compose file would."""
     api = free_port()
@@ -299,3 +320,11 @@ def test_tls_container_turns_healthy_and_serves_https_under_its_ca(containers, t
     assert health.status_code == 200 and health.json()["status"] == "ok"
     with pytest.raises(httpx.TransportError):  # no plain HTTP on a TLS port
         httpx.get(emulator.url(8080) + "/__emulator/health", timeout=10)
+
+
+def test_testcontainers_recipe_from_the_docs(recipe):
+    process, log = recipe
+    process.wait(timeout=HEALTHY_WITHIN + 60)
+    output = log.read_text(errors="replace")
+    assert process.returncode == 0, output
+    assert output.splitlines()[-1].startswith("2 passed"), output
