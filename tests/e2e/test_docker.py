@@ -61,7 +61,7 @@ def daemon() -> str:
         pytest.skip("the Docker daemon did not answer `docker version` within 30 s")
     if info.returncode != 0:
         reason = (info.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"no Docker daemon answers ({reason}); `.ci/docker` starts one, as root")
+        pytest.skip(f"no Docker daemon answers ({reason}); `.ci/docker up` starts one (as root)")
     remove_leftovers()
     return info.stdout.strip()
 
