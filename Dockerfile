@@ -29,7 +29,7 @@ RUN python3 -m venv /opt/venv \
     && chown emulator /data
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY fixtures ./fixtures
 COPY emulator ./emulator
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY
-from .settings import ENV_PREFIX, Settings, SettingsError
+from .settings import ENV_PREFIX, Settings, SettingsError, choices, shown_default
 from .tls import trust_instructions
 
 if TYPE_CHECKING:
@@ -51,13 +51,14 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         meta = f.metadata
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
+        help_text = meta["help"]
         if meta["negate"]:
             group.add_argument(
                 flag,
                 dest=f.name,
                 action="store_false",
                 default=argparse.SUPPRESS,
-                help=f"{meta['help']}: turn off [env {env}]",
+                help=_escape(f"{help_text}; this flag turns it off [env {env}=false]"),
             )
         elif f.type in (bool, "bool"):
             group.add_argument(
@@ -65,16 +66,22 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action="store_true",
                 default=argparse.SUPPRESS,
-                help=f"{meta['help']} [env {env}]",
+                help=_escape(f"{help_text} [env {env}=true]"),
             )
         else:
+            allowed = choices(meta["parse"])
+            metavar = "{" + ",".join(allowed) + "}" if allowed else meta["metavar"]
+            # a default the help text already explains (or none at all) is not repeated
+            default = shown_default(f.default)
+            if default and "default" not in help_text:
+                help_text += f" (default: {default})"
             group.add_argument(
                 flag,
                 dest=f.name,
                 type=_argtype(meta["parse"], flag),
                 default=argparse.SUPPRESS,
-                metavar=meta["metavar"] or f.name.upper(),
-                help=f"{meta['help']} (default: {_shown(f.default)}) [env {env}]",
+                metavar=metavar or f.name.upper(),
+                help=_escape(f"{help_text} [env {env}]"),
             )
 
 
@@ -89,8 +96,8 @@ def _argtype(parse: Any, flag: str) -> Any:
     return convert
 
 
-def _shown(value: Any) -> str:
-    return "none" if value is None else str(value).replace("%", "%%")
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def settings_from(
@@ -105,7 +112,7 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, data_dir, make_server, run_workers
+    from .server import bind, check_state, configure_logging, data_dir, make_server, run_workers
 
     if settings.workers > 1 or settings.tls:
         # workers share state through SQLite; TLS keeps its CA beside it
@@ -117,10 +124,13 @@ def serve(settings: Settings) -> None:
             f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
         ) from None
     try:
+        if settings.workers > 1:
+            check_state(settings)  # each worker opens the data dir: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys or segments fixtures
+    except ValueError as exc:  # unreadable keys or segments fixtures, an unusable data dir
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = _start_mcp(settings)
+    configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
     _banner(settings, mcp.url if mcp else None)
     try:
         if server is None:
@@ -184,7 +194,8 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
     base = settings.base_url()
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
-        f"fullstory-emulator {__version__} listening on http://{settings.host}:{settings.port}",
+        f"fullstory-emulator {__version__} listening on "
+        f"{'https' if settings.tls else 'http'}://{_host(settings.host)}:{settings.port}",
         f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
         f"  API keys:       {keys}",
         f"  MCP server:     {mcp_url or 'off'}",
@@ -202,9 +213,29 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
         ),
         f"  seed {settings.seed}, population {settings.population}, export duration "
         f"{settings.export_duration:g}s, URL TTL {settings.url_ttl:g}s, rate limit "
-        f"{settings.rate_limit or 'off'}, failure state {settings.failure_state}",
+        f"{settings.rate_limit or 'off'}",
+        _failure_line(settings.failure_state),
     ]
     print("\n".join(lines), flush=True)
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _failure_line(state: str) -> str:
+    """Which failure state is served, and which clients expect which: a FullStory client that
+    knows only FAILED (hauser, the SDKs) would poll an ERROR operation forever."""
+    if state == "FAILED":
+        return (
+            "  failed exports: state FAILED, as FullStory's own clients (hauser, the SDKs) "
+            "expect;\n                  --failure-state ERROR for clients written against ERROR"
+        )
+    return (
+        "  failed exports: state ERROR; FullStory's own clients (hauser, the SDKs) recognise "
+        "only FAILED:\n                  --failure-state FAILED, or per tenant POST "
+        '/__emulator/config {"failureState": "FAILED"}'
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -222,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if command == "health":
         raise SystemExit(health(settings))
     if command == "serve":
-        serve(settings)
+        try:
+            serve(settings)
+        except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down, or we were still starting
+            print("fullstory-emulator: stopped", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def ensure_certificates(directory: Path, host: str) -> TlsFiles:
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     if all(path.exists() for path in (files.ca, files.certificate, files.key)):
         return files
-    import trustme  # here, not at the top: `fullstory-emulator health` must start fast
+    import trustme  # with cryptography, a third of a cold start; only TLS pays for it
 
     ca = trustme.CA(organization_name="fullstory-emulator local CA")
     names = [*NAMES, *([host] if host not in NAMES and host not in ("0.0.0.0", "::") else [])]

@@ -7,9 +7,8 @@ bundle's bounds; a rerun skips bundles already on disk, and a download is writte
 renamed only when whole, so an interrupted run never leaves a file that looks finished.
 
 Every API call goes through `FullStoryClient`, which honours `Retry-After` on 429, backs off on
-5xx and dropped connections, and downloads without the key. The client has no hooks for 429s or
-download bytes, so this module watches its httpx transport (a response hook) and the file it
-writes to (a counting wrapper) to report them.
+5xx and dropped connections, downloads without the key and renews an expired URL; this module
+only reports what the client's hooks tell (retries, download bytes, renewals).
 
 Exit codes (also in `--help`):
 
@@ -35,22 +34,36 @@ import re
 import shutil
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
 from .. import __version__
+from ..contract import (
+    EXPORT_TYPES,
+    FAILURE_STATES,
+    FORMAT_EXTENSIONS,
+    FORMATS,
+    SCOPE_ALIASES,
+    SCOPES,
+    TYPE_EVENT,
+)
 from .core import (
+    DownloadError,
     DownloadExpired,
+    DownloadStart,
     ExportFailed,
     FullStoryClient,
     FullStoryError,
+    NotFound,
     RateLimited,
+    Resume,
+    Retry,
     Unauthorized,
 )
 
@@ -68,7 +81,7 @@ EXIT_CODES = {
     EXIT_OK: "everything exported, or already on disk",
     EXIT_ERROR: "another API or I/O error (bad argument, unknown segment, unreachable server)",
     EXIT_USAGE: "usage: bad flags, or no API key",
-    EXIT_EXPORT_FAILED: "an export ended in ERROR/FAILED (errorDetails on stderr)",
+    EXIT_EXPORT_FAILED: f"an export ended in {'/'.join(FAILURE_STATES)} (errorDetails on stderr)",
     EXIT_AUTH: "the API key was refused (401; 403: exports need an Admin or Architect key)",
     EXIT_RATE_LIMITED: "still rate limited (429) after the client's retries",
     EXIT_TIMEOUT: "an export was still PENDING after --timeout",
@@ -76,19 +89,17 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted; rerun the same command to resume a chunked run",
 }
 
-TYPES = {
-    "event": "TYPE_EVENT",
-    "individual": "TYPE_INDIVIDUAL",
-    "pages": "TYPE_PAGES",
-    "sessions": "TYPE_SESSIONS",
-}
-FORMATS = {"ndjson": "FORMAT_NDJSON", "json": "FORMAT_JSON", "csv": "FORMAT_CSV"}
-SCOPES = {
-    "event": "SCOPE_EVENT",
-    "events": "SCOPE_EVENT",
-    "pages": "SCOPE_PAGES",
-    "sessions": "SCOPE_SESSIONS",
-    "individual": "SCOPE_INDIVIDUAL",
+
+def _short_names(wire: Iterable[str], prefix: str) -> dict[str, str]:
+    """The names people type (`event` for TYPE_EVENT), from the contract's wire values."""
+    return {value.removeprefix(prefix).lower(): value for value in wire}
+
+
+TYPE_NAMES = _short_names(EXPORT_TYPES, "TYPE_")
+FORMAT_NAMES = _short_names(FORMATS, "FORMAT_")
+SCOPE_NAMES = {
+    **_short_names(SCOPES, "SCOPE_"),
+    **{alias.removeprefix("SCOPE_").lower(): scope for alias, scope in SCOPE_ALIASES.items()},
 }
 SUBCOMMANDS = ("run", "segments")
 Listener = Callable[[str, dict[str, Any]], Any]
@@ -208,15 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "-t",
         "--type",
-        type=_enum(TYPES, "TYPE_"),
-        default="TYPE_EVENT",
+        type=_enum(TYPE_NAMES, "TYPE_"),
+        default=TYPE_EVENT,
         help="event (default), individual, pages or sessions",
     )
     what.add_argument(
         "-f",
         "--format",
-        type=_enum(FORMATS, "FORMAT_"),
-        default="FORMAT_NDJSON",
+        type=_enum(FORMAT_NAMES, "FORMAT_"),
+        default=FORMAT_NAMES["ndjson"],
         help="ndjson (default), json or csv",
     )
     what.add_argument(
@@ -239,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--scope",
-        type=_enum(SCOPES, "SCOPE_"),
+        type=_enum(SCOPE_NAMES, "SCOPE_"),
         default=None,
         help="event scope: events, pages, sessions or individual",
     )
@@ -364,8 +375,9 @@ class Reporter:
         if event in ("failed", "error"):
             print(f"fullstory-export: {_problem(fields)}", file=sys.stderr, flush=True)
 
-    def transfer(self, bundle: str, size: int) -> None:
-        """Bytes written so far by a download (too chatty to be an event)."""
+    def transfer(self, bundle: str, size: int, total: int | None = None) -> None:
+        """Bytes written so far by a download, of `total` when the server said (Content-Length;
+        too chatty to be an event)."""
 
     def __enter__(self) -> Reporter:
         return self
@@ -455,9 +467,16 @@ class HumanReporter(Reporter):
             where = _esc(f"{fields['method']} {fields['path']}")
             self._note(f"[yellow]429 rate limited on {where}{after}[/]")
         elif event == "retrying":
-            self._note(f"[yellow]HTTP {fields['status']} on {_esc(fields['path'])}; retrying[/]")
+            what = f"HTTP {fields['status']}" if fields.get("status") else "connection failed"
+            self._note(f"[yellow]{what} on {_esc(fields['path'])}; retrying[/]")
         elif event == "completed" and task is not None:
             self.progress.update(task, completed=100, status="COMPLETED, downloading")
+        elif event == "resuming":
+            if task is None:
+                self.tasks[bundle] = task = self.progress.add_task(
+                    _esc(bundle), total=100, status=""
+                )
+            self._note(f"[cyan]resuming {_esc(fields['file'])} at {_size(fields['offset'])}[/]")
         elif event == "url_expired":
             self._note(
                 f"[yellow]download URL expired ({_esc(fields.get('details') or 'ExpiredToken')}); "
@@ -486,9 +505,14 @@ class HumanReporter(Reporter):
         if self.overall is not None:
             self.progress.advance(self.overall)
 
-    def transfer(self, bundle: str, size: int) -> None:
+    def transfer(self, bundle: str, size: int, total: int | None = None) -> None:
         task = self.tasks.get(bundle)
-        if task is not None:
+        if task is None:
+            return
+        if total:  # a real bar: bytes of the file's length
+            status = f"downloading {_size(size)} of {_size(total)}"
+            self.progress.update(task, completed=size, total=total, status=status)
+        else:
             self.progress.update(task, status=f"downloading {_size(size)}")
 
 
@@ -500,11 +524,12 @@ def _esc(text: str) -> str:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+    size, unit = float(n), "B"
+    for bigger in ("KB", "MB", "GB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def make_reporter(args: argparse.Namespace, listener: Listener | None) -> Reporter:
@@ -529,39 +554,10 @@ class Job:
     directory: Path
 
 
-class _Tally:
-    """The file a download streams into, counting bytes (the client has no progress hook)."""
-
-    def __init__(self, file: IO[bytes], on_size: Callable[[int], Any]) -> None:
-        self.file = file
-        self.on_size = on_size
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        written = self.file.write(data)
-        self.size += len(data)
-        self.on_size(self.size)
-        return written
-
-    def tell(self) -> int:
-        return self.file.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.file.seek(offset, whence)
-
-    def truncate(self, size: int | None = None) -> int:
-        result = self.file.truncate(size)
-        self.size = self.file.tell()
-        return result
-
-
 def plan(args: argparse.Namespace) -> list[Job]:
     """The exports to run, in order; chunked bundles are named so a rerun can find them."""
     out = Path(args.out)
-    ext = args.format.removeprefix("FORMAT_").lower() + ("" if args.gunzip else ".gz")
+    ext = FORMAT_EXTENSIONS[args.format] + ("" if args.gunzip else ".gz")
     if args.chunk:
         out.mkdir(parents=True, exist_ok=True)
         segment = re.sub(r"[^A-Za-z0-9._-]", "_", args.segment)
@@ -582,7 +578,34 @@ def plan(args: argparse.Namespace) -> list[Job]:
 def export_one(
     client: FullStoryClient, args: argparse.Namespace, job: Job, reporter: Reporter
 ) -> Path:
-    """Steps 1-4 for one job; returns the finished file."""
+    """Steps 1-4 for one job; returns the finished file. A `.part` left by an interrupted run
+    of the same export is resumed instead (steps 3-4 only, from where it stopped)."""
+    state = _resumable(args, job)
+    if state is not None:
+        part, saved = state
+        offset = part.stat().st_size
+        reporter.emit(
+            "resuming",
+            bundle=job.bundle,
+            segment=args.segment,
+            file=str(part),
+            offset=offset,
+            operationId=saved["operationId"],
+            searchExportId=saved["searchExportId"],
+        )
+        try:
+            return _download(
+                client,
+                args,
+                job,
+                reporter,
+                saved["operationId"],
+                saved["searchExportId"],
+                resume=Resume(offset, saved["etag"]),
+            )
+        except NotFound:  # the export itself is gone (expired): export it again
+            for stale in (part, _sidecar(part)):
+                stale.unlink(missing_ok=True)
     time_range = None
     if args.time_range_given:
         time_range = (rfc3339(job.start), rfc3339(job.end))
@@ -643,6 +666,52 @@ def export_one(
     return _download(client, args, job, reporter, operation_id, search_export_id)
 
 
+def _part(args: argparse.Namespace, job: Job, operation_id: str) -> Path:
+    if job.target is not None:
+        return job.target.with_name(job.target.name + (".gz.part" if args.gunzip else ".part"))
+    return job.directory / f".{operation_id}.gz.part"
+
+
+def _sidecar(part: Path) -> Path:
+    """Beside a resumable `.part`: which export it is, and the file's ETag."""
+    return part.with_name(part.name + ".json")
+
+
+def _request(args: argparse.Namespace, job: Job) -> dict[str, Any]:
+    """What a `.part` must have been asked for to be resumed by this run."""
+    return {
+        "apiUrl": args.api_url,
+        "segment": args.segment,
+        "type": args.type,
+        "format": args.format,
+        "start": rfc3339(job.start) if args.time_range_given and job.start else None,
+        "end": rfc3339(job.end) if args.time_range_given and job.end else None,
+        "segmentStart": rfc3339(args.segment_start) if args.segment_range_given else None,
+        "segmentEnd": rfc3339(args.segment_end) if args.segment_range_given else None,
+        "timezone": args.timezone,
+        "fields": list(args.fields) if args.fields else None,
+        "scope": args.scope,
+    }
+
+
+def _resumable(args: argparse.Namespace, job: Job) -> tuple[Path, dict[str, Any]] | None:
+    """The `.part` of an interrupted download of this very export, and what its sidecar says."""
+    if job.target is None:
+        return None  # named by the server's Content-Disposition: no stable .part to find
+    part = _part(args, job, "")
+    try:
+        saved = json.loads(_sidecar(part).read_text(encoding="utf-8"))
+        held = part.stat().st_size
+    except (OSError, ValueError):
+        return None
+    fields = ("operationId", "searchExportId", "etag")
+    if not isinstance(saved, dict) or not all(isinstance(saved.get(k), str) for k in fields):
+        return None
+    if saved.get("request") != _request(args, job) or held == 0:
+        return None
+    return part, saved
+
+
 def _download(
     client: FullStoryClient,
     args: argparse.Namespace,
@@ -650,37 +719,67 @@ def _download(
     reporter: Reporter,
     operation_id: str,
     search_export_id: str,
+    resume: Resume | None = None,
 ) -> Path:
-    """Steps 3-4: fetch a URL (again, if storage says it expired), stream to .part, rename."""
-    if job.target is not None:
-        part = job.target.with_name(job.target.name + (".gz.part" if args.gunzip else ".part"))
-    else:
-        part = job.directory / f".{operation_id}.gz.part"
-    renewals = 0
+    """Steps 3-4: a URL (renewed while storage says it expired), streamed to .part, renamed.
+
+    A body cut short is resumed by the client with a Range request. When the run itself stops
+    (the client gave up, Ctrl-C) a `.part` the server can resume is kept, with a sidecar naming
+    the export and the file's ETag, so that rerunning the command continues it."""
+    part = _part(args, job, operation_id)
+    sidecar = _sidecar(part)
+    label = job.bundle or args.segment
+    resumable = False
+
+    def started(start: DownloadStart) -> None:
+        nonlocal resumable
+        resumable = bool(start.etag) and job.target is not None
+        if resumable:
+            state = {
+                "operationId": operation_id,
+                "searchExportId": search_export_id,
+                "etag": start.etag,
+                "request": _request(args, job),
+            }
+            sidecar.write_text(json.dumps(state), encoding="utf-8")
+        else:
+            sidecar.unlink(missing_ok=True)
+
+    def renewing(renewal: int, expired: DownloadExpired) -> None:
+        reporter.emit(
+            "url_expired",
+            bundle=job.bundle,
+            operationId=operation_id,
+            renewal=renewal,
+            details=expired.details or expired.message,
+        )
+
+    keep = False
     try:
-        while True:
-            location, _ = client.export_location(search_export_id)
-            try:
-                with open(part, "wb") as raw:
-                    tally = _Tally(raw, lambda n: reporter.transfer(job.bundle or args.segment, n))
-                    filename = client.download(location, tally)  # type: ignore[arg-type]
-                break
-            except DownloadExpired as exc:
-                if renewals >= args.max_renewals:
-                    raise Failure(
-                        EXIT_DOWNLOAD, f"the download URL expired {renewals + 1} times: {exc}"
-                    ) from exc
-                renewals += 1
-                reporter.emit(
-                    "url_expired",
-                    bundle=job.bundle,
-                    operationId=operation_id,
-                    renewal=renewals,
-                    details=exc.details or exc.message,
+        try:
+            with open(part, "ab" if resume else "wb") as raw:
+                done = client.download_export(
+                    search_export_id,
+                    raw,
+                    max_renewals=args.max_renewals,
+                    on_bytes=lambda size, total: reporter.transfer(label, size, total),
+                    on_renew=renewing,
+                    on_download=started,
+                    resume=resume,
                 )
-            except FullStoryError as exc:
-                raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}") from exc
-        size = part.stat().st_size
+        except KeyboardInterrupt:
+            keep = resumable and part.exists() and part.stat().st_size > 0
+            raise
+        except DownloadExpired as exc:
+            keep = resumable and part.exists() and part.stat().st_size > 0
+            raise Failure(
+                EXIT_DOWNLOAD, f"the download URL expired {args.max_renewals + 1} times: {exc}"
+            ) from exc
+        except DownloadError as exc:
+            keep = resumable and part.exists() and part.stat().st_size > 0
+            hint = f"; rerun to resume {part}" if keep else ""
+            raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}{hint}") from exc
+        filename = done.filename
         target = job.target or job.directory / (
             filename.removesuffix(".gz") if args.gunzip else filename
         )
@@ -697,17 +796,20 @@ def _download(
         else:
             os.replace(part, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
+        if not keep:
+            for leftover in (part, sidecar):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         raise
+    sidecar.unlink(missing_ok=True)
     reporter.emit(
         "downloaded",
         bundle=job.bundle,
         segment=args.segment,
         operationId=operation_id,
         file=str(target),
-        bytes=size,
-        renewals=renewals,
+        bytes=done.size,
+        renewals=done.renewals,
         gunzipped=args.gunzip,
     )
     return target
@@ -824,28 +926,24 @@ def list_segments(args: argparse.Namespace, client: FullStoryClient) -> int:
     return EXIT_OK
 
 
-def _rate_watch(reporter: Reporter) -> Callable[[httpx.Response], None]:
-    """An httpx response hook: the client absorbs 429s and 5xx silently; show them."""
+def _retry_events(reporter: Reporter) -> Callable[[Retry], None]:
+    """The client absorbs 429s, 5xx and dropped connections; show each retry it makes."""
 
-    def hook(response: httpx.Response) -> None:
-        status = response.status_code
-        request = response.request
-        if status == 429:
-            raw = response.headers.get("retry-after")
-            try:
-                retry_after: float | None = float(raw) if raw else None
-            except ValueError:
-                retry_after = None
+    def on_retry(retry: Retry) -> None:
+        if retry.error.status == 429:
             reporter.emit(
-                "rate_limited",
-                method=request.method,
-                path=request.url.path,
-                retryAfter=retry_after,
+                "rate_limited", method=retry.method, path=retry.path, retryAfter=retry.retry_after
             )
-        elif status >= 500:
-            reporter.emit("retrying", method=request.method, path=request.url.path, status=status)
+        else:
+            reporter.emit(
+                "retrying",
+                method=retry.method,
+                path=retry.path,
+                status=retry.error.status,
+                message=retry.error.message,
+            )
 
-    return hook
+    return on_retry
 
 
 def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None) -> int:
@@ -867,11 +965,8 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
         print(f"fullstory-export: {message}", file=sys.stderr)
         return EXIT_USAGE
     reporter = make_reporter(args, on_event) if args.command == "run" else Reporter(on_event)
-    http = httpx.Client(
-        timeout=httpx.Timeout(60.0, connect=10.0),
-        event_hooks={"response": [_rate_watch(reporter)]},
-    )
-    client = FullStoryClient(api_url, api_key, http=http)
+    http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
+    client = FullStoryClient(api_url, api_key, http=http, on_retry=_retry_events(reporter))
     try:
         if args.command == "segments":
             return list_segments(args, client)

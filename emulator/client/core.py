@@ -3,10 +3,14 @@
 One client serves the CLI, the MCP server, the tests and real use against api.fullstory.com, so
 it does what the contract says careful clients do: send the key raw after `Basic`, back off on
 429 (honouring `Retry-After`) and on 5xx or dropped connections, download the signed URL without
-the key, and ask for a fresh URL when cloud storage answers `ExpiredToken`.
+the key, and ask for a fresh URL when cloud storage answers `ExpiredToken` (`download_export`
+holds the only renewal loop).
 
 Answers are returned as the parsed JSON (plain dicts, camelCase as on the wire) so nothing is
-lost between the API and the caller; only `run_export` returns a small frozen dataclass.
+lost between the API and the caller; what a download did comes back as a small frozen dataclass.
+Callers watch the work through hooks rather than by wrapping the transport or the file:
+`on_retry` (each retry, before its wait), `on_progress` (each poll), `on_bytes` (download bytes)
+and `on_renew` (an expired URL replaced); a `Sink` takes the bytes itself and may stop early.
 Waiting goes through the injectable `sleep`, so tests can move an emulator's clock instead of
 sleeping; `wait(timeout=...)` counts that simulated time too.
 """
@@ -24,23 +28,40 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import quote, unquote, urlsplit
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
+
+from ..contract import (
+    COMPLETED,
+    FAILURE_STATES,
+    PENDING,
+    SEARCH_EXPORT,
+    STATES,
+    TYPE_EVENT,
+    EventScope,
+    ExportFormat,
+    ExportType,
+)
 
 try:  # Starlette's TestClient is an httpx2.Client where that fork is installed
     import httpx2
 except ImportError:  # pragma: no cover - depends on the environment
-    httpx2 = None
+    _HTTPX: tuple[ModuleType, ...] = (httpx,)
+else:
+    _HTTPX = (httpx, httpx2)
 
-_HTTPX = (httpx,) if httpx2 is None else (httpx, httpx2)
+if TYPE_CHECKING:
+    HttpClient: TypeAlias = httpx.Client | httpx2.Client
+    Response: TypeAlias = httpx.Response | httpx2.Response
+
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = tuple(m.TransportError for m in _HTTPX)
 _STREAM_CONSUMED: tuple[type[Exception], ...] = tuple(m.StreamConsumed for m in _HTTPX)
 
 DEFAULT_API_URL = "https://api.fullstory.com"
 EU_API_URL = "https://api.eu1.fullstory.com"
-FAILURE_STATES = ("ERROR", "FAILED")
 JSON = dict[str, Any]
 TimeRangeArg = Mapping[str, Any] | tuple[Any, Any] | None
 
@@ -87,12 +108,18 @@ class RateLimited(FullStoryError):
         self.retry_after = retry_after
 
 
-class DownloadExpired(FullStoryError):
+class DownloadError(FullStoryError):
+    """Cloud storage refused the signed URL (its XML `<Code>` in `code`), or the body kept
+    breaking off: the export is there, fetching its file failed."""
+
+
+class DownloadExpired(DownloadError):
     """The signed URL expired (storage `ExpiredToken`); ask for a new location."""
 
 
 class ExportFailed(FullStoryError):
-    """The export operation ended in ERROR/FAILED; `error_details` is the server's reason."""
+    """The export operation ended in a failure state (ERROR or FAILED, the contract's
+    FAILURE_STATES); `error_details` is the server's reason."""
 
     def __init__(self, operation: JSON) -> None:
         self.operation = operation
@@ -102,6 +129,18 @@ class ExportFailed(FullStoryError):
         super().__init__(
             None, f"export operation {operation.get('id')} ended in {state}: {reason}", state
         )
+
+
+@dataclass(frozen=True)
+class Download:
+    """What `download_export` fetched: the file's name, where it went, how much, how it went."""
+
+    search_export_id: str
+    filename: str  # from Content-Disposition, else the object name
+    path: Path | None  # the file written, when `dest` was a path
+    size: int  # bytes received (the whole file, unless a Sink stopped early)
+    renewals: int  # fresh URLs asked for because one had expired
+    complete: bool  # False when a Sink stopped the download early
 
 
 @dataclass(frozen=True)
@@ -116,15 +155,47 @@ class ExportResult:
     renewals: int
 
 
+@dataclass(frozen=True)
+class Retry:
+    """A failed attempt the client is about to repeat, handed to `on_retry` before the wait.
+
+    A hook may raise to give up instead (the MCP tools refuse to block on a long Retry-After).
+    """
+
+    method: str
+    path: str  # the URL's path only: a signed URL's query is a credential
+    attempt: int  # the attempt that failed, from 1
+    delay: float  # seconds the client will wait before the next attempt
+    error: FullStoryError  # the answer or transport failure; `status` None for the latter
+    retry_after: float | None = None  # the server's Retry-After, when it sent one
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A download's destination that takes the raw (gzip) bytes as they arrive, for a caller
+    that processes them itself (the MCP preview parses rows) instead of storing a file."""
+
+    def write(self, chunk: bytes) -> bool:
+        """Take the next bytes; True when the sink has enough and the download should stop."""
+        ...
+
+    def restart(self) -> None:
+        """Forget what was written: the body broke off and the download starts over."""
+        ...
+
+
 def _retryable(status: int) -> bool:
     """429 and server errors, except 501: "cannot be done" stays so however often it is asked."""
     return status == 429 or (status >= 500 and status != 501)
 
 
-def error_from_response(response: httpx.Response, *, attempts: int = 1) -> FullStoryError:
+def error_from_response(
+    response: Response, *, attempts: int = 1, download: bool = False
+) -> FullStoryError:
     """The exception an error answer stands for: JSON `message`, or storage XML Code/Message.
 
-    `attempts` > 1 says in the message that retries were spent on it.
+    `attempts` > 1 says in the message that retries were spent on it; `download` marks the
+    answer to a signed URL, always a DownloadError (DownloadExpired for `ExpiredToken`).
     """
     status = response.status_code
     body = response.text
@@ -155,6 +226,8 @@ def error_from_response(response: httpx.Response, *, attempts: int = 1) -> FullS
         full += f"; gave up after {attempts} attempts"
     if code == "ExpiredToken":
         return DownloadExpired(status, full, code, details=details)
+    if download:
+        return DownloadError(status, full, code, details=details)
     if status == 401:
         return Unauthorized(status, full, code, details=details)
     if status == 404:
@@ -164,7 +237,7 @@ def error_from_response(response: httpx.Response, *, attempts: int = 1) -> FullS
     return FullStoryError(status, full, code, details=details)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Response) -> float | None:
     """`Retry-After` as seconds: an integer, or an HTTP date."""
     raw = response.headers.get("retry-after")
     if not raw:
@@ -180,7 +253,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _timestamp(value: Any) -> str:
+def _timestamp(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -218,11 +291,11 @@ class FullStoryClient:
     """The Segment Export API: segments, exports, operations, download locations and downloads.
 
     `base_url`/`api_key` default to `FULLSTORY_API_URL` and `FULLSTORY_API_KEY` (an `eu1.` key
-    defaults to the EU host). Pass `http` to reach an in-process app (a Starlette TestClient);
-    without it the client owns an httpx.Client and closes it in `close()`. An `http` of the
-    httpx2 fork (what Starlette's TestClient becomes when it is installed) works the same.
-    `sleep` is called for every wait (retries and polls), so a test can advance an emulator's
-    clock instead.
+    defaults to the EU host). Pass `http` to reach an in-process app (a Starlette TestClient,
+    an httpx2.Client where that fork is installed) or to configure the transport; without it
+    the client owns an httpx.Client and closes it in `close()`. `sleep` is called for every
+    wait (retries and polls), so a test can advance an emulator's clock instead. `on_retry`
+    sees each retry before its wait (a 429, a 5xx, a dropped connection, a body cut short).
     """
 
     def __init__(
@@ -230,11 +303,12 @@ class FullStoryClient:
         base_url: str | None = None,
         api_key: str | None = None,
         *,
-        http: httpx.Client | None = None,
-        sleep: Callable[[float], Any] = time.sleep,
+        http: HttpClient | None = None,
+        sleep: Callable[[float], object] = time.sleep,
         max_retries: int = 5,
         backoff: float = 1.0,
         timeout: float = 30.0,
+        on_retry: Callable[[Retry], object] | None = None,
     ) -> None:
         self.api_key = api_key if api_key is not None else os.environ.get("FULLSTORY_API_KEY")
         if base_url is None:
@@ -246,9 +320,9 @@ class FullStoryClient:
             base_url = EU_API_URL if eu else DEFAULT_API_URL
         self.base_url = base_url.rstrip("/")
         self._owns_http = http is None
-        self.http = http if http is not None else httpx.Client(timeout=timeout)
-        self._timeout = timeout
+        self.http: HttpClient = http if http is not None else httpx.Client(timeout=timeout)
         self._sleep = sleep
+        self.on_retry = on_retry
         self.max_retries = max_retries
         self.backoff = backoff
         self.slept = 0.0  # total seconds handed to `sleep`, so `wait` can time out on fake time
@@ -269,35 +343,68 @@ class FullStoryClient:
         self.slept += seconds
         self._sleep(seconds)
 
-    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    def _retry(self, retry: Retry) -> None:
+        if self.on_retry is not None:
+            self.on_retry(retry)
+        self._wait(retry.delay)
+
+    def _exchange(
+        self, method: str, url: str, *, stream: bool, anonymous: bool, options: dict[str, Any]
+    ) -> Response:
+        """One attempt. `anonymous` strips the credentials the http client may add by default:
+        a signed URL needs none, and storage refuses a foreign one."""
+        http = self.http
+        if isinstance(http, httpx.Client):
+            request = http.build_request(method, url, **options)
+            if anonymous:
+                for name in ("authorization", "cookie"):
+                    request.headers.pop(name, None)
+            return http.send(request, stream=stream)
+        forked = http.build_request(method, url, **options)
+        if anonymous:
+            for name in ("authorization", "cookie"):
+                forked.headers.pop(name, None)
+        return http.send(forked, stream=stream)
+
+    def _send(
+        self, method: str, url: str, *, stream: bool = False, download: bool = False, **options: Any
+    ) -> Response:
         """Send with retries: 429 after `Retry-After`, 5xx and transport errors with backoff.
 
         POSTs are retried too, as the contract's clients do: a 5xx on export creation may in
         rare cases leave a duplicate export behind, which is harmless (exports are read-only).
+        `download` marks a signed URL: its failures are DownloadErrors.
         """
+        failure = DownloadError if download else FullStoryError
+        path = urlsplit(url).path
         attempt = 0
         while True:
+            attempt += 1
             try:
-                response = self.http.send(request, stream=stream)
+                response = self._exchange(
+                    method, url, stream=stream, anonymous=download, options=options
+                )
             except TRANSPORT_ERRORS as exc:
-                if attempt >= self.max_retries:
-                    raise FullStoryError(
-                        None,
-                        f"{request.method} {request.url} failed after {attempt + 1} attempts: "
-                        f"{type(exc).__name__}: {exc}",
+                problem = f"{type(exc).__name__}: {exc}"
+                if attempt > self.max_retries:
+                    where = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+                    raise failure(
+                        None, f"{method} {where} failed after {attempt} attempts: {problem}"
                     ) from exc
-                self._wait(self.backoff * 2**attempt)
-                attempt += 1
+                error = failure(None, f"{problem} ({method} {path})")
+                self._retry(Retry(method, path, attempt, self.backoff * 2 ** (attempt - 1), error))
                 continue
             if response.status_code < 400:
                 return response
             if stream:
                 response.read()
-            if not _retryable(response.status_code) or attempt >= self.max_retries:
-                raise error_from_response(response, attempts=attempt + 1)
-            delay = _retry_after(response) if response.status_code == 429 else None
-            self._wait(delay if delay is not None else self.backoff * 2**attempt)
-            attempt += 1
+                response.close()
+            if not _retryable(response.status_code) or attempt > self.max_retries:
+                raise error_from_response(response, attempts=attempt, download=download)
+            retry_after = _retry_after(response) if response.status_code == 429 else None
+            delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
+            error = error_from_response(response, download=download)
+            self._retry(Retry(method, path, attempt, delay, error, retry_after))
 
     def _headers(self) -> dict[str, str]:
         if not self.api_key:
@@ -315,13 +422,10 @@ class FullStoryClient:
         json: Any = None,
     ) -> JSON:
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        kwargs: dict[str, Any] = {"params": query, "headers": self._headers()}
+        options: dict[str, Any] = {"params": query, "headers": self._headers()}
         if json is not None:
-            kwargs["json"] = json
-        if self._owns_http:
-            kwargs["timeout"] = self._timeout
-        request = self.http.build_request(method, self.base_url + path, **kwargs)
-        response = self._send(request)
+            options["json"] = json
+        response = self._send(method, self.base_url + path, **options)
         if not response.content.strip():
             return {}
         try:
@@ -360,18 +464,19 @@ class FullStoryClient:
         self,
         segment_id: str,
         *,
-        type: str = "TYPE_EVENT",
-        format: str = "FORMAT_NDJSON",
+        type: ExportType = TYPE_EVENT,
+        format: ExportFormat = "FORMAT_NDJSON",
         time_range: TimeRangeArg = None,
         segment_time_range: TimeRangeArg = None,
         timezone: str | None = None,
         fields: list[str] | tuple[str, ...] | None = None,
-        scope: str | None = None,
+        scope: EventScope | None = None,
     ) -> str:
         """Start a segment export; returns its operation id.
 
         Time ranges take `{"start","end"}` or a `(start, end)` pair of datetimes, RFC 3339
         strings or None (open end); `scope` is the `eventDetails.scope` (`SCOPE_PAGES`, ...).
+        Values are sent as given, so the server's own validation answers a wrong one.
         """
         body: JSON = {"segmentId": segment_id, "type": type, "format": format}
         if (tr := _time_range(time_range)) is not None:
@@ -396,7 +501,7 @@ class FullStoryClient:
     def iter_operations(
         self,
         *,
-        type: str | None = "SEARCH_EXPORT",
+        type: str | None = SEARCH_EXPORT,
         state: str | None = None,
         limit: int | None = None,
     ) -> Iterator[JSON]:
@@ -407,7 +512,7 @@ class FullStoryClient:
     def list_operations(
         self,
         *,
-        type: str | None = "SEARCH_EXPORT",
+        type: str | None = SEARCH_EXPORT,
         state: str | None = None,
         limit: int | None = None,
     ) -> list[JSON]:
@@ -424,9 +529,11 @@ class FullStoryClient:
         *,
         poll_interval: float = 2.0,
         timeout: float | None = None,
-        on_progress: Callable[[JSON], Any] | None = None,
+        on_progress: Callable[[JSON], object] | None = None,
     ) -> JSON:
-        """Poll until the operation leaves PENDING; returns it COMPLETED or raises ExportFailed.
+        """Poll until the operation leaves PENDING; returns it COMPLETED, raises ExportFailed for
+        either failure state (ERROR or FAILED), or a FullStoryError for a state not in the
+        contract.
 
         `timeout` counts real time and time handed to `sleep`, whichever is more, so it also
         bounds a test whose `sleep` only moves a clock.
@@ -437,10 +544,17 @@ class FullStoryClient:
             if on_progress is not None:
                 on_progress(operation)
             state = operation.get("state")
-            if state == "COMPLETED":
+            if state == COMPLETED:
                 return operation
-            if state != "PENDING":
+            if state in FAILURE_STATES:
                 raise ExportFailed(operation)
+            if state != PENDING:
+                raise FullStoryError(
+                    200,
+                    f"operation {operation_id} is in state {state!r}, not one of "
+                    f"{', '.join(STATES)}",
+                    "UnknownState",
+                )
             elapsed = max(time.monotonic() - started, self.slept - slept_before)
             if timeout is not None and elapsed + poll_interval > timeout:
                 raise FullStoryError(
@@ -461,84 +575,176 @@ class FullStoryClient:
 
     # -- the download --------------------------------------------------------------------------
 
-    def download(self, location: str, dest: str | os.PathLike[str] | IO[bytes]) -> str:
-        """Stream the signed URL's gzip bytes, as they are, to `dest`; returns the file name.
+    def download(
+        self,
+        location: str,
+        dest: str | os.PathLike[str] | IO[bytes] | Sink,
+        *,
+        on_bytes: Callable[[int, int | None], object] | None = None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
+    ) -> str:
+        """Stream one signed URL's gzip bytes, as they are, to `dest`; returns the file name.
 
-        `dest` is a directory (the file is named from Content-Disposition), a file path, or a
-        binary file object. No Authorization header is sent: the URL is signed, and storage
-        would refuse a foreign credential. Paths are written via a temporary file, so a failed
-        download leaves nothing half-written.
+        `dest` is a directory (the file is named from Content-Disposition), a file path, a
+        binary file object or a `Sink`. `on_bytes(received, content_length_or_None)` follows
+        the transfer. No Authorization header is sent: the URL is signed, and storage would
+        refuse a foreign credential. An expired URL raises DownloadExpired: `download_export`
+        asks for a fresh one instead.
+
+        A body cut short is resumed where it stopped (`Range` with `If-Range`) when the server
+        allows it, else fetched again from its start (a file object is rewound, a Sink
+        restarted). `on_download(start)` is told when each body starts (its total length and
+        ETag); `resume` continues a download whose first bytes `dest` (a file object or Sink)
+        already holds. Paths are written via a temporary file, so a failed download leaves
+        nothing half-written.
         """
-        options = {"timeout": self._timeout} if self._owns_http else {}
-        request = self.http.build_request("GET", location, **options)
-        for name in ("authorization", "cookie"):
-            request.headers.pop(name, None)
-        attempt = 0
-        while True:
-            response = self._send(request, stream=True)
-            try:
-                filename = filename_from_disposition(response.headers.get("content-disposition"))
-                filename = filename or Path(unquote(urlsplit(location).path)).name or "export.gz"
-                try:
-                    self._save(response, dest, filename)
-                except TRANSPORT_ERRORS as exc:  # cut off mid-body: start again
-                    if attempt >= self.max_retries:
-                        raise FullStoryError(
-                            response.status_code,
-                            f"download broke off after {attempt + 1} attempts: {exc}",
-                        ) from exc
-                    self._wait(self.backoff * 2**attempt)
-                    attempt += 1
-                    continue
-                return filename
-            finally:
-                response.close()
+        return self._fetch(location, dest, on_bytes, on_download, resume)[0]
 
-    @staticmethod
-    def _save(response: httpx.Response, dest: Any, filename: str) -> None:
-        if hasattr(dest, "write"):
-            start = dest.tell() if dest.seekable() else None
+    def download_export(
+        self,
+        search_export_id: str,
+        dest: str | os.PathLike[str] | IO[bytes] | Sink,
+        *,
+        max_renewals: int = 3,
+        on_bytes: Callable[[int, int | None], object] | None = None,
+        on_renew: Callable[[int, DownloadExpired], object] | None = None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
+    ) -> Download:
+        """Fetch the export's signed URL and download it to `dest` (as `download` does).
+
+        When the URL has expired by the time it is used (`ExpiredToken`), a fresh one is asked
+        for, up to `max_renewals` times; `on_renew(renewal, expired)` is told before each.
+        """
+        renewals = 0
+        while True:
+            location, _ = self.export_location(search_export_id)
             try:
-                for chunk in _raw_chunks(response):
-                    dest.write(chunk)
-            except TRANSPORT_ERRORS:
-                if start is None:
-                    raise FullStoryError(
-                        response.status_code, "download broke off; the stream cannot be rewound"
-                    ) from None
-                dest.seek(start)
-                dest.truncate()
-                raise
-            return
+                filename, path, size, complete = self._fetch(
+                    location, dest, on_bytes, on_download, resume
+                )
+            except DownloadExpired as exc:
+                if renewals >= max_renewals:
+                    raise
+                renewals += 1
+                if on_renew is not None:
+                    on_renew(renewals, exc)
+                continue
+            return Download(search_export_id, filename, path, size, renewals, complete)
+
+    def _fetch(
+        self,
+        location: str,
+        dest: str | os.PathLike[str] | IO[bytes] | Sink,
+        on_bytes: Callable[[int, int | None], object] | None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
+    ) -> tuple[str, Path | None, int, bool]:
+        """(file name, path written, bytes, complete) of one download of `location`."""
+        if not isinstance(dest, str | os.PathLike):
+            held = resume.offset if resume else 0
+            sink = dest if isinstance(dest, Sink) else _FileSink(dest, held)
+            filename, size, complete = self._stream(location, sink, on_bytes, on_download, resume)
+            return filename, None, size, complete
         target = Path(dest)
-        if target.is_dir():
-            target = target / filename
-        fd, tmp = tempfile.mkstemp(prefix=".download-", dir=target.parent)
+        folder = target if target.is_dir() else target.parent
+        fd, tmp = tempfile.mkstemp(prefix=".download-", dir=folder)
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in _raw_chunks(response):
-                    out.write(chunk)
+                filename, size, complete = self._stream(
+                    location, _FileSink(out), on_bytes, on_download
+                )
+            if target.is_dir():
+                target = target / filename
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        return filename, target, size, complete
+
+    def _stream(
+        self,
+        location: str,
+        sink: Sink,
+        on_bytes: Callable[[int, int | None], object] | None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
+    ) -> tuple[str, int, bool]:
+        """(file name, bytes, complete): the body into `sink` until it ends or the sink has
+        enough. A body that breaks off is resumed where it stopped with `Range` and `If-Range`
+        (the ETag), as Cloud Storage allows; a server that answers the whole file again (no
+        ranges, or the file changed) starts the sink over. `resume` continues a download of
+        which the sink already holds `resume.offset` bytes."""
+        broken = 0
+        size = resume.offset if resume else 0
+        etag = resume.etag if resume else None
+        while True:
+            headers = {}
+            if size and etag:
+                headers = {"Range": f"bytes={size}-", "If-Range": etag}
+            response = self._send("GET", location, stream=True, download=True, headers=headers)
+            try:
+                filename = filename_from_disposition(response.headers.get("content-disposition"))
+                filename = filename or Path(unquote(urlsplit(location).path)).name or "export.gz"
+                total = _total_length(response)
+                if response.status_code != 206 or _range_start(response) != size:
+                    if size:
+                        sink.restart()  # the whole file again: start over
+                    size = 0
+                resumable = response.headers.get("accept-ranges") == "bytes"
+                etag = response.headers.get("etag") if resumable else None
+                if on_download is not None:
+                    on_download(DownloadStart(filename, size, total, etag))
+                try:
+                    for chunk in _raw_chunks(response):
+                        size += len(chunk)
+                        enough = sink.write(chunk)
+                        if on_bytes is not None:
+                            on_bytes(size, total)
+                        if enough:
+                            return filename, size, False
+                except TRANSPORT_ERRORS as exc:  # cut off mid-body: resume, or start again
+                    broken += 1
+                    if not etag:
+                        sink.restart()
+                        size = 0
+                    path = urlsplit(location).path
+                    if broken > self.max_retries:
+                        raise DownloadError(
+                            response.status_code,
+                            f"download broke off after {broken} attempts: {exc} (GET {path})",
+                        ) from exc
+                    how = f"resuming at byte {size}" if etag else "starting over"
+                    error = DownloadError(response.status_code, f"download broke off: {exc}; {how}")
+                    self._retry(Retry("GET", path, broken, self.backoff * 2 ** (broken - 1), error))
+                    continue
+                if total is not None and size < total:
+                    raise DownloadError(
+                        response.status_code, f"download ended at byte {size} of {total}"
+                    )
+                return filename, size, True
+            finally:
+                response.close()
 
     def run_export(
         self,
         segment_id: str,
-        dest: str | os.PathLike[str] | IO[bytes],
+        dest: str | os.PathLike[str] | IO[bytes] | Sink,
         *,
         poll_interval: float = 2.0,
         timeout: float | None = None,
-        on_progress: Callable[[JSON], Any] | None = None,
+        on_progress: Callable[[JSON], object] | None = None,
         max_renewals: int = 3,
+        on_bytes: Callable[[int, int | None], object] | None = None,
+        on_renew: Callable[[int, DownloadExpired], object] | None = None,
         **export: Any,
     ) -> ExportResult:
         """The whole workflow: create, wait, fetch a location, download to `dest`.
 
-        `export` takes `create_export`'s keywords. When the URL has expired by the time it is
-        fetched (`ExpiredToken`), a fresh one is asked for, up to `max_renewals` times.
+        `export` takes `create_export`'s keywords; the hooks are those of `wait` and
+        `download_export`, which renews an expired URL up to `max_renewals` times.
         """
         operation_id = self.create_export(segment_id, **export)
         operation = self.wait(
@@ -547,24 +753,72 @@ class FullStoryClient:
         search_export_id = str((operation.get("results") or {}).get("searchExportId") or "")
         if not search_export_id:
             raise FullStoryError(200, f"operation {operation_id} completed without results")
-        renewals = 0
-        while True:
-            location, _ = self.export_location(search_export_id)
-            try:
-                filename = self.download(location, dest)
-            except DownloadExpired:
-                if renewals >= max_renewals:
-                    raise
-                renewals += 1
-                continue
-            break
-        path = None
-        if not hasattr(dest, "write"):
-            path = Path(dest) / filename if Path(dest).is_dir() else Path(dest)
-        return ExportResult(operation_id, operation, search_export_id, filename, path, renewals)
+        done = self.download_export(
+            search_export_id,
+            dest,
+            max_renewals=max_renewals,
+            on_bytes=on_bytes,
+            on_renew=on_renew,
+        )
+        return ExportResult(
+            operation_id, operation, search_export_id, done.filename, done.path, done.renewals
+        )
 
 
-def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+class _FileSink:
+    """A binary file object as a Sink: a restart rewinds it to where the download began
+    (`held` bytes before its position, when it already holds the start of the file)."""
+
+    def __init__(self, file: IO[bytes], held: int = 0) -> None:
+        self.file = file
+        self.start = file.tell() - held if file.seekable() else None
+
+    def write(self, chunk: bytes) -> bool:
+        self.file.write(chunk)
+        return False
+
+    def restart(self) -> None:
+        if self.start is None:
+            raise DownloadError(None, "download broke off; the stream cannot be rewound")
+        self.file.seek(self.start)
+        self.file.truncate()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A download to continue: the sink already holds `offset` bytes of the file `etag`."""
+
+    offset: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class DownloadStart:
+    """Told to `on_download` when a download's body starts: `offset` bytes are already held
+    (a resumed download), `total` is the whole file's length when the server sent it, and
+    `etag` names the file when the server can resume it (Accept-Ranges: bytes)."""
+
+    filename: str
+    offset: int
+    total: int | None
+    etag: str | None
+
+
+def _total_length(response: Response) -> int | None:
+    """The whole file's length: Content-Range's `/size` on a 206, else Content-Length."""
+    if response.status_code == 206:
+        match = re.fullmatch(r"bytes \d+-\d+/(\d+)", response.headers.get("content-range", ""))
+        return int(match.group(1)) if match else None
+    length = response.headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
+
+
+def _range_start(response: Response) -> int | None:
+    match = re.fullmatch(r"bytes (\d+)-\d+/\d+", response.headers.get("content-range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _raw_chunks(response: Response) -> Iterator[bytes]:
     """The body as sent (never gunzipped), also from a mock transport that preloaded it."""
     try:
         yield from response.iter_raw()

@@ -22,15 +22,13 @@ import json
 import logging
 import os
 import sys
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeGuard, TypeVar
 
 import anyio
-import httpx
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -40,8 +38,19 @@ from starlette.types import ASGIApp
 
 from .. import __version__
 from ..auth import DEMO_KEY
+from ..contract import (
+    COMPLETED,
+    FAILURE_STATES,
+    FORMAT_EXTENSIONS,
+    FORMATS,
+    PENDING,
+    TYPE_EVENT,
+    EventScope,
+    ExportFormat,
+    ExportType,
+)
 from ..serving import UvicornThread, listen
-from .core import DownloadExpired, FullStoryClient, FullStoryError, error_from_response
+from .core import FullStoryClient, FullStoryError, Retry
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 DEFAULT_HOST = "127.0.0.1"
@@ -51,18 +60,17 @@ MAX_WAIT_SECONDS = 10.0  # longest retry wait inside one tool call; longer ones 
 PREVIEW_MAX_ROWS = 100
 _JS_SAFE_INT = 2**53 - 1
 
-INSTRUCTIONS = """\
+PREVIEW_RENEWALS = 2  # fresh URLs a preview asks for when one expires on the way
+_FAILED = "/".join(FAILURE_STATES)
+
+INSTRUCTIONS = f"""\
 FullStory Segment Export API (a local emulator by default, or api.fullstory.com).
 Workflow: listsegments (or getsegment) to pick a segment id -> createsegmentexport (returns an
-operationId) -> getoperationstatus until state is COMPLETED (exports take seconds to minutes;
-ERROR/FAILED carry errorDetails) -> getexportlocation for a signed download URL (valid ~5
+operationId) -> getoperationstatus until state is {COMPLETED} (exports take seconds to minutes;
+{_FAILED} carry errorDetails) -> getexportlocation for a signed download URL (valid ~5
 minutes, no API key needed) or previewexport to read the first rows directly."""
 
 # -- argument types: every schema an agent sees is described here ------------------------------
-
-ExportType = Literal["TYPE_INDIVIDUAL", "TYPE_EVENT", "TYPE_PAGES", "TYPE_SESSIONS"]
-ExportFormat = Literal["FORMAT_CSV", "FORMAT_JSON", "FORMAT_NDJSON"]
-EventScope = Literal["SCOPE_EVENT", "SCOPE_PAGES", "SCOPE_SESSIONS", "SCOPE_INDIVIDUAL"]
 
 
 class TimeRange(BaseModel):
@@ -157,7 +165,7 @@ class OperationResults(_Wire):
 class Operation(_Wire):
     id: str
     type: str | None = Field(None, description="SEARCH_EXPORT for segment exports.")
-    state: str = Field(description="PENDING, COMPLETED, or ERROR/FAILED (see errorDetails).")
+    state: str = Field(description=f"{PENDING}, {COMPLETED}, or {_FAILED} (see errorDetails).")
     estimatePctComplete: int | None = Field(None, description="0..100, never decreasing.")
     step: str | None = None
     errorDetails: str | None = Field(None, description="Why a failed export failed.")
@@ -197,18 +205,10 @@ CREATE = ToolAnnotations(
 # -- calling the API ------------------------------------------------------------------------------
 
 
-class _WaitTooLong(Exception):
-    """The client was asked to wait longer than a tool call should block."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
-
-
-def _bounded_sleep(seconds: float) -> None:
-    if seconds > MAX_WAIT_SECONDS:
-        raise _WaitTooLong(seconds)
-    time.sleep(seconds)
+def _refuse_long_waits(retry: Retry) -> None:
+    """A tool call waits out a short Retry-After; a long one goes back to the agent."""
+    if retry.delay > MAX_WAIT_SECONDS:
+        raise ToolError(f"{retry.error}; it asks to wait {retry.delay:.0f} s before trying again")
 
 
 @dataclass(frozen=True)
@@ -221,21 +221,18 @@ class _Api:
     @contextlib.contextmanager
     def client(self) -> Iterator[FullStoryClient]:
         """A client whose failures arrive as ToolErrors carrying the server's message."""
-        last: list[httpx.Response] = []
-        hooks = {"response": [last.append]}
-        with httpx.Client(timeout=30.0, event_hooks=hooks) as http:
-            client = FullStoryClient(
-                self.url, self.key, http=http, sleep=_bounded_sleep, max_retries=2, backoff=0.5
-            )
+        with FullStoryClient(
+            self.url,
+            self.key,
+            max_retries=2,
+            backoff=0.5,
+            timeout=30.0,
+            on_retry=_refuse_long_waits,
+        ) as client:
             try:
                 yield client
             except FullStoryError as exc:
                 raise ToolError(str(exc)) from exc
-            except _WaitTooLong as exc:
-                answer = str(error_from_response(last[-1])) if last else "the API is busy"
-                raise ToolError(
-                    f"{answer}; it asks to wait {exc.seconds:.0f} s before trying again"
-                ) from exc
 
 
 def _export_id(
@@ -248,16 +245,18 @@ def _export_id(
         return search_export_id
     operation = client.get_operation(str(operation_id))
     state = operation.get("state")
-    if state == "PENDING":
+    if state == PENDING:
         raise ToolError(
             f"operation {operation_id} is still PENDING ({operation.get('estimatePctComplete')}%"
             f", step {operation.get('step') or '-'}); poll getoperationstatus until COMPLETED"
         )
-    if state != "COMPLETED":
+    if state in FAILURE_STATES:
         raise ToolError(
             f"operation {operation_id} ended in {state}: "
             f"{operation.get('errorDetails') or 'no errorDetails given'}"
         )
+    if state != COMPLETED:
+        raise ToolError(f"operation {operation_id} is in state {state!r}, unknown to this tool")
     export_id = (operation.get("results") or {}).get("searchExportId")
     if not export_id:
         raise ToolError(f"operation {operation_id} is COMPLETED but has no searchExportId")
@@ -265,10 +264,6 @@ def _export_id(
 
 
 # -- previewing a download without fetching all of it --------------------------------------------
-
-
-class _Enough(Exception):
-    """Raised from the sink to stop a download once the preview has its rows."""
 
 
 def _js_safe_int(text: str) -> int | str:
@@ -280,54 +275,42 @@ _DECODER = json.JSONDecoder(parse_int=_js_safe_int)
 _SNIFF: dict[str, ExportFormat] = {"[": "FORMAT_JSON", "{": "FORMAT_NDJSON"}
 
 
-class _PreviewSink:
-    """A write-only file for `FullStoryClient.download`: gunzips and parses as bytes arrive.
+class PreviewParser:
+    """A `Sink` for `FullStoryClient.download_export` that gunzips and parses rows as bytes
+    arrive, and says "enough" once it has `want` of them, so a preview fetches only the start.
 
     The format is sniffed from the first character (`[` JSON, `{` NDJSON, else CSV), since the
-    download's file name is only known once it is complete. Supports the rewind the client does
-    before retrying a broken download (`tell`/`seek(0)`/`truncate`).
+    download's file name is only known once it is complete.
     """
 
     def __init__(self, want: int) -> None:
-        self.want = want  # rows to collect before stopping the download with _Enough
-        self._reset()
+        self.want = want
+        self.restart()
 
-    def _reset(self) -> None:
+    def restart(self) -> None:
+        """The download starts over (its body broke off): forget everything parsed."""
         self.format: ExportFormat | None = None
         self.columns: list[str] = []
         self.rows: list[dict[str, Any]] = []
-        self._written = 0
         self._buffer = ""  # decoded text not yet parsed
         self._scan = 0  # CSV: how far into _buffer quotes have been tracked
         self._in_quotes = False
         self._gunzip = zlib.decompressobj(wbits=31)
         self._decode = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    # the file-object surface `download` uses
-    def seekable(self) -> bool:
-        return True
+    @property
+    def enough(self) -> bool:
+        return len(self.rows) >= self.want
 
-    def tell(self) -> int:
-        return self._written
-
-    def seek(self, position: int) -> int:
-        if position != 0:
-            raise OSError("a preview can only be rewound to its start")
-        self._reset()
-        return 0
-
-    def truncate(self, size: int | None = None) -> int:
-        return self._written
-
-    def write(self, chunk: bytes) -> int:
-        self._written += len(chunk)
+    def write(self, chunk: bytes) -> bool:
+        """Parse the next bytes; True once `want` rows are in (the download may stop)."""
         data = bytes(chunk)
-        while data:
+        while data and not self.enough:
             if self._gunzip.eof:  # a multi-member gzip file: the next member starts here
                 self._gunzip = zlib.decompressobj(wbits=31)
             self._feed(self._decode.decode(self._gunzip.decompress(data)))
             data = self._gunzip.unused_data if self._gunzip.eof else b""
-        return len(chunk)
+        return self.enough
 
     def finish(self) -> None:
         """The download ended: parse what is left (a last line without a newline)."""
@@ -357,6 +340,8 @@ class _PreviewSink:
         if self.format == "FORMAT_NDJSON":
             *lines, self._buffer = self._buffer.split("\n")
             for line in lines:
+                if self.enough:
+                    return
                 if line.strip():
                     self._add(_DECODER.decode(line))
         elif self.format == "FORMAT_JSON":
@@ -375,8 +360,9 @@ class _PreviewSink:
                 row, pos = _DECODER.raw_decode(text, pos)
             except json.JSONDecodeError:
                 break  # an object cut off by the chunk boundary: wait for more
-            self._buffer = text[pos:]
-            self._add(row)  # may stop the download; _buffer is consistent by then
+            self._add(row)
+            if self.enough:
+                break
         self._buffer = text[pos:]
 
     def _csv_records(self) -> None:
@@ -399,8 +385,9 @@ class _PreviewSink:
                 pos = len(text)
                 break
             record, text, pos = text[:newline].rstrip("\r"), text[newline + 1 :], 0
-            self._buffer, self._scan = text, 0
             self._csv_record(record)
+            if self.enough:
+                break
         self._buffer, self._scan = text, pos
 
     def _csv_record(self, record: str) -> None:
@@ -413,8 +400,6 @@ class _PreviewSink:
 
     def _add(self, row: Any) -> None:
         self.rows.append(row if isinstance(row, dict) else {"value": row})
-        if len(self.rows) >= self.want:
-            raise _Enough
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -426,41 +411,38 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 
 def _preview(client: FullStoryClient, export_id: str, limit: int) -> ExportPreview:
     """Download until `limit` + 1 rows are parsed (the extra one tells whether there are more)."""
-    for renewal in range(3):
-        location, _ = client.export_location(export_id)
-        sink = _PreviewSink(want=limit + 1)
-        try:
-            client.download(location, sink)
-            sink.finish()
-        except _Enough:
-            pass
-        except DownloadExpired:
-            if renewal == 2:
-                raise
-            continue  # the URL lapsed on the way: ask for a fresh one, as FullStory documents
-        except (zlib.error, ValueError) as exc:
-            raise ToolError(
-                f"export {export_id} could not be read as gzip CSV/JSON/NDJSON: {exc}"
-            ) from exc
-        break
-    rows = sink.rows[:limit]
-    columns = sink.columns if sink.format == "FORMAT_CSV" else _columns(rows)
+    parser = PreviewParser(want=limit + 1)
+    try:
+        done = client.download_export(export_id, parser, max_renewals=PREVIEW_RENEWALS)
+        if done.complete:
+            parser.finish()
+    except (zlib.error, ValueError) as exc:
+        raise ToolError(
+            f"export {export_id} could not be read as gzip CSV/JSON/NDJSON: {exc}"
+        ) from exc
+    rows = parser.rows[:limit]
+    columns = parser.columns if parser.format == "FORMAT_CSV" else _columns(rows)
     return ExportPreview(
         searchExportId=export_id,
-        format=sink.format or _format_from_url(location),
+        format=parser.format or _format_from_name(done.filename),
         columns=columns,
         rows=rows,
         rowCount=len(rows),
-        moreRows=len(sink.rows) > limit,
+        moreRows=len(parser.rows) > limit,
     )
 
 
-def _format_from_url(location: str) -> ExportFormat:
-    """An empty file has no content to sniff: fall back on the object name's extension."""
-    path = httpx.URL(location).path
-    if path.endswith(".csv.gz"):
-        return "FORMAT_CSV"
-    return "FORMAT_JSON" if path.endswith(".json.gz") else "FORMAT_NDJSON"
+def _is_format(value: str) -> TypeGuard[ExportFormat]:
+    return value in FORMATS
+
+
+def _format_from_name(filename: str) -> ExportFormat:
+    """An empty file has no content to sniff: fall back on the file name's extension."""
+    extension = filename.removesuffix(".gz").rpartition(".")[2]
+    for wire, known in FORMAT_EXTENSIONS.items():
+        if known == extension and _is_format(wire):
+            return wire
+    return "FORMAT_NDJSON"
 
 
 # -- the server -----------------------------------------------------------------------------------
@@ -550,7 +532,7 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
                 "scope); TYPE_INDIVIDUAL: one row of aggregates per individual; TYPE_PAGES and "
                 "TYPE_SESSIONS widen an event export to whole pages or sessions."
             ),
-        ] = "TYPE_EVENT",
+        ] = TYPE_EVENT,
         format: Annotated[
             ExportFormat,
             Field(description="File format; the file is always gzip-compressed."),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,9 +35,7 @@ from urllib.parse import quote
 import pytest
 
 if TYPE_CHECKING:
-    import httpx
-
-    from ..client.core import FullStoryClient
+    from ..client.core import FullStoryClient, HttpClient
     from ..settings import RateLimit, Settings
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -136,7 +135,7 @@ class EmulatorHandle:
         self,
         base_url: str,
         api_key: str,
-        http: httpx.Client,
+        http: HttpClient,
         *,
         control_token: str | None = None,
         settings: Settings | None = None,
@@ -284,10 +283,18 @@ class EmulatorHandle:
     def requests(
         self, path: str | None = None, method: str | None = None, limit: int | None = None
     ) -> list[JournalEntry]:
-        """Requests of this tenant, oldest first; `path` is a glob such as `/operations/v1/*`."""
-        params = {"path": path, "method": method, "limit": limit}
-        answer = self.control("GET", "/journal", params=params)
-        return [JournalEntry.from_json(entry) for entry in answer.get("requests") or []]
+        """Requests of this tenant, oldest first (the first `limit` of them); `path` is a glob
+        such as `/operations/v1/*`. Follows the journal's pages."""
+        entries: list[JournalEntry] = []
+        token = None
+        while limit is None or len(entries) < limit:
+            params = {"path": path, "method": method, "pageToken": token}
+            answer = self.control("GET", "/journal", params=params)
+            entries += [JournalEntry.from_json(entry) for entry in answer.get("requests") or []]
+            token = answer.get("nextPageToken")
+            if not token:
+                break
+        return entries if limit is None else entries[:limit]
 
     def clear_journal(self) -> None:
         self.control("DELETE", "/journal")
@@ -359,8 +366,11 @@ def fullstory_emulator_api_key(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def fullstory_emulator_session_settings() -> Settings:
-    """Settings of the session-wide server; override (session scope) to change them."""
-    return default_settings()
+    """Settings of the session-wide server; override (session scope) to change them.
+
+    Its control API runs with `--control-auth tenant`: each test's handle acts on its own
+    tenant only, and nothing can touch the others' without the (random) admin token."""
+    return default_settings(control_auth="tenant", control_token=secrets.token_urlsafe(16))
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -418,7 +428,7 @@ def fullstory_emulator_session(
         handle.reset()
 
 
-def _in_process_client(app: Any, base_url: str) -> httpx.Client:
+def _in_process_client(app: Any, base_url: str) -> HttpClient:
     """A TestClient over `app` on which a fault's dropped connection (in-process, an exception)
     surfaces as an httpx transport error, as it would over a socket."""
     from starlette import testclient
@@ -426,7 +436,10 @@ def _in_process_client(app: Any, base_url: str) -> httpx.Client:
 
     from ..http.faults import ConnectionDropped
 
-    hx = testclient.httpx  # httpx, or the httpx2 fork when installed: whichever TestClient uses
+    if TYPE_CHECKING:  # what Starlette's own annotations name
+        import httpx2 as hx
+    else:  # httpx, or the httpx2 fork when installed: whichever TestClient uses
+        hx = testclient.httpx
 
     def dropped(exc: Exception, request: hx.Request) -> hx.TransportError:
         return hx.RemoteProtocolError(str(exc), request=request)

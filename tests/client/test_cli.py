@@ -175,6 +175,33 @@ def test_forced_429s_are_absorbed(emu, capsys, tmp_path):
     assert statuses.count(429) == 2 and statuses.count(200) >= 2
 
 
+def test_dropped_connections_and_5xx_are_retried_and_shown(emu, capsys, tmp_path):
+    emu.control("POST", "/faults", {"path": "/operations/v1/*", "drop": True, "times": 1})
+    emu.control("POST", "/faults", {"path": "/search/v1/exports/*", "status": 503, "times": 1})
+    code, events, err = run_json(emu, capsys, "--out", str(tmp_path), *DAY)
+    assert code == 0, err
+    retrying = [e for e in events if e["event"] == "retrying"]
+    assert [(e["method"], e["path"].split("/")[1], e["status"]) for e in retrying] == [
+        ("GET", "operations", None),
+        ("GET", "search", 503),
+    ]
+    assert retrying[0]["message"] and "/operations/v1/" in retrying[0]["message"]
+    assert names(events)[-2:] == ["downloaded", "done"]
+    assert [e["status"] for e in emu.journal("/search/v1/exports/*")] == [503, 200]
+
+
+def test_human_mode_shows_retries(capsys):
+    reporter = export_cli.HumanReporter()
+    with reporter:
+        reporter.emit("retrying", method="GET", path="/operations/v1/x", status=None, message="")
+        reporter.emit("retrying", method="GET", path="/search/v1/exports/y", status=503)
+        reporter.emit("rate_limited", method="GET", path="/segments/v1", retryAfter=7.0)
+    err = capsys.readouterr().err
+    assert "connection failed on /operations/v1/x; retrying" in err
+    assert "HTTP 503 on /search/v1/exports/y; retrying" in err
+    assert "429 rate limited on GET /segments/v1; Retry-After 7 s" in err
+
+
 def test_expired_url_is_renewed(emu, capsys, tmp_path):
     # a 2 s URL lives 1-2 s (from its whole-second X-Goog-Date): the first cannot outlast 2.1 s
     # of storage latency, the renewed one always lasts for its download

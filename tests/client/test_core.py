@@ -23,12 +23,18 @@ import pytest
 from starlette.testclient import TestClient
 
 from emulator.client.core import (
+    Download,
+    DownloadError,
     DownloadExpired,
+    DownloadStart,
     ExportFailed,
     FullStoryClient,
     FullStoryError,
     NotFound,
     RateLimited,
+    Resume,
+    Retry,
+    Sink,
     Unauthorized,
     filename_from_disposition,
 )
@@ -60,6 +66,40 @@ class _BrokenStream(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         yield self.head
         raise httpx.ReadError("connection reset mid-body")
+
+
+class _Chunks(httpx.SyncByteStream):
+    """A body in several chunks that records how many were read and whether it was closed."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.read = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.read += 1
+            yield chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Collector:
+    """A Sink that keeps what it is given, stops after `stop_after` chunks, counts restarts."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.stop_after = stop_after
+        self.chunks: list[bytes] = []
+        self.restarts = 0
+
+    def write(self, chunk: bytes) -> bool:
+        self.chunks.append(chunk)
+        return self.stop_after is not None and len(self.chunks) >= self.stop_after
+
+    def restart(self) -> None:
+        self.chunks.clear()
+        self.restarts += 1
 
 
 @dataclass
@@ -364,6 +404,50 @@ def test_a_download_cut_short_starts_again(setup, tmp_path):
     assert gzip.decompress(buffer.getvalue()[5:])
 
 
+def test_a_download_cut_short_resumes_with_a_range(setup, tmp_path):
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+    location, _ = setup.client.export_location(operation["results"]["searchExportId"])
+    whole = setup.relay.app.get(location).content
+    ranges: list[str | None] = []
+
+    def half(request: httpx.Request) -> httpx.Response:
+        answer = setup.relay.app.get(str(request.url))
+        cut = _BrokenStream(answer.content[: len(answer.content) // 2])
+        return httpx.Response(200, headers=answer.headers, stream=cut)
+
+    def seen(request: httpx.Request) -> None:
+        if _is_download(request):
+            ranges.append(request.headers.get("range"))
+
+    setup.relay.hooks, setup.relay.before = [half], seen
+    starts: list[DownloadStart] = []
+    progress: list[tuple[int, int | None]] = []
+    buffer = io.BytesIO()
+    setup.client.download(
+        location,
+        buffer,
+        on_download=starts.append,
+        on_bytes=lambda size, total: progress.append((size, total)),
+    )
+    assert buffer.getvalue() == whole
+    assert ranges == [None, f"bytes={len(whole) // 2}-"]
+    assert [(s.offset, s.total) for s in starts] == [(0, len(whole)), (len(whole) // 2, len(whole))]
+    assert starts[0].etag and starts[0].etag == starts[1].etag
+    assert progress[-1] == (len(whole), len(whole))
+
+    # a download begun earlier (the first half already on disk) continues where it was
+    held = io.BytesIO(whole[:1000])
+    held.seek(0, io.SEEK_END)
+    setup.client.download(location, held, resume=Resume(1000, starts[0].etag))
+    assert held.getvalue() == whole and ranges[-1] == "bytes=1000-"
+
+    # a stale ETag: the server sends the whole file, and the held bytes are replaced
+    stale = io.BytesIO(b"x" * 1000)
+    stale.seek(0, io.SEEK_END)
+    setup.client.download(location, stale, resume=Resume(1000, '"stale"'))
+    assert stale.getvalue() == whole
+
+
 # -- expired URLs and storage errors -------------------------------------------------------------
 
 
@@ -423,6 +507,147 @@ def test_tampered_signature_is_refused(setup, tmp_path):
     with pytest.raises(FullStoryError) as caught:
         setup.client.download(location[:-4] + "0000", tmp_path)
     assert caught.value.status == 403 and caught.value.code == "SignatureDoesNotMatch"
+    assert isinstance(caught.value, DownloadError)  # storage's refusal, not the API's
+
+
+# -- hooks: retries, download bytes, renewals, sinks ---------------------------------------------
+
+
+def test_on_retry_sees_each_retry_before_its_wait(setup):
+    retries: list[tuple[Retry, list[float]]] = []
+    setup.client.on_retry = lambda retry: retries.append((retry, list(setup.sleeps)))
+    setup.relay.hooks = [
+        _api_error(429, 8, "slow down", **{"Retry-After": "7"}),
+        _api_error(503, 14, "unavailable"),
+        _unreachable,
+    ]
+    assert setup.client.get_segment("everyone")["id"] == "everyone"
+    seen = [
+        (r.method, r.path, r.attempt, r.delay, r.retry_after, r.error.status, type(r.error))
+        for r, _ in retries
+    ]
+    assert seen == [
+        ("GET", "/segments/v1/everyone", 1, 7.0, 7.0, 429, RateLimited),
+        ("GET", "/segments/v1/everyone", 2, 2.0, None, 503, FullStoryError),
+        ("GET", "/segments/v1/everyone", 3, 4.0, None, None, FullStoryError),
+    ]
+    assert [before for _, before in retries] == [[], [7.0], [7.0, 2.0]]  # told before the wait
+    assert "slow down" in retries[0][0].error.message
+    assert "ConnectError" in retries[2][0].error.message
+    assert setup.sleeps == [7.0, 2.0, 4.0]
+
+
+def test_on_retry_may_give_up_instead_of_waiting(setup):
+    class TooLong(Exception):
+        pass
+
+    def refuse(retry: Retry) -> None:
+        raise TooLong(retry.delay)
+
+    setup.client.on_retry = refuse
+    setup.relay.hooks = [_api_error(429, 8, "slow down", **{"Retry-After": "120"})]
+    with pytest.raises(TooLong, match="120"):
+        setup.client.get_segment("everyone")
+    assert setup.sleeps == [] and len(setup.relay.seen) == 1
+
+
+def test_download_export_reports_bytes_and_renewals(make, tmp_path):
+    setup = make(url_ttl=5)
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+    export_id = operation["results"]["searchExportId"]
+    downloads: list[str] = []
+
+    def expire_first_url(request: httpx.Request) -> None:
+        if _is_download(request):
+            downloads.append(str(request.url))
+            if len(downloads) == 1:
+                setup.advance(60)
+
+    setup.relay.before = expire_first_url
+    progress: list[tuple[int, int | None]] = []
+    renewed: list[tuple[int, DownloadExpired]] = []
+    done = setup.client.download_export(
+        export_id,
+        tmp_path,
+        on_bytes=lambda size, total: progress.append((size, total)),
+        on_renew=lambda renewal, expired: renewed.append((renewal, expired)),
+    )
+    assert isinstance(done, Download) and done.complete and done.renewals == 1
+    assert done.search_export_id == export_id and done.path == tmp_path / done.filename
+    assert done.size == done.path.stat().st_size == progress[-1][0]
+    assert [size for size, _ in progress] == sorted({size for size, _ in progress})
+    assert {total for _, total in progress} == {done.size}  # from Content-Length
+    assert [(n, e.code) for n, e in renewed] == [(1, "ExpiredToken")]
+    assert len(downloads) == 2 and downloads[0] != downloads[1]
+    assert [p.split(" ", 1)[1].split("/")[1] for p in setup.relay.paths()][-4:] == [
+        "search",
+        "fullstory-emulator-exports",
+        "search",
+        "fullstory-emulator-exports",
+    ]
+
+
+def test_a_sink_can_stop_a_download_early(setup):
+    body = _Chunks([b"a" * 10, b"b" * 10, b"c" * 10])
+
+    def chunked(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Disposition": 'attachment; filename="Everyone-x.csv.gz"'}
+        return httpx.Response(200, headers={**headers, "Content-Length": "30"}, stream=body)
+
+    setup.relay.hooks = [chunked]
+    sink = Collector(stop_after=2)
+    assert isinstance(sink, Sink)
+    progress: list[tuple[int, int | None]] = []
+    filename = setup.client.download(
+        "http://testserver/fullstory-emulator-exports/x?sig=1",
+        sink,
+        on_bytes=lambda size, total: progress.append((size, total)),
+    )
+    assert filename == "Everyone-x.csv.gz"
+    assert sink.chunks == [b"a" * 10, b"b" * 10] and body.read == 2 and body.closed
+    assert progress == [(10, 30), (20, 30)]
+
+
+def test_a_sink_starts_again_when_the_body_breaks(setup):
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_BrokenStream(b"\x1f\x8b partial"))
+
+    setup.relay.hooks = [lambda request: None, broken]  # the location answers; the body breaks
+    retries: list[Retry] = []
+    setup.client.on_retry = retries.append
+    sink = Collector()
+    done = setup.client.download_export(operation["results"]["searchExportId"], sink)
+    assert sink.restarts == 1 and gzip.decompress(b"".join(sink.chunks))
+    assert done.complete and done.renewals == 0 and done.path is None
+    assert done.size == len(b"".join(sink.chunks))
+    assert [(r.path.split("/")[1], r.attempt, r.delay) for r in retries] == [
+        ("fullstory-emulator-exports", 1, 1.0)
+    ]
+    assert isinstance(retries[0].error, DownloadError)
+
+
+def test_a_failed_download_names_no_signature(make, tmp_path):
+    setup = make(max_retries=1)
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+    location, _ = setup.client.export_location(operation["results"]["searchExportId"])
+    setup.relay.hooks = [_unreachable, _unreachable]
+    with pytest.raises(DownloadError, match="failed after 2 attempts") as caught:
+        setup.client.download(location, tmp_path)
+    assert caught.value.status is None and "ConnectError" in str(caught.value)
+    assert "X-Goog-Signature" not in str(caught.value) and "/fullstory-" in str(caught.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unknown_operation_state_is_not_taken_for_a_failure(setup):
+    operation_id = setup.client.create_export("everyone")
+    answer = {"id": operation_id, "state": "CANCELLED"}
+    setup.relay.hooks = [lambda request: httpx.Response(200, json=answer)]
+    with pytest.raises(FullStoryError, match="'CANCELLED'") as caught:
+        setup.client.wait(operation_id)
+    assert not isinstance(caught.value, ExportFailed) and caught.value.code == "UnknownState"
+    assert "PENDING, COMPLETED, ERROR, FAILED" in str(caught.value)
 
 
 # -- errors and configuration --------------------------------------------------------------------

@@ -23,7 +23,8 @@ from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
-from emulator.client.mcp import McpThread, _Enough, _PreviewSink, build_server, main
+from emulator.client.core import Sink
+from emulator.client.mcp import McpThread, PreviewParser, build_server, main
 from emulator.server import ServerThread
 from emulator.settings import Settings
 from emulator.timestamps import format_api
@@ -226,6 +227,30 @@ def test_preview_of_a_short_export_says_there_is_no_more(mcp: McpThread):
         assert preview["moreRows"] is False and preview["rowCount"] == len(preview["rows"]) < 100
 
     with_client(mcp.url, workflow)
+
+
+def test_preview_renews_a_url_that_expired_on_the_way(mcp: McpThread, control: httpx.Client):
+    # a 2 s URL lives 1-2 s (from its whole-second X-Goog-Date): the first cannot outlast 2.1 s
+    # of storage latency, the renewed one always lasts for its download
+    bucket = "/fullstory-emulator-exports/*"
+    control.post("/__emulator/config", json={"urlTtl": 2}).raise_for_status()
+    control.post("/__emulator/faults", json={"path": bucket, "latencyMs": 2100, "times": 1})
+    control.delete("/__emulator/journal").raise_for_status()
+
+    async def workflow(client: Client) -> dict[str, Any]:
+        created = await call(client, "createsegmentexport", segmentId="everyone", timeRange=RECENT)
+        operation = await finish(client, created["operationId"])
+        return await call(client, "previewexport", operationId=operation["id"], limit=3)
+
+    try:
+        preview = with_client(mcp.url, workflow)
+    finally:
+        control.post("/__emulator/config", json={"urlTtl": None}).raise_for_status()
+    assert preview["rowCount"] == 3 and preview["moreRows"] is True
+    journal = control.get("/__emulator/journal", params={"path": bucket}).json()["requests"]
+    assert [entry["status"] for entry in journal] == [400, 200]
+    locations = control.get("/__emulator/journal", params={"path": "/search/v1/exports/*"})
+    assert len(locations.json()["requests"]) == 2  # a fresh URL was asked for
 
 
 # -- errors reach the agent as tool errors, in the server's words -----------------------------
@@ -443,15 +468,15 @@ def test_main_rejects_unknown_flags(capsys: pytest.CaptureFixture[str]):
 # -- the streaming preview parser -------------------------------------------------------------
 
 
-def feed(payload: bytes, want: int, step: int = 7) -> _PreviewSink:
-    """Hand the sink `payload` a few bytes at a time, as a slow download would."""
-    sink = _PreviewSink(want=want)
-    try:
-        for offset in range(0, len(payload), step):
-            sink.write(payload[offset : offset + step])
-        sink.finish()
-    except _Enough:
-        pass
+def feed(payload: bytes, want: int, step: int = 7) -> PreviewParser:
+    """Hand the parser `payload` a few bytes at a time, as a slow download would, and stop when
+    it says it has enough, as the client does."""
+    sink = PreviewParser(want=want)
+    assert isinstance(sink, Sink)
+    for offset in range(0, len(payload), step):
+        if sink.write(payload[offset : offset + step]):
+            return sink
+    sink.finish()
     return sink
 
 
@@ -475,7 +500,8 @@ def test_preview_parser_handles_chunk_boundaries_quotes_and_big_ids():
         {"IndvId": "2", "EventTargetText": "plain", "Empty": "x"},
     ]
 
-    sink = _PreviewSink(want=10)
-    sink.write(gzip.compress(b'{"a": 1}\n{"b"'))
-    sink.seek(0)  # the client rewinds before retrying a broken download
-    assert (sink.rows, sink.tell()) == ([], 0)
+    sink = PreviewParser(want=10)
+    assert sink.write(gzip.compress(b'{"a": 1}\n{"b"')) is False
+    assert (sink.rows, sink.format) == ([{"a": 1}], "FORMAT_NDJSON")
+    sink.restart()  # the client restarts a sink before fetching a broken download again
+    assert (sink.rows, sink.format) == ([], None)

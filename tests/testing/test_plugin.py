@@ -193,6 +193,18 @@ def test_reset_forgets_the_tenant_state(fs):
     assert fs.clock.now() == START
 
 
+def test_fault_rules_are_removed_one_by_one_or_all(fs):
+    kept = fs.add_fault(path="/segments/v1/*", status=500, times=3)
+    dropped = fs.add_fault(path="/operations/v1/*", latency_ms=5)
+    assert [rule["id"] for rule in fs.faults()] == [kept, dropped]
+    fs.remove_fault(dropped)
+    assert [(rule["id"], rule["remaining"]) for rule in fs.faults()] == [(kept, 3)]
+    with pytest.raises(NotFound, match=dropped):
+        fs.remove_fault(dropped)
+    fs.clear_faults()
+    assert fs.faults() == []
+
+
 def test_scenarios_can_be_listed_and_loaded(fs):
     scenarios = fs.scenarios()
     assert scenarios and all({"name", "description"} <= set(s) for s in scenarios)
