@@ -65,7 +65,7 @@ def test_export_workflow(api):
     assert operation["state"] == "COMPLETED"
     export_id = operation["results"]["searchExportId"]
     location = api.get(f"/search/v1/exports/{export_id}/results").json()["location"]
-    download = httpx.get(location).raise_for_status()  # signed: no API key
+    download = httpx.get(location, timeout=60).raise_for_status()  # signed: no API key
     rows = [json.loads(line) for line in gzip.decompress(download.content).splitlines()]
     assert rows and all(row["IndvId"] > 0 for row in rows)
 
