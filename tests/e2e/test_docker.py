@@ -38,6 +38,7 @@ LABEL = "fullstory-emulator-e2e"  # on every container started here; its value i
 DEFAULT_BASE = "python:3.12-slim"
 LOCAL_BASE = "fullstory-emulator-base:local"
 KEY = DEMO_KEY  # the key the banner offers; the MCP adapter calls the API with it too
+NO_MCP = {"FULLSTORY_EMULATOR_MCP_PORT": "off"}
 HEALTHY_WITHIN = 120.0  # seconds: the start period is 30 s, then a check every 5 s
 
 
@@ -223,8 +224,9 @@ def containers(run: Callable[..., Container], recipe: Any) -> dict[str, Containe
             "--population=80",
             "--export-duration=0.5",
         ),
-        "port": run({9999: None}, env={"FULLSTORY_EMULATOR_PORT": "9999"}),
-        "tls": run({8080: None}, env={"FULLSTORY_EMULATOR_TLS": "true"}),
+        # (MCP off where it is not under test: its start is a good part of the CPU they need)
+        "port": run({9999: None}, env={"FULLSTORY_EMULATOR_PORT": "9999", **NO_MCP}),
+        "tls": run({8080: None}, env={"FULLSTORY_EMULATOR_TLS": "true", **NO_MCP}),
     }
 
 
