@@ -3,13 +3,14 @@
 # registry is reachable, .ci/docker-base makes one from Debian's packages.
 ARG BASE=python:3.12-slim
 
-# The dependencies and the build backend, read from pyproject.toml into a file that changes only
-# when they do: the (slow) layer that installs them is rebuilt only then, not on every edit of
-# pyproject.toml or of the code.
+# The dependencies (with the postgres extra, for --store) and the build backend, read from
+# pyproject.toml into a file that changes only when they do: the (slow) layer that installs them
+# is rebuilt only then, not on every edit of pyproject.toml or of the code.
 FROM ${BASE} AS requirements
 COPY pyproject.toml /
-RUN python3 -c "import tomllib; p = tomllib.load(open('/pyproject.toml', 'rb')); \
-print('\n'.join(p['project']['dependencies'] + p['build-system']['requires']))" >/requirements.txt
+RUN python3 -c "import tomllib; t = tomllib.load(open('/pyproject.toml', 'rb')); \
+p = t['project']; r = p['dependencies'] + p['optional-dependencies']['postgres']; \
+print('\n'.join(r + t['build-system']['requires']))" >/requirements.txt
 
 FROM ${BASE}
 
