@@ -2,6 +2,16 @@
 # BASE is any Debian-like image with python3 (3.11 or newer) and its venv module; where no image
 # registry is reachable, .ci/docker-base makes one from Debian's packages.
 ARG BASE=python:3.12-slim
+
+# The dependencies (with the postgres extra, for --store) and the build backend, read from
+# pyproject.toml into a file that changes only when they do: the (slow) layer that installs them
+# is rebuilt only then, not on every edit of pyproject.toml or of the code.
+FROM ${BASE} AS requirements
+COPY pyproject.toml /
+RUN python3 -c "import tomllib; t = tomllib.load(open('/pyproject.toml', 'rb')); \
+p = t['project']; r = p['dependencies'] + p['optional-dependencies']['postgres']; \
+print('\n'.join(r + t['build-system']['requires']))" >/requirements.txt
+
 FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,25 +22,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FULLSTORY_EMULATOR_MCP_PORT=9090 \
     FULLSTORY_EMULATOR_DATA_DIR=/data
 
-# The dependencies (with the postgres extra, for --store) and the build backend alone first:
-# this layer is rebuilt only when pyproject.toml changes, not on every change to the code.
-WORKDIR /app
-COPY pyproject.toml ./
+COPY --from=requirements /requirements.txt /opt/requirements.txt
 RUN python3 -m venv /opt/venv \
-    && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
-print('\n'.join(p['project']['dependencies'] + p['project']['optional-dependencies']['postgres'] \
-+ p['build-system']['requires']))" >/tmp/req.txt \
-    && pip install --no-cache-dir --disable-pip-version-check -r /tmp/req.txt \
-    && rm /tmp/req.txt
-
-COPY README.md LICENSE ./
-COPY fixtures ./fixtures
-COPY emulator ./emulator
-RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
-    && rm -rf build ./*.egg-info \
+    && pip install --no-cache-dir --disable-pip-version-check -r /opt/requirements.txt \
     && useradd --create-home --uid 10001 emulator \
     && mkdir -p /data /fixtures \
     && chown emulator /data
+
+WORKDIR /app
+COPY pyproject.toml README.md LICENSE ./
+COPY fixtures ./fixtures
+COPY emulator ./emulator
+RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
+    && rm -rf build ./*.egg-info
 
 USER emulator
 VOLUME ["/data"]

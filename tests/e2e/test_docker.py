@@ -2,11 +2,11 @@
 calls it healthy, and driven from outside through its mapped ports, on the default settings, on
 another port and with TLS.
 
-Where no Docker daemon answers, every test here skips and says why (.ci/docker starts one, as
-root). The base image is $EMULATOR_DOCKER_BASE, else the one .ci/docker-base made here
+Where no Docker daemon answers, every test here skips and says why (`.ci/docker up` starts one,
+as root). The base image is $EMULATOR_DOCKER_BASE, else the one .ci/docker-base made here
 (`fullstory-emulator-base:local`), else the Dockerfile's default, python:3.12-slim, if it is
 here or can be pulled. The build reuses Docker's layer cache: after the first build, a change
-to the code rebuilds only the last layer."""
+to the code rebuilds only the last layers, in seconds."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,10 +33,12 @@ from emulator.auth import DEMO_KEY
 from tests.helpers import ROOT
 
 IMAGE = "fullstory-emulator:e2e"
+RECIPE = ROOT / "tests" / "e2e" / "testcontainers_recipe.py"
 LABEL = "fullstory-emulator-e2e"  # on every container started here; its value is our pid
 DEFAULT_BASE = "python:3.12-slim"
 LOCAL_BASE = "fullstory-emulator-base:local"
 KEY = DEMO_KEY  # the key the banner offers; the MCP adapter calls the API with it too
+NO_MCP = {"FULLSTORY_EMULATOR_MCP_PORT": "off"}
 HEALTHY_WITHIN = 120.0  # seconds: the start period is 30 s, then a check every 5 s
 
 
@@ -59,7 +62,7 @@ def daemon() -> str:
         pytest.skip("the Docker daemon did not answer `docker version` within 30 s")
     if info.returncode != 0:
         reason = (info.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"no Docker daemon answers ({reason}); `.ci/docker` starts one, as root")
+        pytest.skip(f"no Docker daemon answers ({reason}); `.ci/docker up` starts one (as root)")
     remove_leftovers()
     return info.stdout.strip()
 
@@ -95,14 +98,15 @@ def image(daemon: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     base = base_image()
     log = tmp_path_factory.mktemp("docker") / "build.log"
     started = time.monotonic()
-    result = subprocess.run(
-        ["docker", "build", "--build-arg", f"BASE={base}", "--label", LABEL, "-t", IMAGE, "."],
-        cwd=ROOT,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        timeout=900,
-        check=False,
-    )
+    with log.open("w") as out:
+        result = subprocess.run(
+            ["docker", "build", "--build-arg", f"BASE={base}", "--label", LABEL, "-t", IMAGE, "."],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+            check=False,
+        )
     output = log.read_text(errors="replace")
     if result.returncode != 0:
         pytest.fail(f"docker build on {base} failed:\n{output[-4000:]}")
@@ -110,13 +114,16 @@ def image(daemon: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     # The image this build replaced, if any, is no one's cache any more.
     docker("image", "prune", "--force", "--filter", f"label={LABEL}", check=False)
     # What .dockerignore let in: the legacy builder and BuildKit word it differently.
-    sent = re.search(
+    sent = re.findall(
         r"(?:Sending build context to Docker daemon|transferring context:)\s+([\d.]+)([kMG]?B)",
         output,
     )
     assert sent, f"no build context size in the build's output:\n{output[:2000]}"
-    size = float(sent.group(1)) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[sent.group(2)]
-    assert size < 5e6, f"build context of {sent.group(0)}: is .dockerignore missing something?"
+    unit = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+    size = max(float(number) * unit[suffix] for number, suffix in sent)
+    assert size < 5e6, (
+        f"a build context of {size / 1e6:.1f} MB: is .dockerignore missing something?"
+    )
     return IMAGE
 
 
@@ -188,10 +195,30 @@ def run(image: str) -> Iterator[Callable[..., Container]]:
 
 
 @pytest.fixture(scope="module")
-def containers(run: Callable[..., Container]) -> dict[str, Container]:
-    """Three at once, so that their start periods overlap: the defaults with flags for the
-    workflow (download URLs on the mapped port), another port and TLS, each set through the
-    environment as a Compose file would."""
+def recipe(
+    image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """The Testcontainers recipe of docs/docker.md, run as a user's project runs it: copied into
+    a folder of its own and run by its own pytest, in the background. Ryuk, Testcontainers'
+    reaper, is off: its image cannot be pulled where no registry is reachable."""
+    work = tmp_path_factory.mktemp("recipe")
+    shutil.copy(RECIPE, work / "test_recipe.py")
+    log = work / "pytest.log"
+    env = os.environ | {"FULLSTORY_EMULATOR_IMAGE": image, "TESTCONTAINERS_RYUK_DISABLED": "true"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_recipe.py"]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    yield process, log
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def containers(run: Callable[..., Container], recipe: object) -> dict[str, Container]:
+    """Three at once, and after the recipe's, so that all their start periods overlap: the
+    defaults with flags for the workflow (download URLs on the mapped port), then another port
+    and TLS, each set through the environment as a Compose file would set it."""
     api = free_port()
     return {
         "default": run(
@@ -202,8 +229,9 @@ def containers(run: Callable[..., Container]) -> dict[str, Container]:
             "--population=80",
             "--export-duration=0.5",
         ),
-        "port": run({9999: None}, env={"FULLSTORY_EMULATOR_PORT": "9999"}),
-        "tls": run({8080: None}, env={"FULLSTORY_EMULATOR_TLS": "true"}),
+        # (MCP off where it is not under test: its start is a good part of the CPU they need)
+        "port": run({9999: None}, env={"FULLSTORY_EMULATOR_PORT": "9999", **NO_MCP}),
+        "tls": run({8080: None}, env={"FULLSTORY_EMULATOR_TLS": "true", **NO_MCP}),
     }
 
 
@@ -299,3 +327,11 @@ def test_tls_container_turns_healthy_and_serves_https_under_its_ca(containers, t
     assert health.status_code == 200 and health.json()["status"] == "ok"
     with pytest.raises(httpx.TransportError):  # no plain HTTP on a TLS port
         httpx.get(emulator.url(8080) + "/__emulator/health", timeout=10)
+
+
+def test_testcontainers_recipe_from_the_docs(recipe):
+    process, log = recipe
+    process.wait(timeout=HEALTHY_WITHIN + 60)
+    output = log.read_text(errors="replace")
+    assert process.returncode == 0, output
+    assert output.splitlines()[-1].startswith("2 passed"), output

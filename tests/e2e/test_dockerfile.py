@@ -39,7 +39,8 @@ def test_settings_from_env_are_valid():
 def test_base_is_an_argument_defaulting_to_slim_python():
     found = instructions()
     assert found[0] == ("ARG", "BASE=python:3.12-slim")
-    assert [rest for keyword, rest in found if keyword == "FROM"] == ["${BASE}"]
+    stages = [rest for keyword, rest in found if keyword == "FROM"]
+    assert stages == ["${BASE} AS requirements", "${BASE}"]
 
 
 def test_non_root_ports_and_command():
@@ -53,10 +54,14 @@ def test_non_root_ports_and_command():
 
 
 def test_dependencies_are_installed_before_the_code_is_copied():
-    """So that a change to the code reuses the (slow) dependencies layer."""
-    steps = [(keyword, rest) for keyword, rest in instructions() if keyword in ("COPY", "RUN")]
-    assert steps[0] == ("COPY", "pyproject.toml ./")
-    assert steps[1][0] == "RUN" and "-r /tmp/req.txt" in steps[1][1]
+    """So that a change to the code, or to pyproject.toml outside the dependencies, reuses the
+    (slow) dependencies layer: its only input is the requirements stage's output."""
+    found = instructions()
+    final = found[[keyword for keyword, _ in found].index("FROM", 2) :]
+    steps = [(keyword, rest) for keyword, rest in final if keyword in ("COPY", "RUN")]
+    assert steps[0] == ("COPY", "--from=requirements /requirements.txt /opt/requirements.txt")
+    assert steps[1][0] == "RUN" and "pip install" in steps[1][1]
+    assert "-r /opt/requirements.txt" in steps[1][1]
     assert all(keyword == "COPY" for keyword, _ in steps[2:-1])
     assert "--no-deps" in steps[-1][1]
 
@@ -72,7 +77,7 @@ def test_dockerignore_lets_in_exactly_what_the_dockerfile_copies():
     copied = {
         source
         for keyword, rest in instructions()
-        if keyword == "COPY"
+        if keyword == "COPY" and not rest.startswith("--from=")
         for source in rest.split()[:-1]
     }
     assert allowed == copied == {"pyproject.toml", "README.md", "LICENSE", "fixtures", "emulator"}
@@ -105,3 +110,13 @@ def test_healthcheck_follows_the_port_from_the_environment():
         )
         assert wrong.returncode == 1
         assert b"http://127.0.0.1:9/__emulator/health" in wrong.stderr
+
+
+def test_docs_show_the_tested_recipe_and_the_real_health_interval():
+    docs = (ROOT / "docs" / "docker.md").read_text()
+    recipe = (ROOT / "tests" / "e2e" / "testcontainers_recipe.py").read_text().rstrip()
+    assert f"```python\n{recipe}\n```" in docs
+    interval = re.search(r"--interval=(\d+)s", healthcheck()[1])
+    assert interval
+    for text in (docs, (ROOT / "README.md").read_text()):
+        assert f"every {interval.group(1)} s" in text
