@@ -155,6 +155,7 @@ def test_failed_export_exits_3_with_its_error_details(emu, capsys, tmp_path):
         "downloaded": 0,
         "skipped": 0,
         "failed": 1,
+        "empty": 0,
         "exitCode": 3,
     }
     assert list(tmp_path.iterdir()) == []
