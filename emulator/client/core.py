@@ -203,11 +203,14 @@ class RateBudget:
         return min(float(self.limit.burst), tokens + max(0.0, now - at) * self.limit.per_second)
 
     def delay(self, endpoint: str, now: float) -> float:
-        """Seconds to wait before the next request to `endpoint` would find a token."""
+        """Seconds to wait before the next request to `endpoint` would find a token (with a
+        fiftieth of a token to spare, for the server's clock and the way there)."""
         missing = 1.0 - self.tokens(endpoint, now)
-        return max(0.0, missing / self.limit.per_second)
+        return (missing + 0.02) / self.limit.per_second if missing > 1e-9 else 0.0
 
     def spend(self, endpoint: str, now: float) -> None:
+        """A request went out; `now` is when its answer came, later than the server spent it,
+        so the estimate errs on the side of an emptier bucket."""
         self._buckets[endpoint] = (max(0.0, self.tokens(endpoint, now) - 1.0), now)
 
     def refused(self, endpoint: str, now: float, retry_after: float | None) -> None:
@@ -381,6 +384,7 @@ class FullStoryClient:
         self.budget = RateBudget(rate_limit) if rate_limit is not None else None
         self.on_pace = on_pace
         self._born = time.monotonic()
+        self._simulated = 0.0
         self._server_time: tuple[datetime, float] | None = None
 
     def close(self) -> None:
@@ -397,12 +401,15 @@ class FullStoryClient:
 
     def _wait(self, seconds: float) -> None:
         self.slept += seconds
+        began = time.monotonic()
         self._sleep(seconds)
+        # what the sleep did not really take: a test's sleep that moves an emulator's clock
+        self._simulated += max(0.0, seconds - (time.monotonic() - began))
 
     def elapsed(self) -> float:
-        """Seconds since the client was made: real time, or the time handed to `sleep` when
-        that is more (a `sleep` that moves an emulator's clock takes no real time)."""
-        return max(time.monotonic() - self._born, self.slept)
+        """Seconds since the client was made: real time, plus what `sleep` was asked to wait
+        but did not really take (a test's `sleep` that moves an emulator's clock)."""
+        return time.monotonic() - self._born + self._simulated
 
     def server_time(self) -> datetime | None:
         """The server's clock now, as its last answer told it (`X-Emulator-Now`, else `Date`)
@@ -428,7 +435,7 @@ class FullStoryClient:
         self._server_time = (seen.astimezone(UTC), self.elapsed())
 
     def _pace(self, endpoint: str | None) -> None:
-        """Wait until the budget of `endpoint` holds a token, then spend it."""
+        """Wait until the budget of `endpoint` holds a token."""
         if self.budget is None or endpoint is None:
             return
         delay = self.budget.delay(endpoint, self.elapsed())
@@ -436,7 +443,10 @@ class FullStoryClient:
             if self.on_pace is not None:
                 self.on_pace(Pace(endpoint, delay))
             self._wait(delay)
-        self.budget.spend(endpoint, self.elapsed())
+
+    def _spent(self, endpoint: str | None) -> None:
+        if self.budget is not None and endpoint is not None:
+            self.budget.spend(endpoint, self.elapsed())
 
     def _retry(self, retry: Retry) -> None:
         if self.on_retry is not None:
@@ -489,6 +499,7 @@ class FullStoryClient:
                     method, url, stream=stream, anonymous=download, options=options
                 )
             except TRANSPORT_ERRORS as exc:
+                self._spent(endpoint)
                 problem = f"{type(exc).__name__}: {exc}"
                 if attempt > self.max_retries:
                     where = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
@@ -498,6 +509,7 @@ class FullStoryClient:
                 error = failure(None, f"{problem} ({method} {path})")
                 self._retry(Retry(method, path, attempt, self.backoff * 2 ** (attempt - 1), error))
                 continue
+            self._spent(endpoint)
             if not download:
                 self._note_server_time(response)
             if response.status_code < 400:
