@@ -1,0 +1,79 @@
+"""The README's shell examples (curl and `fullstory-export`), run as written against a fresh
+emulator process with only the port changed, each command leaving a file, or a folder of
+bundles, that holds rows (an hour of the night may be empty; a day is not).
+
+An example is any ```sh block that calls `curl` or `fullstory-export`; one added to the README
+is run here too, so the README cannot drift from what works on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator.client.cli import has_rows
+from tests.helpers import ROOT, start
+
+BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
+RUNS_AGAINST_THE_API = re.compile(r"\b(curl|fullstory-export)\b")
+README_URL = "http://127.0.0.1:8080"
+FORMATS = {".ndjson": "FORMAT_NDJSON", ".json": "FORMAT_JSON", ".csv": "FORMAT_CSV"}
+
+
+def examples() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [block for block in BLOCK.findall(text) if RUNS_AGAINST_THE_API.search(block)]
+
+
+def data_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def rows_in(path: Path) -> bool:
+    name = path.name.removesuffix(".gz")
+    fmt = FORMATS[Path(name).suffix]
+    return has_rows(path, fmt, compressed=path.name.endswith(".gz"))
+
+
+def test_the_readme_has_its_examples():
+    found = examples()
+    assert len(found) >= 2
+    assert any("curl -sfJO" in block for block in found)
+    assert any("--chunk" in block for block in found)
+    assert all(README_URL in block for block in found)  # what the test points elsewhere
+
+
+@pytest.mark.parametrize("index", range(len(examples())))
+def test_a_readme_example_runs_as_written(index, tmp_path):
+    script = examples()[index]
+    # A fifth of the default world: the same days and windows, a fifth of the rows to generate.
+    process, base, _log = start(tmp_path, "--population", "200")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    try:
+        result = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script.replace(README_URL, base)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert result.returncode == 0, output
+    assert result.stdout.strip() or result.stderr.strip(), output
+    assert "warning" not in result.stderr and "pacing" not in result.stderr, output
+    outputs = sorted(work.iterdir())  # a file, or a folder (of bundles), per command
+    assert outputs, output
+    empty = [p.name for p in outputs if not any(rows_in(f) for f in data_files(p) or [p])]
+    assert empty == [], output
