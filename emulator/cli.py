@@ -102,7 +102,7 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, data_dir, make_server, run_workers
+    from .server import bind, check_state, data_dir, make_server, run_workers
 
     if settings.workers > 1 or settings.tls:
         # workers share state through SQLite; TLS keeps its CA beside it
@@ -114,8 +114,10 @@ def serve(settings: Settings) -> None:
             f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
         ) from None
     try:
+        if settings.workers > 1:
+            check_state(settings)  # each worker opens the data dir: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys or segments fixtures
+    except ValueError as exc:  # unreadable keys or segments fixtures, an unusable data dir
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = _start_mcp(settings)
     _banner(settings, mcp.url if mcp else None)

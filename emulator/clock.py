@@ -7,16 +7,47 @@ that parallel tests sharing one emulator can each move time without moving anyon
 The clock's whole state is one small record (`ClockState`) kept by a backend: in memory, or in
 the store when the emulator persists its state, so that a restart or another worker process
 reads the same time. Time runs on the wall clock (`time.time`), which all processes share.
+
+Every reading lies in `EARLIEST`..`LATEST` (documented in the README): instants outside are
+refused when set, and a clock (or a tenant's view, which is an offset from it) that runs past
+the end stands still there. Whatever state is stored, reading it never fails, so no stored
+value can stop the emulator from starting or answering.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+# The instants the emulator accepts and reaches: far enough from datetime's year 1..9999 that
+# adding any bounded duration (an export's retention, a URL's lifetime) stays representable.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+_LOW, _HIGH = EARLIEST.timestamp(), LATEST.timestamp()
+RANGE_TEXT = "2000-01-01T00:00:00Z to 3000-01-01T00:00:00Z"
+
+
+class ClockRangeError(ValueError):
+    """An instant outside EARLIEST..LATEST was asked for."""
+
+
+def clamp(seconds: float) -> float:
+    """`seconds` (epoch) brought into the clock's range; NaN reads as the start of it."""
+    if math.isnan(seconds):
+        return _LOW
+    return min(max(seconds, _LOW), _HIGH)
+
+
+def check_instant(instant: datetime, what: str = "the clock") -> datetime:
+    """`instant`, or ClockRangeError if it lies outside the clock's range."""
+    if not EARLIEST <= instant <= LATEST:
+        raise ClockRangeError(f"{what} must lie from {RANGE_TEXT}, not {instant.isoformat()}")
+    return instant
 
 
 @dataclass(frozen=True)
@@ -48,9 +79,29 @@ class ClockState:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ClockState:
-        views = {t: View(o, f) for t, (o, f) in data.get("views", {}).items()}
-        return cls(data["start"], data["startFrozen"], data["offset"], data["frozenAt"], views)
+    def from_json(cls, data: Any) -> ClockState:
+        """The state from its JSON form; ValueError if any part of it is not what it should be."""
+        try:
+            views = {
+                str(t): View(_number(o), None if f is None else _number(f))
+                for t, (o, f) in data.get("views", {}).items()
+            }
+            frozen = data["frozenAt"]
+            return cls(
+                _number(data["start"]),
+                bool(data["startFrozen"]),
+                _number(data["offset"]),
+                None if frozen is None else _number(frozen),
+                views,
+            )
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise ValueError(f"unreadable clock state: {exc!r}") from None
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)
 
 
 class ClockBackend(Protocol):
@@ -85,7 +136,7 @@ class Clock:
         self._counter = counter
         if backend is None:
             now = counter()
-            begin = start.timestamp() if start is not None else now
+            begin = check_instant(start, "the start time").timestamp() if start else clamp(now)
             backend = MemoryClockBackend(ClockState.starting(begin, frozen, now))
         self._backend = backend
 
@@ -103,7 +154,7 @@ class Clock:
 
     @staticmethod
     def _instant(seconds: float) -> datetime:
-        return datetime.fromtimestamp(round(seconds, 6), UTC)
+        return datetime.fromtimestamp(round(clamp(seconds), 6), UTC)
 
     def now(self, tenant: str | None = None) -> datetime:
         return self._instant(self._read(self._backend.load(), tenant))
@@ -133,19 +184,32 @@ class Clock:
         return replace(state, views={**state.views, tenant: view})
 
     def set(self, instant: datetime, tenant: str | None = None) -> datetime:
-        target = instant.timestamp()
+        """Read `instant` from now on; ClockRangeError outside EARLIEST..LATEST."""
+        target = check_instant(instant).timestamp()
         return self._change(tenant, lambda state: self._moved(state, tenant, target))
 
     def advance(self, seconds: float, tenant: str | None = None) -> datetime:
-        return self._change(
-            tenant, lambda state: self._moved(state, tenant, self._read(state, tenant) + seconds)
-        )
+        """Move on by `seconds` (>= 0); ClockRangeError if that would pass LATEST."""
+        if not 0 <= seconds < math.inf:
+            raise ClockRangeError(f"cannot advance the clock by {seconds!r} seconds")
+
+        def change(state: ClockState) -> ClockState:
+            target = clamp(self._read(state, tenant)) + seconds
+            if target > _HIGH:
+                raise ClockRangeError(
+                    f"advancing by {seconds:g} s would take the clock past "
+                    f"{LATEST.isoformat()}; it must lie from {RANGE_TEXT}"
+                )
+            return self._moved(state, tenant, target)
+
+        return self._change(tenant, change)
 
     def freeze(self, tenant: str | None = None) -> datetime:
         def change(state: ClockState) -> ClockState:
             if tenant is None:
-                return replace(state, frozen_at=self._base(state))
-            view = replace(state.views.get(tenant, View()), frozen_at=self._read(state, tenant))
+                return replace(state, frozen_at=clamp(self._base(state)))
+            frozen_at = clamp(self._read(state, tenant))
+            view = replace(state.views.get(tenant, View()), frozen_at=frozen_at)
             return replace(state, views={**state.views, tenant: view})
 
         return self._change(tenant, change)

@@ -100,6 +100,28 @@ class Internal(ApiError):
     status, grpc_code = 500, 13
 
 
+class RequestTimeout(ApiError):
+    """The client took longer than --read-timeout to send its body."""
+
+    status, grpc_code = 408, 4
+
+
+class ClientClosedRequest(ApiError):
+    """The client went away before its body arrived: nobody reads this answer (nginx's 499),
+    but it is what the journal and the metrics record instead of a crash."""
+
+    status, grpc_code = 499, 1
+
+
+class StoreBusy(ApiError):
+    """The state's database is locked by another process for longer than the store waits."""
+
+    status, grpc_code = 503, 14
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class StorageError(Exception):
     """An error as Google Cloud Storage writes it for a signed-URL download."""
 
@@ -133,3 +155,7 @@ class AccessDenied(StorageError):
 
 class NoSuchKey(StorageError):
     status, code, message = 404, "NoSuchKey", "The specified key does not exist."
+
+
+class NoSuchBucket(StorageError):
+    status, code, message = 404, "NoSuchBucket", "The specified bucket does not exist."

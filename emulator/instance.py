@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from .auth import KeyRing
-from .clock import Clock, ClockState
+from .clock import EARLIEST, LATEST, Clock, ClockState, check_instant, clamp
 from .control.service import ControlService, load_scenarios
 from .errors import ApiError
 from .exports.ratelimit import RateLimiter
@@ -40,25 +40,27 @@ class Emulator:
 
     @classmethod
     def build(cls, settings: Settings) -> Emulator:
-        store: Store = (
-            SQLiteStore(settings.data_dir / "emulator.sqlite3")
-            if settings.data_dir
-            else MemoryStore()
-        )
+        store = open_store(settings)
         # What must not change across restarts and workers is fixed once and kept in the store:
         # the clock, the world's first day and the URL-signing secret.
         now = time.time()
-        begin = settings.start_time.timestamp() if settings.start_time else now
+        begin = (
+            check_instant(settings.start_time, "--start-time").timestamp()
+            if settings.start_time
+            else clamp(now)
+        )
         clock = Clock(
             backend=store.clock_backend(ClockState.starting(begin, settings.freeze_clock, now))
         )
         # Whole UTC days, so emulators started the same day without --start-time share data.
         default_origin = to_ms(clock.now()) // DAY_MS * DAY_MS - settings.data_days * DAY_MS
-        origin_ms = int(store.meta("origin_ms", lambda: str(default_origin)))
+        origin_ms = int(store.meta("origin_ms", lambda: str(default_origin), _whole_ms))
         secret = (
             settings.signing_secret.encode("utf-8")
             if settings.signing_secret
-            else bytes.fromhex(store.meta("signing_secret", lambda: secrets.token_hex(32)))
+            else bytes.fromhex(
+                store.meta("signing_secret", lambda: secrets.token_hex(32), _secret_hex)
+            )
         )
         keys = (
             KeyRing.from_file(settings.keys, strict=settings.strict_auth)
@@ -97,3 +99,33 @@ class Emulator:
             exports=exports,
             control=control,
         )
+
+
+def _whole_ms(text: str) -> bool:
+    """A kept world origin: epoch milliseconds from well before the clock's range to its end."""
+    low = to_ms(EARLIEST) - 3660 * DAY_MS
+    return (
+        text.lstrip("-").isascii()
+        and text.lstrip("-").isdigit()
+        and low <= int(text) <= to_ms(LATEST)
+    )
+
+
+def _secret_hex(text: str) -> bool:
+    try:
+        return len(bytes.fromhex(text)) >= 16
+    except ValueError:
+        return False
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings ask for: SQLite in --data-dir (StoreUnavailable, a ValueError
+    naming the path and the fix, if it cannot be used), else memory."""
+    if settings.data_dir:
+        return SQLiteStore(
+            settings.data_dir / "emulator.sqlite3", journal_max_bytes=settings.journal_max_bytes
+        )
+    return MemoryStore(
+        journal_max_bytes=settings.journal_max_bytes,
+        operations_max_bytes=settings.operations_max_bytes,
+    )

@@ -11,14 +11,26 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 
 from .http.app import create_app
-from .serving import UvicornThread, listen
-from .settings import Settings
+from .instance import open_store
+from .serving import UvicornThread, listen, timed_protocol
+from .settings import ENV_PREFIX, Settings
 from .tls import ensure_certificates
+
+# httptools (a dependency) parses HTTP where installed, else h11; measured with
+# bench/api_throughput.py it doubles a bare app's requests per second and cuts the emulator's
+# CPU per request. The loop stays asyncio: uvloop gains little here (the emulator's own work
+# dominates) and changes callback order so that a client reading the journal right after a
+# streamed download can miss its entry (tests/testing/test_plugin.py flakes). granian was
+# faster on a bare app only, and the fault rules abort uvicorn's transport.
+LOOP: Final = "asyncio"
+HTTP: Final = "auto"
+STACK: Final = {"loop": LOOP, "http": HTTP}  # as the benchmark names it
+READ_TIMEOUT = ENV_PREFIX + "READ_TIMEOUT"
 
 
 def bind(settings: Settings) -> tuple[socket.socket, Settings]:
@@ -30,6 +42,15 @@ def bind(settings: Settings) -> tuple[socket.socket, Settings]:
 def data_dir(settings: Settings) -> Path:
     """Where files that must outlive the process go: --data-dir, or a fresh temporary folder."""
     return settings.data_dir or Path(tempfile.mkdtemp(prefix="fullstory-emulator-"))
+
+
+def check_state(settings: Settings) -> None:
+    """Open and close the data dir's store: ValueError (naming the path and the fix) if it
+    cannot be used, before any worker process tries."""
+    store = open_store(settings)
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def tls_options(settings: Settings) -> dict[str, Any]:
@@ -47,6 +68,8 @@ def make_server(
         log_level=log_level,
         access_log=access_log and settings.access_log == "text",
         lifespan="off",
+        loop=LOOP,
+        http=timed_protocol(settings.read_timeout),
         **tls_options(settings),
     )
     return uvicorn.Server(config)
@@ -69,8 +92,19 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         workers=settings.workers,
         lifespan="off",
         access_log=settings.access_log == "text",
+        loop=LOOP,
+        http="emulator.server:WorkerProtocol",  # by name: worker processes import it
         **tls_options(settings),
     )
+
+
+def __getattr__(name: str) -> Any:
+    """`WorkerProtocol`: the protocol of worker processes (uvicorn imports it by name there),
+    with the header timeout their FULLSTORY_EMULATOR_* settings give; made on first use."""
+    if name == "WorkerProtocol":
+        timeout = os.environ.get(READ_TIMEOUT, "30")
+        return timed_protocol(Settings.load({}, {READ_TIMEOUT: timeout}).read_timeout)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ServerThread(UvicornThread):

@@ -6,19 +6,97 @@ The emulator's server and the MCP adapter both use it; it knows neither.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from typing import Self
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class _HeaderDeadline:
+    """Closes a connection whose request line and headers have not all arrived
+    `header_timeout` seconds after it opened (or after its previous answer): a client trickling
+    headers ("slow loris") cannot hold a connection open indefinitely. Mixed into uvicorn's
+    protocols, which call `connection_made`, `on_response_complete` and `connection_lost`."""
+
+    header_timeout = 30.0
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection has as long
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class TimedH11Protocol(_HeaderDeadline, H11Protocol):
+    conn: h11.Connection
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the request line and headers are in
+            self._disarm()
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # no httptools wheel here: h11 it is
+    TimedHttpToolsProtocol: type[asyncio.Protocol] | None = None
+else:
+
+    class TimedHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):  # type: ignore[no-redef]
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+
+def timed_protocol(header_timeout: float) -> type[asyncio.Protocol]:
+    """The protocol class to give uvicorn (`http=`) with this header timeout: httptools where
+    installed (it doubles the requests per second bench/api_throughput.py measures), else h11."""
+    base = TimedHttpToolsProtocol or TimedH11Protocol
+    return type(base.__name__, (base,), {"header_timeout": header_timeout})
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port (port 0: any free one), not yet listening."""
+    """A socket bound to host:port (port 0: any free one), not yet listening.
+
+    The protocol is named: asyncio sets TCP_NODELAY only on connections accepted from an
+    IPPROTO_TCP socket, and without it Nagle and the client's delayed ACK add ~40 ms to every
+    request on a kept-alive connection (uvicorn writes a response's head and body separately).
+    TCP_NODELAY on the listening socket too, which Linux passes on to accepted connections,
+    whatever the loop or server does.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError:

@@ -16,10 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .clock import check_instant
 from .timestamps import parse_rfc3339
 
 ENV_PREFIX = "FULLSTORY_EMULATOR_"
-_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?|s|sec|min|h|hour)\s*,\s*(\d+)")
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?|s|sec|min|h|hour)\s*,\s*(\d+)", re.ASCII)
+MAX_REFILL = 1_000_000  # tokens per period
+MIN_PERIOD, MAX_PERIOD = 0.001, 10 * 366 * 86400  # seconds
+MAX_BURST = 1_000_000
 
 
 class SettingsError(ValueError):
@@ -51,11 +55,17 @@ class RateLimit:
             )
         period_text = match.group(2)
         period = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}.get(period_text)
-        refill, burst = float(match.group(1)), int(match.group(3))
+        refill, burst_text = float(match.group(1)), match.group(3)
         period = period if period is not None else float(period_text)
-        if refill <= 0 or period <= 0 or burst < 1:
-            raise ValueError(f"{text!r}: rate, period and burst must be positive")
-        return cls(refill=refill, period=period, burst=burst)
+        if not 0 < refill <= MAX_REFILL:
+            raise ValueError(f"{text!r}: the rate must be above 0 and at most {MAX_REFILL}")
+        if not MIN_PERIOD <= period <= MAX_PERIOD:
+            raise ValueError(
+                f"{text!r}: the period must be from {MIN_PERIOD:g} to {MAX_PERIOD} seconds"
+            )
+        if len(burst_text) > 7 or not 1 <= int(burst_text) <= MAX_BURST:
+            raise ValueError(f"{text!r}: the burst must be from 1 to {MAX_BURST}")
+        return cls(refill=refill, period=period, burst=int(burst_text))
 
     def __str__(self) -> str:
         return f"{self.refill:g}/{self.period:g},{self.burst}"
@@ -70,15 +80,19 @@ def _bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
+MAX_SECONDS = 10 * 366 * 86400  # the longest duration any setting or control override takes
+
+
 def _seconds(text: str) -> float:
-    """Seconds as a number, or with a unit suffix: 300, 1.5, 500ms, 5m, 2h, 7d."""
+    """Seconds as a number, or with a unit suffix: 300, 1.5, 500ms, 5m, 2h, 7d (at most ten
+    years, so that the clock plus any duration stays a representable instant)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 300, 1.5, 500ms, 5m, 2h or 7d")
     unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[match.group(2)]
     value = float(match.group(1)) * unit
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite duration")
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than ten years ({MAX_SECONDS} s)")
     return value
 
 
@@ -108,7 +122,12 @@ def _choice(*allowed: str, upper: bool = True) -> Callable[[str], str]:
 def _start_time(text: str) -> datetime | None:
     if text.strip().lower() in ("", "now"):
         return None
-    return parse_rfc3339(text.strip())
+    return check_instant(parse_rfc3339(text.strip()), "--start-time")
+
+
+def _host(text: str) -> str:
+    """An interface to bind: empty means the default (loopback), never every interface."""
+    return text.strip() or "127.0.0.1"
 
 
 def _path(text: str) -> Path | None:
@@ -147,7 +166,9 @@ def _option(
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = _option("127.0.0.1", str, "interface to bind; 0.0.0.0 exposes the emulator")
+    host: str = _option(
+        "127.0.0.1", _host, "interface to bind (empty: the default); 0.0.0.0 exposes the emulator"
+    )
     port: int = _option(8080, _int_range(0, 65535), "port of the REST API and downloads")
     mcp_port: int | None = _option(
         9090,
@@ -241,8 +262,15 @@ class Settings:
     control_token: str | None = _option(
         None,
         _optional_text,
-        "require X-Emulator-Token: TOKEN on /__emulator/* (except health)",
+        "require X-Emulator-Token: TOKEN on /__emulator/* (except health); with "
+        "--control-auth tenant, the admin token for instance-wide control",
         metavar="TOKEN",
+    )
+    control_auth: str = _option(
+        "open",
+        _choice("open", "tenant", upper=False),
+        "control API authority: 'open' (a key acts on its tenant, no key on the instance) or "
+        "'tenant' (a key is required and touches only its tenant; no key needs the admin token)",
     )
     scenario: str | None = _option(
         None,
@@ -252,6 +280,22 @@ class Settings:
     )
     max_body_bytes: int = _option(
         1 << 20, _int_range(1024, 1 << 30), "largest accepted request body, in bytes"
+    )
+    read_timeout: float = _option(
+        30.0,
+        _seconds,
+        "seconds a client has to send a request's headers, and again its body",
+        metavar="SECONDS",
+    )
+    journal_max_bytes: int = _option(
+        16 << 20,
+        _int_range(1 << 16, 1 << 34),
+        "bytes of request journal kept (the oldest entries go first; at most 50,000 entries)",
+    )
+    operations_max_bytes: int = _option(
+        64 << 20,
+        _int_range(1 << 16, 1 << 36),
+        "bytes of export operations kept in memory without --data-dir (the oldest go first)",
     )
 
     @classmethod

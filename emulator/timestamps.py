@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,  # \d is 0-9 only: full-width and other Unicode digits are not RFC 3339
 )
 
 
@@ -20,7 +21,7 @@ def parse_rfc3339(text: str) -> datetime:
 
     Raises ValueError with a human message; callers wrap it in an API error naming the field.
     """
-    match = _RFC3339.match(text)
+    match = _RFC3339.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
@@ -37,9 +38,11 @@ def parse_rfc3339(text: str) -> datetime:
         value = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=tz
         )
+        return value.astimezone(UTC)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid date and time: {exc}") from None
-    return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{text!r} lies outside the years 1 to 9999 in UTC") from None
 
 
 def format_api(value: datetime) -> str:

@@ -94,3 +94,24 @@ def test_readme_example_is_the_tested_file():
     root = ROOT
     example = (root / "tests" / "test_readme_example.py").read_text().rstrip()
     assert example in (root / "README.md").read_text()
+
+
+def test_an_empty_host_means_the_default_never_every_interface():
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": ""}).host == "127.0.0.1"
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": "  "}).host == "127.0.0.1"
+    _, s = settings_from(["--host", ""], environ={})
+    assert s.host == "127.0.0.1" and s.base_url() == "http://127.0.0.1:8080"
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_HOST": "0.0.0.0"}).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    "name,value,says",
+    [
+        ("START_TIME", "9999-12-31T23:59:58Z", "2000-01-01T00:00:00Z to 3000-01-01T00:00:00Z"),
+        ("URL_TTL", "1" + "0" * 400, "longer than ten years"),
+        ("EXPORT_RETENTION", "400000d", "longer than ten years"),
+    ],
+)
+def test_instants_and_durations_are_bounded(name, value, says):
+    with pytest.raises(SettingsError, match=says):
+        Settings.load({}, {f"FULLSTORY_EMULATOR_{name}": value})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -24,6 +25,7 @@ LIMITS = {
     "exportDuration": 10 * 366 * DAY,
 }
 DEFAULT_LIMIT = 1_000_000_000
+_DECIMAL = re.compile(r"\d{1,12}(?:\.\d{1,6})?", re.ASCII)
 FAULT_HEADER_NAMES = {
     "status": "status",
     "retry-after": "retryAfter",
@@ -45,10 +47,26 @@ def number(body: Mapping[str, Any], name: str, *, low: float, integer: bool = Fa
     return int(value) if integer else float(value)
 
 
+MAX_TEXT = 4096  # characters of a message, path glob or header value in a rule
+
+
 def text(body: Mapping[str, Any], name: str) -> str | None:
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    return checked_text(value, name)
+
+
+def checked_text(value: Any, name: str) -> str:
+    """A string the emulator can store and later write out: no lone surrogate, bounded."""
+    if not isinstance(value, str):
         raise InvalidArgument(f"{name} must be a string")
+    if len(value) > MAX_TEXT:
+        raise InvalidArgument(f"{name} must be at most {MAX_TEXT} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{name} must be valid Unicode (it holds a lone surrogate)") from None
     return value
 
 
@@ -82,12 +100,15 @@ def lifecycle_rule(body: Mapping[str, Any], rule_id: str) -> LifecycleRule:
 
 
 def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
-    status = number(body, "status", low=100, integer=True)
+    status = number(body, "status", low=400, integer=True)
     if status is not None and status > 599:
-        raise InvalidArgument("status must be an HTTP status from 100 to 599")
+        raise InvalidArgument("status must be an HTTP error status from 400 to 599")
     headers = body.get("header") or {}
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise InvalidArgument("header must be an object of header names to string values")
+    for key, value in headers.items():
+        checked_text(key, "header name")
+        checked_text(value, f"header {key!r}")
     probability = number(body, "probability", low=0)
     if probability is not None and probability > 1:
         raise InvalidArgument("probability must be from 0 to 1")
@@ -134,7 +155,7 @@ def fault_header(value: str, seed: int) -> FaultRule:
             continue
         if key == "drop" and not raw:
             body["drop"] = True
-        elif key in FAULT_HEADER_NAMES and raw.strip().replace(".", "", 1).isdigit():
+        elif key in FAULT_HEADER_NAMES and _DECIMAL.fullmatch(raw.strip()):
             body[FAULT_HEADER_NAMES[key]] = float(raw) if "." in raw else int(raw)
         else:
             raise InvalidArgument(

@@ -7,7 +7,7 @@ HTTP; the handlers in api/ translate requests into these calls and results into 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -219,7 +219,7 @@ class ExportService:
         if tenant is not None:
             record = self.store.get_operation(tenant, operation_id)
         else:  # the instance: whichever tenant has it
-            record = next((r for r in self.store.operations(None) if r.id == operation_id), None)
+            record = self.store.find_operation(operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
         now = self.clock.now(record.tenant)
@@ -239,21 +239,31 @@ class ExportService:
         now = self.clock.now(principal.tenant)
         failure_names = set(FAILURE_STATES)
         page: list[tuple[OperationRecord, Status]] = []
-        for record in reversed(self.store.operations(principal.tenant)):
-            if after_seq is not None and record.seq >= after_seq:
-                continue
-            status = self.status(record, now)
-            if state is not None and not (
-                status.state == state or (state in failure_names and status.state in failure_names)
-            ):
-                continue
-            if len(page) == limit:
-                return page, page[-1][0].seq
-            page.append((record, status))
-        return page, None
+        before = after_seq
+        # Read in batches, newest first: a page without a state filter reads limit + 1 rows.
+        batch = limit + 1 if state is None else max(4 * limit, 200)
+        while True:
+            records = self.store.operations_page(principal.tenant, before, batch)
+            for record in records:
+                status = self.status(record, now)
+                if state is not None and not (
+                    status.state == state
+                    or (state in failure_names and status.state in failure_names)
+                ):
+                    continue
+                if len(page) == limit:
+                    return page, page[-1][0].seq
+                page.append((record, status))
+            if len(records) < batch:
+                return page, None
+            before = records[-1].seq
 
     def cancel(self, principal: Principal, operation_id: str) -> None:
+        """Cancel a pending export of the caller's tenant. Exports belong to the tenant (the
+        organisation), not to the key that created them: any key that may create exports (admin,
+        architect) may cancel any of them; standard and read-only keys may cancel none."""
         self.get(principal, operation_id)  # 404 before anything else
+        principal.require_export_role()
         now = self.clock.now(principal.tenant)
         self.store.update_operation(
             principal.tenant, operation_id, lambda r: cancel(r, self.status(r, now), now)
@@ -290,8 +300,9 @@ class ExportService:
         record = self.store.operation_by_export(match.group(1)) if match else None
         return record if record and self.object_name(record) == object_name else None
 
-    def download(self, method: str, object_name: str, query: dict[str, str]) -> Download:
-        """Verify the signed URL, then stream the export's gzip bytes."""
+    def download(self, method: str, object_name: str, query: Sequence[tuple[str, str]]) -> Download:
+        """Verify the signed URL (its query as sent, repeats and all), then stream the export's
+        gzip bytes."""
         record = self.export_of(object_name)
         now = self.clock.now(record.tenant if record else None)
         self.signer.verify(method, self.signer.path_for(object_name), query, now)

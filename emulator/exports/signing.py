@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -49,8 +49,15 @@ class UrlSigner:
         params["X-Goog-Signature"] = self._signature("GET", path, params)
         return f"{self._base_url}{path}?{urlencode(params, quote_via=quote)}"
 
-    def verify(self, method: str, path: str, query: Mapping[str, str], now: datetime) -> None:
-        """Raise the StorageError GCS would answer with, or return if the URL is good now."""
+    def verify(
+        self, method: str, path: str, pairs: Sequence[tuple[str, str]], now: datetime
+    ) -> None:
+        """Raise the StorageError GCS would answer with, or return if the URL is good now.
+
+        `pairs` is the query as sent: a parameter given twice is refused like a changed one
+        (which of the two would count is anybody's guess), and so is a non-ASCII signature.
+        """
+        query = dict(pairs)
         if "X-Goog-Signature" not in query:
             raise AccessDenied(
                 "Anonymous caller does not have storage.objects.get access to the Google Cloud "
@@ -62,13 +69,15 @@ class UrlSigner:
             "Check your Google secret key and signing method."
         )
         if (
-            any(name not in query for name in _SIGNED_PARAMS)
+            len(query) != len(pairs)
+            or any(name not in query for name in _SIGNED_PARAMS)
             or query.get("X-Goog-Algorithm") != ALGORITHM
         ):
             raise mismatch
         signed = {name: value for name, value in query.items() if name != "X-Goog-Signature"}
         expected = self._signature("GET" if method == "HEAD" else method, path, signed)
-        if not hmac.compare_digest(expected, query["X-Goog-Signature"].lower()):
+        given = query["X-Goog-Signature"].lower().encode("utf-8", "replace")
+        if not hmac.compare_digest(expected.encode("ascii"), given):
             raise mismatch
         try:
             issued = datetime.strptime(query["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

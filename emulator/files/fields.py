@@ -14,6 +14,8 @@ from ..contract import CUSTOM_KINDS, CUSTOM_TYPES, EVENT_FIELDS, INDIVIDUAL_FIEL
 from ..errors import InvalidArgument
 
 WILDCARDS = {f"{kind}_*": kind for kind in CUSTOM_KINDS}
+MAX_FIELDS = 1000  # names in one `fields` list (the catalog has about a hundred)
+MAX_NAME_CHARS = 256
 _CUSTOM_NAME = re.compile(
     rf"^({'|'.join(CUSTOM_KINDS)})_[A-Za-z0-9_]+_({'|'.join(CUSTOM_TYPES)})s?$"
 )
@@ -35,10 +37,16 @@ def resolve_fields(
     kinds = CUSTOM_KINDS if kind == "event" else ("user",)
     if requested is None:
         return defaults + tuple(name for k in kinds for name in sorted(custom_vars.get(k, ())))
+    if len(requested) > MAX_FIELDS:
+        raise InvalidArgument(f"fields lists {len(requested)} names; at most {MAX_FIELDS}")
     known = set(defaults)
     seen: set[str] = set()
-    columns: list[str] = []
+    columns: dict[str, None] = {}  # ordered, with constant-time membership: linear overall
     for position, name in enumerate(requested):
+        if len(name) > MAX_NAME_CHARS:
+            raise InvalidArgument(
+                f"fields[{position}]: a field name is at most {MAX_NAME_CHARS} characters"
+            )
         if name in seen:
             raise InvalidArgument(f"fields[{position}]: {name!r} is listed more than once")
         seen.add(name)
@@ -59,9 +67,7 @@ def resolve_fields(
                 f"(kinds: {', '.join(kinds)}), or the tokens "
                 f"{', '.join(k + '_*' for k in kinds)}"
             )
-        for column in expanded:
-            if column not in columns:
-                columns.append(column)
+        columns.update(dict.fromkeys(expanded))
     if not columns:
         raise InvalidArgument("fields: an empty list selects no column; omit it for all fields")
     return tuple(columns)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -15,10 +17,18 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from ..contract import COMPLETED, PENDING
-from ..errors import ApiError, Internal, MethodNotAllowed, NotFound, StorageError
+from ..errors import (
+    ApiError,
+    Internal,
+    MethodNotAllowed,
+    NoSuchBucket,
+    NotFound,
+    StorageError,
+    StoreBusy,
+)
 from ..instance import Emulator
 from ..settings import Settings
-from . import control, openapi
+from . import control, openapi, redact
 from .api import exports, operations, search, segments, storage
 from .faults import RAW_SEND, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
@@ -34,7 +44,15 @@ class EmulatorApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[RAW_SEND] = send
-        await super().__call__(scope, receive, send)
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            # `/segments/v1/` is answered as `/segments/v1`, never redirected: a redirect built
+            # from the Host header would send clients wherever that header says.
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        # An error raised before a route (the store busy while the caller is looked up) was
+        # answered by `crash`; Starlette raises it again for servers to log: it is no crash.
+        with contextlib.suppress(ApiError, StorageError):
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None) -> Starlette:
@@ -50,6 +68,11 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
+        if isinstance(exc, StoreBusy) and request.url.path.startswith(f"/{settings.bucket}/"):
+            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
+            response = storage_error(busy)
+            response.headers.update(exc.headers)
+            return response
         return renderer.error(exc)
 
     async def storage_failure(request: Request, exc: Exception) -> Response:
@@ -64,6 +87,9 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
                 f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
                 headers={"Allow": allowed} if allowed else None,
             )
+        elif exc.status_code == 404 and _looks_like_storage(request):
+            bucket = request.url.path.lstrip("/").partition("/")[0]
+            return storage_error(NoSuchBucket(f"No such bucket: {bucket}"))
         elif exc.status_code == 404:
             error = NotFound(f"no such endpoint: {request.method} {request.url.path}")
         else:
@@ -76,9 +102,14 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         return renderer.json(spec)
 
     async def scrape(request: Request) -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        # Counting operations by state reads them all: in a thread, never on the event loop.
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     async def crash(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ApiError):  # raised before a route, e.g. the store busy
+            return await api_error(request, exc)
+        if isinstance(exc, StorageError):
+            return storage_error(exc)
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
             log.exception("unhandled error on %s %s", request.method, request.url.path)
         return renderer.error(Internal("internal error in the emulator; see its log"))
@@ -104,10 +135,12 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             Exception: crash,
         },
     )
+    app.router.redirect_slashes = False
     app.state.emulator = em
     app.state.renderer = renderer
     if settings.access_log == "json":
         _log_json_lines()
+    redact.install_access_log_filter()
     return app
 
 
@@ -119,6 +152,13 @@ def _allowed_methods(request: Request) -> str:
         if match != Match.NONE and isinstance(route, Route) and route.methods:
             methods |= route.methods
     return ", ".join(sorted(methods))
+
+
+def _looks_like_storage(request: Request) -> bool:
+    """A download in another bucket: a signed-URL query, or the exports' object prefix."""
+    if any(name.startswith("X-Goog-") for name in request.query_params):
+        return True
+    return request.url.path.lstrip("/").partition("/")[2].startswith("segment-exports/")
 
 
 def app_from_environment() -> Starlette:

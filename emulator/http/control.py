@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
-import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,11 +16,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
-from ..control.specs import fault_json, lifecycle_json
+from ..clock import RANGE_TEXT, ClockRangeError, check_instant
+from ..control.specs import checked_text, fault_json, lifecycle_json
 from ..errors import InvalidArgument, Unauthenticated
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
 from ..instance import Emulator
+from ..store import JOURNAL_PAGE
 from ..timestamps import format_api, parse_rfc3339
+from .api.common import decode_token, encode_token, json_object, read_body
 from .pipeline import caller_of
 from .render import JsonRenderer
 
@@ -30,33 +32,48 @@ Handler = Callable[[Request, Emulator, "str | None"], Awaitable[Response]]
 
 
 def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Check the control token; the call is for the key's tenant, or (no key) the instance."""
+    """Decide whom the call acts on: the key's tenant, or (no key) the whole instance.
+
+    `--control-auth open`: anyone may, given the control token if one is set.
+    `--control-auth tenant`: a key is required and touches only its own tenant; a call without
+    one acts on the instance only with the admin token (`--control-token`).
+    """
 
     async def run(request: Request) -> Response:
         em: Emulator = request.app.state.emulator
         token = em.settings.control_token
-        if token and not hmac.compare_digest(
-            request.headers.get("x-emulator-token", "").encode(), token.encode()
-        ):
-            raise Unauthenticated("the control API needs the header X-Emulator-Token")
+        sent = request.headers.get("x-emulator-token")
+        admin = (
+            bool(token)
+            and sent is not None
+            and hmac.compare_digest(sent.encode("utf-8", "replace"), (token or "").encode())
+        )
         caller = caller_of(request)
+        if em.settings.control_auth == "tenant":
+            if caller.authorization:
+                return await handler(request, em, caller.require().tenant)
+            if not admin:
+                raise Unauthenticated(
+                    "the control API needs 'Authorization: Basic <API key>' (it then acts on "
+                    "that key's tenant only), or the admin X-Emulator-Token for the whole instance"
+                )
+            return await handler(request, em, None)
+        if token and not admin:
+            raise Unauthenticated("the control API needs the header X-Emulator-Token")
         tenant = caller.require().tenant if caller.authorization else None
         return await handler(request, em, tenant)
 
     return run
 
 
-async def body_of(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
+async def body_of(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object body, within --max-body-bytes like any API body; an empty body is
+    refused unless the endpoint documents it as `optional` (then it reads as `{}`)."""
+    em: Emulator = request.app.state.emulator
+    raw = await read_body(request, em.settings.max_body_bytes)
+    if optional and not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("request body must be a JSON object")
-    return data
+    return json_object(raw)
 
 
 def ok(request: Request, body: Any = None) -> Response:
@@ -91,28 +108,34 @@ async def move_clock(request: Request, em: Emulator, tenant: str | None) -> Resp
     unknown = set(body) - {"advance", "set", "freeze"}
     if unknown or not body:
         raise InvalidArgument(
-            'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}'
+            'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}; '
+            f"the clock lies from {RANGE_TEXT}"
         )
-    if "freeze" in body:
-        if not isinstance(body["freeze"], bool):
-            raise InvalidArgument("freeze must be true or false")
-        (em.clock.freeze if body["freeze"] else em.clock.unfreeze)(tenant)
+    freeze, target = body.get("freeze"), body.get("set")
+    step: Any = body.get("advance")
+    if "freeze" in body and not isinstance(freeze, bool):
+        raise InvalidArgument("freeze must be true or false")
+    instant = None
     if "set" in body:
-        if not isinstance(body["set"], str):
+        if not isinstance(target, str):
             raise InvalidArgument("set must be an RFC 3339 timestamp string")
         try:
-            em.clock.set(parse_rfc3339(body["set"]), tenant)
+            instant = check_instant(parse_rfc3339(target), "set")
         except ValueError as exc:
             raise InvalidArgument(f"set: {exc}") from None
-    if "advance" in body:
-        step = body["advance"]
-        if (
-            not isinstance(step, int | float)
-            or isinstance(step, bool)
-            or not 0 <= step <= TEN_YEARS
-        ):
-            raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
-        em.clock.advance(step, tenant)
+    if "advance" in body and (
+        not isinstance(step, int | float) or isinstance(step, bool) or not 0 <= step <= TEN_YEARS
+    ):
+        raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
+    try:
+        if freeze is not None:
+            (em.clock.freeze if freeze else em.clock.unfreeze)(tenant)
+        if instant is not None:
+            em.clock.set(instant, tenant)
+        if "advance" in body:
+            em.clock.advance(float(step), tenant)
+    except ClockRangeError as exc:
+        raise InvalidArgument(f"advance: {exc}") from None
     return ok(request, clock_json(em, tenant))
 
 
@@ -141,9 +164,8 @@ async def complete_operation(request: Request, em: Emulator, tenant: str | None)
 
 @control
 async def fail_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
-    details = (await body_of(request)).get("errorDetails") or FORCED_FAILURE_DETAILS
-    if not isinstance(details, str):
-        raise InvalidArgument("errorDetails must be a string")
+    body = await body_of(request, optional=True)
+    details = checked_text(body.get("errorDetails") or FORCED_FAILURE_DETAILS, "errorDetails")
     em.exports.finish(tenant, request.path_params["operationId"], details)
     return ok(request)
 
@@ -166,19 +188,25 @@ async def clear_faults(request: Request, em: Emulator, tenant: str | None) -> Re
 
 @control
 async def journal(request: Request, em: Emulator, tenant: str | None) -> Response:
-    path, method = request.query_params.get("path"), request.query_params.get("method")
-    entries = [
-        e
-        for e in em.store.journal(tenant)
-        if (path is None or fnmatch.fnmatchcase(e["path"], path))
-        and (method is None or e["method"] == method.upper())
-    ]
-    limit = request.query_params.get("limit")
-    if limit is not None:
-        if not limit.isdigit():
-            raise InvalidArgument("limit must be a whole number")
-        entries = entries[-int(limit) :] if int(limit) else []
-    return ok(request, {"requests": entries})
+    """A page of recorded requests, oldest first; `nextPageToken` continues it."""
+    params = request.query_params
+    path, method = params.get("path"), params.get("method")
+    limit = params.get("limit") or str(JOURNAL_PAGE)
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= JOURNAL_PAGE:
+        raise InvalidArgument(f"limit must be a whole number from 1 to {JOURNAL_PAGE}")
+    after = decode_token(params.get("pageToken"), "journal", "pageToken") or 0
+    wanted = method.upper() if method else None
+
+    def match(entry: dict[str, Any]) -> bool:
+        return (path is None or fnmatch.fnmatchcase(entry["path"], path)) and (
+            wanted is None or entry["method"] == wanted
+        )
+
+    entries, last = em.store.journal_page(tenant, after, int(limit), match)
+    body: dict[str, Any] = {"requests": entries}
+    if last is not None:
+        body["nextPageToken"] = encode_token("journal", last)
+    return ok(request, body)
 
 
 @control

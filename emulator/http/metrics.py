@@ -26,10 +26,19 @@ class _Operations(Collector):
         self._count = count
         self._states = states
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
             "fullstory_emulator_operations", "Export operations by current state", labels=["state"]
         )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """What registering needs to know, without counting anything (so that start-up reads
+        no operation)."""
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = self._family()
         counts = self._count()
         for state in self._states:
             gauge.add_metric([state], counts.get(state, 0))

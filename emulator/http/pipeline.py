@@ -25,13 +25,12 @@ from ..errors import ApiError, Unauthenticated
 from ..instance import Emulator
 from ..store.records import FaultRule
 from ..timestamps import format_api
-from . import faults
+from . import faults, redact
 from .metrics import Metrics
 from .render import JsonRenderer
 
 CONTROL_PREFIX = "/__emulator"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
-SECRET_HEADERS = frozenset({"authorization", "x-emulator-token", "cookie"})
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
 
 
@@ -121,9 +120,9 @@ class Pipeline:
         finally:
             entry = {
                 "method": scope["method"],
-                "path": path,
-                "query": unquote(scope.get("query_string", b"").decode("latin-1")),
-                "headers": {k: v for k, v in headers.items() if k not in SECRET_HEADERS},
+                "path": redact.path(path),
+                "query": redact.query(scope.get("query_string", b"")),
+                "headers": redact.headers(headers.items()),
                 "status": status,
                 "durationMs": round((time.perf_counter() - began) * 1000, 3),
                 "at": format_api(at),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
@@ -26,7 +27,11 @@ def dumps(data: Any, *, html_escape: bool = True) -> bytes:
 
     The characters can only occur inside JSON strings, so escaping the encoded bytes is exact.
     """
-    body = orjson.dumps(data)
+    try:
+        body = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits: the slow way
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        body = text.encode("utf-8", "replace")  # a lone surrogate (from anywhere) becomes "?"
     if html_escape:
         for raw, escaped in _GO_ESCAPES:
             if raw in body:

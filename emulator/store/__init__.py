@@ -11,11 +11,16 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
 from ..clock import ClockBackend, ClockState
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
-JOURNAL_LIMIT = 50_000
+JOURNAL_LIMIT = 50_000  # entries, whatever their size (--journal-max-bytes bounds the bytes)
+JOURNAL_PAGE = 1000  # entries in one page of GET /__emulator/journal
+JOURNAL_PAGE_BYTES = 4 << 20  # ... and at most about this many bytes of them
+JournalMatch = Callable[[dict[str, Any]], bool]
 BucketKey = tuple[str, str, str]  # tenant, key id, endpoint
 
 
@@ -33,6 +38,17 @@ class Store(Protocol):
     ) -> OperationRecord | None: ...
     def get_operation(self, tenant: str, operation_id: str) -> OperationRecord | None: ...
     def operations(self, tenant: str | None) -> list[OperationRecord]: ...
+    def operations_page(
+        self, tenant: str, before_seq: int | None, limit: int
+    ) -> list[OperationRecord]:
+        """Up to `limit` of a tenant's operations with a sequence number below `before_seq`
+        (None: any), newest first: only the rows it returns are read."""
+        ...
+
+    def find_operation(self, operation_id: str) -> OperationRecord | None:
+        """The operation with this id, whichever tenant's it is."""
+        ...
+
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None: ...
     def update_bucket(
         self, key: BucketKey, update: Callable[[Bucket | None], Bucket]
@@ -46,10 +62,26 @@ class Store(Protocol):
     ) -> T: ...
     def append_journal(self, entry: dict[str, Any]) -> None: ...
     def journal(self, tenant: str | None) -> list[dict[str, Any]]: ...
+    def journal_page(
+        self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to `limit` entries (and about JOURNAL_PAGE_BYTES) recorded after position `after`
+        that `match` accepts, oldest first, and the position to continue after (None: the end)."""
+        ...
+
     def clear_journal(self, tenant: str | None) -> None: ...
     def reset(self, tenant: str | None) -> None: ...
-    def meta(self, key: str, default: Callable[[], str]) -> str: ...
+    def meta(self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = ...) -> str:
+        """The value kept under `key`; `default()` is stored first when there is none, or when
+        the kept one is not `valid` (so that no stored value can stop a start)."""
+        ...
+
     def clock_backend(self, initial: ClockState) -> ClockBackend: ...
 
 
-__all__ = ["JOURNAL_LIMIT", "BucketKey", "Store"]
+def entry_size(entry: dict[str, Any]) -> int:
+    """What a journal entry weighs: the bytes of its JSON form (what a page answers with)."""
+    return len(orjson.dumps(entry))
+
+
+__all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store", "entry_size"]

@@ -1,7 +1,13 @@
-"""The default store: process memory, guarded by one lock."""
+"""The default store: process memory, guarded by one lock.
+
+Memory is bounded by size, not only by count: the journal keeps at most `journal_max_bytes` of
+entries (and JOURNAL_LIMIT of them), and operations at most `operations_max_bytes` by an
+estimate of each record's size; past either bound the oldest go first.
+"""
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -9,17 +15,33 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ..clock import ClockBackend, ClockState, MemoryClockBackend
-from . import JOURNAL_LIMIT, BucketKey
+from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch, entry_size
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
 _EMPTY = ControlState()
+DEFAULT_JOURNAL_BYTES = 16 << 20
+DEFAULT_OPERATIONS_BYTES = 64 << 20
+
+
+def operation_size(record: OperationRecord) -> int:
+    """An estimate of a record's memory: a fixed part plus its variable-length strings."""
+    spec = record.spec
+    strings = (record.segment_name, record.forced_failure or "", record.lifecycle.failure or "")
+    return 2048 + sum(len(f) + 64 for f in spec.fields) + sum(len(t) for t in strings)
 
 
 class MemoryStore:
     blocking = False  # every call is a few dictionary operations: fine on the event loop
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        journal_max_bytes: int = DEFAULT_JOURNAL_BYTES,
+        operations_max_bytes: int = DEFAULT_OPERATIONS_BYTES,
+    ) -> None:
+        self.journal_max_bytes = journal_max_bytes
+        self.operations_max_bytes = operations_max_bytes
         self._lock = threading.RLock()
         self._sequences: dict[str, int] = {}
         self._operations: dict[tuple[str, str], OperationRecord] = {}
@@ -27,7 +49,11 @@ class MemoryStore:
         self._by_export: dict[str, tuple[str, str]] = {}
         self._buckets: dict[BucketKey, Bucket] = {}
         self._controls: dict[str | None, ControlState] = {}
-        self._journal: deque[dict[str, Any]] = deque(maxlen=JOURNAL_LIMIT)
+        self._journal: deque[tuple[int, int, dict[str, Any]]] = deque()  # (position, size, entry)
+        self.journal_bytes = 0
+        self._journal_next = 1
+        self._order: deque[tuple[str, str]] = deque()  # operations, oldest first
+        self.operations_bytes = 0
         self._meta: dict[str, str] = {}
 
     @contextmanager
@@ -35,10 +61,12 @@ class MemoryStore:
         with self._lock:
             yield
 
-    def meta(self, key: str, default: Callable[[], str]) -> str:
-        """The value of `key`, storing `default()` first if there is none."""
+    def meta(
+        self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = lambda _: True
+    ) -> str:
+        """The value of `key`, storing `default()` first if there is none (or it is not valid)."""
         with self._lock:
-            if key not in self._meta:
+            if key not in self._meta or not valid(self._meta[key]):
                 self._meta[key] = default()
             return self._meta[key]
 
@@ -59,6 +87,24 @@ class MemoryStore:
             self._operations[key] = record
             self._by_tenant.setdefault(record.tenant, []).append(key)
             self._by_export[record.search_export_id] = key
+            self._order.append(key)
+            self.operations_bytes += operation_size(record)
+            while self.operations_bytes > self.operations_max_bytes and len(self._order) > 1:
+                self._forget(self._order[0])
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        """Drop the oldest operation (`key`), under the lock: the memory bound is reached."""
+        self._order.popleft()
+        record = self._operations.pop(key, None)
+        if record is None:
+            return
+        self.operations_bytes -= operation_size(record)
+        self._by_export.pop(record.search_export_id, None)
+        keys = self._by_tenant.get(record.tenant)
+        if keys and keys[0] == key:
+            keys.pop(0)
+        elif keys and key in keys:
+            keys.remove(key)
 
     def update_operation(
         self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
@@ -67,8 +113,10 @@ class MemoryStore:
             record = self._operations.get((tenant, operation_id))
             if record is None:
                 return None
-            self._operations[(tenant, operation_id)] = record = update(record)
-            return record
+            after = update(record)
+            self._operations[(tenant, operation_id)] = after
+            self.operations_bytes += operation_size(after) - operation_size(record)
+            return after
 
     def get_operation(self, tenant: str, operation_id: str) -> OperationRecord | None:
         with self._lock:
@@ -80,6 +128,23 @@ class MemoryStore:
             if tenant is None:
                 return list(self._operations.values())
             return [self._operations[key] for key in self._by_tenant.get(tenant, ())]
+
+    def operations_page(
+        self, tenant: str, before_seq: int | None, limit: int
+    ) -> list[OperationRecord]:
+        with self._lock:
+            keys = self._by_tenant.get(tenant, [])
+            operations = self._operations
+            end = len(keys)
+            if before_seq is not None:  # sequence numbers rise along the list
+                end = bisect.bisect_left(keys, before_seq, key=lambda k: operations[k].seq)
+            return [operations[key] for key in reversed(keys[max(0, end - limit) : end])]
+
+    def find_operation(self, operation_id: str) -> OperationRecord | None:
+        with self._lock:
+            return next(
+                (r for (_, oid), r in self._operations.items() if oid == operation_id), None
+            )
 
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
         with self._lock:
@@ -105,17 +170,46 @@ class MemoryStore:
             return result
 
     def append_journal(self, entry: dict[str, Any]) -> None:
+        size = entry_size(entry)
         with self._lock:
-            self._journal.append(entry)
+            self._journal.append((self._journal_next, size, entry))
+            self._journal_next += 1
+            self.journal_bytes += size
+            while self._journal and (
+                self.journal_bytes > self.journal_max_bytes or len(self._journal) > JOURNAL_LIMIT
+            ):
+                self.journal_bytes -= self._journal.popleft()[1]
 
     def journal(self, tenant: str | None) -> list[dict[str, Any]]:
         with self._lock:
-            return [e for e in self._journal if tenant is None or e["tenant"] == tenant]
+            return [e for _, _, e in self._journal if tenant is None or e["tenant"] == tenant]
+
+    def journal_page(
+        self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        with self._lock:
+            entries = list(self._journal)  # a snapshot: the scan below runs without the lock
+        page: list[dict[str, Any]] = []
+        size, last = 0, after
+        for position, weight, entry in entries:
+            if position <= after or (tenant is not None and entry["tenant"] != tenant):
+                continue
+            if match is not None and not match(entry):
+                continue
+            if len(page) == limit or (page and size + weight > JOURNAL_PAGE_BYTES):
+                return page, last
+            page.append(entry)
+            size += weight
+            last = position
+        return page, None
 
     def clear_journal(self, tenant: str | None) -> None:
         with self._lock:
-            kept = [] if tenant is None else [e for e in self._journal if e["tenant"] != tenant]
-            self._journal = deque(kept, maxlen=JOURNAL_LIMIT)
+            kept = [
+                item for item in self._journal if tenant is not None and item[2]["tenant"] != tenant
+            ]
+            self._journal = deque(kept)
+            self.journal_bytes = sum(size for _, size, _ in kept)
 
     def reset(self, tenant: str | None) -> None:
         with self._lock:
@@ -123,11 +217,15 @@ class MemoryStore:
                 containers = (self._sequences, self._operations, self._by_tenant, self._by_export)
                 for container in (*containers, self._buckets, self._controls, self._journal):
                     container.clear()
+                self._order.clear()
+                self.journal_bytes = self.operations_bytes = 0
                 return
             self._sequences.pop(tenant, None)
             for key in self._by_tenant.pop(tenant, []):
                 record = self._operations.pop(key)
+                self.operations_bytes -= operation_size(record)
                 self._by_export.pop(record.search_export_id, None)
+            self._order = deque(key for key in self._order if key[0] != tenant)
             self._buckets = {k: v for k, v in self._buckets.items() if k[0] != tenant}
             self._controls.pop(tenant, None)
         self.clear_journal(tenant)

@@ -2,16 +2,18 @@
 shared by several worker processes.
 
 Every change is committed before the request that made it is answered, so an acknowledged
-export is never lost; the changes of one request share one transaction (`transaction()`).
-Read-modify-write changes take SQLite's write lock first (`BEGIN IMMEDIATE`), so workers never
-spend the same token or rule twice. Journal entries are buffered and written with the next
-transaction (or within a fraction of a second), since nothing acknowledges them. Export files
-are not stored: they are regenerated from the seed.
+export is never lost; the changes of one request share one transaction (`transaction()`), which
+takes SQLite's write lock (`BEGIN IMMEDIATE`) at its first read-modify-write, so workers never
+spend the same token or rule twice, and a request that changes nothing writes nothing. Journal
+entries are buffered and written with the next transaction (or within a fraction of a second),
+since nothing acknowledges them. Export files are not stored: they are regenerated from the
+seed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -22,11 +24,13 @@ from typing import Any, TypeVar
 import orjson
 
 from ..clock import ClockBackend, ClockState
-from . import JOURNAL_LIMIT, BucketKey
+from ..errors import StoreBusy
+from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
 from .codec import decode_control, decode_operation, encode_control, encode_operation
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
+log = logging.getLogger("fullstory_emulator")
 _EMPTY = ControlState()
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +39,7 @@ CREATE TABLE IF NOT EXISTS operations (
     tenant TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
     search_export_id TEXT NOT NULL UNIQUE, record TEXT NOT NULL,
     PRIMARY KEY (tenant, id));
+CREATE INDEX IF NOT EXISTS operations_by_seq ON operations (tenant, seq);
 CREATE TABLE IF NOT EXISTS buckets (
     tenant TEXT NOT NULL, key_id TEXT NOT NULL, endpoint TEXT NOT NULL,
     tokens REAL NOT NULL, updated REAL NOT NULL, PRIMARY KEY (tenant, key_id, endpoint));
@@ -44,6 +49,13 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 INSTANCE = ""  # the scope key of instance-wide control settings
 JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a transaction
+
+
+class StoreUnavailable(ValueError):
+    """The data directory cannot be used; the message names the path and what to do."""
+
+
+BUSY_TIMEOUT_SECONDS = 2.0  # how long a request waits for another process's write lock
 
 
 def _loads(text: str) -> Any:
@@ -57,15 +69,18 @@ def _loads(text: str) -> Any:
 class SQLiteStore:
     blocking = True  # its calls may wait for the database: run them off the event loop
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        path: Path,
+        *,
+        journal_max_bytes: int = 16 << 20,
+        busy_timeout: float | None = None,
+    ) -> None:
         self.path = path
+        self.journal_max_bytes = journal_max_bytes
+        self._journal_unchecked = 0  # bytes written since the journal's size was last bounded
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(SCHEMA)
+        self._db = _open(path, BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout)
         self._depth = 0  # open transaction() levels, under the lock
         self._writing = False  # whether the open transaction holds the write lock
         self._changes = 0  # this connection's writes, for the read cache below
@@ -79,8 +94,8 @@ class SQLiteStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A unit of work: its writes commit together when the outermost use ends. It takes
-        SQLite's write lock only at its first write, so a request that changes nothing (a
-        poll of a clock-driven export) opens no write transaction at all."""
+        the write lock only at its first write, so a request that changes nothing (a poll of a
+        clock-driven export) opens no write transaction at all."""
         with self._lock:
             self._depth += 1
             try:
@@ -88,30 +103,40 @@ class SQLiteStore:
             except BaseException:
                 self._depth -= 1
                 if self._depth == 0 and self._writing:
-                    self._writing = False
-                    self._changes += 1
-                    self._db.execute("ROLLBACK")
+                    self._end("ROLLBACK")
                 raise
             self._depth -= 1
             if self._depth == 0 and self._writing:
-                self._write_journal(self._db)
-                self._writing = False
-                self._changes += 1
-                self._db.execute("COMMIT")
+                try:
+                    with self._busy():
+                        self._write_journal(self._db)
+                        self._end("COMMIT")
+                except BaseException:
+                    if self._writing:
+                        self._end("ROLLBACK")
+                    raise
+
+    def _end(self, statement: str) -> None:
+        self._writing = False
+        self._changes += 1
+        if statement == "COMMIT" or self._db.in_transaction:
+            self._db.execute(statement)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """The write lock (`BEGIN IMMEDIATE`) for a read-modify-write, inside the transaction."""
         with self.transaction():
             if not self._writing:
-                self._db.execute("BEGIN IMMEDIATE")
+                with self._busy():
+                    self._db.execute("BEGIN IMMEDIATE")
                 self._writing = True
             self._changes += 1
-            yield self._db
+            with self._busy():
+                yield self._db
 
     def _cached(self, key: Any, read: Callable[[], Any]) -> Any:
         """`read()`, or its cached result while no connection has written since."""
-        with self._lock:
+        with self._lock, self._busy():
             generation = (self._db.execute("PRAGMA data_version").fetchone()[0], self._changes)
             hit = self._cache.get(key)
             if hit is not None and hit[0] == generation:
@@ -120,20 +145,39 @@ class SQLiteStore:
             self._cache[key] = (generation, value)
             return value
 
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """SQLite's "database is locked" (another process kept the write lock longer than the
+        busy timeout) as the API's 503, which tells the client to retry."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" not in text and "busy" not in text:
+                raise
+            raise StoreBusy(
+                f"the emulator's state in {self.path} is locked by another process; retry"
+            ) from None
+
     def _one(self, sql: str, *args: Any) -> Any:
-        with self._lock:
+        with self._lock, self._busy():
             row = self._db.execute(sql, args).fetchone()
         return row[0] if row else None
 
     # -- metadata (clock, world origin, signing secret) --------------------------------------
-    def meta(self, key: str, default: Callable[[], str]) -> str:
-        """The stored value of `key`, storing `default()` first if there is none."""
+    def meta(
+        self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = lambda _: True
+    ) -> str:
+        """The stored value of `key`, storing `default()` first if there is none (or the stored
+        one is not `valid`: it is replaced, with a warning naming the file)."""
         with self._write() as db:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row and isinstance(row[0], str) and valid(row[0]):
+                return row[0]
             if row:
-                return str(row[0])
+                log.warning("%s: the stored %s was unreadable and is replaced", self.path, key)
             value = default()
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
             return value
 
     # -- operations ---------------------------------------------------------------------------
@@ -165,19 +209,21 @@ class SQLiteStore:
         self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
     ) -> OperationRecord | None:
         with self._lock:  # most updates (a poll of a clock-driven export) change nothing
-            before = self.get_operation(tenant, operation_id)
-            if before is None:
+            current = self.get_operation(tenant, operation_id)
+            if current is None:
                 return None
-            after = update(before)
-            if after == before:
-                return after
+            unchanged = update(current)
+            if unchanged == current:
+                return unchanged
         with self._write() as db:
             row = db.execute(
                 "SELECT record FROM operations WHERE tenant = ? AND id = ?", (tenant, operation_id)
             ).fetchone()
             if row is None:
                 return None
-            before = decode_operation(_loads(row[0]))
+            before = self._decode(row[0])
+            if before is None:
+                return None
             after = update(before)
             if after != before:
                 db.execute(
@@ -190,7 +236,21 @@ class SQLiteStore:
         raw = self._one(
             "SELECT record FROM operations WHERE tenant = ? AND id = ?", tenant, operation_id
         )
-        return decode_operation(_loads(raw)) if raw else None
+        return self._decode(raw)
+
+    def _decode(self, raw: Any) -> OperationRecord | None:
+        """A stored operation, or None (with a warning) if its row cannot be read: one bad row
+        must not stop the server or every listing."""
+        if raw is None:
+            return None
+        try:
+            return decode_operation(_loads(raw))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            log.warning("%s: skipping an unreadable operation row: %r", self.path, exc)
+            return None
+
+    def _records(self, rows: list[Any]) -> list[OperationRecord]:
+        return [r for r in (self._decode(row[0]) for row in rows) if r is not None]
 
     def operations(self, tenant: str | None) -> list[OperationRecord]:
         with self._lock:
@@ -200,13 +260,30 @@ class SQLiteStore:
                 rows = self._db.execute(
                     "SELECT record FROM operations WHERE tenant = ? ORDER BY seq", (tenant,)
                 )
-            return [decode_operation(_loads(r[0])) for r in rows.fetchall()]
+            fetched = rows.fetchall()
+        return self._records(fetched)
+
+    def operations_page(
+        self, tenant: str, before_seq: int | None, limit: int
+    ) -> list[OperationRecord]:
+        with self._lock:
+            fetched = self._db.execute(
+                "SELECT record FROM operations WHERE tenant = ? AND seq < ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (tenant, before_seq if before_seq is not None else 2**62, limit),
+            ).fetchall()
+        return self._records(fetched)
+
+    def find_operation(self, operation_id: str) -> OperationRecord | None:
+        return self._decode(
+            self._one("SELECT record FROM operations WHERE id = ? LIMIT 1", operation_id)
+        )
 
     def operation_by_export(self, search_export_id: str) -> OperationRecord | None:
         raw = self._one(
             "SELECT record FROM operations WHERE search_export_id = ?", search_export_id
         )
-        return decode_operation(_loads(raw)) if raw else None
+        return self._decode(raw)
 
     # -- rate-limit buckets --------------------------------------------------------------------
     def update_bucket(self, key: BucketKey, update: Callable[[Bucket | None], Bucket]) -> Bucket:
@@ -258,8 +335,8 @@ class SQLiteStore:
 
     # -- clock -----------------------------------------------------------------------------
     def clock_backend(self, initial: ClockState) -> ClockBackend:
-        self.meta("clock", lambda: json.dumps(initial.to_json()))
-        return SQLiteClockBackend(self)
+        self.meta("clock", lambda: json.dumps(initial.to_json()), _readable_clock)
+        return SQLiteClockBackend(self, initial)
 
     # -- journal -------------------------------------------------------------------------------
     def append_journal(self, entry: dict[str, Any]) -> None:
@@ -276,8 +353,14 @@ class SQLiteStore:
         with self._lock:
             self._flusher = None
             if self._pending and self._depth == 0:
-                with self._write():
-                    pass  # the outermost transaction writes what is pending
+                try:
+                    with self._write():
+                        pass  # the outermost transaction writes what is pending
+                except StoreBusy:  # another process holds the lock: the entries wait
+                    self._flusher = threading.Timer(JOURNAL_FLUSH_SECONDS, self.flush_journal)
+                    self._flusher.name = "journal-flush"
+                    self._flusher.daemon = True
+                    self._flusher.start()
 
     def _write_journal(self, db: sqlite3.Connection) -> None:
         if not self._pending:
@@ -285,14 +368,26 @@ class SQLiteStore:
         db.executemany("INSERT INTO journal (tenant, entry) VALUES (?, ?)", self._pending)
         before = self._journal_writes
         self._journal_writes += len(self._pending)
+        self._journal_unchecked += sum(len(entry) for _, entry in self._pending)
         self._pending.clear()
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        if self._journal_writes // 1000 != before // 1000:
+        if (
+            self._journal_writes // 1000 != before // 1000
+            or self._journal_unchecked > self.journal_max_bytes // 8
+        ):
+            self._journal_unchecked = 0
             db.execute(
                 "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM journal) - ?",
                 (JOURNAL_LIMIT,),
+            )
+            # The oldest entries beyond the byte bound, counting from the newest.
+            db.execute(
+                "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM (SELECT n, SUM(length("
+                "CAST(entry AS BLOB))) OVER (ORDER BY n DESC) AS total FROM journal) "
+                "WHERE total > ?)",
+                (self.journal_max_bytes,),
             )
 
     def journal(self, tenant: str | None) -> list[dict[str, Any]]:
@@ -305,6 +400,32 @@ class SQLiteStore:
                     "SELECT entry FROM journal WHERE tenant = ? ORDER BY n", (tenant,)
                 )
             return [json.loads(r[0]) for r in rows.fetchall()]
+
+    def journal_page(
+        self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        self.flush_journal()
+        page: list[dict[str, Any]] = []
+        size, last, cursor = 0, after, after
+        while True:
+            with self._lock:  # in batches, so that writers wait for one batch at most
+                rows = self._db.execute(
+                    "SELECT n, entry FROM journal WHERE n > ? AND (? IS NULL OR tenant = ?) "
+                    "ORDER BY n LIMIT 500",
+                    (cursor, tenant, tenant),
+                ).fetchall()
+            if not rows:
+                return page, None
+            for position, raw in rows:
+                cursor = position
+                entry = json.loads(raw)
+                if match is not None and not match(entry):
+                    continue
+                if len(page) == limit or (page and size + len(raw) > JOURNAL_PAGE_BYTES):
+                    return page, last
+                page.append(entry)
+                size += len(raw)
+                last = position
 
     def clear_journal(self, tenant: str | None) -> None:
         with self._write() as db:
@@ -334,25 +455,68 @@ class SQLiteStore:
 class SQLiteClockBackend:
     """The clock's state in the store's meta table: one clock for every worker and restart."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLiteStore, initial: ClockState) -> None:
         self._store = store
+        self._initial = initial  # what an unreadable stored state reads as
+
+    def _decode(self, raw: Any) -> ClockState:
+        try:
+            return ClockState.from_json(_loads(raw))
+        except (TypeError, ValueError):
+            return self._initial
 
     def load(self) -> ClockState:
         def read() -> ClockState:
-            raw = self._store._one("SELECT value FROM meta WHERE key = 'clock'")
-            return ClockState.from_json(_loads(raw))
+            return self._decode(self._store._one("SELECT value FROM meta WHERE key = 'clock'"))
 
         state: ClockState = self._store._cached("clock", read)
         return state
 
     def update(self, change: Callable[[ClockState], ClockState]) -> ClockState:
         with self._store._write() as db:
-            raw = db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()[0]
-            state = change(ClockState.from_json(json.loads(raw)))
+            row = db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+            state = change(self._decode(row[0] if row else None))
             db.execute(
-                "UPDATE meta SET value = ? WHERE key = 'clock'", (json.dumps(state.to_json()),)
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('clock', ?)",
+                (json.dumps(state.to_json()),),
             )
             return state
+
+
+def _readable_clock(raw: str) -> bool:
+    try:
+        ClockState.from_json(json.loads(raw))
+    except ValueError:
+        return False
+    return True
+
+
+def _open(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """The database at `path`, or StoreUnavailable with one line naming the path and the fix."""
+    fix = "fix its permissions, point --data-dir elsewhere, or delete it to start afresh"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot use the data directory {path.parent}: {exc.strerror or exc}; {fix}"
+        ) from None
+    wal = path.with_name(path.name + "-wal")
+    if path.exists() and path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        raise StoreUnavailable(
+            f"{path} is empty (0 bytes): the state it held (operations, clock, the URL-signing "
+            "secret) is gone; delete the file to start afresh, or restore it from a backup"
+        )
+    try:
+        db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        db.executescript(SCHEMA)
+    except sqlite3.DatabaseError as exc:  # OperationalError too: unable to open, locked, ...
+        raise StoreUnavailable(f"cannot use {path} as the emulator's state: {exc}; {fix}") from None
+    return db
 
 
 def _scope(tenant: str | None) -> str:

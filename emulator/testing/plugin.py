@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -288,10 +289,18 @@ class EmulatorHandle:
     def requests(
         self, path: str | None = None, method: str | None = None, limit: int | None = None
     ) -> list[JournalEntry]:
-        """Requests of this tenant, oldest first; `path` is a glob such as `/operations/v1/*`."""
-        params = {"path": path, "method": method, "limit": limit}
-        answer = self.control("GET", "/journal", params=params)
-        return [JournalEntry.from_json(entry) for entry in answer.get("requests") or []]
+        """Requests of this tenant, oldest first (the first `limit` of them); `path` is a glob
+        such as `/operations/v1/*`. Follows the journal's pages."""
+        entries: list[JournalEntry] = []
+        token = None
+        while limit is None or len(entries) < limit:
+            params = {"path": path, "method": method, "pageToken": token}
+            answer = self.control("GET", "/journal", params=params)
+            entries += [JournalEntry.from_json(entry) for entry in answer.get("requests") or []]
+            token = answer.get("nextPageToken")
+            if not token:
+                break
+        return entries if limit is None else entries[:limit]
 
     def clear_journal(self) -> None:
         self.control("DELETE", "/journal")
@@ -369,8 +378,11 @@ def fullstory_emulator_api_key(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def fullstory_emulator_session_settings() -> Settings:
-    """Settings of the session-wide server; override (session scope) to change them."""
-    return default_settings()
+    """Settings of the session-wide server; override (session scope) to change them.
+
+    Its control API runs with `--control-auth tenant`: each test's handle acts on its own
+    tenant only, and nothing can touch the others' without the (random) admin token."""
+    return default_settings(control_auth="tenant", control_token=secrets.token_urlsafe(16))
 
 
 # -- fixtures ------------------------------------------------------------------------------------

@@ -6,13 +6,14 @@ from __future__ import annotations
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import start
+from tests.helpers import emulator_command, start
 
 KEY = "na1.persistence-key"
 AUTH = {"Authorization": f"Basic {KEY}"}
@@ -157,3 +158,36 @@ def test_https_with_only_the_generated_ca(tmp_path: Path):
             httpx.get(f"{base}/__emulator/health", verify=ssl.create_default_context())
     finally:
         stop(process)
+
+
+@pytest.mark.parametrize(
+    "damage,workers,says",
+    [
+        ("a file where the directory should be", "1", "cannot use the data directory"),
+        ("garbage", "1", "file is not a database"),
+        ("garbage", "2", "file is not a database"),
+        ("zero bytes", "1", "is empty (0 bytes)"),
+    ],
+)
+def test_a_broken_data_dir_is_one_clear_line(tmp_path: Path, damage, workers, says):
+    data = tmp_path / "data"
+    if damage == "a file where the directory should be":
+        data.write_text("not a directory")
+        named = data
+    else:
+        data.mkdir()
+        named = data / "emulator.sqlite3"
+        named.write_bytes(b"" if damage == "zero bytes" else b"certainly not SQLite\n" * 300)
+    args = ["--port", "0", "--mcp-port", "off", "--data-dir", str(data), "--workers", workers]
+    result = subprocess.run(
+        [*emulator_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fullstory-emulator: "), result.stderr
+    assert says in lines[0] and str(named) in lines[0]
+    assert ("delete" in lines[0]) or ("point --data-dir elsewhere" in lines[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from emulator.cli import settings_from
 from emulator.settings import RateLimit
 from tests.helpers import AUTH, assert_error
 
@@ -73,3 +74,36 @@ def test_parse(text, expected):
 def test_parse_rejects(text):
     with pytest.raises(ValueError):
         RateLimit.parse(text)
+
+
+OVERFLOWING = [
+    "1/" + "9" * 400 + ",1",  # a period that overflows a float: a rate of 0
+    "1/0.0000001,1",  # a period too short to mean anything
+    "1/60," + "9" * 400,  # a burst that overflows a float
+    "1/60,1000001",
+    "1e3/60,1",
+    "9" * 400 + "/60,1",
+    "²/60,1",  # isdigit() is true for a superscript two; int() refuses it
+    "１/60,1",  # full-width digits
+]
+
+
+@pytest.mark.parametrize("text", OVERFLOWING)
+def test_parse_rejects_values_out_of_range(text):
+    with pytest.raises(ValueError, match=r"rate|period|burst|not a rate limit"):
+        RateLimit.parse(text)
+
+
+@pytest.mark.parametrize("text", OVERFLOWING)
+def test_control_api_refuses_them_and_requests_still_answer(harness, text):
+    response = harness.client.post("/__emulator/ratelimit", json={"limit": text}, headers=AUTH)
+    assert "limit" in assert_error(response, 400, 3)["message"]
+    assert harness.client.get("/segments/v1", headers=AUTH).status_code == 200
+
+
+def test_the_flag_refuses_them(capsys):
+    with pytest.raises(SystemExit):
+        settings_from(["--rate-limit", OVERFLOWING[0]], environ={})
+    assert "period must be from 0.001" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="FULLSTORY_EMULATOR_RATE_LIMIT"):
+        settings_from([], environ={"FULLSTORY_EMULATOR_RATE_LIMIT": OVERFLOWING[2]})

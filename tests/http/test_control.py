@@ -54,6 +54,39 @@ def test_clock_rejects_bad_bodies(harness, body, word):
     assert word in err["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"set": "9999-12-31T23:59:58Z"},
+        {"set": "3000-01-01T00:00:01Z"},
+        {"set": "1999-12-31T23:59:59Z"},
+    ],
+)
+def test_clock_refuses_instants_outside_its_range(harness, body):
+    err = assert_error(harness.client.post("/__emulator/clock", json=body, headers=AUTH), 400, 3)
+    assert "2000-01-01T00:00:00Z to 3000-01-01T00:00:00Z" in err["message"]
+    assert harness.client.get("/__emulator/health").status_code == 200
+
+
+def test_repeated_advances_stop_at_the_end_of_the_range_and_nothing_breaks(make_harness):
+    h = make_harness(freeze_clock=False)
+    control(h, "POST", "clock", {"set": "2999-12-31T23:59:58Z"}, headers={})
+    step = {"advance": 10 * 366 * 86400}
+    err = assert_error(h.client.post("/__emulator/clock", json=step), 400, 3)
+    assert "past 3000-01-01" in err["message"]
+    # A tenant's view is an offset from the instance clock: set both to the end, and the view
+    # reads centuries past it; it stands at the end of the range instead.
+    control(h, "POST", "clock", {"set": "2999-12-31T23:59:58Z"})
+    control(h, "POST", "clock", {"set": "2000-01-01T00:00:00Z"}, headers={})
+    control(h, "POST", "clock", {"set": "2999-12-31T23:59:58Z"})
+    control(h, "POST", "clock", {"set": "2999-12-31T23:59:58Z"}, headers={})
+    assert control(h, "GET", "clock")["now"] == "3000-01-01T00:00:00.000000Z"
+    op = h.create()  # an export created at the end of time still works end to end
+    assert h.operation(op)["state"] in ("PENDING", "COMPLETED")
+    assert h.client.get("/__emulator/health").status_code == 200
+    assert control(h, "POST", "reset", headers={}) == {}
+
+
 def test_advancing_301_seconds_expires_a_minted_url(harness):
     op = harness.finish(harness.create())
     url = harness.location(op["results"]["searchExportId"])
@@ -384,3 +417,35 @@ def test_extreme_values_are_refused_not_crashes(harness, endpoint, body):
         harness.client.post(f"/__emulator/{endpoint}", json=body, headers=AUTH), 400, 3
     )
     assert next(iter(body)) in err["message"]
+
+
+def test_tenant_control_mode_keeps_each_tenant_to_itself(make_harness):
+    h = make_harness(control_auth="tenant", control_token="admin-secret")
+    mine, theirs = h.create(), h.create(headers=OTHER)
+    h.client.get("/segments/v1", headers=OTHER)
+    for method, path in [("GET", "journal"), ("POST", "reset"), ("GET", "clock")]:
+        response = h.client.request(method, f"/__emulator/{path}")
+        assert "Authorization" in assert_error(response, 401, 16)["message"]
+    wrong = {"X-Emulator-Token": "guess"}
+    assert_error(h.client.get("/__emulator/journal", headers=wrong), 401, 16)
+    # A key acts on its own tenant only: the other tenant's operation does not exist for it.
+    assert_error(h.client.post(f"/__emulator/operations/{theirs}/complete", headers=AUTH), 404, 5)
+    control(h, "POST", f"operations/{mine}/complete")
+    journal = control(h, "GET", "journal")["requests"]
+    assert journal and {e["tenant"] for e in journal} == {journal[0]["tenant"]}
+    control(h, "POST", "faults", {"status": 503, "path": "/segments/v1"})
+    assert h.client.get("/segments/v1", headers=OTHER).status_code == 200  # not theirs
+    # The admin token acts on the whole instance.
+    admin = {"X-Emulator-Token": "admin-secret"}
+    everyone = control(h, "GET", "journal", headers=admin)["requests"]
+    assert len({e["tenant"] for e in everyone}) == 2
+    control(h, "POST", f"operations/{theirs}/complete", headers=admin)
+    assert h.operation(mine)["state"] == "COMPLETED"
+    assert h.client.get("/__emulator/health").status_code == 200  # never needs anything
+
+
+def test_open_control_mode_acts_on_the_instance_without_a_key(harness):
+    harness.client.get("/segments/v1", headers=OTHER)
+    harness.client.get("/segments/v1", headers=AUTH)
+    everyone = control(harness, "GET", "journal", headers={})["requests"]
+    assert len({e["tenant"] for e in everyone}) == 2

@@ -3,13 +3,17 @@ every store backend; see tests/conftest.py.)"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from emulator.settings import RateLimit
-from tests.helpers import AUTH, Harness, harness_factory
+from emulator.store import sqlite as sqlite_store
+from tests.helpers import AUTH, Harness, assert_error, harness_factory
 
 
 @pytest.fixture
@@ -84,3 +88,93 @@ def test_a_request_that_changes_nothing_opens_no_write_transaction(make_harness)
     operation = h.create()
     assert _transactions(h, lambda: h.operation(operation)) == []
     assert _transactions(h, lambda: h.client.get("/segments/v1", headers=AUTH)) == []
+
+
+def _poke(data, key: str, value: str) -> None:
+    with sqlite3.connect(data / "emulator.sqlite3") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+
+
+def test_a_clock_saved_at_the_end_of_time_does_not_stop_a_start(make_harness, tmp_path):
+    data = tmp_path / "far"
+    make_harness(data_dir=data)
+    late = 253402300798.0  # 9999-12-31T23:59:58Z, as an older version could save it
+    state = {"start": late, "startFrozen": True, "offset": 0, "frozenAt": late, "views": {}}
+    _poke(data, "clock", json.dumps(state))
+    again = make_harness(data_dir=data)
+    assert again.client.get("/__emulator/health").json()["now"] == "3000-01-01T00:00:00.000000Z"
+    assert again.client.get("/segments/v1", headers=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("clock", "not json"),
+        ("clock", '{"start": "x"}'),
+        ("origin_ms", "yesterday"),
+        ("origin_ms", "1" * 40),
+        ("signing_secret", "zz"),
+    ],
+)
+def test_unreadable_kept_values_are_replaced_not_fatal(make_harness, tmp_path, key, value):
+    data = tmp_path / "odd"
+    make_harness(data_dir=data, signing_secret=None)
+    _poke(data, key, value)
+    again = make_harness(data_dir=data, signing_secret=None)
+    assert again.client.get("/__emulator/health").status_code == 200
+    assert again.export_bytes()[:2] == b"\x1f\x8b"  # a whole export still works
+
+
+def test_an_unreadable_operation_row_stops_nothing(make_harness, tmp_path):
+    data = tmp_path / "bad-row"
+    first = make_harness(data_dir=data)
+    good, bad = first.create(), first.create()
+    with sqlite3.connect(data / "emulator.sqlite3") as db:
+        db.execute("UPDATE operations SET record = ? WHERE id = ?", ('{"id": 1}', bad))
+    again = make_harness(data_dir=data)  # before: the metrics collector read it at start-up
+    assert again.client.get("/metrics").status_code == 200
+    listed = again.client.get("/operations/v1", headers=AUTH).json()["operations"]
+    assert [op["id"] for op in listed] == [good]
+    assert again.client.get(f"/operations/v1/{bad}", headers=AUTH).status_code == 404
+    assert again.client.get(f"/operations/v1/{good}", headers=AUTH).status_code == 200
+
+
+def test_a_page_of_operations_reads_only_its_rows(harness, monkeypatch):
+    for _ in range(60):
+        harness.create()
+    decoded = []
+    real = sqlite_store.decode_operation
+    monkeypatch.setattr(sqlite_store, "decode_operation", lambda d: decoded.append(1) or real(d))
+    first = harness.client.get("/operations/v1?limit=1", headers=AUTH).json()
+    assert len(first["operations"]) == 1 and len(decoded) <= 2
+    decoded.clear()
+    token = first["nextPaginationToken"]
+    page = harness.client.get(f"/operations/v1?limit=5&paginationToken={token}", headers=AUTH)
+    assert len(page.json()["operations"]) == 5 and len(decoded) <= 6
+
+
+def test_a_database_locked_by_another_process_answers_503_not_500(make_harness, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)
+    h = make_harness()
+    url = h.location(h.finish(h.create())["results"]["searchExportId"])
+    other = sqlite3.connect(h.em.settings.data_dir / "emulator.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        began = time.monotonic()
+        body = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
+        busy = h.client.post("/segments/v1/exports", json=body, headers=AUTH)
+        assert time.monotonic() - began < 2
+        # A request that writes nothing needs no write lock: it still answers.
+        assert h.client.get("/segments/v1", headers=AUTH).status_code == 200
+        error = assert_error(busy, 503, 14)
+        assert "locked by another process" in error["message"]
+        assert busy.headers["Retry-After"] == "1"
+        assert_error(h.client.post("/__emulator/faults", json={"status": 503}), 503, 14)
+        download = h.client.get(url)
+        assert download.status_code in (200, 503)  # a download only reads; if it must wait, XML
+        if download.status_code == 503:
+            assert "<Code>ServiceUnavailable</Code>" in download.text
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert h.client.get("/segments/v1", headers=AUTH).status_code == 200

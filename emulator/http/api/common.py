@@ -4,6 +4,7 @@ and opaque pagination tokens."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -13,12 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ...auth import Principal
 from ...control.service import ControlView
-from ...errors import ApiError, InvalidArgument, PayloadTooLarge
+from ...errors import (
+    ApiError,
+    ClientClosedRequest,
+    InvalidArgument,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from ...instance import Emulator
 from ..pipeline import caller_of, control_view_of
 from ..render import JsonRenderer
@@ -92,16 +99,27 @@ def endpoint(
     return wrap
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused past `limit` bytes (by its declared length or as it arrives)."""
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The body, refused past `limit` bytes (by its declared length or as it arrives) or when
+    it takes longer than `timeout` seconds (default --read-timeout) to arrive."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    if timeout is None:
+        timeout = request.app.state.emulator.settings.read_timeout
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
+    except ClientDisconnect:
+        raise ClientClosedRequest(
+            "the client closed the connection before its body arrived"
+        ) from None
     return bytes(body)
 
 
@@ -152,7 +170,7 @@ def encode_token(kind: str, position: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode().rstrip("=")
 
 
-def decode_token(raw: str | None, kind: str) -> int | None:
+def decode_token(raw: str | None, kind: str, name: str = "paginationToken") -> int | None:
     if not raw:
         return None
     try:
@@ -163,7 +181,7 @@ def decode_token(raw: str | None, kind: str) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise InvalidArgument(
-        "paginationToken is not valid here; pass the nextPaginationToken of the previous page"
+        f"{name} is not valid here; pass the next{name[0].upper()}{name[1:]} of the previous page"
     )
 
 

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from ...contract import EXPORT_TYPES, FORMATS, SCOPE_ALIASES, SCOPES, TYPE_INDIVIDUAL
 from ...errors import InvalidArgument
 from ...exports.spec import ExportRequest, TimeRange
+from ...files.fields import MAX_FIELDS
 from ...timestamps import parse_rfc3339, to_ms
 from .common import Call, endpoint, pick
 
@@ -60,6 +61,8 @@ def _fields(value: Any) -> tuple[str, ...] | None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidArgument("fields must be an array of field names (strings)")
+    if len(value) > MAX_FIELDS:  # before any per-name work
+        raise InvalidArgument(f"fields lists {len(value)} names; at most {MAX_FIELDS}")
     return tuple(value) or None  # protobuf: an empty repeated field is the same as none
 
 

@@ -15,7 +15,7 @@ from ...instance import Emulator
 
 async def download(request: Request) -> Response:
     em: Emulator = request.app.state.emulator
-    query = {key: value for key, value in request.query_params.items()}
+    query = request.query_params.multi_items()
     result = em.exports.download(request.method, request.path_params["object"], query)
     return StreamingResponse(
         result.chunks,

@@ -9,7 +9,7 @@ import pytest
 
 from emulator.exports.lifecycle import status_at
 from emulator.store.records import Lifecycle, OperationRecord
-from tests.helpers import AUTH, START, assert_error, parse
+from tests.helpers import AUTH, ROOT, START, assert_error, parse
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 KEYS = {
@@ -236,3 +236,23 @@ def test_status_is_a_pure_function_of_the_clock():
     assert first == second
     pcts = [s.pct for s in first]
     assert pcts == sorted(pcts) and max(pcts) == 100 and pcts.count(100) == 100 - 70
+
+
+@pytest.mark.parametrize(
+    "key,status",
+    [
+        ("na1.emulator-architect-key", 200),  # same tenant, may export: may cancel any export
+        ("na1.emulator-standard-key", 403),  # same tenant, may not export: may not cancel
+        ("eu1.emulator-other-org-key", 404),  # another tenant: the operation does not exist
+    ],
+)
+def test_who_may_cancel_an_export(make_harness, key, status):
+    h = make_harness(keys=ROOT / "fixtures" / "keys.json", export_duration=100)
+    admin = {"Authorization": "Basic na1.emulator-demo-key"}
+    op_id = h.create(headers=admin)
+    response = h.client.post(
+        f"/operations/v1/{op_id}/cancel", headers={"Authorization": f"Basic {key}"}
+    )
+    assert response.status_code == status, response.text
+    state = h.client.get(f"/operations/v1/{op_id}", headers=admin).json()["state"]
+    assert state == ("ERROR" if status == 200 else "PENDING")

@@ -137,3 +137,35 @@ def test_url_outliving_export_is_capped(make_harness):
     assert "X-Goog-Expires=" in url
     expires = int(parse_qs(urlsplit(url).query)["X-Goog-Expires"][0])
     assert expires <= 100
+
+
+def _storage_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == XML
+    assert f"<Code>{code}</Code>" in response.text
+
+
+def test_a_non_ascii_signature_is_a_mismatch_in_xml(harness):
+    url = finished_url(harness)
+    _storage_error(
+        harness.client.get(with_query(url, **{"X-Goog-Signature": "é" * 64})),
+        403,
+        "SignatureDoesNotMatch",
+    )
+
+
+@pytest.mark.parametrize("name", ["X-Goog-Signature", "X-Goog-Expires", "X-Goog-Date"])
+def test_a_repeated_signed_parameter_is_a_mismatch(harness, name):
+    url = finished_url(harness)
+    value = parse_qs(urlsplit(url).query)[name][0]
+    # the genuine value again at the end, where "last wins" would have let it through
+    _storage_error(harness.client.get(f"{url}&{name}={value}"), 403, "SignatureDoesNotMatch")
+    assert harness.client.get(url).status_code == 200
+
+
+def test_a_path_in_another_bucket_answers_storage_xml(harness):
+    url = finished_url(harness)
+    other = url.replace("/fullstory-emulator-exports/", "/another-bucket/")
+    _storage_error(harness.client.get(other), 404, "NoSuchBucket")
+    bare = harness.client.get("/another-bucket/segment-exports/x.ndjson.gz")
+    _storage_error(bare, 404, "NoSuchBucket")

@@ -1,0 +1,133 @@
+"""Resource bounds: the journal and in-memory operations stay within their byte bounds under a
+flood, the journal answers in pages, and no request blocks the event loop for long."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+
+import httpx
+import pytest
+
+from emulator.server import ServerThread
+from tests.helpers import AUTH, small_settings
+
+BIG = {"User-Agent": "u" * 15_000, "X-Padding": "p" * 15_000, "X-Api-Key": "k" * 15_000}
+
+
+def journal_bytes(h) -> int:
+    if h.em.settings.data_dir is None:
+        return int(h.em.store.journal_bytes)
+    h.em.store.flush_journal()
+    with sqlite3.connect(h.em.settings.data_dir / "emulator.sqlite3") as db:
+        return int(db.execute("SELECT SUM(length(entry)) FROM journal").fetchone()[0] or 0)
+
+
+@pytest.mark.stores
+def test_journal_stays_within_its_byte_bound_under_a_flood(make_harness):
+    bound = 64 << 10
+    h = make_harness(journal_max_bytes=bound)
+    for _ in range(400):
+        assert h.client.get("/segments/v1?limit=1", headers={**AUTH, **BIG}).status_code == 200
+    # SQLite bounds it every eighth of the bound written, so it may be over by that much.
+    assert 0 < journal_bytes(h) <= bound * 9 // 8
+    pages, token = [], None
+    while True:
+        answer = h.client.get(
+            "/__emulator/journal", params={"pageToken": token} if token else {}, headers=AUTH
+        )
+        assert answer.status_code == 200 and len(answer.content) <= bound * 2
+        pages.append(answer.json()["requests"])
+        token = answer.json().get("nextPageToken")
+        if not token:
+            break
+    kept = [e for page in pages for e in page]
+    assert 30 < len(kept) < 400  # the oldest went first; the newest are all there
+    assert kept[-1]["path"] == "/segments/v1"
+
+
+@pytest.mark.stores
+def test_journal_pages_follow_each_other_without_gaps(harness):
+    for n in range(25):
+        harness.client.get(f"/segments/v1?limit={n + 1}", headers=AUTH)
+    seen, token = [], None
+    while True:
+        params = {"limit": 10, "path": "/segments/*", **({"pageToken": token} if token else {})}
+        answer = harness.client.get("/__emulator/journal", params=params, headers=AUTH).json()
+        assert len(answer["requests"]) <= 10
+        seen += [e["query"] for e in answer["requests"]]
+        token = answer.get("nextPageToken")
+        if not token:
+            break
+    assert seen == [f"limit={n + 1}" for n in range(25)]
+    bad = harness.client.get("/__emulator/journal?pageToken=nonsense", headers=AUTH)
+    assert bad.status_code == 400 and "pageToken" in bad.json()["message"]
+
+
+def test_operations_in_memory_stay_within_their_byte_bound(make_harness):
+    bound = 1 << 20
+    h = make_harness(operations_max_bytes=bound)
+    fields = [f"user_field{n:04d}_{'x' * 200}_str" for n in range(1000)]  # ~250 KB a record
+    first = h.create(fields=fields)
+    for _ in range(20):
+        h.create(fields=fields)
+    assert h.em.store.operations_bytes <= bound
+    gone = h.client.get(f"/operations/v1/{first}", headers=AUTH)
+    assert gone.status_code == 404  # the oldest went first
+    listed = h.client.get("/operations/v1", headers=AUTH).json()["operations"]
+    assert 1 <= len(listed) < 21
+
+
+def base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, d = divmod(n, 36)
+        out = digits[d] + out
+        if not n:
+            return out
+
+
+def test_health_answers_within_100_ms_while_worst_case_requests_run():
+    """The event loop is never blocked for long: a health check answers quickly while the
+    largest `fields` list and the largest pages are being answered."""
+    settings = small_settings(port=0, rate_limit=None)
+
+    def export(fields: list[str]) -> str:
+        body = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_CSV"}
+        return json.dumps({**body, "fields": fields}, separators=(",", ":"))
+
+    body = export([f"user_f{n:04d}_{'y' * 230}_str" for n in range(1000)])  # the largest allowed
+    flood = export([f"evt_{base36(n)}_str" for n in range(68_530)])  # the reported 43 s body
+    assert len(body) < 1 << 20 and len(flood) < 1 << 20
+    with ServerThread(settings) as server, httpx.Client(base_url=server.base_url) as api:
+        for _ in range(30):
+            api.post("/segments/v1/exports", content=body, headers=AUTH)
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                while not stop.is_set():
+                    client.post("/segments/v1/exports", content=flood, headers=AUTH)
+                    client.post("/segments/v1/exports", content=body, headers=AUTH)
+                    client.get("/operations/v1?limit=100", headers=AUTH)
+                    client.get("/__emulator/journal", headers=AUTH)
+
+        workers = [threading.Thread(target=load) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            time.sleep(0.3)
+            worst = 0.0
+            for _ in range(20):
+                began = time.perf_counter()
+                assert api.get("/__emulator/health").status_code == 200
+                worst = max(worst, time.perf_counter() - began)
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+    assert worst < 0.1, f"a health check took {worst * 1000:.0f} ms"

@@ -1,0 +1,79 @@
+"""The emulator under uvicorn (emulator/server.py, emulator/serving.py): slow or vanishing
+clients are timed out or recorded, never left open indefinitely or counted as crashes."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+
+from emulator.server import ServerThread
+from tests.helpers import KEY, small_settings
+
+
+def connect(server: ServerThread) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.settings.port), timeout=5)
+    return sock
+
+
+def closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Whether the server closed the connection within `seconds`, and what it sent."""
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return False, data
+    except ConnectionResetError:
+        pass
+    return True, data
+
+
+def test_headers_trickled_slowly_are_cut_off():
+    with ServerThread(small_settings(port=0, read_timeout=0.5)) as server:
+        sock = connect(server)
+        sock.sendall(b"GET /segments/v1 HTTP/1.1\r\nHost: x\r\n")
+        began = time.monotonic()
+        for _ in range(10):  # one header byte every 0.2 s: "slow loris"
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+            time.sleep(0.2)
+        closed, _ = closed_within(sock, 1.0)
+        assert closed and time.monotonic() - began < 2.5
+        sock.close()
+        # an idle keep-alive connection after an answer is also bounded
+        assert httpx.get(f"{server.base_url}/__emulator/health").status_code == 200
+
+
+def test_a_body_that_never_arrives_is_a_408():
+    with ServerThread(small_settings(port=0, read_timeout=0.5)) as server:
+        sock = connect(server)
+        sock.sendall(
+            b"POST /segments/v1/exports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+            + KEY.encode()
+            + b'\r\nContent-Length: 100\r\n\r\n{"segm'
+        )
+        _, data = closed_within(sock, 3.0)
+        sock.close()
+    head = data.split(b"\r\n\r\n", 1)
+    assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+    assert b'"code":4' in head[1] and b"did not arrive within 0.5 s" in head[1]
+
+
+def test_a_client_leaving_mid_body_is_no_crash(caplog):
+    with ServerThread(small_settings(port=0)) as server:
+        sock = connect(server)
+        sock.sendall(
+            b'POST /__emulator/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"st'
+        )
+        time.sleep(0.2)
+        sock.close()
+        time.sleep(0.3)
+        metrics = httpx.get(f"{server.base_url}/metrics").text
+    assert 'status="500"' not in metrics
+    assert 'route="/__emulator/faults",status="499"} 1.0' in metrics
+    assert "unhandled error" not in caplog.text and "Exception in ASGI" not in caplog.text
