@@ -1,9 +1,11 @@
-"""The README's shell examples (curl and `fullstory-export`), run as written against a fresh
-emulator process with only the port changed, each command leaving a file, or a folder of
-bundles, that holds rows (an hour of the night may be empty; a day is not).
+"""The documented examples, run as written against a fresh emulator process with only the port
+changed: the README's shell examples (curl and `fullstory-export`), each command leaving a file,
+or a folder of bundles, that holds rows (an hour of the night may be empty; a day is not), and
+docs/client.md's Python.
 
-An example is any ```sh block that calls `curl` or `fullstory-export`; one added to the README
-is run here too, so the README cannot drift from what works on a fresh machine.
+An example is any ```sh block of the README that calls `curl` or `fullstory-export`, and any
+```python block of docs/client.md; one added there is run here too, so the documents cannot
+drift from what works on a fresh machine.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from emulator.client.cli import has_rows
 from tests.helpers import ROOT, start
 
 BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
+PYTHON = re.compile(r"```python\n(.*?)```", re.DOTALL)
 RUNS_AGAINST_THE_API = re.compile(r"\b(curl|fullstory-export)\b")
 README_URL = "http://127.0.0.1:8080"
 FORMATS = {".ndjson": "FORMAT_NDJSON", ".json": "FORMAT_JSON", ".csv": "FORMAT_CSV"}
@@ -77,3 +80,34 @@ def test_a_readme_example_runs_as_written(index, tmp_path):
     assert outputs, output
     empty = [p.name for p in outputs if not any(rows_in(f) for f in data_files(p) or [p])]
     assert empty == [], output
+
+
+def client_examples() -> list[str]:
+    return PYTHON.findall((ROOT / "docs" / "client.md").read_text(encoding="utf-8"))
+
+
+def test_the_client_example_runs_as_written(tmp_path):
+    [example] = client_examples()
+    assert README_URL in example
+    process, base, _log = start(tmp_path, "--population", "200")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", example.replace(README_URL, base)],
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"\d+ segments: everyone, rageClicks, \S+, \S+ \.\.\.", lines[0]), lines
+    assert lines[-3] == "COMPLETED 100% "
+    match = re.fullmatch(
+        r"Everyone-\d{8}T\d{6}Z\.ndjson\.gz (\d+) events, most of all .*", lines[-2]
+    )
+    assert match and int(match.group(1)) > 0, lines
+    assert lines[-1].startswith("LegacyFunnel: ERROR - search failed: the segment references")
