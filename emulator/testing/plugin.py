@@ -8,10 +8,10 @@ fixtures hand a test an `EmulatorHandle`:
   derived from the test's id) per test, reset afterwards, so tests never see each other's state;
 - `fullstory_emulator_asgi`: the app in-process behind a Starlette TestClient, no socket.
 
-Defaults, chosen so tests are repeatable and honest: seed 1, a clock frozen at
-`2026-03-01T12:00:00Z` (time moves only when the test says, or when the bound client "sleeps"),
-and the contract's rate limit (2/60 s, burst 50) left on. A client of the user's own that
-really sleeps cannot move that clock, so its export finishes anyway on the third poll that
+Defaults, chosen so tests are repeatable, honest and quick: seed 1, 100 individuals, a clock
+frozen at `2026-03-01T12:00:00Z` (time moves only when the test says, or when the bound client
+"sleeps"), and the contract's rate limit (2/60 s, burst 50) left on. A client of the user's own
+that really sleeps cannot move that clock, so its export finishes anyway on the third poll that
 finds the clock standing still (`finish_stalled_after_polls=2`; the second poll's answer says
 why in `X-Emulator-Hint`, and the server logs it). `@pytest.mark.fullstory_emulator(
 seed=..., start_time=..., api_key=..., **settings_fields)` or an override of the
@@ -46,6 +46,9 @@ DEFAULT_API_KEY = "na1.pytest-admin"
 # A client that really sleeps cannot move the frozen clock: its export finishes anyway on the
 # third poll that finds the clock standing still (the second carries an X-Emulator-Hint).
 STALLED_POLLS = 2
+# A test needs rows, not volume: a tenth of the server's default world keeps a day's export
+# (about 300 events) to a few hundredths of a second. `population=1000` in the marker for more.
+POPULATION = 100
 MARKER = "fullstory_emulator"
 
 
@@ -336,6 +339,7 @@ def default_settings(**overrides: Any) -> Settings:
         "start_time": START,
         "freeze_clock": True,
         "finish_stalled_after_polls": STALLED_POLLS,
+        "population": POPULATION,
     }
     values.update(overrides)
     if isinstance(values.get("start_time"), str):
