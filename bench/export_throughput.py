@@ -1,34 +1,46 @@
-"""Export throughput: events per second and peak RSS, as ratios to a gzip baseline.
+"""Export throughput: events per second and peak RSS, as ratios to a gzip baseline, on one core
+and on every core.
 
 For each size and format this runs, in a fresh process so that peak RSS is the export's own:
 
-- total:    the emulator's pipeline (generation, serialisation, ISA-L gzip), as a download runs it;
+- total:    the emulator's pipeline (generation, serialisation, ISA-L gzip) in one process, as a
+            download makes a small file;
 - gen+ser:  the same without compression;
 - baseline: zlib at the same level (1) and at gzip's default (6), timed on exactly the same
             bytes in the same 64 KiB batches (the bytes are regenerated, not held, and only the
-            compress calls are timed).
+            compress calls are timed);
+- parallel: the same file made by N worker processes (blocks of individuals), as a download
+            makes a large one; its bytes are checked equal to the one-process file's, and the
+            peak RSS of the whole process tree (the parent and its workers, sampled every 20 ms)
+            is reported.
 
 The machines are shared and noisy, so the figures to compare are the ratios, each measured in
 the same run. Usage:
 
     python bench/export_throughput.py                      # 100k, 1M, 5M events x 3 formats
-    python bench/export_throughput.py --sizes 100k --formats ndjson
+    python bench/export_throughput.py --sizes 100k --formats ndjson --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from emulator.files import select, stream
+from emulator.files.export import ExportJob, Maker, file_bytes
 from emulator.files.fields import resolve_fields
+from emulator.files.pool import BlockPool
 from emulator.store.records import ExportSpec
 from emulator.timestamps import to_ms
 from emulator.world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
@@ -72,6 +84,7 @@ def spec_for(world: World, extension: str) -> ExportSpec:
 
 
 def pieces(world: World, spec: ExportSpec, counter: list[int]) -> Iterator[bytes]:
+    """The uncompressed file, as the blocks hold it."""
     segment = SegmentCatalog.load().get("everyone")
     assert segment is not None
 
@@ -86,7 +99,7 @@ def pieces(world: World, spec: ExportSpec, counter: list[int]) -> Iterator[bytes
 
 
 def batches(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The same 64 KiB input batches gzip_stream compresses."""
+    """The same 64 KiB input batches the compressor is fed."""
     batch, size = [], 0
     for piece in chunks:
         batch.append(piece)
@@ -97,19 +110,52 @@ def batches(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield b"".join(batch)
 
 
-def run_case(seed: int, events: int, extension: str) -> dict:
+def tree_rss(pid: int) -> int:
+    """Resident bytes of `pid` and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0]) * 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class PeakSampler(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, tree_rss(os.getpid()))
+
+
+def run_case(seed: int, events: int, extension: str, workers: int) -> dict:
     world = calibrated_world(seed, events)
     spec = spec_for(world, extension)
+    segment = SegmentCatalog.load().get("everyone")
+    assert segment is not None
+    job = ExportJob(world.seed, world.origin_ms, world.population, segment.definition, spec)
+
+    began = time.perf_counter()
+    single = hashlib.sha256()
+    compressed = 0
+    for chunk in file_bytes(job, Maker(world, [segment])):
+        single.update(chunk)
+        compressed += len(chunk)
+    total = time.perf_counter() - began
 
     counter = [0]
     began = time.perf_counter()
-    compressed = sum(len(c) for c in stream.gzip_stream(pieces(world, spec, counter)))
-    total = time.perf_counter() - began
-    rows = counter[0]
-
-    began = time.perf_counter()
-    raw = sum(len(p) for p in pieces(world, spec, [0]))
+    raw = sum(len(p) for p in pieces(world, spec, counter))
     gen_ser = time.perf_counter() - began
+    rows = counter[0]
 
     baseline = {}
     for level in (1, 6):
@@ -122,6 +168,23 @@ def run_case(seed: int, events: int, extension: str) -> dict:
         t0 = time.perf_counter()
         compressor.flush()
         baseline[level] = spent + time.perf_counter() - t0
+    rss_single = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    parallel_s = tree_peak = None
+    if workers > 1:
+        pool = BlockPool(workers)
+        sampler = PeakSampler()
+        sampler.start()
+        began = time.perf_counter()  # the pool's start-up counts: a cold download pays it too
+        made = hashlib.sha256()
+        for chunk in file_bytes(job, Maker(), pool.blocks):
+            made.update(chunk)
+        parallel_s = time.perf_counter() - began
+        sampler.done.set()
+        sampler.join()
+        pool.close()
+        tree_peak = sampler.peak / 1024 / 1024
+        assert made.digest() == single.digest(), "worker processes made different bytes"
 
     return {
         "events": rows,
@@ -132,8 +195,18 @@ def run_case(seed: int, events: int, extension: str) -> dict:
         "gen_ser_s": gen_ser,
         "zlib1_s": baseline[1],
         "zlib6_s": baseline[6],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": rss_single,
+        "workers": workers,
+        "parallel_s": parallel_s,
+        "tree_peak_mb": tree_peak,
     }
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def main() -> None:
@@ -141,16 +214,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="100k,1M,5M")
     parser.add_argument("--formats", default="ndjson,json,csv")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=usable_cores(), help="worker processes (1: skip parallel)"
+    )
     parser.add_argument("--case", nargs=2, metavar=("EVENTS", "FORMAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.seed, int(args.case[0]), args.case[1])))
+        print(json.dumps(run_case(args.seed, int(args.case[0]), args.case[1], args.workers)))
         return
     print(
         "| events | format | events/s | total / zlib-1 | gen+ser / zlib-1 | total / zlib-6 "
-        "| peak RSS MB | raw MB | gzip MB |"
+        f"| peak RSS MB | events/s, {args.workers} procs | speed-up | tree peak RSS MB "
+        "| raw MB | gzip MB |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in (parse_size(s) for s in args.sizes.split(",")):
         for extension in args.formats.split(","):
             out = subprocess.run(
@@ -159,6 +236,8 @@ def main() -> None:
                     __file__,
                     "--seed",
                     str(args.seed),
+                    "--workers",
+                    str(args.workers),
                     "--case",
                     str(size),
                     extension,
@@ -168,10 +247,16 @@ def main() -> None:
                 check=True,
             )
             r = json.loads(out.stdout)
+            rate = r["events"] / r["total_s"]
+            if r["parallel_s"]:
+                many = r["events"] / r["parallel_s"]
+                parallel = f"{many:,.0f} | {many / rate:.2f} | {r['tree_peak_mb']:.0f}"
+            else:
+                parallel = "– | – | –"
             print(
-                f"| {r['events']:,} | {r['format']} | {r['events'] / r['total_s']:,.0f} "
+                f"| {r['events']:,} | {r['format']} | {rate:,.0f} "
                 f"| {r['total_s'] / r['zlib1_s']:.2f} | {r['gen_ser_s'] / r['zlib1_s']:.2f} "
-                f"| {r['total_s'] / r['zlib6_s']:.2f} | {r['peak_rss_mb']:.0f} "
+                f"| {r['total_s'] / r['zlib6_s']:.2f} | {r['peak_rss_mb']:.0f} | {parallel} "
                 f"| {r['raw_mb']:.0f} | {r['gzip_mb']:.1f} |",
                 flush=True,
             )

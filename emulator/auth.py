@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from .errors import PermissionDenied, Unauthenticated
@@ -23,7 +24,8 @@ MCP_KEY = "na1.emulator-mcp-key"
 EXPORT_ROLES = frozenset({"admin", "architect"})
 KNOWN_ROLES = frozenset({"admin", "architect", "standard", "readonly"})
 KNOWN_HEADERS = 4096
-_KEY_SHAPE = re.compile(r"^[a-z]{2}\d\.[A-Za-z0-9._~+/=-]{4,}$")
+MIN_TOKEN = 4
+_KEY_SHAPE = re.compile(rf"^[a-z]{{2}}\d\.[A-Za-z0-9._~+/=-]{{{MIN_TOKEN},}}$")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class KeyRing:
         self._known: dict[str, Principal] = {}  # Authorization header -> its principal
 
     @classmethod
-    def from_file(cls, path: Path, *, strict: bool = False) -> KeyRing:
+    def from_file(cls, path: Path | Traversable, *, strict: bool = False) -> KeyRing:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -113,7 +115,8 @@ class KeyRing:
             if not is_well_formed(key):
                 raise Unauthenticated(
                     f"API key {mask(key)!r} is not well formed; FullStory keys look like "
-                    f"'na1.<token>' or 'eu1.<token>'"
+                    f"'na1.<token>' or 'eu1.<token>': a region (two letters and a digit), a dot, "
+                    f"and a token of at least {MIN_TOKEN} characters (letters, digits, ._~+/=-)"
                 )
             return Principal(tenant=key_id(key), role="admin", key_id=key_id(key))
         entry = self._entries.get(key)

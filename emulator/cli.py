@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY, MCP_KEY, mask
-from .settings import ENV_PREFIX, Settings, SettingsError
+from .settings import ENV_PREFIX, Settings, SettingsError, choices, shown_default
 from .tls import trust_instructions
 
 if TYPE_CHECKING:
@@ -39,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "mcp", help="run only the MCP server (stdio or HTTP) for an agent", add_help=False
     )
-    for target in (parser, serve):
+    health = sub.add_parser(
+        "health", help="exit 0 if the emulator these settings describe answers its health check"
+    )
+    for target in (parser, serve, health):
         _add_settings(target)
     return parser
 
@@ -50,13 +53,14 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         meta = f.metadata
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
+        help_text = meta["help"]
         if meta["negate"]:
             group.add_argument(
                 flag,
                 dest=f.name,
                 action="store_false",
                 default=argparse.SUPPRESS,
-                help=f"{meta['help']}: turn off [env {env}]",
+                help=_escape(f"{help_text}; this flag turns it off [env {env}=false]"),
             )
         elif f.type in (bool, "bool"):
             group.add_argument(
@@ -64,16 +68,22 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action="store_true",
                 default=argparse.SUPPRESS,
-                help=f"{meta['help']} [env {env}]",
+                help=_escape(f"{help_text} [env {env}=true]"),
             )
         else:
+            allowed = choices(meta["parse"])
+            metavar = "{" + ",".join(allowed) + "}" if allowed else meta["metavar"]
+            # a default the help text already explains (or none at all) is not repeated
+            default = shown_default(f.default)
+            if default and "default" not in help_text:
+                help_text += f" (default: {default})"
             group.add_argument(
                 flag,
                 dest=f.name,
                 type=_argtype(meta["parse"], flag),
                 default=argparse.SUPPRESS,
-                metavar=meta["metavar"] or f.name.upper(),
-                help=f"{meta['help']} (default: {_shown(f.default)}) [env {env}]",
+                metavar=metavar or f.name.upper(),
+                help=_escape(f"{help_text} [env {env}]"),
             )
 
 
@@ -88,8 +98,8 @@ def _argtype(parse: Any, flag: str) -> Any:
     return convert
 
 
-def _shown(value: Any) -> str:
-    return "none" if value is None else str(value).replace("%", "%%")
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def settings_from(
@@ -104,7 +114,7 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, check_state, data_dir, make_server, run_workers
+    from .server import bind, check_state, configure_logging, data_dir, make_server, run_workers
 
     if settings.workers > 1 or settings.tls:
         # workers share state through SQLite; TLS keeps its CA beside it
@@ -122,6 +132,7 @@ def serve(settings: Settings) -> None:
     except ValueError as exc:  # unreadable keys or segments fixtures, an unusable data dir
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = McpStarter.bind(settings)
+    configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
     _banner(settings, mcp)
     if mcp is not None:
         mcp.start(ready=(lambda: server.started) if server is not None else (lambda: True))
@@ -151,11 +162,7 @@ class McpStarter:
     the API serves."""
 
     def __init__(self, settings: Settings, sock: socket.socket) -> None:
-        # The adapter calls the API where it listens, not through --public-url (which may name
-        # a host only clients outside can resolve).
-        local = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-        local = f"[{local}]" if ":" in local else local
-        self.api_url = f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
+        self.api_url = local_url(settings)
         self.api_key = os.environ.get("FULLSTORY_API_KEY") or MCP_KEY
         self.host = settings.host
         self.port: int = sock.getsockname()[1]
@@ -221,11 +228,45 @@ class McpStarter:
             self._sock.close()
 
 
+def local_url(settings: Settings) -> str:
+    """Where the API is reached from its own machine: where it listens, not --public-url (which
+    may name a host that only clients outside can resolve)."""
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    local = f"[{local}]" if ":" in local else local
+    return f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
+
+
+def health(settings: Settings) -> int:
+    """Ask the emulator these settings describe for /__emulator/health: the Docker HEALTHCHECK,
+    which runs with the container's environment and so follows its port and TLS settings."""
+    import ssl
+    import urllib.request
+
+    url = local_url(settings) + "/__emulator/health"
+    context = None
+    if settings.tls:
+        ca = settings.data_dir / "tls" / "ca.pem" if settings.data_dir else None
+        if ca and ca.exists():
+            context = ssl.create_default_context(cafile=str(ca))
+        else:  # a CA in a temporary folder: whether it answers is all that is asked here
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+            print(f"{url}: {response.status}")
+            return 0
+    except OSError as exc:  # refused, timed out, TLS failure, or an HTTP error status
+        print(f"fullstory-emulator health: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
 def _banner(settings: Settings, mcp: McpStarter | None = None) -> None:
     base = settings.base_url()
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
-        f"fullstory-emulator {__version__} listening on http://{settings.host}:{settings.port}",
+        f"fullstory-emulator {__version__} listening on "
+        f"{'https' if settings.tls else 'http'}://{_host(settings.host)}:{settings.port}",
         f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
         f"  API keys:       {keys}",
         f"  MCP server:     {_mcp_line(mcp)}",
@@ -243,7 +284,8 @@ def _banner(settings: Settings, mcp: McpStarter | None = None) -> None:
         ),
         f"  seed {settings.seed}, population {settings.population}, export duration "
         f"{settings.export_duration:g}s, URL TTL {settings.url_ttl:g}s, rate limit "
-        f"{settings.rate_limit or 'off'}, failure state {settings.failure_state}",
+        f"{settings.rate_limit or 'off'}",
+        _failure_line(settings.failure_state),
     ]
     print("\n".join(lines), flush=True)
 
@@ -259,6 +301,25 @@ def _mcp_line(mcp: McpStarter | None) -> str:
     return f"{mcp.url}   (calls the API with $FULLSTORY_API_KEY, {mask(mcp.api_key)})"
 
 
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _failure_line(state: str) -> str:
+    """Which failure state is served, and which clients expect which: a FullStory client that
+    knows only FAILED (hauser, the SDKs) would poll an ERROR operation forever."""
+    if state == "FAILED":
+        return (
+            "  failed exports: state FAILED, as FullStory's own clients (hauser, the SDKs) "
+            "expect;\n                  --failure-state ERROR for clients written against ERROR"
+        )
+    return (
+        "  failed exports: state ERROR; FullStory's own clients (hauser, the SDKs) recognise "
+        "only FAILED:\n                  --failure-state FAILED, or per tenant POST "
+        '/__emulator/config {"failureState": "FAILED"}'
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("demo", "mcp"):  # commands with flags of their own
@@ -271,8 +332,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         mcp(args[1:])
         return
     command, settings = settings_from(args)
+    if command == "health":
+        raise SystemExit(health(settings))
     if command == "serve":
-        serve(settings)
+        try:
+            serve(settings)
+        except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down, or we were still starting
+            print("fullstory-emulator: stopped", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

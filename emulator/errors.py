@@ -129,9 +129,10 @@ class StorageError(Exception):
     code = "InvalidArgument"
     message = "Invalid argument."
 
-    def __init__(self, details: str) -> None:
+    def __init__(self, details: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(details)
         self.details = details
+        self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
 
     @classmethod
     def for_status(cls, status: int, message: str, details: str) -> StorageError:
@@ -159,3 +160,7 @@ class NoSuchKey(StorageError):
 
 class NoSuchBucket(StorageError):
     status, code, message = 404, "NoSuchBucket", "The specified bucket does not exist."
+
+
+class InvalidRange(StorageError):
+    status, code, message = 416, "InvalidRange", "The requested range cannot be satisfied."

@@ -18,6 +18,9 @@ from .errors import ApiError
 from .exports.ratelimit import RateLimiter
 from .exports.service import ExportService
 from .exports.signing import UrlSigner
+from .files.cache import FileCache
+from .files.pool import BlockPool
+from .resources import user_file
 from .settings import Settings
 from .store import Store
 from .store.memory import MemoryStore
@@ -64,23 +67,34 @@ class Emulator:
             )
         )
         keys = (
-            KeyRing.from_file(settings.keys, strict=settings.strict_auth)
+            KeyRing.from_file(user_file("keys", settings.keys), strict=settings.strict_auth)
             if settings.keys
             else KeyRing(strict=settings.strict_auth)
+        )
+        segments = SegmentCatalog.load(
+            user_file("segments", settings.segments) if settings.segments else None
+        )
+        scenarios = load_scenarios(
+            user_file("scenarios", settings.scenarios) if settings.scenarios else None
         )
         exports = ExportService(
             settings=settings,
             clock=clock,
             store=store,
             world=shared_world(settings.seed, origin_ms, settings.population),
-            segments=SegmentCatalog.load(settings.segments),
+            segments=segments,
             signer=UrlSigner(secret, settings.base_url(), settings.bucket),
+            files=FileCache(
+                settings.data_dir / "files" if settings.data_dir else None,
+                settings.file_cache_bytes,
+            ),
+            pool=BlockPool(workers) if (workers := settings.export_processes()) > 1 else None,
         )
         control = ControlService(
             store,
             clock,
             seed=settings.seed,
-            scenarios=load_scenarios(),
+            scenarios=scenarios,
             start_scenarios=[
                 name.strip() for name in (settings.scenario or "").split(",") if name.strip()
             ],

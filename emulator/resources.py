@@ -13,3 +13,26 @@ def fixture(name: str) -> Traversable:
         return resources.files("emulator.fixtures").joinpath(name)
     except ModuleNotFoundError:
         return Path(__file__).resolve().parent.parent / "fixtures" / name
+
+
+# Packaged examples a user names instead of a path: `--keys example`, `--segments example`.
+EXAMPLES = {
+    "keys": {"example": "keys.json"},
+    "segments": {"example": "segments-example.json"},
+}
+
+
+def user_file(kind: str, path: Path) -> Path | Traversable:
+    """A `--keys`/`--segments`/`--scenarios` value: a file, or the bare name of a packaged
+    example (a name with no directory and no suffix that is not a file here)."""
+    if path.exists() or len(path.parts) != 1 or path.suffix:
+        return path
+    examples = EXAMPLES.get(kind, {})
+    packaged = examples.get(path.name)
+    if packaged is None:
+        known = ", ".join(sorted(examples)) or "none"
+        raise ValueError(
+            f"--{kind} {path}: no such file, and no packaged example of that name "
+            f"(packaged: {known})"
+        )
+    return fixture(packaged)

@@ -6,7 +6,10 @@ download URLs and banners.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
+import logging.config
 import os
 import socket
 import tempfile
@@ -14,8 +17,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
-from .http.app import create_app
+from .http.app import LOGGER, create_app
 from .instance import open_store
 from .serving import UvicornThread, listen, timed_protocol
 from .settings import ENV_PREFIX, Settings
@@ -61,11 +65,11 @@ def tls_options(settings: Settings) -> dict[str, Any]:
 
 
 def make_server(
-    settings: Settings, *, log_level: str = "info", access_log: bool = True
+    settings: Settings, *, log_level: str | None = None, access_log: bool = True
 ) -> uvicorn.Server:
     config = uvicorn.Config(
         create_app(settings),
-        log_level=log_level,
+        log_level=log_level or settings.log_level,
         access_log=access_log and settings.access_log == "text",
         lifespan="off",
         loop=LOOP,
@@ -94,6 +98,7 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         access_log=settings.access_log == "text",
         loop=LOOP,
         http="emulator.server:WorkerProtocol",  # by name: worker processes import it
+        log_level=settings.log_level,
         **tls_options(settings),
     )
 
@@ -105,6 +110,27 @@ def __getattr__(name: str) -> Any:
         timeout = os.environ.get(READ_TIMEOUT, "30")
         return timed_protocol(Settings.load({}, {READ_TIMEOUT: timeout}).read_timeout)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def configure_logging(settings: Settings) -> None:
+    """uvicorn's logging with the emulator's level and access log, applied after every server
+    of this process is configured.
+
+    Each `uvicorn.Config` applies its logging to the process-wide loggers when it is made; the
+    MCP adapter's (quiet, access log off) would otherwise silence the emulator's access log.
+    The text access log prints whenever --access-log says so, whatever --log-level.
+    """
+    config = copy.deepcopy(LOGGING_CONFIG)
+    level = settings.log_level.upper()
+    loggers = config["loggers"]
+    loggers["uvicorn"]["level"] = level
+    loggers["uvicorn.error"]["level"] = level
+    loggers["uvicorn.access"]["level"] = "INFO"
+    if settings.access_log != "text":
+        loggers["uvicorn.access"]["handlers"] = []
+    loggers[LOGGER] = {"handlers": ["default"], "level": level, "propagate": False}
+    logging.config.dictConfig(config)
+    logging.getLogger("uvicorn.asgi").setLevel(level)
 
 
 class ServerThread(UvicornThread):

@@ -8,8 +8,11 @@ README table, `--help` and the env names cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,7 +119,14 @@ def _choice(*allowed: str, upper: bool = True) -> Callable[[str], str]:
             raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
         return value
 
+    parse.choices = allowed  # type: ignore[attr-defined]  # listed by --help
     return parse
+
+
+def choices(parse: Callable[[str], Any]) -> tuple[str, ...] | None:
+    """The values a setting's parser accepts, when they are a fixed list."""
+    found = getattr(parse, "choices", None)
+    return tuple(found) if found is not None else None
 
 
 def _start_time(text: str) -> datetime | None:
@@ -144,6 +154,26 @@ def _port_or_off(text: str) -> int | None:
     return _int_range(0, 65535)(text)
 
 
+_BYTE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def _bytes(text: str) -> int:
+    """A size in bytes: 1000000, 500MB, 2GiB (KB/MB/GB are powers of 10, KiB/MiB/GiB of 2)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a size such as 1000000, 500MB or 2GiB")
+    return int(float(match.group(1)) * _BYTE_UNITS[match.group(2) or ""])
+
+
 def _rate_limit(text: str) -> RateLimit | None:
     return RateLimit.parse(text)
 
@@ -167,7 +197,7 @@ def _option(
 @dataclass(frozen=True)
 class Settings:
     host: str = _option(
-        "127.0.0.1", _host, "interface to bind (empty: the default); 0.0.0.0 exposes the emulator"
+        "127.0.0.1", _host, "interface to bind (empty: loopback); 0.0.0.0 exposes the emulator"
     )
     port: int = _option(8080, _int_range(0, 65535), "port of the REST API and downloads")
     mcp_port: int | None = _option(
@@ -204,7 +234,10 @@ class Settings:
         metavar="SECONDS",
     )
     failure_state: str = _option(
-        "ERROR", _choice("ERROR", "FAILED"), "state name of a failed operation: ERROR or FAILED"
+        "ERROR",
+        _choice("ERROR", "FAILED"),
+        "state name of a failed operation; FullStory's own clients (hauser, the SDKs) "
+        "recognise only FAILED",
     )
     rate_limit: RateLimit | None = _option(
         RateLimit(2, 60, 50),
@@ -215,21 +248,26 @@ class Settings:
     html_escape: bool = _option(
         True,
         _bool,
-        "write & < > in JSON strings as \\u0026 \\u003c \\u003e, as Go does",
+        "write & < > in JSON strings as \\u0026 \\u003c \\u003e, as Go does; on unless "
+        "--no-html-escape or FULLSTORY_EMULATOR_HTML_ESCAPE=false",
         flag="--no-html-escape",
         negate=True,
     )
     keys: Path | None = _option(
         None,
         _path,
-        "JSON file of API keys and roles; without it any well-formed key is an admin",
+        "JSON file of API keys and roles ('example': the packaged one); without it any "
+        "well-formed key is an admin",
         metavar="FILE",
     )
     strict_auth: bool = _option(
         False, _bool, "accept only 'Authorization: Basic <key>' (no Bearer, no base64 user:pass)"
     )
     segments: Path | None = _option(
-        None, _path, "JSON file of segment definitions (default: embedded fixtures)", metavar="FILE"
+        None,
+        _path,
+        "JSON file of segments added to the embedded ones ('example': the packaged examples)",
+        metavar="FILE",
     )
     population: int = _option(1000, _int_range(1, 10**9), "number of individuals in the world")
     data_days: int = _option(90, _int_range(1, 3650), "days of data before the clock's start")
@@ -257,7 +295,13 @@ class Settings:
     access_log: str = _option(
         "text",
         _choice("text", "json", "off", upper=False),
-        "access log: uvicorn's text lines, one JSON object per request, or off",
+        "access log on stdout: text (uvicorn's lines), json (one object per request) or off",
+    )
+    log_level: str = _option(
+        "info",
+        _choice("debug", "info", "warning", "error", upper=False),
+        "level of the server's own messages on stderr (uvicorn's and the emulator's); "
+        "the access log follows --access-log",
     )
     control_token: str | None = _option(
         None,
@@ -275,8 +319,14 @@ class Settings:
     scenario: str | None = _option(
         None,
         _optional_text,
-        "apply named scenarios from fixtures/scenarios.json at start (comma-separated)",
+        "apply named scenarios at start (comma-separated), embedded or from --scenarios",
         metavar="NAMES",
+    )
+    scenarios: Path | None = _option(
+        None,
+        _path,
+        "JSON file of your own scenarios, added over the embedded ones (same name: yours)",
+        metavar="FILE",
     )
     max_body_bytes: int = _option(
         1 << 20, _int_range(1024, 1 << 30), "largest accepted request body, in bytes"
@@ -297,6 +347,19 @@ class Settings:
         _int_range(1 << 16, 1 << 36),
         "bytes of export operations kept in memory without --data-dir (the oldest go first)",
     )
+    export_workers: int = _option(
+        0,
+        _int_range(0, 256),
+        "processes that make large export files; 0: one per usable core, 1: none (in-process)",
+        metavar="N",
+    )
+    file_cache_bytes: int = _option(
+        2 << 30,
+        _bytes,
+        "disk kept for finished export files (in --data-dir/files, else a temporary folder); "
+        "least recently used files go first and are remade byte-identically",
+        metavar="SIZE",
+    )
 
     @classmethod
     def load(
@@ -307,6 +370,7 @@ class Settings:
         `flags` holds already-parsed values keyed by field name (only those given on the command
         line); `environ` holds raw strings.
         """
+        _warn_unknown(environ or {})
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = (environ or {}).get(ENV_PREFIX + f.name.upper())
@@ -317,6 +381,15 @@ class Settings:
                     raise SettingsError(f"{ENV_PREFIX}{f.name.upper()}: {exc}") from None
         values.update(flags or {})
         return cls(**values)
+
+    def export_processes(self) -> int:
+        """How many processes make a large export file: --export-workers, or the usable cores."""
+        if self.export_workers:
+            return self.export_workers
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     def base_url(self) -> str:
         if self.public_url:
@@ -344,12 +417,68 @@ class Settings:
         return out
 
 
+_warned: set[str] = set()  # unknown variables already reported by this process
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each FULLSTORY_EMULATOR_* variable that names no setting (a typo would
+    otherwise be ignored without a word), with the closest setting's variable."""
+    known = [f.name.upper() for f in dataclasses.fields(Settings)]
+    warnings = []
+    for name in sorted(environ):
+        suffix = name[len(ENV_PREFIX) :]
+        if not name.startswith(ENV_PREFIX) or suffix in known:
+            continue
+        close = difflib.get_close_matches(suffix, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"fullstory-emulator: warning: {name} is not a setting, ignored{hint}")
+    return warnings
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    for warning in unknown_variables(environ):
+        if warning not in _warned:
+            _warned.add(warning)
+            print(warning, file=sys.stderr, flush=True)
+
+
 def describe() -> list[tuple[str, str, str, str]]:
     """(flag, env var, default, help) for every setting, for --help and the README."""
     rows = []
     for f in dataclasses.fields(Settings):
         meta = f.metadata
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
-        default = "" if f.default is None else str(f.default)
-        rows.append((flag, ENV_PREFIX + f.name.upper(), default, meta["help"]))
+        env = ENV_PREFIX + f.name.upper()
+        if meta["negate"]:  # the flag turns off what the variable names
+            env += "=false"
+        rows.append((flag, env, shown_default(f.default), meta["help"]))
     return rows
+
+
+def shown_default(value: Any) -> str:
+    """A default as a user would type it ('' for none)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from the declaration (a test keeps them equal)."""
+    lines = [
+        "| flag | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for f, (flag, env, default, help_text) in zip(
+        dataclasses.fields(Settings), describe(), strict=True
+    ):
+        allowed = choices(f.metadata["parse"])
+        shown = f"`{default}`" if default else "—"
+        if allowed:
+            help_text += f" (one of {', '.join(f'`{c}`' for c in allowed)})"
+        meaning = help_text.replace("|", "\\|")
+        lines.append(f"| `{flag}` | `{env}` | {shown} | {meaning} |")
+    return "\n".join(lines)

@@ -26,6 +26,18 @@ def test_malformed_authorization_is_401(harness, header):
     assert_error(harness.client.get("/segments/v1", headers={"Authorization": header}), 401, 16)
 
 
+def test_a_short_key_is_told_what_a_well_formed_key_is(harness):
+    r = harness.client.get("/segments/v1", headers={"Authorization": "Basic na1.abc"})
+    assert assert_error(r, 401, 16)["message"] == (
+        "API key 'na1.…' is not well formed; FullStory keys look like 'na1.<token>' or "
+        "'eu1.<token>': a region (two letters and a digit), a dot, and a token of at least 4 "
+        "characters (letters, digits, ._~+/=-)"
+    )
+    assert harness.client.get(
+        "/segments/v1", headers={"Authorization": "Basic na1.abcd"}
+    ).is_success
+
+
 def test_raw_basic_key_is_accepted(harness):
     assert harness.client.get("/segments/v1", headers=AUTH).status_code == 200
 

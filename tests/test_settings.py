@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from emulator.cli import settings_from
-from emulator.settings import RateLimit, Settings, SettingsError, describe
+from emulator.cli import _parser, settings_from
+from emulator.settings import RateLimit, Settings, SettingsError, describe, markdown_table
 from tests.helpers import ROOT
 
 
@@ -115,3 +116,55 @@ def test_an_empty_host_means_the_default_never_every_interface():
 def test_instants_and_durations_are_bounded(name, value, says):
     with pytest.raises(SettingsError, match=says):
         Settings.load({}, {f"FULLSTORY_EMULATOR_{name}": value})
+
+
+def test_a_mistyped_variable_is_named_with_the_closest_setting(capsys):
+    env = {
+        "FULLSTORY_EMULATOR_URL_TTL": "60",
+        "FULLSTORY_EMULATOR_RATELIMIT": "off",
+        "FULLSTORY_EMULATOR_XYZZY_PLUGH": "1",
+        "OTHER_VARIABLE": "x",
+    }
+    settings = Settings.load({}, env)
+    assert settings.url_ttl == 60 and settings.rate_limit == RateLimit(2, 60, 50)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "fullstory-emulator: warning: FULLSTORY_EMULATOR_RATELIMIT is not a setting, ignored; "
+        "did you mean FULLSTORY_EMULATOR_RATE_LIMIT?",
+        "fullstory-emulator: warning: FULLSTORY_EMULATOR_XYZZY_PLUGH is not a setting, ignored",
+    ]
+    Settings.load({}, env)  # once per process
+    assert capsys.readouterr().err == ""
+
+
+def test_readme_table_is_generated_from_the_settings():
+    assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_help_says_each_default_once_and_lists_choices():
+    raw = _parser().format_help()
+    blocks = re.split(r"\n(?=  --)", raw[raw.index("settings:") :])  # one per option
+    options = [" ".join(block.split()) for block in blocks[1:]]
+    text = " ".join(raw.split())
+    for option in options:
+        assert option.count("default") <= 1, option
+    assert "--access-log {text,json,off}" in text
+    assert "--failure-state {ERROR,FAILED}" in text
+    html = next(o for o in options if o.startswith("--no-html-escape"))
+    assert "[env FULLSTORY_EMULATOR_HTML_ESCAPE=false]" in html and "turns it off" in html
+    assert "(default: 127.0.0.1)" in text and "(default: none)" not in text
+
+
+def test_export_workers_and_file_cache_size():
+    _, defaults = settings_from([], environ={})
+    assert defaults.export_workers == 0 and defaults.file_cache_bytes == 2 * 1024**3
+    assert defaults.export_processes() >= 1  # 0: one per usable core
+    _, given = settings_from(
+        ["--export-workers", "3", "--file-cache-bytes", "500MB"],
+        environ={"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"},
+    )
+    assert given.export_processes() == 3 and given.file_cache_bytes == 500_000_000
+    environ = {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1GiB"}
+    assert Settings.load({}, environ).file_cache_bytes == 2**30
+    with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES.*not a size"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})

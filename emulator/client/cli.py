@@ -62,10 +62,13 @@ from ..settings import RateLimit
 from .core import (
     DownloadError,
     DownloadExpired,
+    DownloadStart,
     ExportFailed,
     FullStoryClient,
     FullStoryError,
+    NotFound,
     RateLimited,
+    Resume,
     Retry,
     Unauthorized,
 )
@@ -466,8 +469,9 @@ class Reporter:
         if event in ("failed", "error"):
             print(f"fullstory-export: {_problem(fields)}", file=sys.stderr, flush=True)
 
-    def transfer(self, bundle: str, size: int) -> None:
-        """Bytes written so far by a download (too chatty to be an event)."""
+    def transfer(self, bundle: str, size: int, total: int | None = None) -> None:
+        """Bytes written so far by a download, of `total` when the server said (Content-Length;
+        too chatty to be an event)."""
 
     def __enter__(self) -> Reporter:
         return self
@@ -561,6 +565,12 @@ class HumanReporter(Reporter):
             self._note(f"[yellow]{what} on {_esc(fields['path'])}; retrying[/]")
         elif event == "completed" and task is not None:
             self.progress.update(task, completed=100, status="COMPLETED, downloading")
+        elif event == "resuming":
+            if task is None:
+                self.tasks[bundle] = task = self.progress.add_task(
+                    _esc(bundle), total=100, status=""
+                )
+            self._note(f"[cyan]resuming {_esc(fields['file'])} at {_size(fields['offset'])}[/]")
         elif event == "url_expired":
             self._note(
                 f"[yellow]download URL expired ({_esc(fields.get('details') or 'ExpiredToken')}); "
@@ -600,9 +610,14 @@ class HumanReporter(Reporter):
         if self.overall is not None:
             self.progress.advance(self.overall)
 
-    def transfer(self, bundle: str, size: int) -> None:
+    def transfer(self, bundle: str, size: int, total: int | None = None) -> None:
         task = self.tasks.get(bundle)
-        if task is not None:
+        if task is None:
+            return
+        if total:  # a real bar: bytes of the file's length
+            status = f"downloading {_size(size)} of {_size(total)}"
+            self.progress.update(task, completed=size, total=total, status=status)
+        else:
             self.progress.update(task, status=f"downloading {_size(size)}")
 
 
@@ -658,6 +673,7 @@ class Started:
     job: Job
     operation_id: str
     created: float  # the client's `elapsed()` once the export was created
+    resume: tuple[str, Resume] | None = None  # (searchExportId, where) of a `.part` to go on with
 
 
 def _slug(segment_id: str) -> str:
@@ -750,7 +766,27 @@ def window_warnings(args: argparse.Namespace, now: datetime) -> list[str]:
 def start_job(
     client: FullStoryClient, args: argparse.Namespace, job: Job, reporter: Reporter
 ) -> Started:
-    """Step 1 for one job: create its export."""
+    """Step 1 for one job: create its export, unless a `.part` left by an interrupted run of
+    the same export can be resumed (then steps 3-4 go on from where it stopped)."""
+    state = _resumable(args, job)
+    if state is not None:
+        part, saved = state
+        offset = part.stat().st_size
+        reporter.emit(
+            "resuming",
+            bundle=job.bundle,
+            segment=args.segment,
+            file=str(part),
+            offset=offset,
+            operationId=saved["operationId"],
+            searchExportId=saved["searchExportId"],
+        )
+        return Started(
+            job,
+            saved["operationId"],
+            client.elapsed(),
+            resume=(saved["searchExportId"], Resume(offset, saved["etag"])),
+        )
     time_range = None
     if args.time_range_given:
         time_range = (rfc3339(job.start), rfc3339(job.end))
@@ -787,6 +823,19 @@ def finish_job(
 ) -> tuple[dict[str, Any], bool]:
     """Steps 2-4 for one job: poll, fetch a URL, download; (the operation, whether empty)."""
     job, operation_id = started.job, started.operation_id
+    if started.resume is not None:
+        search_export_id, resume = started.resume
+        resumed = {"id": operation_id}
+        try:
+            return resumed, _download(
+                client, args, job, reporter, resumed, search_export_id, resume=resume
+            )
+        except NotFound:  # the export itself is gone (expired): export it again
+            part = _part(args, job)
+            for stale in (part, _sidecar(part)):
+                stale.unlink(missing_ok=True)
+        started = start_job(client, args, job, reporter)
+        operation_id, first_poll_after = started.operation_id, args.poll_interval
     last: tuple[Any, ...] = ()
 
     def on_progress(operation: dict[str, Any]) -> None:
@@ -839,6 +888,54 @@ def export_seconds(operation: dict[str, Any]) -> float | None:
     return (finished - created).total_seconds()
 
 
+def _part(args: argparse.Namespace, job: Job, target: Path | None = None) -> Path:
+    """Where the download of `job` (to `target`, when the job's is not known in advance) goes
+    until it is whole."""
+    final = job.target or target
+    assert final is not None, "a job without a target needs one named here"
+    return final.with_name(final.name + (".gz.part" if args.gunzip else ".part"))
+
+
+def _sidecar(part: Path) -> Path:
+    """Beside a resumable `.part`: which export it is, and the file's ETag."""
+    return part.with_name(part.name + ".json")
+
+
+def _request(args: argparse.Namespace, job: Job) -> dict[str, Any]:
+    """What a `.part` must have been asked for to be resumed by this run."""
+    return {
+        "apiUrl": args.api_url,
+        "segment": args.segment,
+        "type": args.type,
+        "format": args.format,
+        "start": rfc3339(job.start) if args.time_range_given and job.start else None,
+        "end": rfc3339(job.end) if args.time_range_given and job.end else None,
+        "segmentStart": rfc3339(args.segment_start) if args.segment_range_given else None,
+        "segmentEnd": rfc3339(args.segment_end) if args.segment_range_given else None,
+        "timezone": args.timezone,
+        "fields": list(args.fields) if args.fields else None,
+        "scope": args.scope,
+    }
+
+
+def _resumable(args: argparse.Namespace, job: Job) -> tuple[Path, dict[str, Any]] | None:
+    """The `.part` of an interrupted download of this very export, and what its sidecar says."""
+    if job.target is None:
+        return None  # named by the server's Content-Disposition: no stable .part to find
+    part = _part(args, job)
+    try:
+        saved = json.loads(_sidecar(part).read_text(encoding="utf-8"))
+        held = part.stat().st_size
+    except (OSError, ValueError):
+        return None
+    fields = ("operationId", "searchExportId", "etag")
+    if not isinstance(saved, dict) or not all(isinstance(saved.get(k), str) for k in fields):
+        return None
+    if saved.get("request") != _request(args, job) or held == 0:
+        return None
+    return part, saved
+
+
 def _download(
     client: FullStoryClient,
     args: argparse.Namespace,
@@ -846,16 +943,37 @@ def _download(
     reporter: Reporter,
     operation: dict[str, Any],
     search_export_id: str,
+    resume: Resume | None = None,
 ) -> bool:
     """Steps 3-4: a URL (renewed while storage says it expired), streamed to .part, renamed.
-    Returns whether the export holds no row."""
+    Returns whether the export holds no row.
+
+    A body cut short is resumed by the client with a Range request. When the run itself stops
+    (the client gave up, Ctrl-C) a `.part` the server can resume is kept, with a sidecar naming
+    the export and the file's ETag, so that rerunning the command continues it."""
     operation_id = str(operation.get("id") or "")
     target = job.target
     if target is None:
         finished = _instant(operation.get("finishedAt")) or datetime.now(UTC)
         target = job.directory / f"{_slug(args.segment)}-{stamp(finished)}.{extension(args)}"
-    part = target.with_name(target.name + (".gz.part" if args.gunzip else ".part"))
+    part = _part(args, job, target)
+    sidecar = _sidecar(part)
     label = job.bundle or args.segment
+    resumable = False
+
+    def started(start: DownloadStart) -> None:
+        nonlocal resumable
+        resumable = bool(start.etag) and job.target is not None
+        if resumable:
+            state = {
+                "operationId": operation_id,
+                "searchExportId": search_export_id,
+                "etag": start.etag,
+                "request": _request(args, job),
+            }
+            sidecar.write_text(json.dumps(state), encoding="utf-8")
+        else:
+            sidecar.unlink(missing_ok=True)
 
     def renewing(renewal: int, expired: DownloadExpired) -> None:
         reporter.emit(
@@ -866,22 +984,31 @@ def _download(
             details=expired.details or expired.message,
         )
 
+    keep = False
     try:
         try:
-            with open(part, "wb") as raw:
+            with open(part, "ab" if resume else "wb") as raw:
                 done = client.download_export(
                     search_export_id,
                     raw,
                     max_renewals=args.max_renewals,
-                    on_bytes=lambda size, _total: reporter.transfer(label, size),
+                    on_bytes=lambda size, total: reporter.transfer(label, size, total),
                     on_renew=renewing,
+                    on_download=started,
+                    resume=resume,
                 )
+        except KeyboardInterrupt:
+            keep = resumable and part.exists() and part.stat().st_size > 0
+            raise
         except DownloadExpired as exc:
+            keep = resumable and part.exists() and part.stat().st_size > 0
             raise Failure(
                 EXIT_DOWNLOAD, f"the download URL expired {args.max_renewals + 1} times: {exc}"
             ) from exc
         except DownloadError as exc:
-            raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}") from exc
+            keep = resumable and part.exists() and part.stat().st_size > 0
+            hint = f"; rerun to resume {part}" if keep else ""
+            raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}{hint}") from exc
         if args.gunzip:
             plain = target.with_name(target.name + ".part")
             try:
@@ -895,9 +1022,12 @@ def _download(
         else:
             os.replace(part, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
+        if not keep:
+            for leftover in (part, sidecar):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         raise
+    sidecar.unlink(missing_ok=True)
     empty = not has_rows(target, args.format, compressed=not args.gunzip)
     reporter.emit(
         "downloaded",

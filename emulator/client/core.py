@@ -712,18 +712,25 @@ class FullStoryClient:
         dest: str | os.PathLike[str] | IO[bytes] | Sink,
         *,
         on_bytes: Callable[[int, int | None], object] | None = None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
     ) -> str:
         """Stream one signed URL's gzip bytes, as they are, to `dest`; returns the file name.
 
         `dest` is a directory (the file is named from Content-Disposition), a file path, a
         binary file object or a `Sink`. `on_bytes(received, content_length_or_None)` follows
         the transfer. No Authorization header is sent: the URL is signed, and storage would
-        refuse a foreign credential. A body cut short is fetched again from its start (a file
-        object is rewound, a Sink restarted); paths are written via a temporary file, so a
-        failed download leaves nothing half-written. An expired URL raises DownloadExpired:
-        `download_export` asks for a fresh one instead.
+        refuse a foreign credential. An expired URL raises DownloadExpired: `download_export`
+        asks for a fresh one instead.
+
+        A body cut short is resumed where it stopped (`Range` with `If-Range`) when the server
+        allows it, else fetched again from its start (a file object is rewound, a Sink
+        restarted). `on_download(start)` is told when each body starts (its total length and
+        ETag); `resume` continues a download whose first bytes `dest` (a file object or Sink)
+        already holds. Paths are written via a temporary file, so a failed download leaves
+        nothing half-written.
         """
-        return self._fetch(location, dest, on_bytes)[0]
+        return self._fetch(location, dest, on_bytes, on_download, resume)[0]
 
     def download_export(
         self,
@@ -733,6 +740,8 @@ class FullStoryClient:
         max_renewals: int = 3,
         on_bytes: Callable[[int, int | None], object] | None = None,
         on_renew: Callable[[int, DownloadExpired], object] | None = None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
     ) -> Download:
         """Fetch the export's signed URL and download it to `dest` (as `download` does).
 
@@ -743,7 +752,9 @@ class FullStoryClient:
         while True:
             location, _ = self.export_location(search_export_id)
             try:
-                filename, path, size, complete = self._fetch(location, dest, on_bytes)
+                filename, path, size, complete = self._fetch(
+                    location, dest, on_bytes, on_download, resume
+                )
             except DownloadExpired as exc:
                 if renewals >= max_renewals:
                     raise
@@ -758,18 +769,23 @@ class FullStoryClient:
         location: str,
         dest: str | os.PathLike[str] | IO[bytes] | Sink,
         on_bytes: Callable[[int, int | None], object] | None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
     ) -> tuple[str, Path | None, int, bool]:
         """(file name, path written, bytes, complete) of one download of `location`."""
         if not isinstance(dest, str | os.PathLike):
-            sink = dest if isinstance(dest, Sink) else _FileSink(dest)
-            filename, size, complete = self._stream(location, sink, on_bytes)
+            held = resume.offset if resume else 0
+            sink = dest if isinstance(dest, Sink) else _FileSink(dest, held)
+            filename, size, complete = self._stream(location, sink, on_bytes, on_download, resume)
             return filename, None, size, complete
         target = Path(dest)
         folder = target if target.is_dir() else target.parent
         fd, tmp = tempfile.mkstemp(prefix=".download-", dir=folder)
         try:
             with os.fdopen(fd, "wb") as out:
-                filename, size, complete = self._stream(location, _FileSink(out), on_bytes)
+                filename, size, complete = self._stream(
+                    location, _FileSink(out), on_bytes, on_download
+                )
             if target.is_dir():
                 target = target / filename
             os.replace(tmp, target)
@@ -784,18 +800,34 @@ class FullStoryClient:
         location: str,
         sink: Sink,
         on_bytes: Callable[[int, int | None], object] | None,
+        on_download: Callable[[DownloadStart], object] | None = None,
+        resume: Resume | None = None,
     ) -> tuple[str, int, bool]:
-        """(file name, bytes, complete): the body into `sink`, again from its start when it
-        breaks off, until it ends or the sink has enough."""
+        """(file name, bytes, complete): the body into `sink` until it ends or the sink has
+        enough. A body that breaks off is resumed where it stopped with `Range` and `If-Range`
+        (the ETag), as Cloud Storage allows; a server that answers the whole file again (no
+        ranges, or the file changed) starts the sink over. `resume` continues a download of
+        which the sink already holds `resume.offset` bytes."""
         broken = 0
+        size = resume.offset if resume else 0
+        etag = resume.etag if resume else None
         while True:
-            response = self._send("GET", location, stream=True, download=True)
+            headers = {}
+            if size and etag:
+                headers = {"Range": f"bytes={size}-", "If-Range": etag}
+            response = self._send("GET", location, stream=True, download=True, headers=headers)
             try:
                 filename = filename_from_disposition(response.headers.get("content-disposition"))
                 filename = filename or Path(unquote(urlsplit(location).path)).name or "export.gz"
-                length = response.headers.get("content-length")
-                total = int(length) if length and length.isdigit() else None
-                size = 0
+                total = _total_length(response)
+                if response.status_code != 206 or _range_start(response) != size:
+                    if size:
+                        sink.restart()  # the whole file again: start over
+                    size = 0
+                resumable = response.headers.get("accept-ranges") == "bytes"
+                etag = response.headers.get("etag") if resumable else None
+                if on_download is not None:
+                    on_download(DownloadStart(filename, size, total, etag))
                 try:
                     for chunk in _raw_chunks(response):
                         size += len(chunk)
@@ -804,18 +836,25 @@ class FullStoryClient:
                             on_bytes(size, total)
                         if enough:
                             return filename, size, False
-                except TRANSPORT_ERRORS as exc:  # cut off mid-body: start again
+                except TRANSPORT_ERRORS as exc:  # cut off mid-body: resume, or start again
                     broken += 1
-                    sink.restart()
+                    if not etag:
+                        sink.restart()
+                        size = 0
                     path = urlsplit(location).path
                     if broken > self.max_retries:
                         raise DownloadError(
                             response.status_code,
                             f"download broke off after {broken} attempts: {exc} (GET {path})",
                         ) from exc
-                    error = DownloadError(response.status_code, f"download broke off: {exc}")
+                    how = f"resuming at byte {size}" if etag else "starting over"
+                    error = DownloadError(response.status_code, f"download broke off: {exc}; {how}")
                     self._retry(Retry("GET", path, broken, self.backoff * 2 ** (broken - 1), error))
                     continue
+                if total is not None and size < total:
+                    raise DownloadError(
+                        response.status_code, f"download ended at byte {size} of {total}"
+                    )
                 return filename, size, True
             finally:
                 response.close()
@@ -858,11 +897,12 @@ class FullStoryClient:
 
 
 class _FileSink:
-    """A binary file object as a Sink: a restart rewinds it to where the download began."""
+    """A binary file object as a Sink: a restart rewinds it to where the download began
+    (`held` bytes before its position, when it already holds the start of the file)."""
 
-    def __init__(self, file: IO[bytes]) -> None:
+    def __init__(self, file: IO[bytes], held: int = 0) -> None:
         self.file = file
-        self.start = file.tell() if file.seekable() else None
+        self.start = file.tell() - held if file.seekable() else None
 
     def write(self, chunk: bytes) -> bool:
         self.file.write(chunk)
@@ -873,6 +913,40 @@ class _FileSink:
             raise DownloadError(None, "download broke off; the stream cannot be rewound")
         self.file.seek(self.start)
         self.file.truncate()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A download to continue: the sink already holds `offset` bytes of the file `etag`."""
+
+    offset: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class DownloadStart:
+    """Told to `on_download` when a download's body starts: `offset` bytes are already held
+    (a resumed download), `total` is the whole file's length when the server sent it, and
+    `etag` names the file when the server can resume it (Accept-Ranges: bytes)."""
+
+    filename: str
+    offset: int
+    total: int | None
+    etag: str | None
+
+
+def _total_length(response: Response) -> int | None:
+    """The whole file's length: Content-Range's `/size` on a 206, else Content-Length."""
+    if response.status_code == 206:
+        match = re.fullmatch(r"bytes \d+-\d+/(\d+)", response.headers.get("content-range", ""))
+        return int(match.group(1)) if match else None
+    length = response.headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
+
+
+def _range_start(response: Response) -> int | None:
+    match = re.fullmatch(r"bytes (\d+)-\d+/\d+", response.headers.get("content-range", ""))
+    return int(match.group(1)) if match else None
 
 
 def _raw_chunks(response: Response) -> Iterator[bytes]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..clock import Clock
@@ -31,12 +33,67 @@ class Scenario:
     body: Mapping[str, Any] = field(default_factory=dict)
 
 
-def load_scenarios() -> dict[str, Scenario]:
-    data = json.loads(fixture("scenarios.json").read_text(encoding="utf-8"))
-    return {
-        name: Scenario(name, str(body.get("description", "")), body)
-        for name, body in data["scenarios"].items()
-    }
+def load_scenarios(extra: Traversable | Path | None = None) -> dict[str, Scenario]:
+    """The embedded scenarios, with those of `extra` (a user's file) added over them: one with
+    an embedded name replaces it. Every scenario is checked here, so a bad file fails at start."""
+    scenarios = _read_scenarios(fixture("scenarios.json"), "embedded scenarios.json")
+    if extra is not None:
+        scenarios.update(_read_scenarios(extra, str(extra)))
+    return scenarios
+
+
+def _read_scenarios(source: Traversable | Path, name: str) -> dict[str, Scenario]:
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read scenarios from {name}: {exc}") from None
+    items = data.get("scenarios") if isinstance(data, dict) else None
+    if not isinstance(items, dict):
+        raise ValueError(f'{name}: expected {{"scenarios": {{"<name>": {{...}}}}}}')
+    out = {}
+    for key, body in items.items():
+        if not isinstance(body, dict):
+            raise ValueError(f"{name}: scenario {key!r} must be an object")
+        try:
+            check_scenario(key, body)
+        except InvalidArgument as exc:
+            raise ValueError(f"{name}: {exc.message}") from None
+        out[key] = Scenario(key, str(body.get("description", "")), body)
+    return out
+
+
+def check_scenario(name: str, body: Mapping[str, Any]) -> None:
+    """Every part of a scenario parses, as it would when applied (InvalidArgument if not)."""
+    unknown = set(body) - SCENARIO_PARTS
+    if unknown:
+        raise InvalidArgument(
+            f"scenario {name!r} has unknown parts: {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(SCENARIO_PARTS))}"
+        )
+    try:
+        for rule in _listed(body, "lifecycle"):
+            specs.lifecycle_rule(rule, "check")
+        for rule in _listed(body, "faults"):
+            specs.fault_rule(rule, "check", 0)
+        if "ratelimit" in body:
+            specs.rate_limit_override(_object(body["ratelimit"], "ratelimit"), ControlState())
+        if "config" in body:
+            specs.config_override(_object(body["config"], "config"), ControlState())
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"scenario {name!r}: {exc.message}") from None
+
+
+def _listed(body: Mapping[str, Any], part: str) -> list[Mapping[str, Any]]:
+    items = body.get(part, [])
+    if not isinstance(items, list):
+        raise InvalidArgument(f"{part} must be a list of rules")
+    return [_object(item, part) for item in items]
+
+
+def _object(value: Any, part: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{part} must be an object")
+    return value
 
 
 class ControlView:
@@ -150,11 +207,7 @@ class ControlService:
         if scenario is None:
             raise NotFound(f"no scenario {name!r}; known: {', '.join(sorted(self.scenarios))}")
         body = scenario.body
-        unknown = set(body) - SCENARIO_PARTS
-        if unknown:
-            raise InvalidArgument(
-                f"scenario {name!r} has unknown parts: {', '.join(sorted(unknown))}"
-            )
+        check_scenario(name, body)  # before any part is applied
         for rule in body.get("lifecycle", []):
             self.add_lifecycle(tenant, rule)
         for rule in body.get("faults", []):

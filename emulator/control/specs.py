@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from ..contract import FAILURE_STATES
 from ..errors import InvalidArgument
 from ..settings import RateLimit
 from ..store.records import UNSET, ControlState, FaultRule, LifecycleRule
@@ -191,10 +192,27 @@ def config_override(body: Mapping[str, Any], state: ControlState) -> ControlStat
     for name, attr in (("urlTtl", "url_ttl"), ("exportDuration", "export_duration")):
         if name in body:
             changes[attr] = UNSET if body[name] is None else number(body, name, low=0)
-    unknown = set(body) - {"urlTtl", "exportDuration"}
+    if "failureState" in body:
+        changes["failure_state"] = failure_state(body["failureState"])
+    unknown = set(body) - {"urlTtl", "exportDuration", "failureState"}
     if unknown or not changes:
-        raise InvalidArgument("config takes urlTtl and/or exportDuration (seconds, or null)")
+        raise InvalidArgument(
+            "config takes urlTtl and/or exportDuration (seconds, or null) and/or failureState "
+            f"({' or '.join(FAILURE_STATES)}, or null)"
+            + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+        )
     return replace(state, **changes)
+
+
+def failure_state(value: Any) -> Any:
+    """`failureState`: the name a failed operation's state takes, or null for the setting."""
+    if value is None:
+        return UNSET
+    if not isinstance(value, str) or value.upper() not in FAILURE_STATES:
+        raise InvalidArgument(
+            f"failureState must be one of {', '.join(FAILURE_STATES)} (or null), got {value!r}"
+        )
+    return value.upper()
 
 
 def lifecycle_json(rule: LifecycleRule) -> dict[str, Any]:

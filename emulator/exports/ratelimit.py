@@ -28,12 +28,8 @@ class RateLimiter:
         """Spend one token or raise RateLimited with the whole seconds until one is back."""
         tenant = principal.tenant
         denied = control.take_denial()
-        if denied is not None:
-            raise RateLimited(
-                f"rate limit exceeded for {endpoint} (refused by the emulator's control "
-                f"API); retry after {denied} s",
-                retry_after=denied,
-            )
+        if denied is not None:  # reads as production's answer; the journal knows better
+            raise exceeded(endpoint, denied, control.setting("rate_limit", self.limit))
         limit = control.setting("rate_limit", self.limit)
         if limit is None:
             return
@@ -54,8 +50,18 @@ class RateLimiter:
 
         self._store.update_bucket((tenant, principal.key_id, endpoint), spend)
         if outcome:
-            raise RateLimited(
-                f"rate limit exceeded for {endpoint}: {limit.refill:g} requests per "
-                f"{limit.period:g} s with a burst of {limit.burst}; retry after {outcome[0]} s",
-                retry_after=outcome[0],
-            )
+            raise exceeded(endpoint, outcome[0], limit)
+
+
+def exceeded(endpoint: str, retry_after: int, limit: RateLimit | None) -> RateLimited:
+    """The 429 a rate-limited request gets, however it came to be limited (a spent bucket, a
+    control API denial, an injected fault), so that all of them read alike."""
+    rule = (
+        f": {limit.refill:g} requests per {limit.period:g} s with a burst of {limit.burst}"
+        if limit is not None
+        else ""
+    )
+    return RateLimited(
+        f"rate limit exceeded for {endpoint}{rule}; retry after {retry_after} s",
+        retry_after=retry_after,
+    )

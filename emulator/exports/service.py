@@ -6,8 +6,11 @@ HTTP; the handlers in api/ translate requests into these calls and results into 
 
 from __future__ import annotations
 
+import logging
+import queue
 import re
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,26 +21,33 @@ from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_IND
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..errors import InvalidArgument, NoSuchKey, NotFound
-from ..files import select, stream
+from ..files.cache import FileCache, OpenFile
+from ..files.export import PARALLEL_MIN_EVENTS, ExportJob, Maker, file_bytes
 from ..files.fields import resolve_fields
+from ..files.pool import BlockPool
 from ..ids import text_key, token
 from ..settings import Settings
 from ..store import Store
 from ..store.records import ExportSpec, Lifecycle, OperationRecord
 from ..timestamps import format_api, from_ms, to_ms
-from ..world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from ..world import CUSTOM_VARS, World
 from ..world.segments import Segment, SegmentCatalog
 from .lifecycle import Status, cancel, force, polled, status_at
 from .signing import UrlSigner
 from .spec import ExportRequest, TimeRange
 
 EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Download:
+    """A verified download: what its headers say, and the job that makes its bytes."""
+
     filename: str
-    chunks: Iterator[bytes]
+    etag: str  # quoted, as the header carries it
+    last_modified: datetime
+    job: ExportJob
 
 
 class ExportService:
@@ -50,6 +60,8 @@ class ExportService:
         world: World,
         segments: SegmentCatalog,
         signer: UrlSigner,
+        files: FileCache,
+        pool: BlockPool | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -58,6 +70,11 @@ class ExportService:
         self.segments = segments
         self.signer = signer
         self._hinted: dict[tuple[str, str], None] = {}  # operations whose hint was logged
+        self.files = files
+        self.pool = pool
+        self._maker = Maker(world, segments)
+        self._lock = threading.Lock()
+        self._background: queue.SimpleQueue[ExportJob | None] | None = None
 
     # -- segments -------------------------------------------------------------------------
     def segment(self, segment_id: str) -> Segment:
@@ -98,7 +115,37 @@ class ExportService:
             segment_name=segment.name,
         )
         self.store.add_operation(record)
+        if failure is None:
+            job = self.job(record, segment)
+            if job.estimated_events() >= PARALLEL_MIN_EVENTS:
+                self._prepare(job)
         return record
+
+    def _prepare(self, job: ExportJob) -> None:
+        """Start making a large export's file now, while the export is PENDING, as FullStory
+        writes it then: its first download need not wait for it. One at a time, in the
+        background; a download that wants it meanwhile waits for the same making."""
+        with self._lock:
+            if self._background is None:
+                self._background = queue.SimpleQueue()
+                # A daemon: stopping the server never waits for a file being made (its half
+                # is removed at the next start).
+                threading.Thread(
+                    target=self._make_in_background,
+                    args=(self._background,),
+                    name="export-files",
+                    daemon=True,
+                ).start()
+            self._background.put(job)
+
+    def _make_in_background(self, jobs: queue.SimpleQueue[ExportJob | None]) -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                self._open(job).close()
+            except RuntimeError:  # the process is exiting: its worker pool was shut down
+                return
+            except Exception:  # the download will try again, and answer the error there
+                logger.exception("making export file %s failed", job.key())
 
     def _resolve(self, request: ExportRequest, segment: Segment, as_of: int) -> ExportSpec:
         if request.type == TYPE_INDIVIDUAL:
@@ -143,40 +190,60 @@ class ExportService:
         return round(base + extra, 3)
 
     # -- observe --------------------------------------------------------------------------
-    def status(self, record: OperationRecord, now: datetime | None = None) -> Status:
+    def failure_state(self, control: ControlView) -> str:
+        """The name a failed operation's state takes for the viewed tenant: `ERROR` or
+        `FAILED` (what FullStory's own clients recognise), overridable per tenant."""
+        return control.setting("failure_state", self.settings.failure_state)
+
+    def status(
+        self, record: OperationRecord, failure_state: str, now: datetime | None = None
+    ) -> Status:
         return status_at(
             record,
             now or self.clock.now(record.tenant),
-            failure_state=self.settings.failure_state,
+            failure_state=failure_state,
             retention=self.settings.export_retention,
         )
 
     def state_counts(self) -> dict[str, int]:
-        """How many operations of every tenant are in each state now."""
+        """How many operations of every tenant are in each state now, each named as its own
+        tenant sees it."""
         counts: dict[str, int] = {}
+        names: dict[str, str] = {}
         for record in self.store.operations(None):
-            state = self.status(record).state
+            name = names.get(record.tenant)
+            if name is None:
+                name = names[record.tenant] = self.failure_state(
+                    ControlView(self.store, record.tenant)
+                )
+            state = self.status(record, name).state
             counts[state] = counts.get(state, 0) + 1
         return counts
 
     def get(
-        self, principal: Principal, operation_id: str, *, poll: bool = False
+        self,
+        principal: Principal,
+        operation_id: str,
+        control: ControlView,
+        *,
+        poll: bool = False,
     ) -> tuple[OperationRecord, Status]:
         """The operation and its status; `poll` counts a client's status request."""
         tenant = principal.tenant
+        failure_state = self.failure_state(control)
         if poll:
             now = self.clock.now(tenant)
             limit = self.settings.finish_stalled_after_polls
             record = self.store.update_operation(
                 tenant,
                 operation_id,
-                lambda r: polled(r, self.status(r, now), now, stall_limit=limit),
+                lambda r: polled(r, self.status(r, failure_state, now), now, stall_limit=limit),
             )
         else:
             record = self.store.get_operation(tenant, operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
-        return record, self.status(record)
+        return record, self.status(record, failure_state)
 
     def stall_hint(self, record: OperationRecord, status: Status) -> str | None:
         """Why a clock-driven export polled on a frozen clock does not move, for the poll's
@@ -223,13 +290,17 @@ class ExportService:
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
         now = self.clock.now(record.tenant)
+        failure_state = self.failure_state(ControlView(self.store, record.tenant))
         self.store.update_operation(
-            record.tenant, record.id, lambda r: force(r, self.status(r, now), now, failure)
+            record.tenant,
+            record.id,
+            lambda r: force(r, self.status(r, failure_state, now), now, failure),
         )
 
     def list(
         self,
         principal: Principal,
+        control: ControlView,
         *,
         state: str | None,
         limit: int,
@@ -237,6 +308,7 @@ class ExportService:
     ) -> tuple[list[tuple[OperationRecord, Status]], int | None]:
         """Newest first; `after_seq` continues below a previous page's last sequence number."""
         now = self.clock.now(principal.tenant)
+        failure_state = self.failure_state(control)
         failure_names = set(FAILURE_STATES)
         page: list[tuple[OperationRecord, Status]] = []
         before = after_seq
@@ -245,7 +317,7 @@ class ExportService:
         while True:
             records = self.store.operations_page(principal.tenant, before, batch)
             for record in records:
-                status = self.status(record, now)
+                status = self.status(record, failure_state, now)
                 if state is not None and not (
                     status.state == state
                     or (state in failure_names and status.state in failure_names)
@@ -258,15 +330,18 @@ class ExportService:
                 return page, None
             before = records[-1].seq
 
-    def cancel(self, principal: Principal, operation_id: str) -> None:
+    def cancel(self, principal: Principal, operation_id: str, control: ControlView) -> None:
         """Cancel a pending export of the caller's tenant. Exports belong to the tenant (the
         organisation), not to the key that created them: any key that may create exports (admin,
         architect) may cancel any of them; standard and read-only keys may cancel none."""
-        self.get(principal, operation_id)  # 404 before anything else
+        self.get(principal, operation_id, control)  # 404 before anything else
         principal.require_export_role()
         now = self.clock.now(principal.tenant)
+        failure_state = self.failure_state(control)
         self.store.update_operation(
-            principal.tenant, operation_id, lambda r: cancel(r, self.status(r, now), now)
+            principal.tenant,
+            operation_id,
+            lambda r: cancel(r, self.status(r, failure_state, now), now),
         )
 
     # -- results and download -------------------------------------------------------------
@@ -278,7 +353,7 @@ class ExportService:
         now = self.clock.now(principal.tenant)
         if record is None or record.tenant != principal.tenant:
             raise NotFound(f"export {search_export_id!r} not found")
-        status = self.status(record, now)
+        status = self.status(record, self.failure_state(control), now)
         if status.state != COMPLETED or status.expires is None:
             detail = "not ready" if status.state == PENDING else "not found"
             raise NotFound(f"export {search_export_id!r} {detail}")
@@ -300,32 +375,61 @@ class ExportService:
         record = self.store.operation_by_export(match.group(1)) if match else None
         return record if record and self.object_name(record) == object_name else None
 
-    def download(self, method: str, object_name: str, query: Sequence[tuple[str, str]]) -> Download:
-        """Verify the signed URL (its query as sent, repeats and all), then stream the export's
-        gzip bytes."""
+    def download(
+        self,
+        method: str,
+        object_name: str,
+        query: Sequence[tuple[str, str]],
+        control: ControlView,
+    ) -> Download:
+        """Verify the signed URL (its query as sent, repeats and all; a HEAD verifies as the GET
+        it was signed for) and describe the file; `control` is the view of the export's tenant.
+        Its ETag is the job's digest, known before the file is made."""
         record = self.export_of(object_name)
         now = self.clock.now(record.tenant if record else None)
         self.signer.verify(method, self.signer.path_for(object_name), query, now)
         missing = NoSuchKey(f"No such object: {self.signer.bucket}/{object_name}")
         if record is None:
             raise missing
-        status = self.status(record, now)
+        status = self.status(record, self.failure_state(control), now)
         if status.state != COMPLETED or status.expires is None or now >= status.expires:
             raise missing
-        segment = self.segment(record.spec.segment_id)
-        spec = record.spec
-        everything = spec.fields == resolve_fields(spec.kind, None, CUSTOM_VARS)
-        pieces = stream.encode(
-            select.rows(self.world, segment, spec),
-            spec.fields,
-            spec.extension,
-            project=not everything,
-            event_level=EVENT_LEVEL_FIELDS if spec.kind == "event" else None,
-        )
+        job = self.job(record, self.segment(record.spec.segment_id))
+        finished = status.finished_at or now
         return Download(
-            filename=export_filename(record.segment_name, status.finished_at or now, spec),
-            chunks=stream.gzip_stream(pieces),
+            filename=export_filename(record.segment_name, finished, record.spec),
+            etag=f'"{job.key()}"',
+            last_modified=finished,
+            job=job,
         )
+
+    def job(self, record: OperationRecord, segment: Segment) -> ExportJob:
+        return ExportJob(
+            seed=self.settings.seed,
+            origin_ms=self.world.origin_ms,
+            population=self.world.population,
+            segment=segment.definition,
+            spec=record.spec,
+        )
+
+    def open_file(self, download: Download) -> OpenFile:
+        """The download's file, made (on every core for a large one) if it is not kept. Blocks
+        for as long as making it takes: call it from a thread, not the event loop."""
+        return self._open(download.job)
+
+    def _open(self, job: ExportJob) -> OpenFile:
+        parallel = self.pool.blocks if self.pool is not None else None
+        return self.files.open(job.key(), lambda: file_bytes(job, self._maker, parallel))
+
+    def close(self) -> None:
+        """Stop the background maker and the worker processes, and drop a temporary cache."""
+        with self._lock:
+            background, self._background = self._background, None
+        if background is not None:
+            background.put(None)
+        if self.pool is not None:
+            self.pool.close()
+        self.files.close()
 
 
 def export_filename(segment_name: str, finished: datetime, spec: ExportSpec) -> str:

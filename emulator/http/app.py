@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from ..contract import COMPLETED, PENDING
+from ..contract import STATES
 from ..errors import (
     ApiError,
     Internal,
@@ -35,7 +35,8 @@ from .metrics import CONTENT_TYPE, Metrics
 from .pipeline import Pipeline
 from .render import JsonRenderer, storage_error
 
-log = logging.getLogger("fullstory_emulator")
+LOGGER = "fullstory_emulator"  # the emulator's own messages; its access lines go to LOGGER.access
+log = logging.getLogger(LOGGER)
 
 
 class EmulatorApp(Starlette):
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     renderer = JsonRenderer(html_escape=settings.html_escape)
     metrics = Metrics(
         operation_states=em.exports.state_counts,
-        states=(PENDING, COMPLETED, settings.failure_state),
+        states=STATES,
         json_logs=settings.access_log == "json",
     )
 

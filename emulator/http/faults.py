@@ -8,17 +8,41 @@ reset, not an HTTP answer. In-process (no socket) the request raises ConnectionD
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Message, Scope, Send
 
 from ..errors import ApiError, StorageError
+from ..exports.ratelimit import exceeded
+from ..settings import RateLimit
 from ..store.records import FaultRule
 from .render import JsonRenderer, storage_error
 
 RAW_SEND = "fullstory_emulator.raw_send"  # the server's own send, kept for faults that drop
 STORAGE_MESSAGE = "We encountered an internal error. Please try again."
+# Cloud Storage's own wording per status (the code comes from errors.STORAGE_CODES).
+STORAGE_MESSAGES = {
+    400: "Invalid argument.",
+    403: "Access denied.",
+    404: "The specified key does not exist.",
+    429: "The rate of requests is too high. Please reduce your request rate.",
+    503: "We encountered an internal error. Please try again.",
+}
+# gRPC-gateway answers with the gRPC status message, lower case and terse.
+API_MESSAGES = {
+    400: "invalid argument",
+    401: "unauthenticated: invalid or missing API key",
+    403: "permission denied",
+    404: "not found",
+    409: "conflict",
+    500: "internal error",
+    501: "not implemented",
+    502: "bad gateway",
+    503: "the service is currently unavailable",
+    504: "deadline exceeded",
+}
 
 
 class ConnectionDropped(Exception):
@@ -35,19 +59,40 @@ def _transport(scope: Scope) -> Any:
     return getattr(owner, "transport", None)
 
 
-def answer(rule: FaultRule, storage: bool, renderer: JsonRenderer) -> Response:
-    """The error response a fault rule with a status answers with."""
+def answer(
+    rule: FaultRule,
+    storage: bool,
+    renderer: JsonRenderer,
+    *,
+    endpoint: str,
+    limit: RateLimit | None,
+) -> Response:
+    """The error response a fault rule with a status answers with: worded as production would
+    word it (a 429 exactly as the rate limiter's own), unless the rule gives a message. What
+    marks it as injected is the X-Emulator-Fault response header, never the body."""
     status = rule.status or 500
     if storage:
-        details = rule.message or "injected by the emulator's fault rules"
-        return storage_error(
-            StorageError.for_status(status, rule.message or STORAGE_MESSAGE, details)
-        )
-    headers = None
-    if status == 429 or rule.retry_after is not None:
-        headers = {"Retry-After": str(rule.retry_after or 1)}
-    message = rule.message or f"injected fault: HTTP {status}"
+        message = rule.message or STORAGE_MESSAGES.get(status, STORAGE_MESSAGE)
+        return storage_error(StorageError.for_status(status, message, ""))
+    if status == 429:
+        retry_after = rule.retry_after if rule.retry_after is not None else 1
+        limited = exceeded(endpoint, retry_after, limit)
+        if rule.message:
+            return renderer.error(ApiError.for_status(429, rule.message, headers=limited.headers))
+        return renderer.error(limited)
+    headers = None if rule.retry_after is None else {"Retry-After": str(rule.retry_after)}
+    message = rule.message or production_message(status)
     return renderer.error(ApiError.for_status(status, message, headers=headers))
+
+
+def production_message(status: int) -> str:
+    """What FullStory's front end plausibly says for a status nothing else explains."""
+    if status in API_MESSAGES:
+        return API_MESSAGES[status]
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "unknown error"
 
 
 async def drop(scope: Scope) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from .. import __version__
 from ..contract import (
     EXPORT_TYPES,
+    FAILURE_STATES,
     FORMATS,
     OPERATION_TYPES,
     SCOPE_ALIASES,
@@ -182,7 +183,13 @@ def schemas() -> dict[str, Any]:
                     "required": ["expires", "searchExportId"],
                     "properties": {"expires": TIMESTAMP, "searchExportId": {"type": "string"}},
                 },
-                "state": {"type": "string", "enum": list(STATES)},
+                "state": {
+                    "type": "string",
+                    "enum": list(STATES),
+                    "description": "a failed operation reports ERROR or FAILED, as configured "
+                    "(--failure-state, or failureState in POST /__emulator/config); "
+                    "FullStory's own clients recognise FAILED",
+                },
                 "errorDetails": {"type": "string"},
                 "createdAt": TIMESTAMP,
                 "finishedAt": {**TIMESTAMP, "nullable": True},
@@ -453,7 +460,24 @@ def control_paths() -> dict[str, Any]:
         },
         "/__emulator/config": {
             "post": control(
-                "Override urlTtl or exportDuration", empty, body=anything, name="config"
+                "Override urlTtl, exportDuration or failureState (null restores the setting)",
+                empty,
+                body={
+                    "type": "object",
+                    "properties": {
+                        "urlTtl": {"type": "number", "minimum": 0, "nullable": True},
+                        "exportDuration": {"type": "number", "minimum": 0, "nullable": True},
+                        "failureState": {
+                            "type": "string",
+                            "enum": [*FAILURE_STATES, None],
+                            "nullable": True,
+                            "description": "the state a failed operation reports: ERROR (the "
+                            "emulator's default) or FAILED (what FullStory's own clients, "
+                            "hauser and the SDKs, recognise)",
+                        },
+                    },
+                },
+                name="config",
             )
         },
         "/__emulator/scenarios": {

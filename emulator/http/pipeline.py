@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth import Principal
@@ -31,6 +32,7 @@ from .render import JsonRenderer
 
 CONTROL_PREFIX = "/__emulator"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
+BUCKET_ATTRIBUTE = "rate_limit_bucket"  # set on API endpoints by api.common.endpoint
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
 
 
@@ -108,6 +110,8 @@ class Pipeline:
                 status = message["status"]
                 now = format_api(em.clock.now(caller.tenant)).encode()
                 extra = [(b"x-emulator-now", now), (b"x-emulator-worker", WORKER)]
+                if state.get("fault"):  # an injected answer says so, in a header only
+                    extra.append((b"x-emulator-fault", state["fault"].encode("latin-1")))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -154,7 +158,14 @@ class Pipeline:
             return
         if rule.status:
             storage = scope["path"].startswith(self.storage_prefix)
-            await faults.answer(rule, storage, self.renderer)(scope, receive, send)
+            answer = faults.answer(
+                rule,
+                storage,
+                self.renderer,
+                endpoint=_endpoint_name(scope),
+                limit=view.setting("rate_limit", self.em.limiter.limit),
+            )
+            await answer(scope, receive, send)
             return
         try:
             await self.app(scope, receive, faults.shaped_send(scope, send, rule))
@@ -166,3 +177,14 @@ class Pipeline:
         if header is not None:
             return self.em.control.header_fault(header)
         return view.take_fault(scope["method"], scope["path"], headers)
+
+
+def _endpoint_name(scope: Scope) -> str:
+    """The rate-limit bucket name of the route a request is for (as `api.common.endpoint`
+    names it), else `METHOD path`: how an injected 429 names what was limited."""
+    for route in getattr(scope.get("app"), "routes", ()):
+        if route.matches(scope)[0] == Match.FULL:
+            name = getattr(getattr(route, "endpoint", None), BUCKET_ATTRIBUTE, None)
+            if isinstance(name, str):
+                return name
+    return f"{scope['method']} {scope['path']}"

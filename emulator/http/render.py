@@ -65,10 +65,11 @@ def storage_error(exc: StorageError) -> Response:
     body = (
         "<?xml version='1.0' encoding='UTF-8'?>"
         f"<Error><Code>{exc.code}</Code><Message>{escape(exc.message)}</Message>"
-        f"<Details>{escape(exc.details)}</Details></Error>"
+        + (f"<Details>{escape(exc.details)}</Details>" if exc.details else "")
+        + "</Error>"
     )
     return Response(
         body.encode("utf-8"),
         status_code=exc.status,
-        headers={"Content-Type": "application/xml; charset=UTF-8"},
+        headers={**exc.headers, "Content-Type": "application/xml; charset=UTF-8"},
     )

@@ -74,6 +74,7 @@ def encode_control(state: ControlState) -> dict[str, Any]:
         "deny_retry_after": state.deny_retry_after,
         "url_ttl": _override(state.url_ttl),
         "export_duration": _override(state.export_duration),
+        "failure_state": _override(state.failure_state),
         "next_rule": state.next_rule,
     }
 
@@ -92,5 +93,7 @@ def decode_control(data: dict[str, Any]) -> ControlState:
         deny_retry_after=data["deny_retry_after"],
         url_ttl=_restore(data["url_ttl"]),
         export_duration=_restore(data["export_duration"]),
+        # absent from state written before the override existed
+        failure_state=_restore(data.get("failure_state", {"unset": True})),
         next_rule=data["next_rule"],
     )

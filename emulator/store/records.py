@@ -137,4 +137,5 @@ class ControlState:
     deny_retry_after: int = 1
     url_ttl: float | _Unset = UNSET  # seconds
     export_duration: float | _Unset = UNSET
+    failure_state: str | _Unset = UNSET  # ERROR or FAILED
     next_rule: int = 1

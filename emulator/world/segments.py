@@ -169,7 +169,7 @@ class SegmentCatalog:
         return cls(_segment(f"{source}: segments[{i}]", item) for i, item in enumerate(items))
 
     @classmethod
-    def load(cls, path: Path | None = None) -> SegmentCatalog:
+    def load(cls, path: Path | Traversable | None = None) -> SegmentCatalog:
         """The embedded segments, plus (or, with `"replaceDefaults": true`, only) those of `path`.
 
         A segment in `path` with an embedded segment's id replaces it in place.

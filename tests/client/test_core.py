@@ -26,6 +26,7 @@ from emulator.client.core import (
     Download,
     DownloadError,
     DownloadExpired,
+    DownloadStart,
     ExportFailed,
     FullStoryClient,
     FullStoryError,
@@ -33,6 +34,7 @@ from emulator.client.core import (
     Pace,
     RateBudget,
     RateLimited,
+    Resume,
     Retry,
     Sink,
     Unauthorized,
@@ -474,6 +476,50 @@ def test_a_download_cut_short_starts_again(setup, tmp_path):
     assert gzip.decompress(buffer.getvalue()[5:])
 
 
+def test_a_download_cut_short_resumes_with_a_range(setup, tmp_path):
+    operation = setup.client.wait(setup.client.create_export("everyone"))
+    location, _ = setup.client.export_location(operation["results"]["searchExportId"])
+    whole = setup.relay.app.get(location).content
+    ranges: list[str | None] = []
+
+    def half(request: httpx.Request) -> httpx.Response:
+        answer = setup.relay.app.get(str(request.url))
+        cut = _BrokenStream(answer.content[: len(answer.content) // 2])
+        return httpx.Response(200, headers=answer.headers, stream=cut)
+
+    def seen(request: httpx.Request) -> None:
+        if _is_download(request):
+            ranges.append(request.headers.get("range"))
+
+    setup.relay.hooks, setup.relay.before = [half], seen
+    starts: list[DownloadStart] = []
+    progress: list[tuple[int, int | None]] = []
+    buffer = io.BytesIO()
+    setup.client.download(
+        location,
+        buffer,
+        on_download=starts.append,
+        on_bytes=lambda size, total: progress.append((size, total)),
+    )
+    assert buffer.getvalue() == whole
+    assert ranges == [None, f"bytes={len(whole) // 2}-"]
+    assert [(s.offset, s.total) for s in starts] == [(0, len(whole)), (len(whole) // 2, len(whole))]
+    assert starts[0].etag and starts[0].etag == starts[1].etag
+    assert progress[-1] == (len(whole), len(whole))
+
+    # a download begun earlier (the first half already on disk) continues where it was
+    held = io.BytesIO(whole[:1000])
+    held.seek(0, io.SEEK_END)
+    setup.client.download(location, held, resume=Resume(1000, starts[0].etag))
+    assert held.getvalue() == whole and ranges[-1] == "bytes=1000-"
+
+    # a stale ETag: the server sends the whole file, and the held bytes are replaced
+    stale = io.BytesIO(b"x" * 1000)
+    stale.seek(0, io.SEEK_END)
+    setup.client.download(location, stale, resume=Resume(1000, '"stale"'))
+    assert stale.getvalue() == whole
+
+
 # -- expired URLs and storage errors -------------------------------------------------------------
 
 
@@ -602,7 +648,7 @@ def test_download_export_reports_bytes_and_renewals(make, tmp_path):
     assert done.search_export_id == export_id and done.path == tmp_path / done.filename
     assert done.size == done.path.stat().st_size == progress[-1][0]
     assert [size for size, _ in progress] == sorted({size for size, _ in progress})
-    assert {total for _, total in progress} == {None}  # the emulator streams: no Content-Length
+    assert {total for _, total in progress} == {done.size}  # from Content-Length
     assert [(n, e.code) for n, e in renewed] == [(1, "ExpiredToken")]
     assert len(downloads) == 2 and downloads[0] != downloads[1]
     assert [p.split(" ", 1)[1].split("/")[1] for p in setup.relay.paths()][-4:] == [

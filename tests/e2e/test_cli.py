@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -148,3 +149,48 @@ def test_mcp_server_starts_beside_the_api(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _wait_for(log: Path, text: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (output := log.read_text(errors="replace")):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in:\n{output}"
+        time.sleep(0.05)
+    return output
+
+
+def _interrupt(process: subprocess.Popen, log: Path) -> str:
+    """Ctrl-C, as a terminal sends it: the process ends quietly, with 0 or 130."""
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    output = log.read_text(errors="replace")
+    assert code in (0, 130) and "Traceback" not in output, output
+    return output
+
+
+def test_access_log_prints_beside_mcp_and_ctrl_c_is_quiet(tmp_path):
+    process, base, log = start(tmp_path, "--mcp-port", "0")  # the MCP server, as by default
+    try:
+        assert httpx.get(
+            f"{base}/segments/v1", headers={"Authorization": f"Basic {KEY}"}
+        ).is_success
+        _wait_for(log, '"GET /segments/v1 HTTP/1.1" 200')
+    finally:
+        _interrupt(process, log)
+
+
+def test_log_level_and_tls_banner(tmp_path):
+    process, base, log = start(tmp_path, "--tls", "--log-level", "warning")
+    try:
+        assert base.startswith("https://")
+        output = log.read_text()
+        assert f"listening on https://127.0.0.1:{base.rsplit(':', 1)[1]}" in output
+        httpx.get(f"{base}/segments/v1", headers={"Authorization": f"Basic {KEY}"}, verify=False)
+        output = _wait_for(log, '"GET /segments/v1 HTTP/1.1" 200')  # the access log's own say
+    finally:
+        output = _interrupt(process, log)
+    assert "Started server process" not in output  # INFO, below --log-level warning

@@ -1,19 +1,20 @@
-"""The Dockerfile, checked as far as a machine without a Docker engine can: its settings are real
-settings, it runs as non-root with both ports, and its HEALTHCHECK works against a live server."""
+"""The Dockerfile, checked without a Docker engine: its settings are real settings, it runs as
+non-root with both ports, its HEALTHCHECK works against a live server, and .dockerignore lets in
+exactly what it copies. test_docker.py builds and runs the image for real."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import shlex
 import subprocess
-import sys
 
 from emulator.server import ServerThread
 from emulator.settings import Settings
-from tests.helpers import ROOT, small_settings
+from tests.helpers import ROOT, emulator_command, small_settings
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+DOCKERIGNORE = (ROOT / ".dockerignore").read_text()
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -35,24 +36,72 @@ def test_settings_from_env_are_valid():
     assert str(settings.data_dir) == "/data"
 
 
+def test_base_is_an_argument_defaulting_to_slim_python():
+    found = instructions()
+    assert found[0] == ("ARG", "BASE=python:3.12-slim")
+    assert [rest for keyword, rest in found if keyword == "FROM"] == ["${BASE}"]
+
+
 def test_non_root_ports_and_command():
     found = dict(instructions())
-    assert found["FROM"].startswith("python:3.") and "slim" in found["FROM"]
+    runs = " ".join(rest for keyword, rest in instructions() if keyword == "RUN")
     assert found["USER"] not in ("root", "0")
     assert found["EXPOSE"].split() == ["8080", "9090"]
     assert json.loads(found["CMD"]) == ["fullstory-emulator"]
-    assert "pip install" in found["RUN"] and "useradd" in found["RUN"]
+    assert "python3 -m venv /opt/venv" in runs and "useradd" in runs
+    assert "PATH=/opt/venv/bin:$PATH" in found["ENV"]
 
 
-def test_healthcheck_command_works_against_a_live_server():
-    command = json.loads(dict(instructions())["HEALTHCHECK"].split("CMD", 1)[1])
+def test_dependencies_are_installed_before_the_code_is_copied():
+    """So that a change to the code reuses the (slow) dependencies layer."""
+    steps = [(keyword, rest) for keyword, rest in instructions() if keyword in ("COPY", "RUN")]
+    assert steps[0] == ("COPY", "pyproject.toml ./")
+    assert steps[1][0] == "RUN" and "-r /tmp/req.txt" in steps[1][1]
+    assert all(keyword == "COPY" for keyword, _ in steps[2:-1])
+    assert "--no-deps" in steps[-1][1]
+
+
+def test_dockerignore_lets_in_exactly_what_the_dockerfile_copies():
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"  # everything out (.venv, .git, caches) ...
+    allowed = {p[1:] for p in patterns if p.startswith("!")}  # ... but these
+    copied = {
+        source
+        for keyword, rest in instructions()
+        if keyword == "COPY"
+        for source in rest.split()[:-1]
+    }
+    assert allowed == copied == {"pyproject.toml", "README.md", "fixtures", "emulator"}
+    assert {"**/__pycache__", "**/*.pyc"} <= set(patterns)
+
+
+def healthcheck() -> tuple[list[str], str]:
+    options, command = dict(instructions())["HEALTHCHECK"].split("CMD", 1)
+    return json.loads(command), options
+
+
+def test_healthcheck_follows_the_port_from_the_environment():
+    command, options = healthcheck()
+    assert command == ["fullstory-emulator", "health"]
+    assert "--interval=5s" in options.split()
+    script = [*emulator_command(), *command[1:]]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_EMULATOR_")}
     with ServerThread(small_settings(port=0)) as server:
-        local = [
-            part.replace("127.0.0.1:8080", f"127.0.0.1:{server.settings.port}") for part in command
-        ]
-        assert local[0] == "python"
-        ok = subprocess.run([sys.executable, *local[1:]], capture_output=True, timeout=30)
+        port = str(server.settings.port)
+        ok = subprocess.run(
+            script,
+            env=clean | {"FULLSTORY_EMULATOR_PORT": port},
+            capture_output=True,
+            timeout=30,
+        )
         assert ok.returncode == 0, ok.stderr
-    failing = [sys.executable, *(part.replace("8080", "9") for part in command[1:])]
-    assert subprocess.run(failing, capture_output=True, timeout=30).returncode != 0
-    assert shlex.join(command)
+        assert ok.stdout.decode() == f"http://127.0.0.1:{port}/__emulator/health: 200\n"
+        wrong = subprocess.run(
+            script, env=clean | {"FULLSTORY_EMULATOR_PORT": "9"}, capture_output=True, timeout=30
+        )
+        assert wrong.returncode == 1
+        assert b"http://127.0.0.1:9/__emulator/health" in wrong.stderr

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
 from emulator.http.faults import ConnectionDropped
+from emulator.settings import RateLimit
 from tests.helpers import AUTH, START, assert_error, parse
 
 OTHER = {"Authorization": "Basic na1.other-tenant-key"}
@@ -449,3 +451,144 @@ def test_open_control_mode_acts_on_the_instance_without_a_key(harness):
     harness.client.get("/segments/v1", headers=AUTH)
     everyone = control(harness, "GET", "journal", headers={})["requests"]
     assert len({e["tenant"] for e in everyone}) == 2
+
+
+# -- the failure state: ERROR by default, FAILED for FullStory's own clients ----------------------
+
+
+def _details_of_other(h, operation_id):
+    return h.client.get(f"/operations/v1/{operation_id}", headers=OTHER).json()["errorDetails"]
+
+
+def _states(h, headers=AUTH):
+    """Every operation's state, newest first, as the tenant lists them."""
+    body = h.client.get("/operations/v1", headers=headers).json()
+    return [op["state"] for op in body["operations"]]
+
+
+@pytest.mark.stores
+def test_failure_state_per_tenant_through_every_view(harness):
+    mine, theirs = (
+        harness.create(segmentId="LegacyFunnel"),
+        harness.create(segmentId="LegacyFunnel", headers=OTHER),
+    )
+    pending = harness.create()
+    harness.create()  # left pending, failed by the control API below
+    control(harness, "POST", "config", {"failureState": "FAILED"})
+    harness.advance(1)  # LegacyFunnel fails at 40% of 2 s
+    assert harness.operation(mine)["state"] == "FAILED"
+    other = harness.client.get(f"/operations/v1/{theirs}", headers=OTHER).json()
+    assert other["state"] == "ERROR"  # another tenant keeps the setting
+    assert harness.client.post(f"/operations/v1/{pending}/cancel", headers=AUTH).json() == {}
+    ops = harness.client.get("/operations/v1", headers=AUTH).json()["operations"]
+    assert [op["state"] for op in ops] == ["PENDING", "FAILED", "FAILED"]
+    control(harness, "POST", f"operations/{ops[0]['id']}/fail", {"errorDetails": "boom"})
+    assert _states(harness) == ["FAILED", "FAILED", "FAILED"]
+    for name in ("FAILED", "ERROR"):  # either name filters failures
+        listed = harness.client.get(f"/operations/v1?state={name}", headers=AUTH).json()
+        assert len(listed["operations"]) == 3
+    cancelled = harness.client.post(f"/operations/v1/{mine}/cancel", headers=AUTH)
+    assert assert_error(cancelled, 501, 12)["message"].endswith(
+        "is FAILED and can no longer be cancelled"
+    )
+    metrics = harness.client.get("/metrics").text
+    assert 'fullstory_emulator_operations{state="FAILED"} 3.0' in metrics
+    assert 'fullstory_emulator_operations{state="ERROR"} 1.0' in metrics
+    control(harness, "POST", "config", {"failureState": None})  # back to the setting
+    assert _states(harness) == ["ERROR", "ERROR", "ERROR"]
+
+
+def test_failure_state_for_the_instance_and_tenant_overrides(make_harness):
+    h = make_harness(failure_state="FAILED")  # the setting, under every override
+    theirs = h.create(segmentId="LegacyFunnel", headers=OTHER)
+    mine = h.create(segmentId="LegacyFunnel")
+    h.advance(1)
+    assert _states(h) == ["FAILED"]
+    control(h, "POST", "config", {"failureState": "error"}, headers={})  # every tenant
+    assert _states(h) == _states(h, OTHER) == ["ERROR"]
+    control(h, "POST", "config", {"failureState": "FAILED"})  # this tenant's own wins
+    assert _states(h) == ["FAILED"] and _states(h, OTHER) == ["ERROR"]
+    assert h.operation(mine)["errorDetails"] == _details_of_other(h, theirs)
+    control(h, "POST", "reset")  # a tenant's reset drops its override
+    assert _states(h) == [] and _states(h, OTHER) == ["ERROR"]
+
+
+@pytest.mark.parametrize("value", ["CANCELLED", 3, True, ""])
+def test_failure_state_refuses_other_names(harness, value):
+    err = assert_error(
+        harness.client.post("/__emulator/config", json={"failureState": value}, headers=AUTH),
+        400,
+        3,
+    )
+    assert err["message"] == (f"failureState must be one of ERROR, FAILED (or null), got {value!r}")
+
+
+def test_config_names_what_it_takes(harness):
+    err = assert_error(harness.client.post("/__emulator/config", json={"warp": 1}), 400, 3)
+    assert "failureState" in err["message"] and "unknown: warp" in err["message"]
+
+
+def test_failed_state_scenario(harness):
+    listed = control(harness, "GET", "scenarios")["scenarios"]
+    assert "FAILED" in next(s["description"] for s in listed if s["name"] == "failed-state")
+    control(harness, "POST", "scenarios/failed-state")
+    mine = harness.create(segmentId="LegacyFunnel")
+    harness.create(segmentId="LegacyFunnel", headers=OTHER)
+    assert harness.finish(mine)["state"] == "FAILED"
+    assert _states(harness, OTHER) == ["ERROR"]  # the scenario was applied to one tenant
+
+
+# -- injected answers read like FullStory's own; a header, not the body, gives them away ----------
+
+
+def test_injected_429_reads_as_the_rate_limiter_and_is_marked(make_harness):
+    h = make_harness(rate_limit=RateLimit(1, 60, 1))
+    op_id = h.create()
+    control(h, "POST", "faults", {"path": "/operations/v1/*", "status": 429, "retryAfter": 7})
+    injected = h.client.get(f"/operations/v1/{op_id}", headers=AUTH)
+    assert injected.headers["Retry-After"] == "7"
+    assert assert_error(injected, 429, 8)["message"] == (
+        "rate limit exceeded for operations.get: 1 requests per 60 s with a burst of 1; "
+        "retry after 7 s"
+    )
+    assert re.fullmatch(r"status=429 \(rule F\d+\)", injected.headers["X-Emulator-Fault"])
+    control(h, "DELETE", "faults")
+    h.client.get("/segments/v1", headers=AUTH)  # spends the segments.list bucket's one token
+    real = h.client.get("/segments/v1", headers=AUTH)
+    assert assert_error(real, 429, 8)["message"] == (
+        "rate limit exceeded for segments.list: 1 requests per 60 s with a burst of 1; "
+        "retry after 60 s"
+    )
+    assert "X-Emulator-Fault" not in real.headers
+
+
+def test_injected_errors_never_mention_the_emulator(harness):
+    cases = {
+        "status=503": (503, 14, "the service is currently unavailable"),
+        "status=500": (500, 13, "internal error"),
+        "status=429": (429, 8, "rate limit exceeded for segments.list; retry after 1 s"),
+        "status=404": (404, 5, "not found"),
+        "status=418": (418, 2, "i'm a teapot"),
+    }
+    for header, (status, code, message) in cases.items():
+        r = harness.client.get("/segments/v1", headers=AUTH | {"X-Emulator-Fault": header})
+        assert assert_error(r, status, code)["message"] == message
+        assert r.headers["X-Emulator-Fault"] == header
+    assert "X-Emulator-Fault" not in harness.client.get("/segments/v1", headers=AUTH).headers
+    unrouted = harness.client.get("/nowhere", headers=AUTH | {"X-Emulator-Fault": "status=429"})
+    assert assert_error(unrouted, 429, 8)["message"].startswith("rate limit exceeded for GET ")
+    control(harness, "POST", "faults", {"path": "/segments/v1", "status": 503, "message": "mine"})
+    assert harness.client.get("/segments/v1", headers=AUTH).json()["message"] == "mine"
+
+
+def test_injected_storage_errors_read_as_cloud_storage(harness):
+    op = harness.finish(harness.create())
+    url = harness.location(op["results"]["searchExportId"])
+    r = harness.client.get(url, headers={"X-Emulator-Fault": "status=500"})
+    assert r.status_code == 500 and r.headers["X-Emulator-Fault"] == "status=500"
+    assert r.text == (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
+        "<Message>We encountered an internal error. Please try again.</Message></Error>"
+    )
+    slow = harness.client.get(url, headers={"X-Emulator-Fault": "latency=1"})
+    assert slow.status_code == 200 and slow.headers["X-Emulator-Fault"] == "latency=1ms"

@@ -99,3 +99,11 @@ def test_schemathesis_finds_no_server_error_or_schema_break(request, tmp_path: P
         f"({'passed' if result.returncode == 0 else 'FAILED'})"
     )
     assert result.returncode == 0 and failures == 0, output[-6000:]
+
+
+def test_config_documents_the_failure_state(harness):
+    document = harness.client.get("/openapi.json").json()
+    body = document["paths"]["/__emulator/config"]["post"]["requestBody"]["content"]
+    failure = body["application/json"]["schema"]["properties"]["failureState"]
+    assert failure["enum"] == ["ERROR", "FAILED", None] and failure["nullable"] is True
+    assert "hauser" in failure["description"]

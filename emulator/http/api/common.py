@@ -27,7 +27,7 @@ from ...errors import (
     RequestTimeout,
 )
 from ...instance import Emulator
-from ..pipeline import caller_of, control_view_of
+from ..pipeline import BUCKET_ATTRIBUTE, caller_of, control_view_of
 from ..render import JsonRenderer
 
 
@@ -94,6 +94,7 @@ def endpoint(
                 return await run_in_threadpool(work)
             return work()
 
+        setattr(run, BUCKET_ATTRIBUTE, name)  # so that an injected 429 names it too
         return run
 
     return wrap

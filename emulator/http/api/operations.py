@@ -42,7 +42,7 @@ def operation_json(record: OperationRecord, status: Status) -> dict[str, Any]:
 @endpoint("operations.get")
 def get_operation(call: Call) -> Response:
     operation_id = call.request.path_params["operationId"]
-    record, status = call.em.exports.get(call.principal, operation_id, poll=True)
+    record, status = call.em.exports.get(call.principal, operation_id, call.control, poll=True)
     response = call.json(operation_json(record, status))
     hint = call.em.exports.stall_hint(record, status)
     if hint is not None:
@@ -67,6 +67,7 @@ def list_operations(call: Call) -> Response:
         return call.json({"operations": []})
     page, last_seq = call.em.exports.list(
         call.principal,
+        call.control,
         state=state,
         limit=limit_param(request, default=100, maximum=100),
         after_seq=decode_token(query(request, "paginationToken", "pagination_token"), "ops"),
@@ -79,7 +80,7 @@ def list_operations(call: Call) -> Response:
 
 @endpoint("operations.cancel")
 def cancel_operation(call: Call) -> Response:
-    call.em.exports.cancel(call.principal, call.request.path_params["operationId"])
+    call.em.exports.cancel(call.principal, call.request.path_params["operationId"], call.control)
     return call.json({})
 
 

@@ -202,6 +202,18 @@ def test_list_filters_and_pages(make_harness):
 
 
 @pytest.mark.parametrize(
+    "op_type",
+    ["DELETE_USER", "DELETE_SESSION", "DELETE_SEGMENT_SESSIONS", "DELETE_SEGMENT_USERS"],
+)
+def test_list_of_a_documented_type_never_created_is_empty(harness, op_type):
+    harness.create()  # a SEARCH_EXPORT, which must not be listed under another type
+    response = harness.client.get("/operations/v1", params={"type": op_type}, headers=AUTH)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"operations": []}
+
+
+@pytest.mark.parametrize(
     "params,word",
     [
         ({"type": "BULK_DELETE"}, "SEARCH_EXPORT"),

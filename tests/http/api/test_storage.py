@@ -7,7 +7,9 @@ import gzip
 import io
 import json
 import re
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -62,8 +64,6 @@ def test_expired_url_answers_gcs_xml_then_fresh_url_works(harness):
     response = harness.client.get(url)
     assert response.status_code == 400
     assert response.headers["content-type"] == XML
-    from datetime import UTC, datetime
-
     issued = datetime.strptime(query["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     expiry = (issued + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%S")
     assert response.text == (
@@ -169,3 +169,186 @@ def test_a_path_in_another_bucket_answers_storage_xml(harness):
     _storage_error(harness.client.get(other), 404, "NoSuchBucket")
     bare = harness.client.get("/another-bucket/segment-exports/x.ndjson.gz")
     _storage_error(bare, 404, "NoSuchBucket")
+
+
+# -- Cloud Storage's headers, HEAD and ranges --------------------------------------------------
+
+
+def test_download_has_length_etag_and_last_modified(harness):
+    op = harness.finish(harness.create())
+    url = harness.location(op["results"]["searchExportId"])
+    response = harness.client.get(url)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(len(response.content))
+    assert response.headers["accept-ranges"] == "bytes"
+    assert re.fullmatch(r'"[0-9a-f]{32}"', response.headers["etag"])
+    finished = datetime.strptime(op["finishedAt"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert response.headers["last-modified"] == format_datetime(
+        finished.replace(microsecond=0), usegmt=True
+    )
+    assert "content-range" not in response.headers
+
+
+def test_head_answers_the_headers_without_the_body(harness):
+    url = finished_url(harness, format="FORMAT_CSV")
+    whole = harness.client.get(url)
+    head = harness.client.head(url)  # a URL signed for GET also verifies for HEAD
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-length", "etag", "last-modified", "content-disposition", "content-type"):
+        assert head.headers[name] == whole.headers[name], name
+
+
+def test_head_with_a_bad_signature_is_403_without_a_body(harness):
+    response = harness.client.head(with_query(finished_url(harness), **{"X-Goog-Signature": "0"}))
+    assert response.status_code == 403 and response.content == b""
+
+
+@pytest.mark.parametrize(
+    "header,start,end",
+    [
+        ("bytes=0-9", 0, 10),
+        ("bytes=10-19", 10, 20),
+        ("bytes=100-", 100, None),
+        ("bytes=-7", -7, None),
+        ("bytes=0-", 0, None),  # the whole file, but still a 206: what download managers probe
+        ("bytes=5-99999999", 5, None),  # an end past the file is cut to it
+    ],
+)
+def test_a_range_is_206_with_content_range(harness, header, start, end):
+    url = finished_url(harness)
+    whole = harness.client.get(url).content
+    size = len(whole)
+    response = harness.client.get(url, headers={"Range": header})
+    assert response.status_code == 206
+    expected = whole[start:end]
+    first = start % size
+    assert response.content == expected
+    assert response.headers["content-length"] == str(len(expected))
+    assert response.headers["content-range"] == f"bytes {first}-{first + len(expected) - 1}/{size}"
+    assert response.headers["etag"] == harness.client.get(url).headers["etag"]
+
+
+@pytest.mark.parametrize("offset", [0, 1, 1000])
+def test_a_range_past_the_end_is_416_invalid_range(harness, offset):
+    url = finished_url(harness)
+    size = len(harness.client.get(url).content)
+    response = harness.client.get(url, headers={"Range": f"bytes={size + offset}-"})
+    assert response.status_code == 416
+    assert response.headers["content-type"] == XML
+    assert response.headers["content-range"] == f"bytes */{size}"
+    assert response.text == (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>InvalidRange</Code>"
+        "<Message>The requested range cannot be satisfied.</Message>"
+        f"<Details>Request range not satisfiable: bytes={size + offset}- (object size {size})"
+        "</Details></Error>"
+    )
+
+
+@pytest.mark.parametrize(
+    "header", ["bytes=0-1,5-9", "bytes=9-3", "items=0-9", "bytes=abc", "bytes=-"]
+)
+def test_a_range_that_is_not_one_byte_range_is_ignored(harness, header):
+    url = finished_url(harness)
+    whole = harness.client.get(url).content
+    response = harness.client.get(url, headers={"Range": header})
+    assert response.status_code == 200 and response.content == whole
+    assert "content-range" not in response.headers
+
+
+def test_if_range_sends_the_range_only_for_the_same_file(harness):
+    url = finished_url(harness)
+    whole = harness.client.get(url)
+    etag, modified = whole.headers["etag"], whole.headers["last-modified"]
+    for validator in (etag, modified):
+        same = harness.client.get(url, headers={"Range": "bytes=4-", "If-Range": validator})
+        assert same.status_code == 206 and same.content == whole.content[4:]
+    for validator in ('"0123"', f"W/{etag}", "Sun, 01 Mar 2026 00:00:00 GMT"):
+        other = harness.client.get(url, headers={"Range": "bytes=4-", "If-Range": validator})
+        assert other.status_code == 200 and other.content == whole.content
+
+
+def test_a_range_needs_a_good_signature_too(harness):
+    url = with_query(finished_url(harness), **{"X-Goog-Signature": "0" * 64})
+    response = harness.client.get(url, headers={"Range": "bytes=0-9"})
+    assert response.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in response.text
+
+
+@pytest.mark.stores
+def test_two_ranges_make_the_whole_file_and_are_journaled(harness):
+    url = finished_url(harness, format="FORMAT_JSON")
+    whole = harness.client.get(url).content
+    half = len(whole) // 2
+    head = harness.client.get(url, headers={"Range": f"bytes=0-{half - 1}"})
+    rest = harness.client.get(url, headers={"Range": f"bytes={half}-"})
+    assert head.content + rest.content == whole
+    assert json.loads(gzip.decompress(head.content + rest.content))
+    journal = harness.client.get(
+        "/__emulator/journal?path=/fullstory-emulator-exports/*", headers=AUTH
+    ).json()["requests"]
+    assert [e["status"] for e in journal] == [200, 206, 206]
+    assert journal[-1]["headers"]["range"] == f"bytes={half}-"
+
+
+def test_a_slowed_range_is_still_exact(harness):
+    url = finished_url(harness)
+    whole = harness.client.get(url).content
+    response = harness.client.get(
+        url, headers={"Range": "bytes=0-99", "X-Emulator-Fault": "bytes-per-second=1000"}
+    )
+    assert response.status_code == 206 and response.content == whole[:100]
+
+
+def test_the_file_is_made_once_and_remade_identically_after_eviction(make_harness):
+    kept = make_harness()
+    url = finished_url(kept)
+    first = kept.client.get(url)
+    files = list(kept.em.exports.files.directory.glob("*.gz"))
+    assert [f.name for f in files] == [first.headers["etag"].strip('"') + ".gz"]
+    files[0].write_bytes(b"changed on disk")  # proof that the next download reads the cache
+    assert kept.client.get(url).content == b"changed on disk"
+
+    nothing_kept = make_harness(file_cache_bytes=0)
+    url = finished_url(nothing_kept)
+    again = [nothing_kept.client.get(url) for _ in range(2)]
+    assert list(nothing_kept.em.exports.files.directory.glob("*.gz")) == []
+    assert again[0].content == again[1].content == first.content
+    assert again[0].headers["etag"] == again[1].headers["etag"] == first.headers["etag"]
+
+
+def test_etag_differs_for_different_files_and_is_stable_across_instances(make_harness):
+    a, b = make_harness(), make_harness()
+    ndjson_a = a.client.get(finished_url(a)).headers["etag"]
+    ndjson_b = b.client.get(finished_url(b)).headers["etag"]
+    csv_b = b.client.get(finished_url(b, format="FORMAT_CSV")).headers["etag"]
+    assert ndjson_a == ndjson_b != csv_b
+    other_seed = make_harness(seed=2)
+    assert other_seed.client.get(finished_url(other_seed)).headers["etag"] != ndjson_a
+
+
+def test_files_outlive_a_restart_in_the_data_dir(tmp_path, make_harness):
+    first = make_harness(data_dir=tmp_path / "data")
+    url = finished_url(first)
+    body = first.client.get(url).content
+    (kept,) = (tmp_path / "data" / "files").glob("*.gz")
+    assert kept.read_bytes() == body
+    restarted = make_harness(data_dir=tmp_path / "data")
+    kept.write_bytes(b"kept")  # the restarted instance serves the kept file, not a new one
+    assert restarted.client.get(url).content == b"kept"
+
+
+def test_a_large_export_is_made_while_it_is_pending(make_harness, monkeypatch):
+    from emulator.exports import service
+
+    monkeypatch.setattr(service, "PARALLEL_MIN_EVENTS", 0)  # every export counts as large
+    h = make_harness(export_duration=60)
+    op_id = h.create()
+    files = h.em.exports.files
+    deadline = time.monotonic() + 30
+    while not list(files.directory.glob("*.gz")):  # made in the background, still PENDING
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert h.operation(op_id)["state"] == "PENDING"
+    (made,) = files.directory.glob("*.gz")
+    made.write_bytes(b"made while pending")
+    url = h.location(h.finish(op_id)["results"]["searchExportId"])
+    assert h.client.get(url).content == b"made while pending"

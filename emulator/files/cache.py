@@ -1,0 +1,125 @@
+"""Finished export files on disk: made once, then served with a length, ranges and resumes.
+
+A file is named by its job's key (a digest of everything its bytes depend on), so a file kept
+in `--data-dir` is still right after a restart, and an evicted file is remade byte-identically.
+The cache holds at most `max_bytes`; the least recently used files go first. A file that is
+being read is never disturbed by eviction: it is unlinked, and its readers keep their open
+descriptor. One thread makes a given file while others wanting it wait; worker processes
+sharing a data dir may each make it, writing to their own temporary name and renaming.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+SUFFIX = ".gz"
+
+
+@dataclass
+class OpenFile:
+    """A cached file opened for reading, and its size."""
+
+    file: BinaryIO
+    size: int
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class FileCache:
+    def __init__(self, directory: Path | None, max_bytes: int) -> None:
+        if directory is None:
+            directory = Path(tempfile.mkdtemp(prefix="fullstory-emulator-files-"))
+            self._cleanup = weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._making: dict[str, threading.Lock] = {}
+        self._remove_stale_parts()
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}{SUFFIX}"
+
+    def open(self, key: str, make: Callable[[], Iterable[bytes]]) -> OpenFile:
+        """The file `key`, made from `make()`'s chunks first if it is not kept. Blocks."""
+        path = self.path(key)
+        with self._lock:
+            making = self._making.setdefault(key, threading.Lock())
+        with making:
+            try:
+                opened = self._open(path)
+            except FileNotFoundError:
+                self._write(path, make())
+                opened = self._open(path)
+                self._evict()
+            else:
+                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile: still open
+                    os.utime(path)  # recently used
+        with self._lock:
+            if not making.locked():
+                self._making.pop(key, None)
+        return opened
+
+    def contains(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def close(self) -> None:
+        """Remove a temporary cache's folder (a --data-dir cache is kept)."""
+        cleanup = getattr(self, "_cleanup", None)
+        if cleanup is not None:
+            cleanup()
+
+    @staticmethod
+    def _open(path: Path) -> OpenFile:
+        file = path.open("rb")
+        return OpenFile(file, os.fstat(file.fileno()).st_size)
+
+    def _write(self, path: Path, chunks: Iterable[bytes]) -> None:
+        part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            with part.open("wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
+
+    def _evict(self) -> None:
+        """Drop least recently used files until the kept ones fit in max_bytes."""
+        entries = []
+        for entry in os.scandir(self.directory):
+            if entry.name.endswith(SUFFIX) and not entry.name.startswith("."):
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:
+                    continue
+                entries.append((stat.st_mtime_ns, stat.st_size, entry.path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, name in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            Path(name).unlink(missing_ok=True)
+            total -= size
+
+    def _remove_stale_parts(self) -> None:
+        """Remove half-written files left by processes that no longer run."""
+        for entry in os.scandir(self.directory):
+            if not (entry.name.startswith(".") and entry.name.endswith(".part")):
+                continue
+            try:
+                pid = int(entry.name.split(".")[-3])
+                os.kill(pid, 0)
+            except (ValueError, IndexError, ProcessLookupError):
+                Path(entry.path).unlink(missing_ok=True)
+            except PermissionError:
+                pass

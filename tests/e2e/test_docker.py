@@ -1,0 +1,301 @@
+"""The Docker image for real: built from the Dockerfile, started, waited on until Docker itself
+calls it healthy, and driven from outside through its mapped ports, on the default settings, on
+another port and with TLS.
+
+Where no Docker daemon answers, every test here skips and says why (.ci/docker starts one, as
+root). The base image is $EMULATOR_DOCKER_BASE, else the one .ci/docker-base made here
+(`fullstory-emulator-base:local`), else the Dockerfile's default, python:3.12-slim, if it is
+here or can be pulled. The build reuses Docker's layer cache: after the first build, a change
+to the code rebuilds only the last layer."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.auth import DEMO_KEY
+from tests.helpers import ROOT
+
+IMAGE = "fullstory-emulator:e2e"
+LABEL = "fullstory-emulator-e2e"  # on every container started here; its value is our pid
+DEFAULT_BASE = "python:3.12-slim"
+LOCAL_BASE = "fullstory-emulator-base:local"
+KEY = DEMO_KEY  # the key the banner offers; the MCP adapter calls the API with it too
+HEALTHY_WITHIN = 120.0  # seconds: the start period is 30 s, then a check every 5 s
+
+
+def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def daemon() -> str:
+    """The daemon's version, or a skip that says why there is none."""
+    if shutil.which("docker") is None:
+        pytest.skip("no docker command on PATH (CI installs Debian's docker.io: .ci/docker)")
+    try:
+        info = docker("version", "--format", "{{.Server.Version}}", timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip("the Docker daemon did not answer `docker version` within 30 s")
+    if info.returncode != 0:
+        reason = (info.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"no Docker daemon answers ({reason}); `.ci/docker` starts one, as root")
+    remove_leftovers()
+    return info.stdout.strip()
+
+
+def remove_leftovers() -> None:
+    """Containers left by an earlier run that was killed (its pid gone) before it cleaned up."""
+    listed = docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.ID}} {{.Labels}}")
+    for line in listed.stdout.splitlines():
+        container, labels = line.split(" ", 1)
+        owner = re.search(rf"{LABEL}=(\d+)", labels)
+        if owner and not Path(f"/proc/{owner.group(1)}").exists():
+            docker("rm", "-f", container, check=False)
+
+
+def base_image() -> str:
+    chosen = os.environ.get("EMULATOR_DOCKER_BASE")
+    if chosen:
+        return chosen
+    for candidate in (LOCAL_BASE, DEFAULT_BASE):
+        if docker("image", "inspect", candidate, check=False).returncode == 0:
+            return candidate
+    pulled = docker("pull", DEFAULT_BASE, timeout=600, check=False)
+    if pulled.returncode != 0:
+        pytest.skip(
+            f"no base image: {DEFAULT_BASE} is not here and cannot be pulled "
+            f"({pulled.stderr.strip()[-200:]}); make one with `.ci/docker-base` (as root)"
+        )
+    return DEFAULT_BASE
+
+
+@pytest.fixture(scope="module")
+def image(daemon: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    base = base_image()
+    log = tmp_path_factory.mktemp("docker") / "build.log"
+    started = time.monotonic()
+    result = subprocess.run(
+        ["docker", "build", "--build-arg", f"BASE={base}", "--label", LABEL, "-t", IMAGE, "."],
+        cwd=ROOT,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        timeout=900,
+        check=False,
+    )
+    output = log.read_text(errors="replace")
+    if result.returncode != 0:
+        pytest.fail(f"docker build on {base} failed:\n{output[-4000:]}")
+    print(f"docker build on {base}: {time.monotonic() - started:.1f} s (daemon {daemon})")
+    # The image this build replaced, if any, is no one's cache any more.
+    docker("image", "prune", "--force", "--filter", f"label={LABEL}", check=False)
+    # What .dockerignore let in: the legacy builder and BuildKit word it differently.
+    sent = re.search(
+        r"(?:Sending build context to Docker daemon|transferring context:)\s+([\d.]+)([kMG]?B)",
+        output,
+    )
+    assert sent, f"no build context size in the build's output:\n{output[:2000]}"
+    size = float(sent.group(1)) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[sent.group(2)]
+    assert size < 5e6, f"build context of {sent.group(0)}: is .dockerignore missing something?"
+    return IMAGE
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Container:
+    id: str
+    ports: dict[int, int]  # container port -> host port on 127.0.0.1
+
+    def url(self, port: int, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.ports[port]}"
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(docker("inspect", "--format", "{{json .State}}", self.id).stdout)
+
+    def logs(self) -> str:
+        out = docker("logs", self.id, check=False)
+        return out.stdout + out.stderr
+
+    def wait_healthy(self) -> None:
+        """Until Docker's own health check says healthy; a failure shows why not."""
+        started = time.monotonic()
+        while True:
+            state = self.state()
+            health = state.get("Health") or {}
+            if health.get("Status") == "healthy":
+                return
+            if not state["Running"] or health.get("Status") == "unhealthy":
+                break
+            if time.monotonic() - started > HEALTHY_WITHIN:
+                break
+            time.sleep(0.5)
+        pytest.fail(
+            f"container not healthy: {json.dumps(state, indent=1)}\nlogs:\n{self.logs()[-3000:]}"
+        )
+
+    def exec(self, *command: str) -> subprocess.CompletedProcess:
+        return docker("exec", self.id, *command, check=False)
+
+
+@pytest.fixture(scope="module")
+def run(image: str) -> Iterator[Callable[..., Container]]:
+    """Start a container of the image, its `ports` published on free ports of 127.0.0.1, or on
+    the given ones; every container started is removed at the end."""
+    started: list[str] = []
+
+    def start(
+        ports: dict[int, int | None], *args: str, env: dict[str, str] | None = None
+    ) -> Container:
+        mapped = {inside: outside or free_port() for inside, outside in ports.items()}
+        command = ["run", "--detach", "--label", f"{LABEL}={os.getpid()}"]
+        command += [f"--name=fullstory-emulator-e2e-{uuid.uuid4().hex[:8]}"]
+        for inside, outside in mapped.items():
+            command += ["--publish", f"127.0.0.1:{outside}:{inside}"]
+        for name, value in (env or {}).items():
+            command += ["--env", f"{name}={value}"]
+        container = docker(*command, image, *args).stdout.strip()
+        started.append(container)
+        return Container(container, mapped)
+
+    yield start
+    if started:
+        docker("rm", "--force", "--volumes", *started, check=False)
+
+
+@pytest.fixture(scope="module")
+def containers(run: Callable[..., Container]) -> dict[str, Container]:
+    """Three at once, so that their start periods overlap: the defaults with flags for the
+    workflow (download URLs on the mapped port), another port and TLS, each set through the
+    environment as a Compose file would."""
+    api = free_port()
+    return {
+        "default": run(
+            {8080: api, 9090: None},
+            "fullstory-emulator",
+            f"--public-url=http://127.0.0.1:{api}",
+            "--seed=3",
+            "--population=80",
+            "--export-duration=0.5",
+        ),
+        "port": run({9999: None}, env={"FULLSTORY_EMULATOR_PORT": "9999"}),
+        "tls": run({8080: None}, env={"FULLSTORY_EMULATOR_TLS": "true"}),
+    }
+
+
+def test_default_container_runs_the_workflow_through_the_mapped_port(containers):
+    emulator = containers["default"]
+    emulator.wait_healthy()
+    base = emulator.url(8080)
+    assert emulator.exec("id", "-u").stdout.strip() == "10001"  # not root
+    with httpx.Client(base_url=base, headers={"Authorization": f"Basic {KEY}"}, timeout=20) as api:
+        created = api.post(
+            "/segments/v1/exports",
+            json={"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"},
+        )
+        assert created.status_code == 200, created.text
+        operation_id = created.json()["operationId"]
+        deadline = time.monotonic() + 30
+        while (op := api.get(f"/operations/v1/{operation_id}").json())["state"] == "PENDING":
+            assert time.monotonic() < deadline, op
+            time.sleep(0.2)
+        assert op["state"] == "COMPLETED", op
+        export_id = op["results"]["searchExportId"]
+        location = api.get(f"/search/v1/exports/{export_id}/results").json()["location"]
+        # --public-url: the link names the mapped port, not the container's 8080
+        assert location.startswith(f"{base}/fullstory-emulator-exports/"), location
+        download = httpx.get(location, timeout=30)
+        assert download.status_code == 200, download.text
+        assert download.headers["content-disposition"].endswith('.ndjson.gz"')
+        rows = [json.loads(line) for line in gzip.decompress(download.content).splitlines()]
+        assert rows and all(row["IndvId"] > 0 for row in rows)
+
+    # the MCP adapter on 9090 reaches the API inside the container and sees the same export
+    operation = mcp_operation(emulator.url(9090) + "/mcp", operation_id)
+    assert operation["state"] == "COMPLETED"
+    assert operation["results"]["searchExportId"] == export_id
+
+    # the state lives in /data, a volume: a restarted container still knows the export
+    docker("restart", "--time", "10", emulator.id)
+    again = answer(
+        f"{base}/operations/v1/{operation_id}", headers={"Authorization": f"Basic {KEY}"}
+    )
+    assert again.status_code == 200 and again.json()["results"]["searchExportId"] == export_id
+
+
+def answer(url: str, **kwargs: Any) -> httpx.Response:
+    """The first answer from a container that is (re)starting."""
+    deadline = time.monotonic() + HEALTHY_WITHIN
+    while True:
+        try:
+            return httpx.get(url, timeout=5, **kwargs)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def mcp_operation(url: str, operation_id: str) -> dict[str, Any]:
+    import anyio
+    from mcp import Client
+
+    async def call() -> dict[str, Any]:
+        async with Client(url, read_timeout_seconds=20) as client:
+            result = await client.call_tool("getoperationstatus", {"operationId": operation_id})
+            assert not result.is_error, result.content
+            assert isinstance(result.structured_content, dict)
+            return result.structured_content
+
+    return anyio.run(call)
+
+
+def test_another_port_from_the_environment_turns_healthy(containers):
+    emulator = containers["port"]
+    emulator.wait_healthy()
+    health = httpx.get(emulator.url(9999) + "/__emulator/health", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    log = emulator.state()["Health"]["Log"]
+    assert log[-1]["ExitCode"] == 0
+    assert log[-1]["Output"] == "http://127.0.0.1:9999/__emulator/health: 200\n"
+    # the same command fails, and says where it looked, when nothing answers there
+    wrong = emulator.exec("fullstory-emulator", "health", "--port", "8080")
+    assert wrong.returncode == 1
+    assert "http://127.0.0.1:8080/__emulator/health" in wrong.stderr
+
+
+def test_tls_container_turns_healthy_and_serves_https_under_its_ca(containers, tmp_path):
+    emulator = containers["tls"]
+    emulator.wait_healthy()
+    log = emulator.state()["Health"]["Log"]
+    assert log[-1]["Output"] == "https://127.0.0.1:8080/__emulator/health: 200\n"
+    ca = tmp_path / "ca.pem"
+    docker("cp", f"{emulator.id}:/data/tls/ca.pem", str(ca))
+    trusted = ssl.create_default_context(cafile=str(ca))
+    health = httpx.get(emulator.url(8080, "https") + "/__emulator/health", verify=trusted)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    with pytest.raises(httpx.TransportError):  # no plain HTTP on a TLS port
+        httpx.get(emulator.url(8080) + "/__emulator/health", timeout=10)

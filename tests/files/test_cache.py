@@ -1,0 +1,109 @@
+"""The file cache (emulator/files/cache.py): made once, kept within its budget, remade alike."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from emulator.files.cache import FileCache
+
+
+class Maker:
+    """Counts how often a file is made."""
+
+    def __init__(self, data: bytes, pause: float = 0) -> None:
+        self.data, self.pause, self.calls = data, pause, 0
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        time.sleep(self.pause)
+        yield self.data[:3]
+        yield self.data[3:]
+
+
+def read(cache: FileCache, key: str, make: Maker) -> bytes:
+    opened = cache.open(key, make)
+    try:
+        data = opened.file.read()
+        assert len(data) == opened.size
+        return data
+    finally:
+        opened.close()
+
+
+def test_a_file_is_made_once_then_read(tmp_path):
+    cache, make = FileCache(tmp_path, 1000), Maker(b"hello world")
+    assert read(cache, "k", make) == read(cache, "k", make) == b"hello world"
+    assert make.calls == 1 and cache.contains("k")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.gz"]  # no part file left
+
+
+def test_threads_wanting_the_same_file_wait_for_one_maker(tmp_path):
+    cache, make = FileCache(tmp_path, 1000), Maker(b"slow file", pause=0.3)
+    results: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(read(cache, "k", make))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [b"slow file"] * 4 and make.calls == 1
+
+
+def test_least_recently_used_files_go_first_and_come_back_alike(tmp_path):
+    cache = FileCache(tmp_path, 25)
+    makers = {key: Maker(key.encode() * 10) for key in "abc"}
+    for key in "ab":
+        read(cache, key, makers[key])
+    old = time.time() - 60
+    os.utime(tmp_path / "a.gz", (old, old))
+    read(cache, "b", makers["b"])  # a hit: b is recent
+    read(cache, "c", makers["c"])  # 30 bytes > 25: the least recently used go
+    assert not cache.contains("a") and cache.contains("c")
+    assert read(cache, "a", makers["a"]) == b"a" * 10 and makers["a"].calls == 2
+
+
+def test_a_reader_keeps_an_evicted_file(tmp_path):
+    cache = FileCache(tmp_path, 0)  # keeps nothing
+    opened = cache.open("k", Maker(b"still readable"))
+    assert not cache.contains("k")
+    assert opened.file.read() == b"still readable"
+    opened.close()
+
+
+def test_a_failed_make_leaves_nothing(tmp_path):
+    cache = FileCache(tmp_path, 1000)
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield b"half"
+        raise RuntimeError("generator failed")
+
+    with contextlib.suppress(RuntimeError):
+        cache.open("k", broken)
+    assert list(tmp_path.iterdir()) == []
+    assert read(cache, "k", Maker(b"whole")) == b"whole"
+
+
+def test_kept_files_survive_a_new_cache_and_stale_parts_are_removed(tmp_path):
+    read(FileCache(tmp_path, 1000), "k", Maker(b"kept"))
+    dead = tmp_path / ".k.gz.999999999.1.part"  # a pid that cannot run
+    dead.write_bytes(b"half")
+    live = tmp_path / f".k.gz.{os.getpid()}.1.part"
+    live.write_bytes(b"being written")
+    again = FileCache(tmp_path, 1000)
+    make = Maker(b"new")
+    assert read(again, "k", make) == b"kept" and make.calls == 0
+    assert not dead.exists() and live.exists()
+
+
+def test_a_temporary_cache_removes_its_folder():
+    cache = FileCache(None, 1000)
+    folder = cache.directory
+    read(cache, "k", Maker(b"x"))
+    assert Path(folder).is_dir()
+    cache.close()
+    assert not Path(folder).exists()

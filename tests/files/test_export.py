@@ -1,0 +1,117 @@
+"""Export files as blocks (emulator/files/export.py and pool.py): one gzip member whatever made
+it, the same bytes from one process and from worker processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import zlib
+
+import pytest
+
+from emulator.files import export, select, stream
+from emulator.files.export import Block, ExportJob, Maker, assemble, file_bytes
+from emulator.files.fields import resolve_fields
+from emulator.files.pool import BlockPool
+from emulator.store.records import ExportSpec
+from emulator.world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from emulator.world.segments import SegmentCatalog
+
+ORIGIN = 1_700_000_000_000
+DAY = 86_400_000
+SEGMENTS = SegmentCatalog.load()
+
+
+def job(extension: str = "ndjson", population: int = 300, segment: str = "everyone") -> ExportJob:
+    fmt = {"csv": "FORMAT_CSV", "json": "FORMAT_JSON", "ndjson": "FORMAT_NDJSON"}[extension]
+    spec = ExportSpec(
+        segment_id=segment,
+        kind="event",
+        scope="SCOPE_EVENT",
+        format=fmt,
+        range_start_ms=ORIGIN,
+        range_end_ms=ORIGIN + 20 * DAY,
+        segment_start_ms=ORIGIN,
+        segment_end_ms=ORIGIN + 20 * DAY,
+        fields=resolve_fields("event", None, CUSTOM_VARS),
+        timezone="UTC",
+        as_of_ms=ORIGIN + 20 * DAY,
+    )
+    definition = SEGMENTS.get(segment).definition  # type: ignore[union-attr]
+    return ExportJob(seed=3, origin_ms=ORIGIN, population=population, segment=definition, spec=spec)
+
+
+def one_member(data: bytes) -> bytes:
+    reader = zlib.decompressobj(31)
+    text = reader.decompress(data)
+    assert reader.eof and reader.unused_data == b""
+    return text
+
+
+@pytest.mark.parametrize("extension", ["csv", "json", "ndjson"])
+def test_a_file_of_many_blocks_is_the_whole_export_in_one_member(extension):
+    j = job(extension)
+    assert j.blocks() == 3  # 300 individuals, 128 a block
+    data = b"".join(file_bytes(j, Maker()))
+    world = World(seed=3, origin_ms=ORIGIN, population=300)
+    whole = stream.encode(
+        select.rows(world, SEGMENTS.get("everyone"), j.spec),  # type: ignore[arg-type]
+        j.spec.fields,
+        extension,
+        project=False,
+        event_level=EVENT_LEVEL_FIELDS,
+    )
+    assert one_member(data) == b"".join(whole)
+
+
+def test_json_commas_skip_blocks_without_rows():
+    def block(text: bytes) -> Block:
+        return Block(stream.deflate([text]), bool(text))
+
+    j = job("json")
+    blocks = [block(b""), block(b'{"a":1}'), block(b""), block(b'{"a":2},\n{"a":3}'), block(b"")]
+    assert json.loads(one_member(b"".join(assemble(j, blocks)))) == [{"a": i} for i in (1, 2, 3)]
+    assert one_member(b"".join(assemble(j, [block(b"")]))) == b"[]\n"
+
+
+def test_an_export_without_rows_is_a_valid_file():
+    j = job("csv", segment="LegacyFunnel")
+    j = dataclasses.replace(j, spec=dataclasses.replace(j.spec, range_end_ms=ORIGIN))
+    header = gzip.decompress(b"".join(file_bytes(j, Maker())))
+    assert header.decode().count("\n") == 1 and header.startswith(b"IndvId,")
+
+
+def test_worker_processes_make_the_same_bytes(monkeypatch):
+    monkeypatch.setattr(export, "PARALLEL_MIN_EVENTS", 0)
+    pool = BlockPool(2)
+    try:
+        for extension in ("json", "csv"):
+            j = job(extension)
+            single = b"".join(file_bytes(j, Maker()))
+            parallel = b"".join(file_bytes(j, Maker(), pool.blocks))
+            assert parallel == single
+    finally:
+        pool.close()
+
+
+def test_small_exports_do_not_use_the_pool():
+    def refuse(_job: ExportJob):  # type: ignore[no-untyped-def]
+        raise AssertionError("a small export asked for the pool")
+
+    small = job("ndjson", population=100)  # one block
+    assert gzip.decompress(b"".join(file_bytes(small, Maker(), refuse)))
+
+
+def test_the_key_names_everything_the_bytes_depend_on():
+    base = job()
+    assert base.key() == job().key() and len(base.key()) == 32
+    changed = [
+        dataclasses.replace(base, seed=4),
+        dataclasses.replace(base, population=301),
+        dataclasses.replace(base, origin_ms=ORIGIN + 1),
+        dataclasses.replace(base, segment={**base.segment, "windowDays": 2}),
+        dataclasses.replace(base, spec=dataclasses.replace(base.spec, timezone="Europe/Paris")),
+        job("csv"),
+    ]
+    assert len({base.key(), *(c.key() for c in changed)}) == len(changed) + 1
