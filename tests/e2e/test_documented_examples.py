@@ -3,7 +3,8 @@ changed: the README's shell examples (curl and `fullstory-export`), each command
 or a folder of bundles, that holds rows (an hour of the night may be empty; a day is not), and
 docs/client.md's Python.
 
-An example is any ```sh block of the README that calls `curl` or `fullstory-export`, and any
+An example is any ```sh block of the README that calls `curl` or `fullstory-export` (one that
+uses a variable it does not set goes on from the one before), and any
 ```python block of docs/client.md; one added there is run here too, so the documents cannot
 drift from what works on a fresh machine.
 """
@@ -29,8 +30,20 @@ FORMATS = {".ndjson": "FORMAT_NDJSON", ".json": "FORMAT_JSON", ".csv": "FORMAT_C
 
 
 def examples() -> list[str]:
+    """The README's runnable examples; a block that uses a variable it does not set (such as
+    `$LOCATION`) goes on from the example before it, and runs after it in the same shell."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return [block for block in BLOCK.findall(text) if RUNS_AGAINST_THE_API.search(block)]
+    runs: list[str] = []
+    for block in BLOCK.findall(text):
+        if not RUNS_AGAINST_THE_API.search(block):
+            continue
+        used = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", block))
+        assigned = set(re.findall(r"(?:^|[\s;(])([A-Z_][A-Z0-9_]*)=", block))
+        if runs and used - assigned:
+            runs[-1] += block
+        else:
+            runs.append(block)
+    return runs
 
 
 def data_files(folder: Path) -> list[Path]:

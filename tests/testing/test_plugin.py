@@ -477,25 +477,29 @@ def test_the_session_fixture_applies_or_refuses_its_marker(pytester):
 
 def test_a_one_day_export_costs_little_beyond_its_waits(fullstory_emulator, tmp_path):
     """The whole workflow of a one-day export through the fixture's client, less the time its
-    waits take (each moves the emulator's clock): the emulator's own cost to a test. Best of
-    three, after one that pays the process's one-time imports, on a machine that may be busy."""
+    waits take (each moves the emulator's clock): the emulator's own cost to a test, at most
+    0.3 s. Best of three, after one that pays the process's one-time imports. The bound is on
+    the CPU time of the whole process (client and server threads), which a busy machine does
+    not inflate; the wall time is shown beside it, and only kept from the absurd."""
     fs = fullstory_emulator
     fs.client.run_export("everyone", tmp_path, time_range=(START - timedelta(days=2), LAST_DAY[0]))
-    waited: list[float] = []
+    waited: list[tuple[float, float]] = []
     advance = fs.client._sleep
 
     def timed(seconds: float) -> None:
-        began = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         advance(seconds)
-        waited.append(time.perf_counter() - began)
+        waited.append((time.perf_counter() - wall, time.process_time() - cpu))
 
     fs.client._sleep = timed
-    costs = []
+    walls, cpus = [], []
     for _ in range(3):
         waited.clear()
-        began = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = fs.client.run_export("everyone", tmp_path, time_range=LAST_DAY)
-        costs.append(time.perf_counter() - began - sum(waited))
+        walls.append(time.perf_counter() - wall - sum(w for w, _ in waited))
+        cpus.append(time.process_time() - cpu - sum(c for _, c in waited))
         assert result.path.stat().st_size > 1000 and waited
-    print(f"one-day export beyond its waits: best {min(costs):.3f} s of {costs}")
-    assert min(costs) <= 0.3, costs
+    print(f"one-day export beyond its waits: best {min(walls):.3f} s wall, {min(cpus):.3f} s CPU")
+    assert min(cpus) <= 0.3, cpus
+    assert min(walls) <= 1.5, walls
