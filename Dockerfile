@@ -12,13 +12,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FULLSTORY_EMULATOR_MCP_PORT=9090 \
     FULLSTORY_EMULATOR_DATA_DIR=/data
 
-# The dependencies (and the build backend) alone first: this layer is rebuilt only when
-# pyproject.toml changes, not on every change to the code.
+# The dependencies (with the postgres extra, for --store) and the build backend alone first:
+# this layer is rebuilt only when pyproject.toml changes, not on every change to the code.
 WORKDIR /app
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/venv \
     && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
-print('\n'.join(p['project']['dependencies'] + p['build-system']['requires']))" >/tmp/req.txt \
+print('\n'.join(p['project']['dependencies'] + p['project']['optional-dependencies']['postgres'] \
++ p['build-system']['requires']))" >/tmp/req.txt \
     && pip install --no-cache-dir --disable-pip-version-check -r /tmp/req.txt \
     && rm /tmp/req.txt
 

@@ -1,9 +1,11 @@
 """API throughput and latency as a client feels them, as ratios to a bare app on the same stack.
 
 The emulator runs as users run it (`python -m emulator.cli`, uvicorn's access log on, to
-/dev/null), in memory and with --data-dir; a bare Starlette app with one JSON route runs on the
-same server stack (`emulator.server.STACK`, the same socket). Each endpoint gets wrk at 1
-connection (the latency of one keep-alive client) and at 32 (throughput), a few seconds each.
+/dev/null), in memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
+/operations/v1/{id} on one replica of an export made through another); a bare Starlette app
+with one JSON route runs on the same server stack (`emulator.server.STACK`, the same socket).
+Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
+(throughput), a few seconds each.
 The servers are pinned to CPU 0 and wrk to CPU 1.
 
 The machines are shared and noisy, so all the servers stay up and the runs are interleaved in
@@ -375,7 +377,8 @@ def writes_access_log(flags: Sequence[str]) -> bool:
 
 
 def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
-    """The bare app and the emulator in memory and with --data-dir, all up at once."""
+    """The bare app and the emulator in memory, with --data-dir and as replicas with --store
+    (PostgreSQL), all up at once."""
     lua = post_script(work)
     extra = shlex.split(args.emulator_args)
     cases: list[Case] = []
@@ -403,8 +406,50 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
                     Case(target, label, c, url, server.pid, script, bare=bare[c])
                     for c in CONNECTIONS
                 ]
+        store = stack.enter_context(postgres_store(args.postgres))
+        if store:
+            cases += replica_cases(store, ports, stack, [*extra], bare)
         rounds(cases, args.rounds, args.seconds)
     return cases
+
+
+@contextlib.contextmanager
+def postgres_store(url: str | None) -> Iterator[str | None]:
+    """A PostgreSQL URL for the replica figures: --postgres, or a throwaway server started
+    from the installed binaries as the test suite starts it (None, and a note, without one)."""
+    if url:
+        yield url
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers import PostgresServer, postgres_bin, with_schema
+
+    bindir = postgres_bin()
+    if bindir is None:
+        print("PostgreSQL is not installed: no replica figures (or pass --postgres URL)")
+        yield None
+        return
+    server = PostgresServer(bindir)
+    try:
+        yield with_schema(server.url, "bench")
+    finally:
+        server.close()
+
+
+def replica_cases(
+    store: str, ports: Ports, stack: contextlib.ExitStack, extra: list[str], bare: dict
+) -> list[Case]:
+    """GET /operations/v1/{id} on one replica with --store, of an export created through
+    another replica of the same database: what each replica of a shared service serves."""
+    replicas = []
+    for _ in range(2):
+        port = ports.take()
+        command = [sys.executable, "-m", "emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
+        command += ["--export-duration", "1d", "--store", store, *extra]
+        replicas.append((port, stack.enter_context(running(command, port, "/__emulator/health"))))
+    (first, _), (port, server) = replicas
+    label, path, _ = endpoints(first)[1]  # the pending operation, created through the first
+    url = f"http://{HOST}:{port}{path}"
+    return [Case("PG replica", label, c, url, server.pid, bare=bare[c]) for c in CONNECTIONS]
 
 
 def saturation_check(cases: list[Case]) -> None:
@@ -573,6 +618,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--base-port", type=int, default=18140, help="ports used: 60 from here")
     parser.add_argument(
         "--emulator-args", default="", help="more fullstory-emulator flags, one string"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("FULLSTORY_EMULATOR_BENCH_POSTGRES"),
+        metavar="URL",
+        help="PostgreSQL for the replica figures (default: a throwaway server, if installed)",
     )
     parser.add_argument(
         "--wait-quiet",

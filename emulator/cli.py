@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY, MCP_KEY, mask
-from .settings import ENV_PREFIX, Settings, SettingsError, choices, shown_default
+from .settings import ENV_PREFIX, Settings, SettingsError, choices, redact_url, shown_default
 from .tls import trust_instructions
 
 if TYPE_CHECKING:
@@ -42,7 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     health = sub.add_parser(
         "health", help="exit 0 if the emulator these settings describe answers its health check"
     )
-    for target in (parser, serve, health):
+    store = sub.add_parser("store", help="check the database that --store names")
+    actions = store.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check", help="say whether the store is usable, and what it holds (changes nothing)"
+    )
+    for target in (parser, serve, health, check):
         _add_settings(target)
     return parser
 
@@ -107,6 +112,8 @@ def settings_from(
 ) -> tuple[str, Settings]:
     args = vars(_parser().parse_args(argv))
     command = args.pop("command", None) or "serve"
+    if "action" in args:
+        command += " " + args.pop("action")
     try:
         return command, Settings.load(args, os.environ if environ is None else environ)
     except SettingsError as exc:
@@ -116,8 +123,8 @@ def settings_from(
 def serve(settings: Settings) -> None:
     from .server import bind, check_state, configure_logging, data_dir, make_server, run_workers
 
-    if settings.workers > 1 or settings.tls:
-        # workers share state through SQLite; TLS keeps its CA beside it
+    if (settings.workers > 1 and not settings.store) or settings.tls:
+        # workers share state through SQLite (unless --store); TLS keeps its CA beside it
         settings = dataclasses.replace(settings, data_dir=data_dir(settings))
     try:
         sock, settings = bind(settings)
@@ -127,9 +134,9 @@ def serve(settings: Settings) -> None:
         ) from None
     try:
         if settings.workers > 1:
-            check_state(settings)  # each worker opens the data dir: say once what is wrong
+            check_state(settings)  # each worker opens the store: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys or segments fixtures, an unusable data dir
+    except ValueError as exc:  # unreadable keys or segments fixtures, an unusable store
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = McpStarter.bind(settings)
     configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
@@ -278,8 +285,8 @@ def _banner(settings: Settings, mcp: McpStarter | None = None) -> None:
             else []
         ),
         *(
-            [f"  state:          {settings.data_dir} ({settings.workers} worker(s))"]
-            if settings.data_dir
+            [f"  state:          {_state(settings)} ({settings.workers} worker(s))"]
+            if settings.data_dir or settings.store
             else []
         ),
         f"  seed {settings.seed}, population {settings.population}, export duration "
@@ -320,6 +327,12 @@ def _failure_line(state: str) -> str:
     )
 
 
+def _state(settings: Settings) -> str:
+    if settings.store:
+        return f"PostgreSQL {redact_url(settings.store)}"
+    return str(settings.data_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("demo", "mcp"):  # commands with flags of their own
@@ -340,6 +353,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down, or we were still starting
             print("fullstory-emulator: stopped", file=sys.stderr, flush=True)
             raise SystemExit(130) from None
+    elif command == "store check":
+        raise SystemExit(store_check(settings))
+
+
+def store_check(settings: Settings) -> int:
+    """`fullstory-emulator store check`: 0 if the store is usable, 1 if not."""
+    from .server import check_store
+
+    usable, lines = check_store(settings)
+    print("\n".join(lines))
+    print("usable" if usable else "not usable")
+    return 0 if usable else 1
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ class ClientClosedRequest(ApiError):
 
 
 class StoreBusy(ApiError):
-    """The state's database is locked by another process for longer than the store waits."""
+    """The state's database cannot answer now: locked by another process for longer than the
+    store waits (SQLite), or unreachable or busy (PostgreSQL). Retrying soon may work."""
 
     status, grpc_code = 503, 14
 

@@ -7,6 +7,7 @@ may build one to share or inspect its state.
 from __future__ import annotations
 
 import functools
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -30,6 +31,34 @@ from .world import World
 from .world.segments import SegmentCatalog
 
 DAY_MS = 86_400_000
+
+
+def check_store(settings: Settings) -> tuple[bool, list[str]]:
+    """Whether the store the settings name can hold the emulator's state, and what it holds;
+    nothing is changed."""
+    if settings.store:
+        try:
+            from .store.postgres import check
+        except ImportError as exc:
+            return False, [
+                f"psycopg is missing ({exc.name}): pip install 'fullstory-emulator[postgres]'"
+            ]
+        report = check(settings.store)
+        return report.usable, list(report.lines)
+    if settings.data_dir:
+        path = settings.data_dir / "emulator.sqlite3"
+        if path.exists():
+            usable = os.access(path, os.R_OK | os.W_OK)
+            return usable, [f"SQLite at {path}: {'usable' if usable else 'not writable'}"]
+        parent = next(p for p in [settings.data_dir, *settings.data_dir.parents] if p.exists())
+        usable = os.access(parent, os.W_OK)
+        made = (
+            "will be created at start" if usable else f"cannot be created ({parent} is read-only)"
+        )
+        return usable, [f"SQLite at {path}: {made}"]
+    return True, [
+        "memory: nothing to check (--store postgresql://... shares state between replicas)"
+    ]
 
 
 @dataclass(frozen=True)
@@ -142,8 +171,18 @@ def _secret_hex(text: str) -> bool:
 
 
 def open_store(settings: Settings) -> Store:
-    """The store the settings ask for: SQLite in --data-dir (StoreUnavailable, a ValueError
-    naming the path and the fix, if it cannot be used), else memory."""
+    """The store the settings ask for: PostgreSQL with --store (replicas share it), SQLite in
+    --data-dir (workers on one machine share it), else memory. A store that cannot be used is
+    a ValueError naming it and why (StoreUnavailable for a data dir, StoreError for a database)."""
+    if settings.store:
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ValueError(
+                f"--store needs psycopg ({exc.name} is missing): "
+                "pip install 'fullstory-emulator[postgres]'"
+            ) from None
+        return PostgresStore(settings.store, journal_max_bytes=settings.journal_max_bytes)
     if settings.data_dir:
         return SQLiteStore(
             settings.data_dir / "emulator.sqlite3", journal_max_bytes=settings.journal_max_bytes

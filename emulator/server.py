@@ -20,6 +20,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from .http.app import LOGGER, create_app
+from .instance import check_store as check_store  # for `fullstory-emulator store check`
 from .instance import open_store
 from .serving import UvicornThread, listen, timed_protocol
 from .settings import ENV_PREFIX, Settings

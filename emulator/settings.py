@@ -178,6 +178,29 @@ def _rate_limit(text: str) -> RateLimit | None:
     return RateLimit.parse(text)
 
 
+STORE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _store(text: str) -> str | None:
+    """A PostgreSQL URL, or nothing (memory, or SQLite with --data-dir)."""
+    value = text.strip()
+    if value.lower() in ("", "memory"):
+        return None
+    if not value.lower().startswith(STORE_SCHEMES):
+        raise ValueError(
+            f"{redact_url(value)!r} is not a PostgreSQL URL such as "
+            "postgresql://user:password@host:5432/database (or 'memory'; for SQLite use "
+            "--data-dir)"
+        )
+    return value
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password replaced by ***, fit for banners, logs and error messages."""
+    url = re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url, flags=re.I)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.I)
+
+
 def _option(
     default: Any,
     parse: Callable[[str], Any],
@@ -288,7 +311,16 @@ class Settings:
     data_dir: Path | None = _option(
         None, _path, "keep all state in SQLite in DIR, across restarts and workers", metavar="DIR"
     )
-    workers: int = _option(1, _int_range(1, 64), "uvicorn worker processes (sharing --data-dir)")
+    store: str | None = _option(
+        None,
+        _store,
+        "keep all state in PostgreSQL at this URL (postgresql://user:password@host/db), "
+        "shared by every replica",
+        metavar="URL",
+    )
+    workers: int = _option(
+        1, _int_range(1, 64), "uvicorn worker processes (sharing --data-dir or --store)"
+    )
     tls: bool = _option(
         False, _bool, "serve HTTPS with a certificate from a local CA kept in the data dir"
     )

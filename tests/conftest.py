@@ -3,14 +3,23 @@ TestClient is an httpx.Client over the ASGI app)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIGURES, Harness, harness_factory
+from tests.helpers import (
+    FIGURES,
+    PG_URL_ENV,
+    Harness,
+    PostgresServer,
+    harness_factory,
+    postgres_bin,
+    with_schema,
+)
 
-STORES = ("memory", "sqlite")
+STORES = ("memory", "sqlite", "postgresql")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -24,10 +33,39 @@ def store() -> str:
     return "memory"
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    """The session's PostgreSQL: $FULLSTORY_EMULATOR_TEST_POSTGRES (None here: a server this
+    suite may not stop), or a throwaway cluster started from the installed binaries."""
+    if os.environ.get(PG_URL_ENV):
+        yield None
+        return
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or on PATH); "
+            ".ci/run installs Debian's postgresql, or set " + PG_URL_ENV
+        )
+    server = PostgresServer(bindir)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer | None) -> str:
+    """A URL of the session's PostgreSQL server; add a fresh schema with `with_schema`."""
+    return postgres_server.url if postgres_server else os.environ[PG_URL_ENV]
+
+
 @pytest.fixture
-def make_harness(store: str, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+def make_harness(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Harness]]:
     if store == "sqlite":
         yield from harness_factory(lambda n: {"data_dir": tmp_path / f"data{n}"})
+    elif store == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")  # started only when needed
+        yield from harness_factory(lambda n: {"store": with_schema(url)})
     else:
         yield from harness_factory()
 

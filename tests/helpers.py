@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
+import pwd
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +107,9 @@ def harness_factory(
     yield make
     for client in clients:
         client.close()
+        close = getattr(client.app.state.emulator.store, "close", None)
+        if close is not None:  # a database store's connections and timers
+            close()
 
 
 def assert_error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
@@ -128,6 +136,15 @@ def ms(ts: str) -> int:
 # -- real processes (tests/e2e) ----------------------------------------------------------------
 
 
+def free_port() -> int:
+    """A port that was free a moment ago: for a server whose URL must be known before it
+    starts (a restart on the same port, a replica named as the public URL)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def emulator_command() -> list[str]:
     script = Path(sys.executable).with_name("fullstory-emulator")
     if script.exists():
@@ -138,7 +155,11 @@ def emulator_command() -> list[str]:
     pytest.fail("the fullstory-emulator command is not installed (pip install -e '.[test]')")
 
 
-def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
+def start(
+    tmp_path: Path, *args: str, base: str | None = None
+) -> tuple[subprocess.Popen, str, Path]:
+    """The emulator command with `args`, once it answers its health check at `base` (default:
+    the API base URL its banner prints, which --public-url changes)."""
     log = tmp_path / "emulator.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_EMULATOR_")}
     process = subprocess.Popen(
@@ -151,13 +172,13 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
     while time.monotonic() < deadline:
         match = re.search(r"API base URL: +(https?://[\d.]+:\d+)", log.read_text(errors="replace"))
         if match:
-            base = match.group(1)
+            url = base or match.group(1)
             try:
                 if (
-                    httpx.get(f"{base}/__emulator/health", timeout=1, verify=False).status_code
+                    httpx.get(f"{url}/__emulator/health", timeout=1, verify=False).status_code
                     == 200
                 ):
-                    return process, base, log
+                    return process, url, log
             except httpx.TransportError:
                 pass
         if process.poll() is not None:
@@ -165,6 +186,107 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
         time.sleep(0.05)
     process.kill()
     pytest.fail(f"emulator did not start:\n{log.read_text(errors='replace')}")
+
+
+# -- PostgreSQL (tests of the postgres store and of several replicas) -------------------------
+
+PG_URL_ENV = "FULLSTORY_EMULATOR_TEST_POSTGRES"  # use this server instead of starting one
+PG_BIN_ENV = "FULLSTORY_EMULATOR_TEST_PG_BIN"  # where initdb and pg_ctl are
+PG_PORT_ENV = "FULLSTORY_EMULATOR_TEST_PG_PORT"  # also listen on 127.0.0.1:PORT (default: no TCP)
+
+
+def postgres_bin() -> Path | None:
+    """The directory of initdb and pg_ctl: $FULLSTORY_EMULATOR_TEST_PG_BIN, Debian's newest
+    /usr/lib/postgresql/*/bin, or PATH."""
+    if os.environ.get(PG_BIN_ENV):
+        return Path(os.environ[PG_BIN_ENV])
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(re.sub(r"\D", "", Path(p).parent.parent.name) or 0),
+    )
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster in a temporary folder: no fsync, a Unix socket in the
+    folder (TCP too with $FULLSTORY_EMULATOR_TEST_PG_PORT). PostgreSQL refuses to run as root,
+    so under root it runs as the `postgres` user (Debian's package makes one) or `nobody`."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.user = None
+        if os.geteuid() == 0:
+            names = {p.pw_name for p in pwd.getpwall()}
+            self.user = "postgres" if "postgres" in names else "nobody"
+        self.root = Path(tempfile.mkdtemp(prefix="fse-pg-"))
+        self.data = self.root / "data"
+        self.port = int(os.environ.get(PG_PORT_ENV) or 5432)
+        self.tcp = bool(os.environ.get(PG_PORT_ENV))
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "emulator", "-A", "trust", "-E", "UTF8",
+            "--no-locale", "-N",
+        )  # fmt: skip
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        kwargs: dict[str, Any] = {}
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        result = subprocess.run(
+            [str(self.bindir / tool), *args],
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            timeout=60,
+            check=False,
+            **kwargs,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        listen = "127.0.0.1" if self.tcp else "''"
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses={listen}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            " -c max_connections=300 -c shared_buffers=32MB"
+        )
+        log = str(self.root / "server.log")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", log, "-w", "-t", "60", "-o", options, "start"
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    @property
+    def url(self) -> str:
+        """The `postgres` database, over the socket."""
+        return f"postgresql://emulator@/postgres?host={self.root}&port={self.port}"
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def fresh_schema() -> str:
+    """A schema name no other test uses: each emulator in a test gets a database of its own."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+def with_schema(url: str, schema: str | None = None) -> str:
+    """`url` with its tables in `schema` (a fresh one by default): a database of its own."""
+    schema = schema or fresh_schema()
+    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
 
 
 # The schemathesis figures, handed from tests/http/test_openapi.py to the terminal summary.

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import _parser, settings_from
-from emulator.settings import RateLimit, Settings, SettingsError, describe, markdown_table
+from emulator.settings import (
+    RateLimit,
+    Settings,
+    SettingsError,
+    describe,
+    markdown_table,
+    redact_url,
+)
 from tests.helpers import ROOT
 
 
@@ -95,6 +102,23 @@ def test_readme_example_is_the_tested_file():
     root = ROOT
     example = (root / "tests" / "test_readme_example.py").read_text().rstrip()
     assert example in (root / "README.md").read_text()
+
+
+def test_store_takes_a_postgresql_url_and_hides_its_password():
+    url = "postgresql://emu:s3cret@db:5432/emulator"
+    _, s = settings_from(["--store", url], environ={})
+    assert s.store == url and s.data_dir is None
+    env = {"FULLSTORY_EMULATOR_STORE": "postgres://emu@db/emulator"}
+    assert Settings.load({}, env).store == "postgres://emu@db/emulator"
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_STORE": "memory"}).store is None
+    with pytest.raises(SettingsError, match="not a PostgreSQL URL") as error:
+        Settings.load({}, {"FULLSTORY_EMULATOR_STORE": "mysql://emu:s3cret@db/x"})
+    assert "s3cret" not in str(error.value) and "mysql://emu:***@db/x" in str(error.value)
+    assert redact_url(url) == "postgresql://emu:***@db:5432/emulator"
+    assert redact_url("postgresql:///e?host=/tmp&password=s3cret&user=emu") == (
+        "postgresql:///e?host=/tmp&password=***&user=emu"
+    )
+    assert Settings.load({}, Settings(store=url).to_environ()).store == url  # to workers
 
 
 def test_an_empty_host_means_the_default_never_every_interface():

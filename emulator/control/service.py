@@ -191,6 +191,14 @@ class ControlService:
         if not self._store.update_control(tenant, drop) and rule_id is not None:
             raise NotFound(f"no fault rule {rule_id!r}")
 
+    def remove_lifecycle(self, tenant: str | None, rule_id: str) -> None:
+        def drop(state: ControlState) -> tuple[ControlState, bool]:
+            kept = tuple(r for r in state.lifecycle if r.id != rule_id)
+            return replace(state, lifecycle=kept), len(kept) != len(state.lifecycle)
+
+        if not self._store.update_control(tenant, drop):
+            raise NotFound(f"no lifecycle rule {rule_id!r}")
+
     def clear_lifecycle(self, tenant: str | None) -> None:
         self._store.update_control(tenant, lambda s: (replace(s, lifecycle=()), None))
 

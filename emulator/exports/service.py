@@ -6,14 +6,21 @@ HTTP; the handlers in api/ translate requests into these calls and results into 
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
+import json
 import logging
 import queue
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from ..auth import Principal
 from ..clock import Clock
@@ -21,6 +28,7 @@ from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_IND
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..errors import InvalidArgument, NoSuchKey, NotFound
+from ..files import select, stream
 from ..files.cache import FileCache, OpenFile
 from ..files.export import PARALLEL_MIN_EVENTS, ExportJob, Maker, file_bytes
 from ..files.fields import resolve_fields
@@ -30,7 +38,7 @@ from ..settings import Settings
 from ..store import Store
 from ..store.records import ExportSpec, Lifecycle, OperationRecord
 from ..timestamps import format_api, from_ms, to_ms
-from ..world import CUSTOM_VARS, World
+from ..world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
 from ..world.segments import Segment, SegmentCatalog
 from .lifecycle import Status, cancel, force, polled, status_at
 from .signing import UrlSigner
@@ -38,6 +46,16 @@ from .spec import ExportRequest, TimeRange
 
 EVENTS_PER_INDIVIDUAL_DAY = 1.5  # rough world density, for duration estimates only
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The first rows of an export, decoded: what the console shows as a table."""
+
+    format: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]  # cells as the file writes them
+    more: bool  # the file has rows past these
 
 
 @dataclass(frozen=True)
@@ -195,6 +213,10 @@ class ExportService:
         `FAILED` (what FullStory's own clients recognise), overridable per tenant."""
         return control.setting("failure_state", self.settings.failure_state)
 
+    def tenant_failure_state(self, record: OperationRecord) -> str:
+        """The failure state's name as the record's own tenant sees it."""
+        return self.failure_state(ControlView(self.store, record.tenant))
+
     def status(
         self, record: OperationRecord, failure_state: str, now: datetime | None = None
     ) -> Status:
@@ -281,14 +303,20 @@ class ExportService:
             del self._hinted[next(iter(self._hinted))]
         return True
 
-    def finish(self, tenant: str | None, operation_id: str, failure: str | None) -> None:
-        """Complete (or fail) a pending operation now: the control API's shortcut."""
+    def find(self, tenant: str | None, operation_id: str) -> OperationRecord:
+        """The tenant's operation, or (tenant None, the control API's instance view) whichever
+        tenant has it."""
         if tenant is not None:
             record = self.store.get_operation(tenant, operation_id)
         else:  # the instance: whichever tenant has it
             record = self.store.find_operation(operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
+        return record
+
+    def finish(self, tenant: str | None, operation_id: str, failure: str | None) -> None:
+        """Complete (or fail) a pending operation now: the control API's shortcut."""
+        record = self.find(tenant, operation_id)
         now = self.clock.now(record.tenant)
         failure_state = self.failure_state(ControlView(self.store, record.tenant))
         self.store.update_operation(
@@ -350,21 +378,60 @@ class ExportService:
     ) -> tuple[str, datetime]:
         """A fresh signed URL for a completed, unexpired export, and when the URL expires."""
         record = self.store.operation_by_export(search_export_id)
-        now = self.clock.now(principal.tenant)
         if record is None or record.tenant != principal.tenant:
             raise NotFound(f"export {search_export_id!r} not found")
-        status = self.status(record, self.failure_state(control), now)
-        if status.state != COMPLETED or status.expires is None:
-            detail = "not ready" if status.state == PENDING else "not found"
-            raise NotFound(f"export {search_export_id!r} {detail}")
-        if now >= status.expires:
-            raise NotFound(f"export {search_export_id!r} expired at {status.expires.isoformat()}")
+        return self.signed_url(record, control)
+
+    def signed_url(self, record: OperationRecord, control: ControlView) -> tuple[str, datetime]:
+        """A fresh signed URL for the record's file (the control API's path to it, too)."""
+        now = self.clock.now(record.tenant)
+        status = self._available(record, now)
+        assert status.expires is not None
         url_ttl = control.setting("url_ttl", self.settings.url_ttl)
         ttl = min(url_ttl, (status.expires - now).total_seconds())
         ttl_seconds = max(1, int(ttl))
         url = self.signer.mint(self.object_name(record), now, ttl_seconds)
         issued = now.replace(microsecond=0)
         return url, issued + timedelta(seconds=ttl_seconds)
+
+    def _available(self, record: OperationRecord, now: datetime) -> Status:
+        """The status of a completed, unexpired export; NotFound otherwise."""
+        search_export_id = record.search_export_id
+        # Only success matters here, so the failure state's name does not.
+        status = self.status(record, self.settings.failure_state, now)
+        if status.state != COMPLETED or status.expires is None:
+            detail = "not ready" if status.state == PENDING else "not found"
+            raise NotFound(f"export {search_export_id!r} {detail}")
+        if now >= status.expires:
+            raise NotFound(f"export {search_export_id!r} expired at {status.expires.isoformat()}")
+        return status
+
+    def preview(self, record: OperationRecord, limit: int) -> Preview:
+        """The first `limit` rows of a completed export, decoded from the bytes its download
+        would start with: the same selection and the same encoder, stopped early."""
+        self._available(record, self.clock.now(record.tenant))
+        spec = record.spec
+        everything = spec.fields == resolve_fields(spec.kind, None, CUSTOM_VARS)
+        rows = list(
+            itertools.islice(
+                select.rows(self.world, self.segment(spec.segment_id), spec), limit + 1
+            )
+        )
+        text = b"".join(
+            stream.encode(
+                rows[:limit],
+                spec.fields,
+                spec.extension,
+                project=not everything,
+                event_level=EVENT_LEVEL_FIELDS if spec.kind == "event" else None,
+            )
+        ).decode("utf-8")
+        return Preview(
+            format=spec.format,
+            columns=spec.fields,
+            rows=tuple(_decode(text, spec.extension, spec.fields)),
+            more=len(rows) > limit,
+        )
 
     def object_name(self, record: OperationRecord) -> str:
         return f"segment-exports/{record.search_export_id}.{record.spec.extension}.gz"
@@ -430,6 +497,30 @@ class ExportService:
         if self.pool is not None:
             self.pool.close()
         self.files.close()
+
+
+def _decode(text: str, extension: str, columns: Sequence[str]) -> Iterator[tuple[str, ...]]:
+    """The rows of an export file's text as cells in column order, parsed the way a client
+    would parse the file; each cell is its value as the file writes it ("" for none), so
+    64-bit ids stay exact wherever the cells are shown."""
+    if extension == "csv":
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader)
+        index = [header.index(c) for c in columns]
+        for line in reader:
+            yield tuple(line[i] for i in index)
+        return
+    objects = json.loads(text) if extension == "json" else map(json.loads, text.splitlines())
+    for row in objects:
+        yield tuple(_cell(row.get(c)) for c in columns)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode("utf-8")
 
 
 def export_filename(segment_name: str, finished: datetime, spec: ExportSpec) -> str:

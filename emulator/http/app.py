@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..instance import Emulator
 from ..settings import Settings
-from . import control, openapi, redact
+from . import console, control, openapi, redact
 from .api import exports, operations, search, segments, storage
 from .faults import RAW_SEND, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             *search.routes,
             *storage.routes(settings.bucket),
             *control.routes,
+            *console.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", scrape, methods=["GET"]),
         ],

@@ -7,23 +7,32 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
+import itertools
 import os
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
+from ..auth import Principal
 from ..clock import RANGE_TEXT, ClockRangeError, check_instant
+from ..contract import STATES
 from ..control.specs import checked_text, fault_json, lifecycle_json
 from ..errors import InvalidArgument, Unauthenticated
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
 from ..instance import Emulator
 from ..store import JOURNAL_PAGE
+from ..store.records import UNSET, OperationRecord
 from ..timestamps import format_api, parse_rfc3339
 from .api.common import decode_token, encode_token, json_object, read_body
+from .api.exports import parse_request
+from .api.operations import operation_json
+from .api.segments import segment_json
 from .pipeline import caller_of
 from .render import JsonRenderer
 
@@ -50,20 +59,43 @@ def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         )
         caller = caller_of(request)
         if em.settings.control_auth == "tenant":
-            if caller.authorization:
-                return await handler(request, em, caller.require().tenant)
-            if not admin:
+            if not caller.authorization and not admin:
                 raise Unauthenticated(
                     "the control API needs 'Authorization: Basic <API key>' (it then acts on "
                     "that key's tenant only), or the admin X-Emulator-Token for the whole instance"
                 )
-            return await handler(request, em, None)
-        if token and not admin:
+        elif token and not admin:
             raise Unauthenticated("the control API needs the header X-Emulator-Token")
-        tenant = caller.require().tenant if caller.authorization else None
-        return await handler(request, em, tenant)
+        return await handler(request, em, control_tenant(request))
 
     return run
+
+
+TENANT_HEADER = "x-emulator-tenant"
+TENANT_NAME = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def control_tenant(request: Request) -> str | None:
+    """The tenant a control call acts on: the API key's (`Authorization`), the one named by
+    `X-Emulator-Tenant` (how the console, which holds no keys, picks one; only past the checks
+    above, so under `--control-auth tenant` only with the admin token), or None: the
+    instance."""
+    caller = caller_of(request)
+    named = request.headers.get(TENANT_HEADER)
+    if named is not None and not TENANT_NAME.fullmatch(named):
+        raise InvalidArgument(
+            "X-Emulator-Tenant must be a tenant id: 1 to 200 printable ASCII characters, "
+            "no spaces (GET /__emulator/tenants lists them)"
+        )
+    if caller.authorization:
+        tenant = caller.require().tenant
+        if named is not None and named != tenant:
+            raise InvalidArgument(
+                f"X-Emulator-Tenant {named!r} is not the tenant of the API key in "
+                "Authorization; send one of the two"
+            )
+        return tenant
+    return named
 
 
 async def body_of(request: Request, *, optional: bool = False) -> dict[str, Any]:
@@ -188,20 +220,33 @@ async def clear_faults(request: Request, em: Emulator, tenant: str | None) -> Re
 
 @control
 async def journal(request: Request, em: Emulator, tenant: str | None) -> Response:
-    """A page of recorded requests, oldest first; `nextPageToken` continues it."""
+    """A page of recorded requests, oldest first; `nextPageToken` continues it. `last=N`
+    answers the newest N that match instead (oldest first, no token): what the console shows."""
     params = request.query_params
     path, method = params.get("path"), params.get("method")
+    status_matches = status_filter(params.get("status"))
+    wanted = method.upper() if method else None
+
+    def match(entry: dict[str, Any]) -> bool:
+        return (
+            (path is None or fnmatch.fnmatchcase(entry["path"], path))
+            and (wanted is None or entry["method"] == wanted)
+            and status_matches(entry["status"])
+        )
+
+    newest = params.get("last")
+    if newest is not None:
+        if "limit" in params or "pageToken" in params:
+            raise InvalidArgument("last cannot be combined with limit or pageToken")
+        if not (newest.isascii() and newest.isdigit()) or not 1 <= int(newest) <= JOURNAL_PAGE:
+            raise InvalidArgument(f"last must be a whole number from 1 to {JOURNAL_PAGE}")
+        matching = filter(match, em.store.journal_newest(tenant))
+        tail = list(itertools.islice(matching, int(newest)))
+        return ok(request, {"requests": tail[::-1]})
     limit = params.get("limit") or str(JOURNAL_PAGE)
     if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= JOURNAL_PAGE:
         raise InvalidArgument(f"limit must be a whole number from 1 to {JOURNAL_PAGE}")
     after = decode_token(params.get("pageToken"), "journal", "pageToken") or 0
-    wanted = method.upper() if method else None
-
-    def match(entry: dict[str, Any]) -> bool:
-        return (path is None or fnmatch.fnmatchcase(entry["path"], path)) and (
-            wanted is None or entry["method"] == wanted
-        )
-
     entries, last = em.store.journal_page(tenant, after, int(limit), match)
     body: dict[str, Any] = {"requests": entries}
     if last is not None:
@@ -240,6 +285,147 @@ async def apply_scenario(request: Request, em: Emulator, tenant: str | None) -> 
     return ok(request)
 
 
+def status_filter(raw: str | None) -> Callable[[int | None], bool]:
+    """`status=429` (that status) or `status=4xx` (its class); unset: any."""
+    if raw is None or raw == "":
+        return lambda status: True
+    if re.fullmatch(r"[1-5]\d\d", raw):
+        return lambda status: status == int(raw)
+    if re.fullmatch(r"[1-5]xx", raw, re.IGNORECASE):
+        return lambda status: status is not None and status // 100 == int(raw[0])
+    raise InvalidArgument(
+        f"status must be a status code such as 429 or a class such as 4xx, got {raw!r}"
+    )
+
+
+def whole_number(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidArgument(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+@control
+async def list_tenants(request: Request, em: Emulator, tenant: str | None) -> Response:
+    seen = em.store.tenants()
+    return ok(request, {"tenants": [t for t in seen if tenant is None or t == tenant]})
+
+
+def console_operation_json(em: Emulator, record: OperationRecord) -> dict[str, Any]:
+    """The API's operation object, plus what the API leaves implicit: whose it is and what
+    it exports."""
+    return {
+        **operation_json(
+            record, em.exports.status(record, em.exports.tenant_failure_state(record))
+        ),
+        "tenant": record.tenant,
+        "segmentId": record.spec.segment_id,
+        "segmentName": record.segment_name,
+        "format": record.spec.format,
+    }
+
+
+@control
+async def list_operations(request: Request, em: Emulator, tenant: str | None) -> Response:
+    state = request.query_params.get("state") or None
+    if state is not None and state not in STATES:
+        raise InvalidArgument(f"state {state!r} is not one of {', '.join(STATES)}")
+    limit = whole_number(request, "limit", 100, 1, 1000)
+    records = sorted(
+        em.store.operations(tenant), key=lambda r: (r.created_at, r.tenant, r.seq), reverse=True
+    )
+    listed: list[dict[str, Any]] = []
+    for record in records:
+        body = console_operation_json(em, record)
+        if state is None or body["state"] == state:
+            listed.append(body)
+            if len(listed) == limit:
+                break
+    return ok(request, {"operations": listed})
+
+
+@control
+async def operation_results(request: Request, em: Emulator, tenant: str | None) -> Response:
+    record = em.exports.find(tenant, request.path_params["operationId"])
+    url, expires = em.exports.signed_url(record, em.control.view(record.tenant))
+    return ok(request, {"location": url, "expires": format_api(expires)})
+
+
+@control
+async def preview_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
+    limit = whole_number(request, "rows", 20, 1, 200)
+    record = em.exports.find(tenant, request.path_params["operationId"])
+    preview = await run_in_threadpool(em.exports.preview, record, limit)
+    return ok(
+        request,
+        {
+            "operationId": record.id,
+            "format": preview.format,
+            "columns": list(preview.columns),
+            "rows": [list(row) for row in preview.rows],
+            "more": preview.more,
+        },
+    )
+
+
+@control
+async def start_export(request: Request, em: Emulator, tenant: str | None) -> Response:
+    if tenant is None:
+        raise InvalidArgument(
+            "an export belongs to a tenant: send X-Emulator-Tenant: <tenant id> "
+            "(or Authorization: Basic <API key>)"
+        )
+    export = parse_request(await body_of(request))
+    principal = caller_of(request).principal or Principal(tenant, "admin", key_id="control")
+    with em.store.transaction():
+        record = em.exports.create(principal, export, em.control.view(tenant))
+    return ok(request, {"operationId": record.id})
+
+
+@control
+async def list_segments(request: Request, em: Emulator, tenant: str | None) -> Response:
+    listed = [
+        {
+            **segment_json(segment, em.settings.org_id),
+            "windowDays": segment.window_days,
+            "definition": dict(segment.definition),
+        }
+        for segment in em.exports.segments
+    ]
+    return ok(request, {"segments": listed})
+
+
+CONFIG = (
+    ("urlTtl", "url_ttl"),
+    ("exportDuration", "export_duration"),
+    ("failureState", "failure_state"),
+)
+
+
+@control
+async def get_config(request: Request, em: Emulator, tenant: str | None) -> Response:
+    """What POST /__emulator/config changes: the values in force here, and this scope's own."""
+    view, own = em.control.view(tenant), em.control.state(tenant)
+    body: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    for name, attr in CONFIG:
+        default = getattr(em.settings, attr)
+        # A setting is read from the control state once the control state can hold it (the
+        # failure state becomes a per-scope override when POST config takes failureState).
+        body[name] = view.setting(attr, default) if hasattr(own, attr) else default
+        value = getattr(own, attr, UNSET)
+        overrides[name] = None if value is UNSET else value
+    return ok(request, body | {"overrides": overrides})
+
+
+@control
+async def remove_lifecycle(request: Request, em: Emulator, tenant: str | None) -> Response:
+    em.control.remove_lifecycle(tenant, request.path_params["ruleId"])
+    return ok(request)
+
+
 P = "/__emulator"
 routes = [
     Route(f"{P}/health", health, methods=["GET"]),
@@ -261,4 +447,13 @@ routes = [
     Route(f"{P}/config", config, methods=["POST"]),
     Route(f"{P}/scenarios", list_scenarios, methods=["GET"]),
     Route(f"{P}/scenarios/{{name}}", apply_scenario, methods=["POST"]),
+    # What the console reads and does (emulator/http/console), scriptable like the rest.
+    Route(f"{P}/tenants", list_tenants, methods=["GET"]),
+    Route(f"{P}/operations", list_operations, methods=["GET"]),
+    Route(f"{P}/operations/{{operationId}}/results", operation_results, methods=["GET"]),
+    Route(f"{P}/operations/{{operationId}}/preview", preview_operation, methods=["GET"]),
+    Route(f"{P}/exports", start_export, methods=["POST"]),
+    Route(f"{P}/segments", list_segments, methods=["GET"]),
+    Route(f"{P}/config", get_config, methods=["GET"]),
+    Route(f"{P}/lifecycle/{{ruleId}}", remove_lifecycle, methods=["DELETE"]),
 ]

@@ -359,14 +359,16 @@ def control_paths() -> dict[str, Any]:
             operation_id=name,
         )
         out["description"] = (
-            "With `Authorization: Basic <API key>` it acts on that key's "
-            "tenant; without, on the whole instance."
+            "With `Authorization: Basic <API key>` it acts on that key's tenant, with "
+            "`X-Emulator-Tenant: <tenant id>` on that tenant; with neither, on the whole instance."
         )
+        if name != "health":
+            out["parameters"] = [*out.get("parameters", []), TENANT_PARAM]
         return out
 
     anything = {"type": "object"}
     empty = json_body(ref("Empty"))
-    return {
+    paths: dict[str, Any] = {
         "/__emulator/health": {
             "get": control("Health", json_body(anything), errors=[], name="health")
         },
@@ -444,7 +446,14 @@ def control_paths() -> dict[str, Any]:
                 params=[
                     query("path", {"type": "string"}, "glob"),
                     query("method", {"type": "string"}),
-                    query("limit", {"type": "integer", "minimum": 0}),
+                    query("status", {"type": "string"}, "a status (429) or a class (4xx)"),
+                    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    query("pageToken", {"type": "string"}, "nextPageToken of the last page"),
+                    query(
+                        "last",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "the newest N matching entries instead of a page",
+                    ),
                 ],
                 name="journal",
             ),
@@ -485,6 +494,222 @@ def control_paths() -> dict[str, Any]:
         },
         "/__emulator/scenarios/{name}": {
             "post": control("Apply a scenario", empty, params=[path("name")], name="applyScenario")
+        },
+    }
+    for route, item in console_paths(control).items():
+        paths.setdefault(route, {}).update(item)
+    return paths
+
+
+TENANT_PARAM = {
+    "name": "X-Emulator-Tenant",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+    "description": "the tenant to act on (GET /__emulator/tenants lists them), for callers "
+    "that hold no API key of it, such as the console",
+}
+
+
+def console_paths(control: Any) -> dict[str, Any]:
+    """The control endpoints the console reads and acts through, and the console's own pages."""
+    strings = {"type": "array", "items": {"type": "string"}}
+    console_operation = {
+        "allOf": [
+            ref("Operation"),
+            {
+                "type": "object",
+                "required": ["tenant", "segmentId", "segmentName", "format"],
+                "properties": {
+                    "tenant": {"type": "string"},
+                    "segmentId": {"type": "string"},
+                    "segmentName": {"type": "string"},
+                    "format": {"type": "string", "enum": list(FORMATS)},
+                },
+            },
+        ]
+    }
+    html = {
+        "description": "the console page",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+    not_found = json_body(ref("Error"), ERRORS[404])
+    redirect = {
+        "description": "a browser (Accept: text/html) is sent to the console",
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    }
+
+    def page(
+        summary: str, name: str, responses: dict[str, Any], params: list[Any] | None = None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "summary": summary,
+            "tags": [CONTROL],
+            "operationId": name,
+            "security": [],
+            "responses": responses,
+        }
+        if params:
+            out["parameters"] = params
+        return out
+
+    return {
+        "/__emulator/tenants": {
+            "get": control(
+                "The tenants the emulator holds anything for",
+                json_body(
+                    {"type": "object", "required": ["tenants"], "properties": {"tenants": strings}}
+                ),
+                name="listTenants",
+            )
+        },
+        "/__emulator/operations": {
+            "get": control(
+                "Operations of the tenant (or every tenant), newest first",
+                json_body(
+                    {
+                        "type": "object",
+                        "required": ["operations"],
+                        "properties": {"operations": {"type": "array", "items": console_operation}},
+                    }
+                ),
+                params=[
+                    query("state", {"type": "string", "enum": list(STATES)}),
+                    query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 100"
+                    ),
+                ],
+                name="listAllOperations",
+            )
+        },
+        "/__emulator/operations/{operationId}/results": {
+            "get": control(
+                "A fresh signed download URL for a completed export",
+                json_body(ref("ExportResults")),
+                params=[path("operationId")],
+                name="operationResults",
+            )
+        },
+        "/__emulator/operations/{operationId}/preview": {
+            "get": control(
+                "The first rows of a completed export, decoded from its file",
+                json_body(
+                    {
+                        "type": "object",
+                        "required": ["operationId", "format", "columns", "rows", "more"],
+                        "properties": {
+                            "operationId": {"type": "string"},
+                            "format": {"type": "string", "enum": list(FORMATS)},
+                            "columns": strings,
+                            "rows": {
+                                "type": "array",
+                                "items": strings,
+                                "description": "cells in column order, as the file writes them",
+                            },
+                            "more": {"type": "boolean", "description": "the file has more rows"},
+                        },
+                    }
+                ),
+                params=[
+                    path("operationId"),
+                    query("rows", {"type": "integer", "minimum": 1, "maximum": 200}, "default 20"),
+                ],
+                name="previewOperation",
+            )
+        },
+        "/__emulator/exports": {
+            "post": control(
+                "Start an export for the tenant (the body of POST /segments/v1/exports)",
+                json_body(ref("CreateExportResponse")),
+                body=ref("CreateExportRequest"),
+                name="startExport",
+            )
+        },
+        "/__emulator/segments": {
+            "get": control(
+                "Every segment with its definition",
+                json_body(
+                    {
+                        "type": "object",
+                        "required": ["segments"],
+                        "properties": {
+                            "segments": {
+                                "type": "array",
+                                "items": {
+                                    "allOf": [
+                                        ref("Segment"),
+                                        {
+                                            "type": "object",
+                                            "required": ["windowDays", "definition"],
+                                            "properties": {
+                                                "windowDays": {"type": "integer"},
+                                                "definition": {"type": "object"},
+                                            },
+                                        },
+                                    ]
+                                },
+                            }
+                        },
+                    }
+                ),
+                name="listSegmentDefinitions",
+            )
+        },
+        "/__emulator/config": {
+            "get": control(
+                "The settings in force, and this scope's own overrides",
+                json_body(
+                    {
+                        "type": "object",
+                        "required": ["urlTtl", "exportDuration", "failureState", "overrides"],
+                        "properties": {
+                            "urlTtl": {"type": "number"},
+                            "exportDuration": {"type": "number"},
+                            "failureState": {"type": "string"},
+                            "overrides": {"type": "object"},
+                        },
+                    }
+                ),
+                name="getConfig",
+            )
+        },
+        "/__emulator/lifecycle/{ruleId}": {
+            "delete": control(
+                "Drop one lifecycle rule",
+                json_body(ref("Empty")),
+                params=[path("ruleId")],
+                name="removeLifecycle",
+            )
+        },
+        "/": {
+            "get": page(
+                "A browser is sent to the console", "home", {"302": redirect, "404": not_found}
+            )
+        },
+        "/__emulator": {
+            "get": page(
+                "A browser is sent to the console",
+                "controlHome",
+                {"302": redirect, "404": not_found},
+            )
+        },
+        "/__emulator/ui": {"get": page("The web console", "console", {"200": html})},
+        "/__emulator/ui/{asset}": {
+            "get": page(
+                "The console's stylesheet and script",
+                "consoleAsset",
+                {
+                    "200": {
+                        "description": "console.css or console.js",
+                        "content": {
+                            "text/css": {"schema": {"type": "string"}},
+                            "text/javascript": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "404": not_found,
+                },
+                params=[path("asset")],
+            )
         },
     }
 

@@ -9,26 +9,29 @@ caller (key -> principal -> tenant), resolved once and put in the scope
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth import Principal
 from ..control.service import ControlView
 from ..control.specs import describe_fault
-from ..errors import ApiError, Unauthenticated
+from ..errors import ApiError, StorageError, StoreBusy, Unauthenticated
 from ..instance import Emulator
 from ..store.records import FaultRule
 from ..timestamps import format_api
 from . import faults, redact
 from .metrics import Metrics
-from .render import JsonRenderer
+from .render import JsonRenderer, storage_error
 
 CONTROL_PREFIX = "/__emulator"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
@@ -94,13 +97,18 @@ class Pipeline:
         em = self.em
         headers = Headers(scope=scope)
         path: str = scope["path"]
-        caller = self._caller(headers, path)
         state = scope.setdefault("state", {})
-        state["caller"] = caller
-        at = em.clock.now(caller.tenant)
         began = time.perf_counter()
         status: int | None = None
         sent = 0
+        at: datetime | None = None
+        away: StoreBusy | None = None  # the store could not be reached
+        try:
+            caller = self._caller(headers, path)
+            at = em.clock.now(caller.tenant)
+        except StoreBusy as exc:
+            caller, away = Caller(None), exc
+        state["caller"] = caller
 
         async def stamped(message: Message) -> None:
             nonlocal status, sent
@@ -108,18 +116,27 @@ class Pipeline:
                 sent += len(message.get("body", b""))
             elif message["type"] == "http.response.start":
                 status = message["status"]
-                now = format_api(em.clock.now(caller.tenant)).encode()
-                extra = [(b"x-emulator-now", now), (b"x-emulator-worker", WORKER)]
+                extra = []
+                with contextlib.suppress(StoreBusy):  # no time to tell without the store
+                    now = format_api(em.clock.now(caller.tenant)).encode()
+                    extra.append((b"x-emulator-now", now))
+                extra.append((b"x-emulator-worker", WORKER))
                 if state.get("fault"):  # an injected answer says so, in a header only
                     extra.append((b"x-emulator-fault", state["fault"].encode("latin-1")))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         try:
-            if path.startswith(CONTROL_PREFIX):
+            if away is None and not path.startswith(CONTROL_PREFIX):
+                try:
+                    state["control"] = view = em.control.view(caller.tenant)
+                except StoreBusy as exc:
+                    away = exc
+            if away is not None:
+                await self._unavailable(away, path)(scope, receive, stamped)
+            elif path.startswith(CONTROL_PREFIX):
                 await self.app(scope, receive, stamped)
             else:
-                state["control"] = view = em.control.view(caller.tenant)
                 await self._with_faults(scope, receive, stamped, headers, view)
         finally:
             entry = {
@@ -129,7 +146,7 @@ class Pipeline:
                 "headers": redact.headers(headers.items()),
                 "status": status,
                 "durationMs": round((time.perf_counter() - began) * 1000, 3),
-                "at": format_api(at),
+                "at": format_api(at) if at else None,
                 "tenant": caller.tenant,
                 "fault": state.get("fault"),
             }
@@ -171,6 +188,15 @@ class Pipeline:
             await self.app(scope, receive, faults.shaped_send(scope, send, rule))
         except faults.Cut:
             return
+
+    def _unavailable(self, exc: StoreBusy, path: str) -> Response:
+        """A 503 in the contract's shape: JSON for the API, Cloud Storage XML for downloads."""
+        if path.startswith(self.storage_prefix):
+            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
+            response = storage_error(busy)
+            response.headers.update(exc.headers)
+            return response
+        return self.renderer.error(exc)
 
     def _fault(self, scope: Scope, headers: Headers, view: ControlView) -> FaultRule | None:
         header = headers.get("x-emulator-fault")

@@ -7,7 +7,7 @@ never sees half a change and two requests never spend the same "next N" rule twi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -62,6 +62,11 @@ class Store(Protocol):
     ) -> T: ...
     def append_journal(self, entry: dict[str, Any]) -> None: ...
     def journal(self, tenant: str | None) -> list[dict[str, Any]]: ...
+    def journal_newest(self, tenant: str | None) -> Iterator[dict[str, Any]]:
+        """The journal newest first, read as it is consumed: the last few entries of a full
+        journal cost what they are, not what the journal is."""
+        ...
+
     def journal_page(
         self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
@@ -71,6 +76,11 @@ class Store(Protocol):
 
     def clear_journal(self, tenant: str | None) -> None: ...
     def reset(self, tenant: str | None) -> None: ...
+    def tenants(self) -> list[str]:
+        """Every tenant the store holds something for (operations, journal entries, control
+        settings, id sequences), sorted: what the console offers to choose from."""
+        ...
+
     def meta(self, key: str, default: Callable[[], str], valid: Callable[[str], bool] = ...) -> str:
         """The value kept under `key`; `default()` is stored first when there is none, or when
         the kept one is not `valid` (so that no stored value can stop a start)."""

@@ -203,6 +203,13 @@ class MemoryStore:
             last = position
         return page, None
 
+    def journal_newest(self, tenant: str | None) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            entries = list(self._journal)  # references only: cheap, and no lock while reading
+        for _, _, entry in reversed(entries):
+            if tenant is None or entry["tenant"] == tenant:
+                yield entry
+
     def clear_journal(self, tenant: str | None) -> None:
         with self._lock:
             kept = [
@@ -210,6 +217,15 @@ class MemoryStore:
             ]
             self._journal = deque(kept)
             self.journal_bytes = sum(size for _, size, _ in kept)
+
+    def tenants(self) -> list[str]:
+        with self._lock:
+            seen = set(self._by_tenant) | set(self._sequences)
+            seen.update(
+                s for s, state in self._controls.items() if s is not None and state != _EMPTY
+            )
+            seen.update(e["tenant"] for _, _, e in self._journal if e["tenant"] is not None)
+        return sorted(seen)
 
     def reset(self, tenant: str | None) -> None:
         with self._lock:

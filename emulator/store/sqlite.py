@@ -46,9 +46,11 @@ CREATE TABLE IF NOT EXISTS buckets (
 CREATE TABLE IF NOT EXISTS controls (scope TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
     n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
 """
 INSTANCE = ""  # the scope key of instance-wide control settings
 JOURNAL_FLUSH_SECONDS = 0.2  # how long a buffered journal entry may wait for a transaction
+JOURNAL_BATCH = 500  # entries read at a time, newest first
 
 
 class StoreUnavailable(ValueError):
@@ -401,6 +403,28 @@ class SQLiteStore:
                 )
             return [json.loads(r[0]) for r in rows.fetchall()]
 
+    def journal_newest(self, tenant: str | None) -> Iterator[dict[str, Any]]:
+        self.flush_journal()
+        below = None  # read in batches, newest first, without holding the lock in between
+        while True:
+            where = ["n < ?"] if below is not None else []
+            args: list[Any] = [below] if below is not None else []
+            if tenant is not None:
+                where.append("tenant = ?")
+                args.append(tenant)
+            sql = "SELECT n, entry FROM journal"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            with self._lock:
+                rows = self._db.execute(
+                    f"{sql} ORDER BY n DESC LIMIT {JOURNAL_BATCH}", args
+                ).fetchall()
+            for _, entry in rows:
+                yield _loads(entry)
+            if len(rows) < JOURNAL_BATCH:
+                return
+            below = rows[-1][0]
+
     def journal_page(
         self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
@@ -434,6 +458,17 @@ class SQLiteStore:
                 db.execute("DELETE FROM journal")
             else:
                 db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
+
+    def tenants(self) -> list[str]:
+        self.flush_journal()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tenant FROM operations UNION SELECT tenant FROM sequences "
+                "UNION SELECT tenant FROM journal WHERE tenant IS NOT NULL "
+                "UNION SELECT scope FROM controls WHERE scope != ? ORDER BY 1",
+                (INSTANCE,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def reset(self, tenant: str | None) -> None:
         with self._write() as db:

@@ -75,7 +75,7 @@ def test_dockerignore_lets_in_exactly_what_the_dockerfile_copies():
         if keyword == "COPY"
         for source in rest.split()[:-1]
     }
-    assert allowed == copied == {"pyproject.toml", "README.md", "fixtures", "emulator"}
+    assert allowed == copied == {"pyproject.toml", "README.md", "LICENSE", "fixtures", "emulator"}
     assert {"**/__pycache__", "**/*.pyc"} <= set(patterns)
 
 

@@ -128,6 +128,7 @@ BAD_BODIES = [
     (VALID | {"segmentTimeRange": {"end": "soon"}}, "segmentTimeRange.end"),
     (VALID | {"timezone": "Mars/Olympus"}, "timezone"),
     (VALID | {"timezone": 5}, "timezone"),
+    (VALID | {"segmentId": 123}, "segmentId must be a string, got int"),
     (VALID | {"fields": "EventStart"}, "fields"),
     (VALID | {"fields": ["EventStart", 3]}, "fields"),
     (VALID | {"fields": ["EventStart", "EventStart"]}, "more than once"),
