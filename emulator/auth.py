@@ -18,6 +18,9 @@ from pathlib import Path
 from .errors import PermissionDenied, Unauthenticated
 
 DEMO_KEY = "na1.emulator-demo-key"
+# The MCP adapter's own key, so that an agent's calls are a tenant of their own and never spend
+# the rate limit of the demo key a user exports with.
+MCP_KEY = "na1.emulator-mcp-key"
 EXPORT_ROLES = frozenset({"admin", "architect"})
 KNOWN_ROLES = frozenset({"admin", "architect", "standard", "readonly"})
 KNOWN_HEADERS = 4096

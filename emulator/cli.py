@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .auth import DEMO_KEY
+from .auth import DEMO_KEY, MCP_KEY, mask
 from .settings import ENV_PREFIX, Settings, SettingsError, choices, redact_url, shown_default
 from .tls import trust_instructions
 
@@ -136,32 +138,101 @@ def serve(settings: Settings) -> None:
         server = make_server(settings) if settings.workers == 1 else None
     except ValueError as exc:  # unreadable keys or segments fixtures, an unusable store
         raise SystemExit(f"fullstory-emulator: {exc}") from None
-    mcp = _start_mcp(settings)
+    mcp = McpStarter.bind(settings)
     configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
-    _banner(settings, mcp.url if mcp else None)
+    _banner(settings, mcp)
+    if mcp is not None:
+        mcp.start(ready=(lambda: server.started) if server is not None else (lambda: True))
     try:
         if server is None:
             run_workers(settings, sock)
         else:
             server.run(sockets=[sock])
     finally:
-        if mcp:
+        if mcp is not None:
             mcp.stop()
 
 
-def _start_mcp(settings: Settings) -> McpThread | None:
-    """The MCP adapter beside the API, calling it with the demo key unless FULLSTORY_API_KEY."""
-    if settings.mcp_port is None:
-        return None
+def _load_mcp(api_url: str, api_key: str, host: str, sock: socket.socket) -> McpThread:
+    """The MCP server on `sock` (importing the mcp SDK takes about a second)."""
     from .client.mcp import McpThread
 
-    try:
-        return McpThread(local_url(settings), host=settings.host, port=settings.mcp_port).start()
-    except OSError as exc:
-        raise SystemExit(
-            f"fullstory-emulator: cannot start MCP on {settings.host}:{settings.mcp_port}: {exc} "
-            "(--mcp-port N moves it, --mcp-port off turns it off)"
-        ) from None
+    return McpThread(api_url, api_key, host=host, sock=sock)
+
+
+class McpStarter:
+    """The MCP adapter beside the API, on a tenant of its own (its own key, so an agent never
+    spends the demo key's rate limit), started without delaying the API's cold start.
+
+    Its socket is bound and listening first, so the banner knows its URL and a client that
+    connects early waits in the backlog; the SDK is imported and served in the background once
+    the API serves."""
+
+    def __init__(self, settings: Settings, sock: socket.socket) -> None:
+        self.api_url = local_url(settings)
+        self.api_key = os.environ.get("FULLSTORY_API_KEY") or MCP_KEY
+        self.host = settings.host
+        self.port: int = sock.getsockname()[1]
+        self._sock = sock
+        self._server: McpThread | None = None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @classmethod
+    def bind(cls, settings: Settings) -> McpStarter | None:
+        if settings.mcp_port is None:
+            return None
+        from .serving import listen
+
+        try:
+            sock = listen(settings.host, settings.mcp_port)
+            sock.listen(128)
+        except OSError as exc:
+            raise SystemExit(
+                f"fullstory-emulator: cannot start MCP on {settings.host}:{settings.mcp_port}: "
+                f"{exc} (--mcp-port N moves it, --mcp-port off turns it off)"
+            ) from None
+        return cls(settings, sock)
+
+    @property
+    def url(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/mcp"
+
+    def start(self, ready: Callable[[], bool]) -> None:
+        """Load and serve MCP in the background once `ready()` (the API serves)."""
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), daemon=True, name="mcp-starter"
+        )
+        self._thread.start()
+
+    def _run(self, ready: Callable[[], bool]) -> None:
+        while not ready() and not self._stopped.wait(0.01):
+            pass
+        if self._stopped.is_set():
+            return
+        try:
+            server = _load_mcp(self.api_url, self.api_key, self.host, self._sock)
+            if not self._stopped.is_set():
+                self._server = server.start()
+        except Exception as exc:  # the API goes on serving; say why MCP does not
+            self.error = exc
+            print(f"fullstory-emulator: MCP server failed to start: {exc}", file=sys.stderr)
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._server is not None:
+            self._server.stop()
+        else:
+            self._sock.close()
 
 
 def local_url(settings: Settings) -> str:
@@ -197,7 +268,7 @@ def health(settings: Settings) -> int:
         return 1
 
 
-def _banner(settings: Settings, mcp_url: str | None = None) -> None:
+def _banner(settings: Settings, mcp: McpStarter | None = None) -> None:
     base = settings.base_url()
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
@@ -205,7 +276,7 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
         f"{'https' if settings.tls else 'http'}://{_host(settings.host)}:{settings.port}",
         f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
         f"  API keys:       {keys}",
-        f"  MCP server:     {mcp_url or 'off'}",
+        f"  MCP server:     {_mcp_line(mcp)}",
         f"  OpenAPI:        {base}/openapi.json   metrics: {base}/metrics",
         f"  try:            curl -H 'Authorization: Basic {DEMO_KEY}' {base}/segments/v1",
         *(
@@ -224,6 +295,17 @@ def _banner(settings: Settings, mcp_url: str | None = None) -> None:
         _failure_line(settings.failure_state),
     ]
     print("\n".join(lines), flush=True)
+
+
+def _mcp_line(mcp: McpStarter | None) -> str:
+    if mcp is None:
+        return "off"
+    if mcp.api_key == MCP_KEY:
+        return (
+            f"{mcp.url}   (a tenant of its own: calls the API with key {MCP_KEY}, apart from "
+            "your exports' rate limit)"
+        )
+    return f"{mcp.url}   (calls the API with $FULLSTORY_API_KEY, {mask(mcp.api_key)})"
 
 
 def _host(host: str) -> str:

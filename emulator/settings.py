@@ -249,6 +249,13 @@ class Settings:
     freeze_clock: bool = _option(
         False, _bool, "stop the clock at its start; time moves only when told"
     )
+    finish_stalled_after_polls: int = _option(
+        0,
+        _int_range(0, 10**6),
+        "finish a pending export anyway once this many polls in a row found the clock standing "
+        "still (a frozen clock and a client that really sleeps); 0: never",
+        metavar="N",
+    )
     export_duration: float = _option(
         2.0, _seconds, "seconds a small export stays PENDING", metavar="SECONDS"
     )

@@ -4,11 +4,15 @@ Create the export, poll it (a live bar of `estimatePctComplete` and `step`), fet
 download the gzip file (optionally gunzipped). FullStory advises daily jobs to export in bundles
 of about 30 minutes, so `--chunk 30m` cuts [start, end) into one export per bundle, named by the
 bundle's bounds; a rerun skips bundles already on disk, and a download is written to `.part` and
-renamed only when whole, so an interrupted run never leaves a file that looks finished.
+renamed only when whole, so an interrupted run never leaves a file that looks finished. Bundles
+run `--in-flight` at a time, and each is first polled when it should be done (learned from the
+ones before), so a day of bundles costs about one request per endpoint per bundle.
 
 Every API call goes through `FullStoryClient`, which honours `Retry-After` on 429, backs off on
-5xx and dropped connections, downloads without the key and renews an expired URL; this module
-only reports what the client's hooks tell (retries, download bytes, renewals).
+5xx and dropped connections, downloads without the key, renews an expired URL and paces requests
+under the rate limit (2 per minute per endpoint after a burst of 50) instead of running into it;
+this module only reports what the client's hooks tell (retries, pacing, bytes, renewals), and
+warns when a range lies outside the segment's window or holds no data.
 
 Exit codes (also in `--help`):
 
@@ -34,6 +38,7 @@ import re
 import shutil
 import sys
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +58,7 @@ from ..contract import (
     SCOPES,
     TYPE_EVENT,
 )
+from ..settings import RateLimit
 from .core import (
     DownloadError,
     DownloadExpired,
@@ -129,10 +135,20 @@ def _enum(mapping: dict[str, str], prefix: str) -> Callable[[str], str]:
     return parse
 
 
-def parse_duration(text: str) -> timedelta:
+DEFAULT_RATE_LIMIT = "2/60,50"
+
+
+def _rate_limit(text: str) -> RateLimit | None:
+    try:
+        return RateLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_duration(text: str, allow_bare: bool = True) -> timedelta:
     """A bundle length: `30m`, `1h`, `1d`, `90s`, `1h30m` (a bare number is minutes)."""
     text = text.strip().lower()
-    if re.fullmatch(r"\d+", text):
+    if allow_bare and re.fullmatch(r"\d+", text):
         text += "m"
     parts = re.findall(r"(\d+)([smhdw])", text)
     if not parts or "".join(n + u for n, u in parts) != text:
@@ -144,17 +160,50 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def parse_time(text: str, tz: ZoneInfo | None) -> datetime | None:
-    """RFC 3339 or a date; without an offset it is read in --timezone (else UTC). "" is open."""
+@dataclass(frozen=True)
+class Relative:
+    """A time relative to the API's clock: `now`, `today` or `yesterday` (midnight in
+    --timezone, else UTC), plus or minus a duration (`now-2h`, `today-7d`). Resolved against
+    the server's clock once a request has told it, since an emulator's may be anywhere."""
+
+    anchor: str
+    offset: timedelta
+    tz: ZoneInfo | None
+
+    def resolve(self, now: datetime) -> datetime:
+        local = now.astimezone(self.tz or UTC)
+        if self.anchor != "now":
+            local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            if self.anchor == "yesterday":
+                local -= timedelta(days=1)
+        return (local + self.offset).astimezone(UTC)
+
+
+_RELATIVE = re.compile(r"(now|today|yesterday)(?:([+-])(\w+))?")
+
+
+def parse_time(text: str, tz: ZoneInfo | None) -> datetime | Relative | None:
+    """RFC 3339 or a date (without an offset, read in --timezone, else UTC); `now`, `today`,
+    `yesterday`, optionally with `+`/`-` a duration (`today-7d`); "" is open."""
     text = text.strip()
     if not text:
         return None
+    relative = _RELATIVE.fullmatch(text.lower())
+    if relative:
+        offset = timedelta(0)
+        if relative.group(3):
+            try:
+                offset = parse_duration(relative.group(3), allow_bare=False)
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"{text!r}: {exc}") from None
+            offset = -offset if relative.group(2) == "-" else offset
+        return Relative(relative.group(1), offset, tz)
     try:
         value = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a time such as 2026-03-01, 2026-03-01T12:00:00Z or "
-            "2026-03-01T12:00:00+01:00"
+            f"{text!r} is not a time such as 2026-03-01, 2026-03-01T12:00:00Z, "
+            "2026-03-01T12:00:00+01:00, now, today, yesterday or today-7d"
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz or UTC)
@@ -231,10 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="ndjson (default), json or csv",
     )
     what.add_argument(
-        "--start", default=None, help="timeRange start, inclusive (RFC 3339 or date; '' is open)"
+        "--start",
+        default=None,
+        help="timeRange start, inclusive: RFC 3339, a date, or now, today, yesterday with an "
+        "optional +/- duration (today-7d), on the API's clock; '' is open",
     )
     what.add_argument(
-        "--end", default=None, help="timeRange end, exclusive (RFC 3339 or date; '' is now)"
+        "--end", default=None, help="timeRange end, exclusive (as --start; '' is now)"
     )
     what.add_argument(
         "--segment-start",
@@ -276,7 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DURATION",
         help="one export per bundle of DURATION (30m, 1h, 1d) over [--start, --end); files are "
-        "named SEGMENT-START-END.FORMAT.gz and a rerun skips those already complete",
+        "named SEGMENTID-START-END.FORMAT.gz (as is a single export of a closed range, or "
+        "SEGMENTID-FINISHED.FORMAT.gz for an open one) and a rerun skips those already complete",
+    )
+    where.add_argument(
+        "--in-flight",
+        type=int,
+        default=10,
+        metavar="N",
+        help="with --chunk: bundles exported at once (default 10): while the first is "
+        "downloaded the next are already running on the server",
+    )
+    where.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        default=RateLimit.parse(DEFAULT_RATE_LIMIT),
+        metavar="N/SECONDS,BURST",
+        help=f"the API's rate limit per key and endpoint, to pace requests under instead of "
+        f"running into 429s (default {DEFAULT_RATE_LIMIT}: FullStory's 2 per minute, burst 50; "
+        "'off' for none)",
     )
     where.add_argument(
         "--keep-going",
@@ -339,19 +409,43 @@ def _check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     args.time_range_given = args.start is not None or args.end is not None
     args.segment_range_given = args.segment_start is not None or args.segment_end is not None
     try:
-        for name in ("start", "end", "segment_start", "segment_end"):
+        for name in TIME_FLAGS:
             raw = getattr(args, name)
             setattr(args, name, None if raw is None else parse_time(raw, tz))
     except ValueError as exc:
         parser.error(str(exc))
-    if args.start and args.end and args.start >= args.end:
-        parser.error("--start must be before --end")
     if args.chunk and (args.start is None or args.end is None):
         parser.error("--chunk needs both --start and --end")
+    if not any(isinstance(getattr(args, name), Relative) for name in TIME_FLAGS):
+        try:
+            check_times(args)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.fields is not None:
         args.fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     if args.poll_interval < 0:
         parser.error("--poll-interval cannot be negative")
+    if args.in_flight < 1:
+        parser.error("--in-flight must be at least 1")
+
+
+TIME_FLAGS = ("start", "end", "segment_start", "segment_end")
+
+
+def resolve_times(args: argparse.Namespace, now: datetime) -> None:
+    """Relative times (`yesterday`, `now-2h`) as instants of the API's clock `now`."""
+    for name in TIME_FLAGS:
+        value = getattr(args, name)
+        if isinstance(value, Relative):
+            setattr(args, name, value.resolve(now))
+    check_times(args)
+
+
+def check_times(args: argparse.Namespace) -> None:
+    if args.start and args.end and args.start >= args.end:
+        raise ValueError(
+            f"--start ({rfc3339(args.start)}) must be before --end ({rfc3339(args.end)})"
+        )
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -488,16 +582,27 @@ class HumanReporter(Reporter):
                 self.progress.update(task, status=f"saved {size}")
                 if self.chunked:
                     self.progress.remove_task(task)
-            self._note(f"[green]✓[/] {_esc(fields['file'])} ({size})")
+            if fields.get("empty"):
+                self._note(f"[yellow]∅ {_esc(fields['file'])} ({size}, no rows)[/]")
+            else:
+                self._note(f"[green]✓[/] {_esc(fields['file'])} ({size})")
             self._advance()
+        elif event == "warning":
+            self._note(f"[yellow]warning: {_esc(fields['message'])}[/]")
+        elif event == "pacing" and fields["seconds"] >= 1:
+            self._note(
+                f"[dim]pacing: waiting {fields['seconds']:.0f} s before "
+                f"{_esc(fields['endpoint'])} to stay under the rate limit[/]"
+            )
         elif event in ("failed", "error"):
             if task is not None:
                 self.progress.update(task, status="[red]failed[/]")
             self._advance()
             self._note(f"[red]✗ {_esc(_problem(fields))}[/]")
         elif event == "done" and self.chunked:
+            empty = f" ({fields['empty']} empty)" if fields.get("empty") else ""
             self._note(
-                f"{fields['downloaded']} downloaded, {fields['skipped']} skipped, "
+                f"{fields['downloaded']} downloaded{empty}, {fields['skipped']} skipped, "
                 f"{fields['failed']} failed"
             )
 
@@ -542,6 +647,13 @@ def make_reporter(args: argparse.Namespace, listener: Listener | None) -> Report
 
 # -- the workflow ------------------------------------------------------------------------------
 
+SEGMENT_WINDOW_DAYS = 30  # a segment's default window, as FullStory documents it
+EMPTY_HINT = (
+    "the range may lie outside the data (an emulator holds --data-days, 90 by default, before "
+    f"its clock's start) or outside the segment's window (by default the last "
+    f"{SEGMENT_WINDOW_DAYS} days; --segment-start '' --segment-end '' exports all time)"
+)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -550,17 +662,40 @@ class Job:
     bundle: str
     start: datetime | None
     end: datetime | None
-    target: Path | None  # the finished file; None: named by Content-Disposition in `directory`
+    target: Path | None  # the finished file; None: named by the export's finish time
     directory: Path
 
 
+@dataclass(frozen=True)
+class Started:
+    """A job whose export the server is working on."""
+
+    job: Job
+    operation_id: str
+    created: float  # the client's `elapsed()` once the export was created
+    resume: tuple[str, Resume] | None = None  # (searchExportId, where) of a `.part` to go on with
+
+
+def _slug(segment_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", segment_id)
+
+
+def extension(args: argparse.Namespace) -> str:
+    return FORMAT_EXTENSIONS[args.format] + ("" if args.gunzip else ".gz")
+
+
 def plan(args: argparse.Namespace) -> list[Job]:
-    """The exports to run, in order; chunked bundles are named so a rerun can find them."""
+    """The exports to run, in order.
+
+    Files are named by segment id and range (`everyone-20260301T0000Z-20260301T0030Z.ndjson.gz`)
+    or, for an open range, by the export's finish (`everyone-20260301T120002Z.ndjson.gz`): the
+    id is stable where a segment's name is not, and a chunked rerun finds its bundles by name.
+    """
     out = Path(args.out)
-    ext = FORMAT_EXTENSIONS[args.format] + ("" if args.gunzip else ".gz")
+    ext = extension(args)
+    segment = _slug(args.segment)
     if args.chunk:
         out.mkdir(parents=True, exist_ok=True)
-        segment = re.sub(r"[^A-Za-z0-9._-]", "_", args.segment)
         jobs, start = [], args.start
         while start < args.end:
             end = min(start + args.chunk, args.end)
@@ -570,16 +705,69 @@ def plan(args: argparse.Namespace) -> list[Job]:
         return jobs
     if out.is_dir() or args.out.endswith(("/", os.sep)):
         out.mkdir(parents=True, exist_ok=True)
-        return [Job("", args.start, args.end, None, out)]
+        target = None
+        if args.start is not None and args.end is not None:
+            target = out / f"{segment}-{stamp(args.start)}-{stamp(args.end)}.{ext}"
+        return [Job("", args.start, args.end, target, out)]
     out.parent.mkdir(parents=True, exist_ok=True)
     return [Job("", args.start, args.end, out, out.parent)]
 
 
-def export_one(
+def pacing_plan(args: argparse.Namespace, bundles: int) -> str | None:
+    """What the rate limit means for a run of `bundles` exports, when it is more than a burst.
+
+    Each export takes at least one request on each of three endpoints, and each endpoint has
+    its own bucket, so the run's length is set by the busiest one."""
+    limit: RateLimit | None = args.rate_limit
+    if limit is None or bundles <= limit.burst:
+        return None
+    minutes = (bundles - limit.burst) / limit.per_second / 60
+    return (
+        f"{bundles} bundles need at least {bundles} requests on each of POST "
+        "/segments/v1/exports, GET /operations/v1/{id} and GET /search/v1/exports/{id}/results; "
+        f"the rate limit ({limit.refill:g} per {limit.period:g} s per endpoint after a burst "
+        f"of {limit.burst}) makes that at least {minutes:.0f} min. The run paces itself to "
+        "stay under it; a longer --chunk makes fewer bundles"
+    )
+
+
+def window_warnings(args: argparse.Namespace, now: datetime) -> list[str]:
+    """Why the requested range may come back empty, told before the wait, not after it.
+
+    The segment list has no window field, so the segment's default window (the last 30 days)
+    is assumed; a segment with a longer one is warned about needlessly, never wrongly spared."""
+    start, end = args.start, args.end
+    if start is not None and start >= now:
+        return [
+            f"--start {rfc3339(start)} is after the API's clock ({rfc3339(now)}): "
+            "there is no data there yet"
+        ]
+    if not args.time_range_given or args.segment_range_given:
+        return []
+    local = now.astimezone(ZoneInfo(args.timezone) if args.timezone else UTC)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    window = (midnight - timedelta(days=SEGMENT_WINDOW_DAYS)).astimezone(UTC)
+    fix = "--segment-start '' --segment-end '' exports all time"
+    if end is not None and end <= window:
+        return [
+            f"the range ends ({rfc3339(end)}) before the segment's window starts "
+            f"({rfc3339(window)}; by default a segment covers the last {SEGMENT_WINDOW_DAYS} "
+            f"days): the export will be empty; {fix}"
+        ]
+    if start is not None and start < window:
+        return [
+            f"--start {rfc3339(start)} is before the segment's window ({rfc3339(window)}; by "
+            f"default a segment covers the last {SEGMENT_WINDOW_DAYS} days): rows before it "
+            f"are left out; {fix}"
+        ]
+    return []
+
+
+def start_job(
     client: FullStoryClient, args: argparse.Namespace, job: Job, reporter: Reporter
-) -> Path:
-    """Steps 1-4 for one job; returns the finished file. A `.part` left by an interrupted run
-    of the same export is resumed instead (steps 3-4 only, from where it stopped)."""
+) -> Started:
+    """Step 1 for one job: create its export, unless a `.part` left by an interrupted run of
+    the same export can be resumed (then steps 3-4 go on from where it stopped)."""
     state = _resumable(args, job)
     if state is not None:
         part, saved = state
@@ -593,19 +781,12 @@ def export_one(
             operationId=saved["operationId"],
             searchExportId=saved["searchExportId"],
         )
-        try:
-            return _download(
-                client,
-                args,
-                job,
-                reporter,
-                saved["operationId"],
-                saved["searchExportId"],
-                resume=Resume(offset, saved["etag"]),
-            )
-        except NotFound:  # the export itself is gone (expired): export it again
-            for stale in (part, _sidecar(part)):
-                stale.unlink(missing_ok=True)
+        return Started(
+            job,
+            saved["operationId"],
+            client.elapsed(),
+            resume=(saved["searchExportId"], Resume(offset, saved["etag"])),
+        )
     time_range = None
     if args.time_range_given:
         time_range = (rfc3339(job.start), rfc3339(job.end))
@@ -630,6 +811,31 @@ def export_one(
         start=rfc3339(job.start),
         end=rfc3339(job.end),
     )
+    return Started(job, operation_id, client.elapsed())
+
+
+def finish_job(
+    client: FullStoryClient,
+    args: argparse.Namespace,
+    started: Started,
+    reporter: Reporter,
+    first_poll_after: float,
+) -> tuple[dict[str, Any], bool]:
+    """Steps 2-4 for one job: poll, fetch a URL, download; (the operation, whether empty)."""
+    job, operation_id = started.job, started.operation_id
+    if started.resume is not None:
+        search_export_id, resume = started.resume
+        resumed = {"id": operation_id}
+        try:
+            return resumed, _download(
+                client, args, job, reporter, resumed, search_export_id, resume=resume
+            )
+        except NotFound:  # the export itself is gone (expired): export it again
+            part = _part(args, job)
+            for stale in (part, _sidecar(part)):
+                stale.unlink(missing_ok=True)
+        started = start_job(client, args, job, reporter)
+        operation_id, first_poll_after = started.operation_id, args.poll_interval
     last: tuple[Any, ...] = ()
 
     def on_progress(operation: dict[str, Any]) -> None:
@@ -652,6 +858,7 @@ def export_one(
         poll_interval=args.poll_interval,
         timeout=args.timeout,
         on_progress=on_progress,
+        first_poll_after=first_poll_after,
     )
     search_export_id = str((operation.get("results") or {}).get("searchExportId") or "")
     if not search_export_id:
@@ -663,13 +870,30 @@ def export_one(
         operationId=operation_id,
         searchExportId=search_export_id,
     )
-    return _download(client, args, job, reporter, operation_id, search_export_id)
+    return operation, _download(client, args, job, reporter, operation, search_export_id)
 
 
-def _part(args: argparse.Namespace, job: Job, operation_id: str) -> Path:
-    if job.target is not None:
-        return job.target.with_name(job.target.name + (".gz.part" if args.gunzip else ".part"))
-    return job.directory / f".{operation_id}.gz.part"
+def _instant(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def export_seconds(operation: dict[str, Any]) -> float | None:
+    """How long a finished export took on the server (finishedAt - createdAt)."""
+    created, finished = _instant(operation.get("createdAt")), _instant(operation.get("finishedAt"))
+    if created is None or finished is None or finished < created:
+        return None
+    return (finished - created).total_seconds()
+
+
+def _part(args: argparse.Namespace, job: Job, target: Path | None = None) -> Path:
+    """Where the download of `job` (to `target`, when the job's is not known in advance) goes
+    until it is whole."""
+    final = job.target or target
+    assert final is not None, "a job without a target needs one named here"
+    return final.with_name(final.name + (".gz.part" if args.gunzip else ".part"))
 
 
 def _sidecar(part: Path) -> Path:
@@ -698,7 +922,7 @@ def _resumable(args: argparse.Namespace, job: Job) -> tuple[Path, dict[str, Any]
     """The `.part` of an interrupted download of this very export, and what its sidecar says."""
     if job.target is None:
         return None  # named by the server's Content-Disposition: no stable .part to find
-    part = _part(args, job, "")
+    part = _part(args, job)
     try:
         saved = json.loads(_sidecar(part).read_text(encoding="utf-8"))
         held = part.stat().st_size
@@ -717,16 +941,22 @@ def _download(
     args: argparse.Namespace,
     job: Job,
     reporter: Reporter,
-    operation_id: str,
+    operation: dict[str, Any],
     search_export_id: str,
     resume: Resume | None = None,
-) -> Path:
+) -> bool:
     """Steps 3-4: a URL (renewed while storage says it expired), streamed to .part, renamed.
+    Returns whether the export holds no row.
 
     A body cut short is resumed by the client with a Range request. When the run itself stops
     (the client gave up, Ctrl-C) a `.part` the server can resume is kept, with a sidecar naming
     the export and the file's ETag, so that rerunning the command continues it."""
-    part = _part(args, job, operation_id)
+    operation_id = str(operation.get("id") or "")
+    target = job.target
+    if target is None:
+        finished = _instant(operation.get("finishedAt")) or datetime.now(UTC)
+        target = job.directory / f"{_slug(args.segment)}-{stamp(finished)}.{extension(args)}"
+    part = _part(args, job, target)
     sidecar = _sidecar(part)
     label = job.bundle or args.segment
     resumable = False
@@ -779,10 +1009,6 @@ def _download(
             keep = resumable and part.exists() and part.stat().st_size > 0
             hint = f"; rerun to resume {part}" if keep else ""
             raise Failure(EXIT_DOWNLOAD, f"download failed: {exc}{hint}") from exc
-        filename = done.filename
-        target = job.target or job.directory / (
-            filename.removesuffix(".gz") if args.gunzip else filename
-        )
         if args.gunzip:
             plain = target.with_name(target.name + ".part")
             try:
@@ -802,17 +1028,31 @@ def _download(
                     leftover.unlink()
         raise
     sidecar.unlink(missing_ok=True)
+    empty = not has_rows(target, args.format, compressed=not args.gunzip)
     reporter.emit(
         "downloaded",
         bundle=job.bundle,
         segment=args.segment,
         operationId=operation_id,
         file=str(target),
-        bytes=done.size,
+        bytes=target.stat().st_size,  # as written: uncompressed with --gunzip
+        compressedBytes=done.size,
         renewals=done.renewals,
         gunzipped=args.gunzip,
+        empty=empty,
     )
-    return target
+    return empty
+
+
+def has_rows(path: Path, fmt: str, *, compressed: bool) -> bool:
+    """Whether an export file holds any row, from its first 64 KiB."""
+    with gzip.open(path, "rb") if compressed else open(path, "rb") as data:
+        head = data.read(1 << 16).strip()
+    if fmt == "FORMAT_JSON":
+        return head.startswith(b"[") and head[1:].lstrip()[:1] not in (b"]", b"")
+    if fmt == "FORMAT_CSV":
+        return b"\n" in head  # a header line, and at least one more
+    return bool(head)
 
 
 def _gunzip(source: Path, dest: Path) -> None:
@@ -849,49 +1089,97 @@ def _explain(exc: BaseException) -> str:
 
 
 def run(args: argparse.Namespace, client: FullStoryClient, reporter: Reporter) -> int:
-    """Every job in turn; stops at the first failure unless --keep-going."""
+    """Every job, `--in-flight` at a time: while the first is polled and downloaded the next
+    are already running on the server. Stops at the first failure unless --keep-going."""
+    if any(isinstance(getattr(args, name), Relative) for name in TIME_FLAGS):
+        try:  # checks the segment early, and the answer tells the API's clock
+            client.get_segment(args.segment)
+            resolve_times(args, client.server_time() or datetime.now(UTC))
+        except (FullStoryError, ValueError) as exc:
+            code = classify(exc) if isinstance(exc, FullStoryError) else EXIT_USAGE
+            reporter.emit("error", segment=args.segment, message=_explain(exc), exitCode=code)
+            return code
     try:
         jobs = plan(args)
     except OSError as exc:
         reporter.emit("error", message=f"cannot write to {args.out}: {exc}", exitCode=EXIT_ERROR)
         return EXIT_ERROR
     reporter.emit("plan", segment=args.segment, bundles=len(jobs), out=str(args.out))
-    status, counts = EXIT_OK, {"downloaded": 0, "skipped": 0, "failed": 0}
+    counts = {"downloaded": 0, "skipped": 0, "failed": 0, "empty": 0}
+    pending: deque[Job] = deque()
     for job in jobs:
         if args.chunk and job.target is not None and job.target.exists():
             reporter.emit("skipped", bundle=job.bundle, file=str(job.target), reason="exists")
             counts["skipped"] += 1
-            continue
-        try:
-            export_one(client, args, job, reporter)
-            counts["downloaded"] += 1
-            continue
-        except ExportFailed as exc:
-            code = classify(exc)
-            reporter.emit(
-                "failed",
-                bundle=job.bundle,
-                segment=args.segment,
-                operationId=exc.operation.get("id"),
-                state=exc.operation.get("state"),
-                errorDetails=exc.error_details,
-                exitCode=code,
-            )
-        except (FullStoryError, Failure, OSError) as exc:
-            code = classify(exc)
-            reporter.emit(
-                "error",
-                bundle=job.bundle,
-                segment=args.segment,
-                message=_explain(exc),
-                exitCode=code,
-            )
+        else:
+            pending.append(job)
+    if (pacing := pacing_plan(args, len(pending))) is not None:
+        reporter.emit("warning", message=pacing)
+    running: deque[Started] = deque()
+    in_flight = args.in_flight if args.chunk else 1
+    expected = args.poll_interval  # how long an export takes, learned from finished ones
+    warned, status = False, EXIT_OK
+    while pending or running:
+        if pending and len(running) < in_flight:
+            job = pending.popleft()
+            try:
+                running.append(start_job(client, args, job, reporter))
+            except (FullStoryError, Failure, OSError) as exc:
+                code = _report_failure(args, job, exc, reporter)
+            else:
+                if not warned:
+                    warned = True
+                    now = client.server_time() or datetime.now(UTC)
+                    for text in window_warnings(args, now):
+                        reporter.emit("warning", message=text)
+                continue
+        else:
+            started = running.popleft()
+            job = started.job
+            # Poll first when the export should be done: a poll that can only answer PENDING
+            # spends a rate-limited request.
+            first_poll = max(0.0, started.created + expected - client.elapsed())
+            try:
+                operation, empty = finish_job(client, args, started, reporter, first_poll)
+            except (FullStoryError, Failure, OSError) as exc:
+                code = _report_failure(args, job, exc, reporter)
+            else:
+                took = export_seconds(operation)
+                expected = took * 1.05 + 0.05 if took is not None else expected
+                counts["downloaded"] += 1
+                counts["empty"] += empty
+                continue
         counts["failed"] += 1
         status = status or code
         if not args.keep_going or code == EXIT_AUTH:
             break
+    if counts["downloaded"] and counts["empty"] == counts["downloaded"]:
+        what = "the export is" if counts["downloaded"] == 1 else "every export is"
+        reporter.emit("warning", message=f"{what} empty (no rows): {EMPTY_HINT}")
     reporter.emit("done", **counts, exitCode=status)
     return status
+
+
+def _report_failure(
+    args: argparse.Namespace, job: Job, exc: BaseException, reporter: Reporter
+) -> int:
+    """The event for a job that failed; returns its exit code."""
+    code = classify(exc)
+    if isinstance(exc, ExportFailed):
+        reporter.emit(
+            "failed",
+            bundle=job.bundle,
+            segment=args.segment,
+            operationId=exc.operation.get("id"),
+            state=exc.operation.get("state"),
+            errorDetails=exc.error_details,
+            exitCode=code,
+        )
+    else:
+        reporter.emit(
+            "error", bundle=job.bundle, segment=args.segment, message=_explain(exc), exitCode=code
+        )
+    return code
 
 
 def list_segments(args: argparse.Namespace, client: FullStoryClient) -> int:
@@ -966,7 +1254,16 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
         return EXIT_USAGE
     reporter = make_reporter(args, on_event) if args.command == "run" else Reporter(on_event)
     http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
-    client = FullStoryClient(api_url, api_key, http=http, on_retry=_retry_events(reporter))
+    client = FullStoryClient(
+        api_url,
+        api_key,
+        http=http,
+        on_retry=_retry_events(reporter),
+        rate_limit=args.rate_limit if args.command == "run" else None,
+        on_pace=lambda pace: reporter.emit(
+            "pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3)
+        ),
+    )
     try:
         if args.command == "segments":
             return list_segments(args, client)

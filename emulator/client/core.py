@@ -13,6 +13,10 @@ Callers watch the work through hooks rather than by wrapping the transport or th
 and `on_renew` (an expired URL replaced); a `Sink` takes the bytes itself and may stop early.
 Waiting goes through the injectable `sleep`, so tests can move an emulator's clock instead of
 sleeping; `wait(timeout=...)` counts that simulated time too.
+
+With `rate_limit` (e.g. `"2/60,50"`, FullStory's documented limit) the client keeps its own
+estimate of the server's token buckets, one per endpoint, and waits for a token (telling
+`on_pace`) instead of spending a request on a 429: a long run spreads its requests out.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +49,7 @@ from ..contract import (
     ExportFormat,
     ExportType,
 )
+from ..settings import RateLimit
 
 try:  # Starlette's TestClient is an httpx2.Client where that fork is installed
     import httpx2
@@ -168,6 +173,50 @@ class Retry:
     delay: float  # seconds the client will wait before the next attempt
     error: FullStoryError  # the answer or transport failure; `status` None for the latter
     retry_after: float | None = None  # the server's Retry-After, when it sent one
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A wait the client takes before a request so as not to run into the rate limit, handed
+    to `on_pace` before the wait."""
+
+    endpoint: str  # method and route, e.g. "GET /operations/v1/{id}": the server's bucket key
+    delay: float  # seconds until the client's estimate of that bucket holds a token again
+
+
+class RateBudget:
+    """The client's estimate of the server's token buckets: one per key and endpoint, holding
+    `burst` tokens and refilled at `refill` per `period` (FullStory: 2 per minute, burst 50).
+
+    It starts full, as a rested key's bucket is; a 429 tells it the server's bucket is empty
+    (the server knows better, e.g. when another process spent the same key's tokens). Times
+    are the client's own seconds (`FullStoryClient.elapsed`), so a test that sleeps by moving
+    an emulator's clock paces on that clock.
+    """
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self._buckets: dict[str, tuple[float, float]] = {}  # endpoint -> (tokens, at)
+
+    def tokens(self, endpoint: str, now: float) -> float:
+        tokens, at = self._buckets.get(endpoint, (float(self.limit.burst), now))
+        return min(float(self.limit.burst), tokens + max(0.0, now - at) * self.limit.per_second)
+
+    def delay(self, endpoint: str, now: float) -> float:
+        """Seconds to wait before the next request to `endpoint` would find a token (with a
+        fiftieth of a token to spare, for the server's clock and the way there)."""
+        missing = 1.0 - self.tokens(endpoint, now)
+        return (missing + 0.02) / self.limit.per_second if missing > 1e-9 else 0.0
+
+    def spend(self, endpoint: str, now: float) -> None:
+        """A request went out; `now` is when its answer came, later than the server spent it,
+        so the estimate errs on the side of an emptier bucket."""
+        self._buckets[endpoint] = (max(0.0, self.tokens(endpoint, now) - 1.0), now)
+
+    def refused(self, endpoint: str, now: float, retry_after: float | None) -> None:
+        """The server answered 429: its bucket is empty, and holds a token after `retry_after`."""
+        wait = retry_after if retry_after is not None else 1.0 / self.limit.per_second
+        self._buckets[endpoint] = (1.0 - wait * self.limit.per_second, now)
 
 
 @runtime_checkable
@@ -296,6 +345,8 @@ class FullStoryClient:
     the client owns an httpx.Client and closes it in `close()`. `sleep` is called for every
     wait (retries and polls), so a test can advance an emulator's clock instead. `on_retry`
     sees each retry before its wait (a 429, a 5xx, a dropped connection, a body cut short).
+    `rate_limit` (`"2/60,50"`, a RateLimit, or None for none) paces API requests under the
+    server's per-endpoint limit; `on_pace` sees each such wait before it is taken.
     """
 
     def __init__(
@@ -309,6 +360,8 @@ class FullStoryClient:
         backoff: float = 1.0,
         timeout: float = 30.0,
         on_retry: Callable[[Retry], object] | None = None,
+        rate_limit: RateLimit | str | None = None,
+        on_pace: Callable[[Pace], object] | None = None,
     ) -> None:
         self.api_key = api_key if api_key is not None else os.environ.get("FULLSTORY_API_KEY")
         if base_url is None:
@@ -326,6 +379,13 @@ class FullStoryClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self.slept = 0.0  # total seconds handed to `sleep`, so `wait` can time out on fake time
+        if isinstance(rate_limit, str):
+            rate_limit = RateLimit.parse(rate_limit)
+        self.budget = RateBudget(rate_limit) if rate_limit is not None else None
+        self.on_pace = on_pace
+        self._born = time.monotonic()
+        self._simulated = 0.0
+        self._server_time: tuple[datetime, float] | None = None
 
     def close(self) -> None:
         if self._owns_http:
@@ -341,7 +401,52 @@ class FullStoryClient:
 
     def _wait(self, seconds: float) -> None:
         self.slept += seconds
+        began = time.monotonic()
         self._sleep(seconds)
+        # what the sleep did not really take: a test's sleep that moves an emulator's clock
+        self._simulated += max(0.0, seconds - (time.monotonic() - began))
+
+    def elapsed(self) -> float:
+        """Seconds since the client was made: real time, plus what `sleep` was asked to wait
+        but did not really take (a test's `sleep` that moves an emulator's clock)."""
+        return time.monotonic() - self._born + self._simulated
+
+    def server_time(self) -> datetime | None:
+        """The server's clock now, as its last answer told it (`X-Emulator-Now`, else `Date`)
+        plus the time since; None before any answer. An emulator's clock may be anywhere."""
+        if self._server_time is None:
+            return None
+        seen, at = self._server_time
+        return seen + timedelta(seconds=self.elapsed() - at)
+
+    def _note_server_time(self, response: Response) -> None:
+        raw = response.headers.get("x-emulator-now")
+        try:
+            if raw:
+                seen = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            elif date := response.headers.get("date"):
+                seen = parsedate_to_datetime(date)
+            else:
+                return
+        except (TypeError, ValueError):
+            return
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=UTC)
+        self._server_time = (seen.astimezone(UTC), self.elapsed())
+
+    def _pace(self, endpoint: str | None) -> None:
+        """Wait until the budget of `endpoint` holds a token."""
+        if self.budget is None or endpoint is None:
+            return
+        delay = self.budget.delay(endpoint, self.elapsed())
+        if delay > 0:
+            if self.on_pace is not None:
+                self.on_pace(Pace(endpoint, delay))
+            self._wait(delay)
+
+    def _spent(self, endpoint: str | None) -> None:
+        if self.budget is not None and endpoint is not None:
+            self.budget.spend(endpoint, self.elapsed())
 
     def _retry(self, retry: Retry) -> None:
         if self.on_retry is not None:
@@ -367,24 +472,34 @@ class FullStoryClient:
         return http.send(forked, stream=stream)
 
     def _send(
-        self, method: str, url: str, *, stream: bool = False, download: bool = False, **options: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        stream: bool = False,
+        download: bool = False,
+        endpoint: str | None = None,
+        **options: Any,
     ) -> Response:
         """Send with retries: 429 after `Retry-After`, 5xx and transport errors with backoff.
 
         POSTs are retried too, as the contract's clients do: a 5xx on export creation may in
         rare cases leave a duplicate export behind, which is harmless (exports are read-only).
-        `download` marks a signed URL: its failures are DownloadErrors.
+        `download` marks a signed URL: its failures are DownloadErrors. `endpoint` names the
+        rate-limit bucket every attempt spends a token of (downloads have none).
         """
         failure = DownloadError if download else FullStoryError
         path = urlsplit(url).path
         attempt = 0
         while True:
             attempt += 1
+            self._pace(endpoint)
             try:
                 response = self._exchange(
                     method, url, stream=stream, anonymous=download, options=options
                 )
             except TRANSPORT_ERRORS as exc:
+                self._spent(endpoint)
                 problem = f"{type(exc).__name__}: {exc}"
                 if attempt > self.max_retries:
                     where = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
@@ -394,6 +509,9 @@ class FullStoryClient:
                 error = failure(None, f"{problem} ({method} {path})")
                 self._retry(Retry(method, path, attempt, self.backoff * 2 ** (attempt - 1), error))
                 continue
+            self._spent(endpoint)
+            if not download:
+                self._note_server_time(response)
             if response.status_code < 400:
                 return response
             if stream:
@@ -402,6 +520,8 @@ class FullStoryClient:
             if not _retryable(response.status_code) or attempt > self.max_retries:
                 raise error_from_response(response, attempts=attempt, download=download)
             retry_after = _retry_after(response) if response.status_code == 429 else None
+            if response.status_code == 429 and self.budget is not None and endpoint is not None:
+                self.budget.refused(endpoint, self.elapsed(), retry_after)
             delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
             error = error_from_response(response, download=download)
             self._retry(Retry(method, path, attempt, delay, error, retry_after))
@@ -417,15 +537,17 @@ class FullStoryClient:
         self,
         method: str,
         path: str,
+        route: str,
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> JSON:
+        """One API call; `route` is its path template, naming its rate-limit bucket."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         options: dict[str, Any] = {"params": query, "headers": self._headers()}
         if json is not None:
             options["json"] = json
-        response = self._send(method, self.base_url + path, **options)
+        response = self._send(method, self.base_url + path, endpoint=f"{method} {route}", **options)
         if not response.content.strip():
             return {}
         try:
@@ -439,7 +561,8 @@ class FullStoryClient:
     def _pages(self, path: str, member: str, params: Mapping[str, Any]) -> Iterator[JSON]:
         token: str | None = None
         while True:
-            page = self._request("GET", path, params={**params, "paginationToken": token})
+            query = {**params, "paginationToken": token}
+            page = self._request("GET", path, path, params=query)
             yield from page.get(member) or []
             token = page.get("nextPaginationToken") or None
             if not token:
@@ -456,7 +579,7 @@ class FullStoryClient:
         return list(self.iter_segments(limit=limit, creator=creator))
 
     def get_segment(self, segment_id: str) -> JSON:
-        return self._request("GET", f"/segments/v1/{_quote(segment_id)}")
+        return self._request("GET", f"/segments/v1/{_quote(segment_id)}", "/segments/v1/{id}")
 
     # -- exports and operations ----------------------------------------------------------------
 
@@ -489,14 +612,15 @@ class FullStoryClient:
             body["fields"] = list(fields)
         if scope:
             body["eventDetails"] = {"scope": scope}
-        answer = self._request("POST", "/segments/v1/exports", json=body)
+        path = "/segments/v1/exports"
+        answer = self._request("POST", path, path, json=body)
         operation_id = answer.get("operationId")
         if not operation_id:
             raise FullStoryError(200, f"export created without an operationId: {answer}")
         return str(operation_id)
 
     def get_operation(self, operation_id: str) -> JSON:
-        return self._request("GET", f"/operations/v1/{_quote(operation_id)}")
+        return self._request("GET", f"/operations/v1/{_quote(operation_id)}", "/operations/v1/{id}")
 
     def iter_operations(
         self,
@@ -521,7 +645,8 @@ class FullStoryClient:
 
     def cancel_operation(self, operation_id: str) -> JSON:
         """Cancel a pending operation; a finished one answers 501 (a FullStoryError)."""
-        return self._request("POST", f"/operations/v1/{_quote(operation_id)}/cancel", json={})
+        path = f"/operations/v1/{_quote(operation_id)}/cancel"
+        return self._request("POST", path, "/operations/v1/{id}/cancel", json={})
 
     def wait(
         self,
@@ -530,15 +655,20 @@ class FullStoryClient:
         poll_interval: float = 2.0,
         timeout: float | None = None,
         on_progress: Callable[[JSON], object] | None = None,
+        first_poll_after: float = 0.0,
     ) -> JSON:
         """Poll until the operation leaves PENDING; returns it COMPLETED, raises ExportFailed for
         either failure state (ERROR or FAILED), or a FullStoryError for a state not in the
         contract.
 
         `timeout` counts real time and time handed to `sleep`, whichever is more, so it also
-        bounds a test whose `sleep` only moves a clock.
+        bounds a test whose `sleep` only moves a clock. `first_poll_after` waits before the
+        first poll: an export takes seconds, and a poll that can only answer PENDING spends a
+        rate-limited request.
         """
         started, slept_before = time.monotonic(), self.slept
+        if first_poll_after > 0:
+            self._wait(first_poll_after)
         while True:
             operation = self.get_operation(operation_id)
             if on_progress is not None:
@@ -568,7 +698,8 @@ class FullStoryClient:
 
     def export_location(self, search_export_id: str) -> tuple[str, str]:
         """A fresh signed download URL and the export's expiry (RFC 3339), as the API gives."""
-        answer = self._request("GET", f"/search/v1/exports/{_quote(search_export_id)}/results")
+        path = f"/search/v1/exports/{_quote(search_export_id)}/results"
+        answer = self._request("GET", path, "/search/v1/exports/{id}/results")
         if not answer.get("location"):
             raise FullStoryError(200, f"export {search_export_id} has no location: {answer}")
         return str(answer["location"]), str(answer.get("expires") or "")

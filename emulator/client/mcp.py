@@ -21,6 +21,7 @@ import inspect
 import json
 import logging
 import os
+import socket
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.types import ASGIApp
 
 from .. import __version__
-from ..auth import DEMO_KEY
+from ..auth import MCP_KEY
 from ..contract import (
     COMPLETED,
     FAILURE_STATES,
@@ -464,7 +465,7 @@ def _root_logging_untouched() -> Iterator[None]:
 
 
 def _resolve(api_url: str | None, api_key: str | None) -> _Api:
-    key = api_key or os.environ.get("FULLSTORY_API_KEY") or DEMO_KEY
+    key = api_key or os.environ.get("FULLSTORY_API_KEY") or MCP_KEY
     return _Api((api_url or DEFAULT_API_URL).rstrip("/"), key)
 
 
@@ -472,7 +473,7 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
     """The MCP server with its six tools, calling the API at `api_url` with `api_key`.
 
     `api_url` defaults to the emulator at http://127.0.0.1:8080; `api_key` to FULLSTORY_API_KEY,
-    else the emulator's demo key.
+    else the adapter's own emulator key (a tenant apart from the demo key's).
     """
     api = _resolve(api_url, api_key)
     with _root_logging_untouched():
@@ -661,7 +662,8 @@ def _url(host: str, port: int) -> str:
 
 class McpThread(UvicornThread):
     """The streamable-HTTP MCP server under uvicorn in a daemon thread (next to the emulator, or
-    in tests). The socket is bound first, so `port=0` gives a real `.port` and `.url` at once."""
+    in tests). The socket is bound first, so `port=0` gives a real `.port` and `.url` at once;
+    `sock` hands over one bound already (the emulator binds it before importing this module)."""
 
     def __init__(
         self,
@@ -670,8 +672,9 @@ class McpThread(UvicornThread):
         *,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
+        sock: socket.socket | None = None,
     ) -> None:
-        sock = listen(host, port)
+        sock = sock if sock is not None else listen(host, port)
         self.host = host
         self.port: int = sock.getsockname()[1]
         super().__init__(
@@ -713,7 +716,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--api-key",
         default=None,
-        help=f"API key (default: $FULLSTORY_API_KEY, else the emulator's demo key {DEMO_KEY}); "
+        help=f"API key (default: $FULLSTORY_API_KEY, else {MCP_KEY}, a tenant of its own on the "
+        "emulator); "
         "prefer the variable, a flag shows in the process list",
     )
     return parser

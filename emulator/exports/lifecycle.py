@@ -92,10 +92,24 @@ def status_at(
     return succeeded(finished)
 
 
-def polled(record: OperationRecord, status: Status, now: datetime) -> OperationRecord:
+def polled(
+    record: OperationRecord, status: Status, now: datetime, *, stall_limit: int = 0
+) -> OperationRecord:
     """The record after a client's poll: poll-driven operations count it, and finish on the
-    poll after their last."""
-    if record.lifecycle.polls is None or status.state != PENDING:
+    poll after their last. With a `stall_limit`, a clock-driven one counts the polls in a row
+    that found the clock standing still (at creation, then where the previous poll found it):
+    past the limit it finishes anyway, as it would have by the clock, so that a client that
+    really sleeps is not left polling a frozen clock forever."""
+    if status.state != PENDING:
+        return record
+    if record.lifecycle.polls is None:
+        if not stall_limit:  # nothing to count for: a poll changes nothing (and writes nothing)
+            return record
+        still = now == (record.polled_at or record.created_at)
+        stalled = record.stalled_polls + 1 if still else 0
+        record = replace(record, polled_at=now, stalled_polls=stalled)
+        if stall_limit and stalled > stall_limit:
+            return replace(record, finished_at=now, forced_failure=record.lifecycle.failure)
         return record
     polls = record.polls + 1
     done = polls > max(record.lifecycle.polls, len(record.lifecycle.script))

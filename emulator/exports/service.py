@@ -43,7 +43,7 @@ from ..ids import text_key, token
 from ..settings import Settings
 from ..store import Store
 from ..store.records import ExportSpec, Lifecycle, OperationRecord
-from ..timestamps import from_ms, to_ms
+from ..timestamps import format_api, from_ms, to_ms
 from ..world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
 from ..world.segments import Segment, SegmentCatalog
 from .lifecycle import Status, cancel, force, polled, status_at
@@ -92,6 +92,7 @@ class ExportService:
         self.world = world
         self.segments = segments
         self.signer = signer
+        self._hinted: dict[tuple[str, str], None] = {}  # operations whose hint was logged
         self.files = files
         self.pool = pool
         self._maker = Maker(world, segments)
@@ -258,14 +259,53 @@ class ExportService:
         failure_state = self.failure_state(control)
         if poll:
             now = self.clock.now(tenant)
+            limit = self.settings.finish_stalled_after_polls
             record = self.store.update_operation(
-                tenant, operation_id, lambda r: polled(r, self.status(r, failure_state, now), now)
+                tenant,
+                operation_id,
+                lambda r: polled(r, self.status(r, failure_state, now), now, stall_limit=limit),
             )
         else:
             record = self.store.get_operation(tenant, operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
         return record, self.status(record, failure_state)
+
+    def stall_hint(self, record: OperationRecord, status: Status) -> str | None:
+        """Why a clock-driven export polled on a frozen clock does not move, for the poll's
+        answer; None when the clock runs or the export is done or poll-driven."""
+        life = record.lifecycle
+        if status.state != PENDING or life.polls is not None:
+            return None
+        if not self.clock.frozen(record.tenant):
+            return None
+        ends = life.duration * (life.fail_at if life.failure is not None else 1.0)
+        due = record.created_at + timedelta(seconds=ends)
+        now = self.clock.now(record.tenant)
+        wait = max(0.0, (due - now).total_seconds())
+        hint = (
+            f"the emulator's clock is frozen at {format_api(now)}, so this export (due at "
+            f"{format_api(due)}) stays PENDING until the clock moves: POST /__emulator/clock "
+            f'{{"advance": {wait:g}}} (pytest: sleep with handle.clock.advance, or poll with '
+            "handle.client)"
+        )
+        limit = self.settings.finish_stalled_after_polls
+        if limit:
+            hint += (
+                f"; it finishes anyway on poll {limit + 1} at a standstill "
+                f"({record.stalled_polls} so far)"
+            )
+        return hint
+
+    def first_hint(self, record: OperationRecord) -> bool:
+        """Whether this process has not told `record`'s hint yet (so the log says it once)."""
+        key = (record.tenant, record.id)
+        if key in self._hinted:
+            return False
+        self._hinted[key] = None
+        if len(self._hinted) > 10_000:  # oldest first: forget the oldest
+            del self._hinted[next(iter(self._hinted))]
+        return True
 
     def find(self, tenant: str | None, operation_id: str) -> OperationRecord:
         """The tenant's operation, or (tenant None, the control API's instance view) whichever

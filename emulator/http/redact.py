@@ -30,6 +30,8 @@ KEPT_HEADERS = frozenset(
         "host",
         "if-match",
         "if-none-match",
+        "if-range",
+        "range",
         "range",
         "traceparent",
         "tracestate",

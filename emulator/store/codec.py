@@ -28,7 +28,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 def encode_operation(record: OperationRecord) -> dict[str, Any]:
     data = dataclasses.asdict(record)
-    for name in ("created_at", "cancelled_at", "finished_at"):
+    for name in ("created_at", "cancelled_at", "finished_at", "polled_at"):
         data[name] = _time(getattr(record, name))
     return data
 
@@ -44,6 +44,7 @@ def decode_operation(data: dict[str, Any]) -> OperationRecord:
             "created_at": _parse_time(data["created_at"]),
             "cancelled_at": _parse_time(data["cancelled_at"]),
             "finished_at": _parse_time(data["finished_at"]),
+            "polled_at": _parse_time(data.get("polled_at")),
         }
     )
 

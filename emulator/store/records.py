@@ -80,6 +80,8 @@ class OperationRecord:
     polls: int = 0
     finished_at: datetime | None = None  # set when polls or the control API finished it
     forced_failure: str | None = None  # errorDetails of a failure forced by the control API
+    polled_at: datetime | None = None  # the clock at the last poll of a clock-driven export
+    stalled_polls: int = 0  # polls in a row that found the clock where the one before did
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--population", type=int, default=300, help="individuals in the demo world (default 300)"
     )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port of the demo's emulator (default: any free one); it stops when the demo ends",
+    )
     return parser
 
 
@@ -81,10 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     console = Console(highlight=False)
     settings = Settings(
-        port=0, population=args.population, export_duration=3.0, export_duration_per_million=0
+        port=args.port,
+        population=args.population,
+        export_duration=3.0,
+        export_duration_per_million=0,
+        mcp_port=None,
     )
     events: list[tuple[str, dict[str, Any]]] = []
-    with ServerThread(settings) as server:
+    try:
+        running = ServerThread(settings)
+    except OSError as exc:
+        console.print(f"[red]cannot listen on port {args.port}: {escape(str(exc))}[/]")
+        return 2
+    with running as server:
         control = _Control(server.base_url)
         try:
             now = parse_rfc3339(control("GET", "/health")["now"])

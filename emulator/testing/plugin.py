@@ -8,9 +8,12 @@ fixtures hand a test an `EmulatorHandle`:
   derived from the test's id) per test, reset afterwards, so tests never see each other's state;
 - `fullstory_emulator_asgi`: the app in-process behind a Starlette TestClient, no socket.
 
-Defaults, chosen so tests are repeatable and honest: seed 1, a clock frozen at
-`2026-03-01T12:00:00Z` (time moves only when the test says, or when the bound client "sleeps"),
-and the contract's rate limit (2/60 s, burst 50) left on. `@pytest.mark.fullstory_emulator(
+Defaults, chosen so tests are repeatable, honest and quick: seed 1, 100 individuals, a clock
+frozen at `2026-03-01T12:00:00Z` (time moves only when the test says, or when the bound client
+"sleeps"), and the contract's rate limit (2/60 s, burst 50) left on. A client of the user's own
+that really sleeps cannot move that clock, so its export finishes anyway on the third poll that
+finds the clock standing still (`finish_stalled_after_polls=2`; the second poll's answer says
+why in `X-Emulator-Hint`, and the server logs it). `@pytest.mark.fullstory_emulator(
 seed=..., start_time=..., api_key=..., **settings_fields)` or an override of the
 `fullstory_emulator_settings` fixture change the function-scoped and in-process emulators; an
 override of `fullstory_emulator_session_settings` changes the session server.
@@ -40,6 +43,12 @@ if TYPE_CHECKING:
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEFAULT_API_KEY = "na1.pytest-admin"
+# A client that really sleeps cannot move the frozen clock: its export finishes anyway on the
+# third poll that finds the clock standing still (the second carries an X-Emulator-Hint).
+STALLED_POLLS = 2
+# A test needs rows, not volume: a tenth of the server's default world keeps a day's export
+# (about 300 events) to a few hundredths of a second. `population=1000` in the marker for more.
+POPULATION = 100
 MARKER = "fullstory_emulator"
 
 
@@ -324,7 +333,14 @@ def default_settings(**overrides: Any) -> Settings:
     """
     from ..settings import RateLimit, Settings
 
-    values: dict[str, Any] = {"port": 0, "seed": 1, "start_time": START, "freeze_clock": True}
+    values: dict[str, Any] = {
+        "port": 0,
+        "seed": 1,
+        "start_time": START,
+        "freeze_clock": True,
+        "finish_stalled_after_polls": STALLED_POLLS,
+        "population": POPULATION,
+    }
     values.update(overrides)
     if isinstance(values.get("start_time"), str):
         values["start_time"] = _parse_time(values["start_time"])
@@ -407,22 +423,46 @@ def _fullstory_emulator_server(
     yield from _threaded(fullstory_emulator_session_settings, DEFAULT_API_KEY)
 
 
+# What a marker can change for one test on the shared session server: its own tenant's settings.
+SESSION_MARKER_KEYS = ("api_key", "url_ttl", "export_duration", "rate_limit")
+
+
 @pytest.fixture
 def fullstory_emulator_session(
     _fullstory_emulator_server: EmulatorHandle, request: pytest.FixtureRequest
 ) -> Iterator[EmulatorHandle]:
-    """The session's server, seen through a tenant of this test's own (reset afterwards)."""
+    """The session's server, seen through a tenant of this test's own (reset afterwards).
+
+    The marker applies to that tenant what a tenant can have of its own (`api_key`, `url_ttl`,
+    `export_duration`, `rate_limit`); anything else belongs to the shared server, and asking
+    for it is an error rather than silently ignored."""
     server = _fullstory_emulator_server
+    wanted = _marker_kwargs(request)
+    shared = sorted(set(wanted) - set(SESSION_MARKER_KEYS))
+    if shared:
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER}({', '.join(f'{k}=...' for k in shared)}) cannot apply to "
+            "fullstory_emulator_session: its one server is shared by the whole session, and a "
+            f"test's own tenant can only change {', '.join(SESSION_MARKER_KEYS)}. Use the "
+            "fullstory_emulator fixture (a server of the test's own), or override "
+            "fullstory_emulator_session_settings for the session"
+        )
     # A key per test, from its id: unique, and the same on every run.
     digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
     handle = EmulatorHandle(
         server.base_url,
-        f"na1.pytest-{digest}",
+        str(wanted.get("api_key", f"na1.pytest-{digest}")),
         server.http,
         control_token=server.control_token,
         settings=server.settings,
     )
     try:
+        if "url_ttl" in wanted or "export_duration" in wanted:
+            handle.configure(
+                url_ttl=wanted.get("url_ttl"), export_duration=wanted.get("export_duration")
+            )
+        if "rate_limit" in wanted:
+            handle.rate_limit(wanted["rate_limit"] or "off")
         yield handle
     finally:
         handle.reset()
@@ -499,7 +539,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(seed=..., start_time=..., api_key=..., **settings): Settings fields (and the "
-        "handle's API key) of the fullstory_emulator and fullstory_emulator_asgi fixtures",
+        "handle's API key) of the fullstory_emulator and fullstory_emulator_asgi fixtures; "
+        f"fullstory_emulator_session takes {', '.join(SESSION_MARKER_KEYS)} (its tenant's own)",
     )
 
 

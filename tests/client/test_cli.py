@@ -155,6 +155,7 @@ def test_failed_export_exits_3_with_its_error_details(emu, capsys, tmp_path):
         "downloaded": 0,
         "skipped": 0,
         "failed": 1,
+        "empty": 0,
         "exitCode": 3,
     }
     assert list(tmp_path.iterdir()) == []
@@ -344,3 +345,179 @@ def test_exit_codes_of_client_errors():
     assert export_cli.classify(RateLimited(429, "slow down", 8)) == export_cli.EXIT_RATE_LIMITED
     assert export_cli.classify(FullStoryError(400, "bad field", 3)) == export_cli.EXIT_ERROR
     assert export_cli.classify(OSError("disk full")) == export_cli.EXIT_ERROR
+
+
+# -- a user's first hour: relative dates, names, warnings, pacing ------------------------------
+
+
+def test_relative_dates_follow_the_api_clock(emu, capsys, tmp_path):
+    """`yesterday`/`today` are midnights of the emulator's clock (2026-03-01T12:00Z + a little),
+    not of this machine's, so the README's examples hold data whatever the date."""
+    code, events, err = run_json(
+        emu, capsys, "--start", "yesterday", "--end", "today", "--out", f"{tmp_path}/"
+    )
+    assert code == 0, err
+    created = next(e for e in events if e["event"] == "created")
+    assert (created["start"], created["end"]) == ("2026-02-28T00:00:00Z", "2026-03-01T00:00:00Z")
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "everyone-20260228T0000Z-20260301T0000Z.ndjson.gz"
+    ]
+    assert not [e for e in events if e["event"] == "warning"]
+    assert len(emu.journal("/segments/v1/everyone")) == 1  # asked once, for the clock
+
+    code, events, _ = run_json(emu, capsys, "--start", "now-2h", "--end", "now-1h", "--out", "x")
+    assert code == 0
+    created = next(e for e in events if e["event"] == "created")
+    assert created["start"].startswith("2026-03-01T10:00") and created["end"].startswith(
+        "2026-03-01T11:00"
+    )
+
+
+def test_relative_dates_that_cross_are_a_usage_error(emu, capsys, tmp_path):
+    code, events, err = run_json(emu, capsys, "--start", "today", "--end", "yesterday")
+    assert code == export_cli.EXIT_USAGE
+    assert "--start (2026-03-01T00:00:00Z) must be before --end" in err
+    assert events[-1]["exitCode"] == 2
+    assert emu.journal("/segments/v1/exports", "POST") == []
+
+
+def test_bad_relative_date_is_a_usage_error(capsys):
+    assert export_cli.main(["--start", "today-soon", "--api-key", "na1.x"]) == 2
+    assert "'today-soon'" in capsys.readouterr().err
+
+
+def test_files_are_named_by_segment_id(emu, capsys, tmp_path):
+    code, events, err = run_json(emu, capsys, "-s", "htIXCSMv9Q9M", "--out", f"{tmp_path}/")
+    assert code == 0, err
+    operation = emu.http.get(f"/operations/v1/{events[1]['operationId']}").json()
+    finished = operation["finishedAt"]  # e.g. 2026-03-01T12:00:03.412Z
+    stamp = finished[:19].replace("-", "").replace(":", "") + "Z"
+    assert [p.name for p in tmp_path.iterdir()] == [f"htIXCSMv9Q9M-{stamp}.ndjson.gz"]
+
+
+def test_gunzip_reports_the_uncompressed_size(emu, capsys, tmp_path):
+    code, events, err = run_json(emu, capsys, "--gunzip", "--out", f"{tmp_path}/", *DAY)
+    assert code == 0, err
+    done = next(e for e in events if e["event"] == "downloaded")
+    path = Path(done["file"])
+    assert path.name == "everyone-20260228T0000Z-20260301T0000Z.ndjson"
+    assert done["bytes"] == path.stat().st_size
+    assert 0 < done["compressedBytes"] < done["bytes"]
+    assert done["empty"] is False
+
+
+def test_a_range_outside_the_segment_window_is_warned_about(emu, capsys, tmp_path):
+    old = ["--start", "2025-12-01", "--end", "2025-12-02"]  # 90 days back: data, but no segment
+    code, events, err = run_json(emu, capsys, "--out", f"{tmp_path}/", *old)
+    assert code == 0, err
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
+        "the range ends (2025-12-02T00:00:00Z) before the segment's window starts "
+        "(2026-01-30T00:00:00Z; by default a segment covers the last 30 days)"
+    )
+    assert "--segment-start '' --segment-end ''" in warnings[0]
+    assert warnings[1].startswith("the export is empty (no rows): the range may lie outside")
+    assert names(events).index("warning") < names(events).index("completed")  # told early
+    done = next(e for e in events if e["event"] == "downloaded")
+    assert done["empty"] is True and events[-1]["empty"] == 1
+    # as told: the segment's range opened up, the same days hold rows
+    code, events, _ = run_json(
+        emu, capsys, "--out", f"{tmp_path}/", *old, "--segment-start", "", "--segment-end", ""
+    )
+    assert code == 0 and not [e for e in events if e["event"] == "warning"]
+    assert next(e for e in events if e["event"] == "downloaded")["empty"] is False
+
+
+def test_a_range_partly_outside_the_window_and_one_in_the_future(emu, capsys, tmp_path):
+    code, events, _ = run_json(emu, capsys, "--start", "2026-01-15", "--end", "2026-02-01")
+    warning = next(e["message"] for e in events if e["event"] == "warning")
+    assert warning.startswith(
+        "--start 2026-01-15T00:00:00Z is before the segment's window (2026-01-30T00:00:00Z"
+    )
+    assert "rows before it are left out" in warning and code == 0
+    code, events, _ = run_json(emu, capsys, "--start", "2026-03-02", "--end", "2026-03-03")
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert warnings[0].startswith("--start 2026-03-02T00:00:00Z is after the API's clock (2026-03")
+    assert "no data there yet" in warnings[0]
+
+
+def test_empty_files_are_not_marked_done(capsys):
+    reporter = export_cli.HumanReporter()
+    with reporter:
+        reporter.emit("created", bundle="b1", operationId="op1")
+        reporter.emit("downloaded", bundle="b1", file="x.ndjson.gz", bytes=20, empty=True)
+        reporter.emit("downloaded", bundle="b2", file="y.ndjson.gz", bytes=2048, empty=False)
+        reporter.emit("warning", message="mind the gap")
+        reporter.emit("pacing", endpoint="GET /operations/v1/{id}", seconds=29.5)
+        reporter.emit("pacing", endpoint="GET /operations/v1/{id}", seconds=0.2)
+    err = capsys.readouterr().err
+    assert "∅ x.ndjson.gz (20 B, no rows)" in err and "✓ x.ndjson.gz" not in err
+    assert "✓ y.ndjson.gz (2.0 KB)" in err
+    assert "warning: mind the gap" in err
+    assert err.count("pacing:") == 1
+    assert "pacing: waiting 30 s before GET /operations/v1/{id} to stay under the rate limit" in err
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "json", "csv"])
+def test_has_rows_of_each_format(tmp_path, fmt):
+    wire = f"FORMAT_{fmt.upper()}"
+    empty = {"ndjson": b"", "json": b"[]", "csv": b"IndvId,EventStart\r\n"}[fmt]
+    full = {"ndjson": b'{"a":1}\n', "json": b'[{"a":1}]', "csv": b"IndvId\r\n1\r\n"}[fmt]
+    for body, expected in ((empty, False), (full, True)):
+        (tmp_path / "f.gz").write_bytes(gzip.compress(body))
+        (tmp_path / "f").write_bytes(body)
+        assert export_cli.has_rows(tmp_path / "f.gz", wire, compressed=True) is expected
+        assert export_cli.has_rows(tmp_path / "f", wire, compressed=False) is expected
+
+
+def api_requests(emu: Emu) -> list[dict[str, Any]]:
+    """The tenant's journal, every method, control calls left out."""
+    entries = emu.http.get("/__emulator/journal").json()["requests"]
+    return [e for e in entries if not e["path"].startswith("/__emulator")]
+
+
+def test_bundles_run_in_flight_and_are_polled_when_due(emu, capsys, tmp_path):
+    """Four bundles are created before the first is downloaded, and after the first export has
+    shown how long exports take, each is polled once."""
+    code, events, err = run_json(emu, capsys, "--out", str(tmp_path), *CHUNKED)
+    assert code == 0, err
+    order = api_requests(emu)
+    kinds = [e["path"].split("/")[1] for e in order]
+    assert kinds[:4] == ["segments"] * 4 and kinds.index("fullstory-emulator-exports") > 4
+    polls = [e["path"] for e in order if e["path"].startswith("/operations/v1/")]
+    per_bundle = [polls.count(f"/operations/v1/{e['operationId']}") for e in events[1:5]]
+    assert [e["event"] for e in events[1:5]] == ["created"] * 4
+    assert per_bundle[0] >= 1 and per_bundle[1:] == [1, 1, 1], per_bundle
+    assert sorted(p.name for p in tmp_path.iterdir()) == BUNDLES
+
+
+def test_a_chunked_run_paces_itself_under_the_rate_limit(emu, capsys, tmp_path):
+    """A tenant limited to a burst of 3, then 1 a second: a 4-bundle run spaces its requests
+    instead of collecting 429s."""
+    emu.control("POST", "/ratelimit", {"limit": "60/60,3"})
+    code, events, err = run_json(
+        emu, capsys, "--out", str(tmp_path), "--rate-limit", "60/60,3", *CHUNKED
+    )
+    assert code == 0, err
+    statuses = [e["status"] for e in api_requests(emu)]
+    assert 429 not in statuses
+    paced = [e for e in events if e["event"] == "pacing"]
+    # the four bundles are created at once: the fourth waits for its token (the other
+    # endpoints may find theirs refilled by the time they are asked, depending on timing)
+    creates = [e for e in paced if e["endpoint"] == "POST /segments/v1/exports"]
+    assert len(creates) == 1 and 0.5 < creates[0]["seconds"] <= 1.05
+    assert not [e for e in events if e["event"] == "rate_limited"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == BUNDLES
+
+
+def test_a_run_longer_than_the_burst_says_what_it_will_take():
+    args = export_cli.parse_args(["--start", "2026-02-01", "--end", "2026-02-02", "--chunk", "15m"])
+    assert export_cli.pacing_plan(args, 50) is None
+    text = export_cli.pacing_plan(args, 96)
+    assert text is not None and text.startswith(
+        "96 bundles need at least 96 requests on each of POST /segments/v1/exports"
+    )
+    assert "(2 per 60 s per endpoint after a burst of 50) makes that at least 23 min" in text
+    args = export_cli.parse_args(["--rate-limit", "off"])
+    assert args.rate_limit is None and export_cli.pacing_plan(args, 1000) is None

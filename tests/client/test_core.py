@@ -31,6 +31,8 @@ from emulator.client.core import (
     FullStoryClient,
     FullStoryError,
     NotFound,
+    Pace,
+    RateBudget,
     RateLimited,
     Resume,
     Retry,
@@ -341,6 +343,76 @@ def test_429_gives_up_after_max_retries(make):
     error = caught.value
     assert error.status == 429 and error.code == 8 and error.retry_after == waits[-1]
     assert len(waits) == 2 and "gave up after 3 attempts" in str(error)
+
+
+def test_a_paced_client_waits_for_a_token_instead_of_a_429(make):
+    """The emulator's bucket (burst 2, 1 per 30 s) and the client's estimate of it agree: the
+    third request waits its 30 s (of emulator time) and no 429 is ever answered."""
+    setup = make(rate_limit=RateLimit(1, 30, 2))
+    paces: list[Pace] = []
+    client = FullStoryClient(
+        setup.client.base_url,
+        KEY,
+        http=setup.client.http,
+        sleep=setup.client._sleep,
+        rate_limit="1/30,2",
+        on_pace=paces.append,
+    )
+    for _ in range(3):
+        client.get_segment("everyone")
+    client.list_segments()  # another endpoint: a bucket of its own
+    assert [status for _, _, status, _ in setup.relay.seen] == [200, 200, 200, 200]
+    assert [p.endpoint for p in paces] == ["GET /segments/v1/{id}"]
+    assert 30 <= paces[0].delay <= 31 and setup.sleeps == [paces[0].delay]
+
+
+def test_a_429_empties_the_estimate(make):
+    """Another process spent the key's tokens: the 429 tells the client, which then waits for
+    the refill before the next request instead of collecting another 429."""
+    setup = make(rate_limit=RateLimit(1, 30, 50))
+    setup.relay.hooks = [_api_error(429, 8, "slow down", **{"Retry-After": "12"})]
+    client = FullStoryClient(
+        setup.client.base_url,
+        KEY,
+        http=setup.client.http,
+        sleep=setup.client._sleep,
+        rate_limit="1/30,50",
+    )
+    client.get_segment("everyone")  # 429, wait 12 s, then 200 with the token it waited for
+    client.get_segment("everyone")  # the bucket is empty now: 30 s more
+    assert [status for _, _, status, _ in setup.relay.seen] == [429, 200, 200]
+    assert setup.sleeps[0] == 12.0 and 30 <= setup.sleeps[1] <= 31
+
+
+def test_rate_budget_arithmetic():
+    budget = RateBudget(RateLimit(2, 60, 3))
+    for _ in range(3):
+        assert budget.delay("GET /x", 0.0) == 0.0
+        budget.spend("GET /x", 0.0)
+    assert budget.delay("GET /x", 0.0) == pytest.approx(30.6)  # one token, a fiftieth spare
+    assert budget.delay("GET /x", 15.0) == pytest.approx(15.6)
+    assert budget.delay("GET /y", 0.0) == 0.0  # every endpoint has its own bucket
+    assert budget.tokens("GET /x", 1000.0) == 3.0  # never more than the burst
+    budget.refused("GET /y", 0.0, 45.0)
+    assert budget.delay("GET /y", 45.0) == 0.0  # a token once Retry-After is over
+    assert budget.delay("GET /y", 30.0) == pytest.approx(15.6)
+
+
+def test_server_time_comes_from_the_answers(setup):
+    assert setup.client.server_time() is None
+    setup.client.get_segment("everyone")
+    seen = setup.client.server_time()  # the frozen emulator's X-Emulator-Now, + real time since
+    assert seen is not None and timedelta(0) <= seen - START < timedelta(seconds=1)
+    setup.client._wait(10)  # moves the emulator's clock: the client counts it
+    later = setup.client.server_time()
+    assert later is not None and timedelta(seconds=10) <= later - START < timedelta(seconds=11)
+
+
+def test_wait_can_let_the_export_run_before_the_first_poll(setup):
+    operation_id = setup.client.create_export("everyone")
+    operation = setup.client.wait(operation_id, first_poll_after=5)
+    assert operation["state"] == "COMPLETED" and setup.sleeps == [5]
+    assert setup.relay.paths().count(f"GET /operations/v1/{operation_id}") == 1
 
 
 def test_retry_after_is_honoured_exactly(setup):

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 
 from emulator.testing import demo
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_demo_runs_to_completion_and_tells_the_story(tmp_path, capsys):
-    assert demo.main(["--out", str(tmp_path), "--population", "120"]) == 0
+    port = free_port()  # --port: the demo's emulator where the user wants it
+    assert demo.main(["--out", str(tmp_path), "--population", "120", "--port", str(port)]) == 0
     captured = capsys.readouterr()
     story = " ".join(captured.out.split())  # undo the console's line wrapping
+    assert f"running in-process at http://127.0.0.1:{port}" in story
     assert "429 Too Many Requests" in story and "Retry-After 1 s" in story
     assert "400 ExpiredToken" in story and "renewed URL" in story
     assert "downloads answered 400 then 200" in story
@@ -23,3 +32,14 @@ def test_demo_runs_to_completion_and_tells_the_story(tmp_path, capsys):
     assert rows and json.loads(rows[0])["EventType"]
     assert f"{len(rows):,} rows" in story
     assert "100%" in captured.err  # the CLI's progress bar
+
+
+def test_demo_on_a_port_in_use_says_so(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert demo.main(["--out", str(tmp_path), "--port", str(port)]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"cannot listen on port {port}" in out and "in use" in out
+    assert list(tmp_path.iterdir()) == []

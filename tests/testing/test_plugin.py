@@ -16,6 +16,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from emulator.client.core import DownloadExpired, ExportFailed, FullStoryClient, NotFound
@@ -377,3 +378,128 @@ def test_settings_fixture_can_be_overridden(pytester):
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+# -- a client of the user's own, that really sleeps ----------------------------------------------
+
+
+def plain_client_export(base_url: str, api_key: str) -> tuple[list[httpx.Response], bytes]:
+    """An ordinary client, as a user would write it: it waits with time.sleep, which cannot
+    move the fixture's frozen clock. Returns its polls and the downloaded file."""
+    headers = {"Authorization": f"Basic {api_key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10) as api:
+        body = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
+        body["timeRange"] = {"start": "2026-02-28T00:00:00Z", "end": "2026-03-01T00:00:00Z"}
+        operation_id = api.post("/segments/v1/exports", json=body).json()["operationId"]
+        polls = []
+        while (poll := api.get(f"/operations/v1/{operation_id}")).json()["state"] == "PENDING":
+            polls.append(poll)
+            if len(polls) >= 6:
+                return polls, b""
+            time.sleep(0.02)
+        polls.append(poll)
+        export_id = poll.json()["results"]["searchExportId"]
+        location = api.get(f"/search/v1/exports/{export_id}/results").json()["location"]
+        return polls, httpx.get(location, timeout=30).content
+
+
+@pytest.mark.parametrize("flavour", ["fullstory_emulator", "fullstory_emulator_session"])
+def test_a_client_that_really_sleeps_finishes_under_the_default_fixture(request, flavour, caplog):
+    fs = request.getfixturevalue(flavour)
+    with caplog.at_level("WARNING", logger="emulator"):
+        polls, data = plain_client_export(fs.base_url, fs.api_key)
+    assert [p.json()["state"] for p in polls] == ["PENDING", "PENDING", "COMPLETED"]
+    hint = polls[1].headers["x-emulator-hint"]
+    assert "clock is frozen at 2026-03-01T12:00:00" in hint
+    assert hint.endswith("it finishes anyway on poll 3 at a standstill (2 so far)")
+    assert "x-emulator-hint" not in polls[2].headers
+    assert any("handle.clock.advance" in r.getMessage() for r in caplog.records)
+    rows = [json.loads(line) for line in gzip.decompress(data).splitlines()]
+    assert rows and all(r["EventStart"].startswith("2026-02-28") for r in rows)
+    assert fs.clock.now() == START  # nothing moved the clock
+
+
+@pytest.mark.fullstory_emulator(finish_stalled_after_polls=0)
+def test_without_the_fallback_the_hint_says_why_nothing_moves(fullstory_emulator):
+    fs = fullstory_emulator
+    polls, data = plain_client_export(fs.base_url, fs.api_key)
+    assert data == b"" and {p.json()["state"] for p in polls} == {"PENDING"}
+    hint = polls[-1].headers["x-emulator-hint"]
+    assert "stays PENDING until the clock moves" in hint and "finishes anyway" not in hint
+
+
+def test_the_session_fixture_applies_or_refuses_its_marker(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fullstory_emulator(
+            api_key="na1.mine", url_ttl=5, export_duration=30, rate_limit="off"
+        )
+        def test_applied(fullstory_emulator_session):
+            fs = fullstory_emulator_session
+            assert fs.api_key == "na1.mine"
+            operation_id = fs.client.create_export("everyone")
+            assert fs.client.get_operation(operation_id)["state"] == "PENDING"
+            fs.clock.advance(29)
+            assert fs.client.get_operation(operation_id)["state"] == "PENDING"
+            fs.clock.advance(1)
+            operation = fs.client.wait(operation_id)
+            location, _ = fs.client.export_location(operation["results"]["searchExportId"])
+            assert "X-Goog-Expires=5" in location
+            for _ in range(60):  # the contract's burst of 50 would have run out
+                fs.client.list_segments()
+            assert {r.status for r in fs.requests(path="/segments/v1")} == {200}
+
+        def test_reset_afterwards(fullstory_emulator_session):
+            fs = fullstory_emulator_session
+            operation_id = fs.client.create_export("everyone")
+            fs.clock.advance(10)  # 2 s, and 30 s per million events: not the 30 s above
+            assert fs.client.get_operation(operation_id)["state"] == "COMPLETED"
+
+        @pytest.mark.fullstory_emulator(seed=7, start_time="2030-01-01T00:00:00Z")
+        def test_refused(fullstory_emulator_session):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.fullstory_emulator(seed=..., start_time=...) cannot apply to "
+            "fullstory_emulator_session: its one server is shared by the whole session*"
+        ]
+    )
+
+
+# -- what a test pays beyond its waits -----------------------------------------------------------
+
+
+def test_a_one_day_export_costs_little_beyond_its_waits(fullstory_emulator, tmp_path):
+    """The whole workflow of a one-day export through the fixture's client, less the time its
+    waits take (each moves the emulator's clock): the emulator's own cost to a test, at most
+    0.3 s. Best of three, after one that pays the process's one-time imports. The bound is on
+    the CPU time of the whole process (client and server threads), which a busy machine does
+    not inflate; the wall time is shown beside it, and only kept from the absurd."""
+    fs = fullstory_emulator
+    fs.client.run_export("everyone", tmp_path, time_range=(START - timedelta(days=2), LAST_DAY[0]))
+    waited: list[tuple[float, float]] = []
+    advance = fs.client._sleep
+
+    def timed(seconds: float) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        advance(seconds)
+        waited.append((time.perf_counter() - wall, time.process_time() - cpu))
+
+    fs.client._sleep = timed
+    walls, cpus = [], []
+    for _ in range(3):
+        waited.clear()
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fs.client.run_export("everyone", tmp_path, time_range=LAST_DAY)
+        walls.append(time.perf_counter() - wall - sum(w for w, _ in waited))
+        cpus.append(time.process_time() - cpu - sum(c for _, c in waited))
+        assert result.path.stat().st_size > 1000 and waited
+    print(f"one-day export beyond its waits: best {min(walls):.3f} s wall, {min(cpus):.3f} s CPU")
+    assert min(cpus) <= 0.3, cpus
+    assert min(walls) <= 1.5, walls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import Response
@@ -13,6 +14,8 @@ from ...exports.lifecycle import Status
 from ...store.records import OperationRecord
 from ...timestamps import format_api
 from .common import Call, decode_token, encode_token, endpoint, limit_param, query
+
+log = logging.getLogger("emulator")  # says each hint once, for a user who reads logs
 
 
 def operation_json(record: OperationRecord, status: Status) -> dict[str, Any]:
@@ -40,7 +43,13 @@ def operation_json(record: OperationRecord, status: Status) -> dict[str, Any]:
 def get_operation(call: Call) -> Response:
     operation_id = call.request.path_params["operationId"]
     record, status = call.em.exports.get(call.principal, operation_id, call.control, poll=True)
-    return call.json(operation_json(record, status))
+    response = call.json(operation_json(record, status))
+    hint = call.em.exports.stall_hint(record, status)
+    if hint is not None:
+        response.headers["X-Emulator-Hint"] = hint
+        if call.em.exports.first_hint(record):
+            log.warning("operation %s: %s", record.id, hint)
+    return response
 
 
 @endpoint("operations.list")

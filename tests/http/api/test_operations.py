@@ -71,6 +71,67 @@ def test_frozen_clock_keeps_percent(make_harness):
     assert {h.operation(op_id)["estimatePctComplete"] for _ in range(5)} == {42}
 
 
+@pytest.mark.stores
+def test_polls_on_a_frozen_clock_carry_a_hint(make_harness, caplog):
+    """Without the fallback a frozen clock keeps the export PENDING however often it is
+    polled; every poll's answer says why, and the log says it once."""
+    h = make_harness(export_duration=10)
+    op_id = h.create()
+    with caplog.at_level("WARNING", logger="emulator"):
+        answers = [h.client.get(f"/operations/v1/{op_id}", headers=AUTH) for _ in range(4)]
+    assert {a.json()["state"] for a in answers} == {"PENDING"}
+    hint = answers[0].headers["x-emulator-hint"]
+    assert hint == (
+        "the emulator's clock is frozen at 2026-03-01T12:00:00.000000Z, so this export (due "
+        "at 2026-03-01T12:00:10.000000Z) stays PENDING until the clock moves: POST "
+        '/__emulator/clock {"advance": 10} (pytest: sleep with handle.clock.advance, or poll '
+        "with handle.client)"
+    )
+    assert {a.headers["x-emulator-hint"] for a in answers} == {hint}
+    assert [r.getMessage() for r in caplog.records] == [f"operation {op_id}: {hint}"]
+    h.advance(4)
+    moved = h.client.get(f"/operations/v1/{op_id}", headers=AUTH)
+    assert '{"advance": 6}' in moved.headers["x-emulator-hint"]
+    h.advance(6)
+    done = h.client.get(f"/operations/v1/{op_id}", headers=AUTH)
+    assert done.json()["state"] == "COMPLETED" and "x-emulator-hint" not in done.headers
+
+
+def test_a_running_clock_or_a_poll_driven_export_has_no_hint(make_harness):
+    h = make_harness(export_duration=10, freeze_clock=False)
+    running = h.client.get(f"/operations/v1/{h.create()}", headers=AUTH)
+    assert running.json()["state"] == "PENDING" and "x-emulator-hint" not in running.headers
+    h = make_harness(export_duration=10)
+    h.client.post("/__emulator/lifecycle", json={"finishAfterPolls": 5}, headers=AUTH)
+    polled = h.client.get(f"/operations/v1/{h.create()}", headers=AUTH)
+    assert polled.json()["state"] == "PENDING" and "x-emulator-hint" not in polled.headers
+
+
+@pytest.mark.stores
+def test_a_standstill_finishes_the_export_when_told_to(make_harness):
+    h = make_harness(export_duration=10, finish_stalled_after_polls=2)
+    op_id = h.create()
+    states = [h.operation(op_id)["state"] for _ in range(3)]
+    assert states == ["PENDING", "PENDING", "COMPLETED"]
+    done = h.operation(op_id)
+    assert parse(done["finishedAt"]) == START and done["estimatePctComplete"] == 100
+    assert done["results"]["searchExportId"]
+    second = h.create()
+    hint = [h.client.get(f"/operations/v1/{second}", headers=AUTH) for _ in range(2)][1]
+    assert hint.headers["x-emulator-hint"].endswith(
+        "; it finishes anyway on poll 3 at a standstill (2 so far)"
+    )
+    # a failing segment fails, as it would have by the clock
+    failing = h.create(segmentId="LegacyFunnel")
+    final = [h.operation(failing) for _ in range(3)][-1]
+    assert final["state"] == "ERROR" and "Legacy Checkout Step" in final["errorDetails"]
+    # polls with the clock moving in between never count
+    moving = h.create()
+    for _ in range(4):
+        assert h.operation(moving)["state"] == "PENDING"
+        h.advance(1)
+
+
 def test_duration_grows_with_export_size(make_harness):
     h = make_harness(export_duration=1, export_duration_per_million=10_000, population=50)
     small = h.create(timeRange={"start": "2026-02-27T00:00:00Z", "end": "2026-02-28T00:00:00Z"})
