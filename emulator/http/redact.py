@@ -32,7 +32,6 @@ KEPT_HEADERS = frozenset(
         "if-none-match",
         "if-range",
         "range",
-        "range",
         "traceparent",
         "tracestate",
         "transfer-encoding",
