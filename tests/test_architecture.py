@@ -12,7 +12,18 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "emulator"
-BASE = {"contract", "settings", "clock", "ids", "timestamps", "errors", "resources", "auth", "tls"}
+BASE = {
+    "contract",
+    "settings",
+    "clock",
+    "ids",
+    "timestamps",
+    "errors",
+    "resources",
+    "auth",
+    "tls",
+    "recording",
+}
 BASE_ALLOWED = BASE | {"__init__"}  # `from emulator import __version__`
 DOMAIN = {"world", "store", "files", "control", "exports"}
 # What each part may import besides itself (and, for every part, the base modules).
