@@ -7,6 +7,7 @@ The emulator's server and the MCP adapter both use it; it knows neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -15,6 +16,16 @@ from typing import Self
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """TCP_NODELAY on an accepted connection, whoever bound the listening socket: uvicorn's own
+    (`--workers`) is made without IPPROTO_TCP, so asyncio leaves Nagle on, and every request on
+    a kept-alive connection then waits ~40 ms for the client's delayed ACK (see `listen`)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):  # the peer may already be gone
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _HeaderDeadline:
@@ -43,6 +54,7 @@ class _HeaderDeadline:
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        no_delay(transport)
         super().connection_made(transport)  # type: ignore[misc]
         self._arm()
 

@@ -97,9 +97,12 @@ def test_each_server_stack_on_our_socket_is_fast(loop: str, http: str):
         assert_fast(settings.host, settings.port)
 
 
-@pytest.fixture
-def cli_port(tmp_path: Path) -> Iterator[int]:
-    """The port of a real `fullstory-emulator` process, once it answers; stopped afterwards."""
+@pytest.fixture(params=["one process", "two workers"])
+def cli_port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
+    """The port of a real `fullstory-emulator` process, once it answers; stopped afterwards.
+
+    With `--workers`, uvicorn binds the port itself: the protocol must set TCP_NODELAY."""
+    workers = ["--workers", "2", "--data-dir", str(tmp_path / "data")]
     script = Path(sys.executable).with_name("fullstory-emulator")
     command = str(script) if script.exists() else shutil.which("fullstory-emulator")
     if not command:
@@ -108,7 +111,8 @@ def cli_port(tmp_path: Path) -> Iterator[int]:
     log = tmp_path / "emulator.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [command, "--port", "0", "--mcp-port", "off", "--rate-limit", "off"],
+            [command, "--port", "0", "--mcp-port", "off", "--rate-limit", "off"]
+            + (workers if request.param == "two workers" else []),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
