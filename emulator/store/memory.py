@@ -28,7 +28,8 @@ def operation_size(record: OperationRecord) -> int:
     """An estimate of a record's memory: a fixed part plus its variable-length strings."""
     spec = record.spec
     strings = (record.segment_name, record.forced_failure or "", record.lifecycle.failure or "")
-    return 2048 + sum(len(f) + 64 for f in spec.fields) + sum(len(t) for t in strings)
+    fields = spec.fields
+    return 2048 + 64 * len(fields) + sum(map(len, fields)) + sum(map(len, strings))
 
 
 class MemoryStore:
