@@ -188,6 +188,9 @@ class _CsvLines:
         # "\n" as the line end, as the file has: the csv module quotes a value holding it
         self.writerow = csv.writer(_Appender(self._parts), lineterminator="\n").writerow
         self.blanks = ("",) * len(self.columns)
+        # which of the candidates the csv module quotes (a lone "\r" varies across versions)
+        quoted = [c for c in '",\r\n' if self.csv_line(("a", "b" + c)) != "a,b" + c]
+        self.cell = _cell_writer(re.compile(f"[{re.escape(''.join(quoted))}]").search)
 
     def csv_line(self, values: Sequence[Any]) -> str:
         """Values as the csv module writes them in a line (where a lone empty field, which it
@@ -238,6 +241,7 @@ class _CsvLines:
         event_level, plans, make_plan = self.event_level, self.plans, self.plan
         unplain, page_texts, csv_line = _UNPLAIN, self.page_texts, self.csv_line
         columns, blanks = self.columns, self.blanks
+        quote_cells, cell = len(columns) > 1, self.cell  # a lone empty field is written ""
         out: list[str] = []
         append = out.append
         size = 0
@@ -258,8 +262,11 @@ class _CsvLines:
             line = None
             if shape is not None:
                 template, values_of, order = shape
-                plain = tuple(map(str, values_of(row)))
-                if not unplain("\x00".join(plain)):
+                values = values_of(row)
+                plain = tuple(map(str, values))
+                if unplain("\x00".join(plain)):  # quotes, commas, line breaks or None
+                    plain = tuple(map(cell, values)) if quote_cells else None
+                if plain is not None:
                     line = template % order(texts + plain)
             if line is None:
                 line = csv_line(tuple(map(row.get, columns, blanks))) + "\n"
@@ -272,6 +279,23 @@ class _CsvLines:
                 size = 0
         if out:
             yield "".join(out).encode("utf-8")
+
+
+def _cell_writer(quoted: Callable[[str], object]) -> Callable[[Any], str]:
+    """One value as the csv module writes it in a line of several: None empty, and quoted,
+    inner quotes doubled, where `quoted` finds a character the module quotes. Rows with such a
+    value (a custom event's EventVarFields JSON, an absent duration) stay on the fast path:
+    only their odd cells pay."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        text = str(value)
+        if quoted(text):
+            return '"' + text.replace('"', '""') + '"'
+        return text
+
+    return cell
 
 
 class _Shape(NamedTuple):
