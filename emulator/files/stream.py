@@ -264,10 +264,10 @@ class _CsvLines:
                 template, values_of, order = shape
                 values = values_of(row)
                 plain = tuple(map(str, values))
-                if unplain("\x00".join(plain)):  # quotes, commas, line breaks or None
-                    plain = tuple(map(cell, values)) if quote_cells else None
-                if plain is not None:
+                if not unplain("\x00".join(plain)):
                     line = template % order(texts + plain)
+                elif quote_cells:  # quotes, commas, line breaks or None
+                    line = template % order(texts + tuple(map(cell, values)))
             if line is None:
                 line = csv_line(tuple(map(row.get, columns, blanks))) + "\n"
             append(line)
