@@ -479,6 +479,7 @@ class FullStoryClient:
         stream: bool = False,
         download: bool = False,
         endpoint: str | None = None,
+        answer_errors: bool = False,
         **options: Any,
     ) -> Response:
         """Send with retries: 429 after `Retry-After`, 5xx and transport errors with backoff.
@@ -487,6 +488,7 @@ class FullStoryClient:
         rare cases leave a duplicate export behind, which is harmless (exports are read-only).
         `download` marks a signed URL: its failures are DownloadErrors. `endpoint` names the
         rate-limit bucket every attempt spends a token of (downloads have none).
+        `answer_errors` returns a final error answer instead of raising it.
         """
         failure = DownloadError if download else FullStoryError
         path = urlsplit(url).path
@@ -514,10 +516,13 @@ class FullStoryClient:
                 self._note_server_time(response)
             if response.status_code < 400:
                 return response
+            final = not _retryable(response.status_code) or attempt > self.max_retries
+            if final and answer_errors:
+                return response
             if stream:
                 response.read()
                 response.close()
-            if not _retryable(response.status_code) or attempt > self.max_retries:
+            if final:
                 raise error_from_response(response, attempts=attempt, download=download)
             retry_after = _retry_after(response) if response.status_code == 429 else None
             if response.status_code == 429 and self.budget is not None and endpoint is not None:
@@ -525,6 +530,42 @@ class FullStoryClient:
             delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
             error = error_from_response(response, download=download)
             self._retry(Retry(method, path, attempt, delay, error, retry_after))
+
+    def exchange(
+        self,
+        method: str,
+        target: str,
+        route: str | None = None,
+        *,
+        authorize: bool = True,
+        stream: bool = False,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Response:
+        """One request answered as it came, whatever its status, for a caller that inspects the
+        wire itself (`fullstory-emulator conformance`): paced and retried like every other call
+        (429 after `Retry-After`, 5xx with backoff), but a final error answer is returned, not
+        raised.
+
+        `target` is an API path, sent with the key unless `authorize` is False and spending a
+        token of `route` (its path template), or an absolute signed URL, sent without
+        credentials and outside the rate limit. The caller closes a `stream`ed answer.
+        """
+        if "://" in target:
+            return self._send(method, target, stream=stream, download=True, answer_errors=True)
+        headers = self._headers() if authorize else {"Accept": "application/json"}
+        options: dict[str, Any] = {"headers": headers, "params": dict(params or {})}
+        if json is not None:
+            options["json"] = json
+        endpoint = f"{method} {route or target}" if authorize else None
+        return self._send(
+            method,
+            self.base_url + target,
+            stream=stream,
+            endpoint=endpoint,
+            answer_errors=True,
+            **options,
+        )
 
     def _headers(self) -> dict[str, str]:
         if not self.api_key:

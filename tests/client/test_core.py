@@ -345,6 +345,25 @@ def test_429_gives_up_after_max_retries(make):
     assert len(waits) == 2 and "gave up after 3 attempts" in str(error)
 
 
+def test_exchange_answers_errors_as_they_came_but_waits_out_a_429(make):
+    """`exchange` hands back a 404 or 401 whole (status, headers, JSON text) instead of raising,
+    still waits out a 429 as `Retry-After` says, and sends a URL without the key."""
+    setup = make(rate_limit=RateLimit(1, 30, 1))
+    client = setup.client
+    missing = client.exchange("GET", "/segments/v1/noSuchSegment", "/segments/v1/{id}")
+    assert missing.status_code == 404 and missing.json()["code"] == 5
+    assert missing.headers["content-type"] == "application/json"
+    found = client.exchange("GET", "/segments/v1/everyone", "/segments/v1/{id}")  # after a 429
+    assert found.status_code == 200 and found.json()["id"] == "everyone"
+    anonymous = client.exchange("GET", "/segments/v1", authorize=False)
+    assert anonymous.status_code == 401 and '"code":16' in anonymous.text
+    signed = client.exchange("GET", f"{client.base_url}/fullstory-emulator-exports/x.gz")
+    assert signed.status_code == 403 and "<Code>AccessDenied</Code>" in signed.text  # unsigned
+    statuses = [(status, auth is not None) for _, _, status, auth in setup.relay.seen]
+    assert statuses == [(404, True), (429, True), (200, True), (401, False), (403, False)]
+    assert len(setup.sleeps) == 1 and 0 < setup.sleeps[0] <= 30
+
+
 def test_a_paced_client_waits_for_a_token_instead_of_a_429(make):
     """The emulator's bucket (burst 2, 1 per 30 s) and the client's estimate of it agree: the
     third request waits its 30 s (of emulator time) and no 429 is ever answered."""
