@@ -365,7 +365,9 @@ def test_relative_dates_follow_the_api_clock(emu, capsys, tmp_path):
     assert not [e for e in events if e["event"] == "warning"]
     assert len(emu.journal("/segments/v1/everyone")) == 1  # asked once, for the clock
 
-    code, events, _ = run_json(emu, capsys, "--start", "now-2h", "--end", "now-1h", "--out", "x")
+    code, events, _ = run_json(
+        emu, capsys, "--start", "now-2h", "--end", "now-1h", "--out", str(tmp_path / "x")
+    )
     assert code == 0
     created = next(e for e in events if e["event"] == "created")
     assert created["start"].startswith("2026-03-01T10:00") and created["end"].startswith(
@@ -429,7 +431,10 @@ def test_a_range_outside_the_segment_window_is_warned_about(emu, capsys, tmp_pat
     assert next(e for e in events if e["event"] == "downloaded")["empty"] is False
 
 
-def test_a_range_partly_outside_the_window_and_one_in_the_future(emu, capsys, tmp_path):
+def test_a_range_partly_outside_the_window_and_one_in_the_future(
+    emu, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the files go to the working directory by default
     code, events, _ = run_json(emu, capsys, "--start", "2026-01-15", "--end", "2026-02-01")
     warning = next(e["message"] for e in events if e["event"] == "warning")
     assert warning.startswith(
