@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "mcp", help="run only the MCP server (stdio or HTTP) for an agent", add_help=False
     )
+    sub.add_parser(
+        "record",
+        help="record a FullStory org (segments, exports, field catalogue) into a folder",
+        add_help=False,
+    )
     health = sub.add_parser(
         "health", help="exit 0 if the emulator these settings describe answers its health check"
     )
@@ -335,11 +340,15 @@ def _state(settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("demo", "mcp"):  # commands with flags of their own
+    if args and args[0] in ("demo", "mcp", "record"):  # commands with flags of their own
         if args[0] == "demo":
             from .testing.demo import main as demo
 
             raise SystemExit(demo(args[1:]))
+        if args[0] == "record":
+            from .client.record import main as record
+
+            raise SystemExit(record(args[1:]))
         from .client.mcp import main as mcp
 
         mcp(args[1:])
