@@ -123,7 +123,7 @@ def describe(pinned: Mapping[str, Any]) -> str:
     scrub = "" if pinned.get("scrub") else ", unscrubbed"
     return (
         f"segments {', '.join(pinned.get('segments') or [])} over {window} ending "
-        f"{pinned.get('end') or 'now'} from {pinned.get('apiUrl')}{scrub}"
+        f"{pinned.get('end') or 'now'} from {public_url(str(pinned.get('apiUrl')))}{scrub}"
     )
 
 
@@ -140,10 +140,9 @@ def safe_name(segment_id: str) -> str:
     """A file name for a segment's export: its id where that is a safe name, else the id made
     safe plus a digest of it, so two ids never share a file."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", segment_id)[:150]
-    if name != segment_id or name.startswith("."):
-        name = (
-            f"{name.lstrip('.') or 'segment'}-{hashlib.sha256(segment_id.encode()).hexdigest()[:8]}"
-        )
+    if name != segment_id or name.startswith((".", "-")):
+        digest = hashlib.sha256(segment_id.encode()).hexdigest()[:8]
+        name = f"{name.lstrip('._-') or 'segment'}-{digest}"
     return name + ".ndjson"
 
 
@@ -394,7 +393,7 @@ class Recorder:
                 self.scrubber = Scrubber(load_salt(self.state_dir))
             except ValueError as exc:
                 raise RecordError(str(exc)) from None
-        self.reporter.emit("start", apiUrl=self.plan.api_url, out=str(self.root))
+        self.reporter.emit("start", apiUrl=public_url(self.plan.api_url), out=str(self.root))
         if not self.state["segmentsListed"]:
             self._list_segments()
         window = self.state["window"]
@@ -422,7 +421,7 @@ class Recorder:
             raise RecordError(f"--out {root} is a file, not a folder")
         state = self._read_state()
         if state is not None and (self.restart or state.get("plan") != pinned):
-            if not self.restart:
+            if not self.restart and state.get("segmentsListed"):  # else nothing is recorded yet
                 raise RecordError(
                     f"{root} holds a recording of {describe(state.get('plan') or {})}, but this "
                     f"command asks for {describe(pinned)}: run the first command again to "
@@ -509,7 +508,11 @@ class Recorder:
             except Unauthorized as exc:
                 raise RecordError(f"{what} failed: the API key was refused ({exc})") from None
             except FullStoryError as exc:
-                hint = "" if exc.status in (400, 403, 404) else "; rerun the same command to resume"
+                hint = "; rerun the same command to resume"
+                if exc.status == 403:
+                    hint = " (Segment Export needs an Admin or Architect API key)"
+                elif exc.status in (400, 404):
+                    hint = ""
                 raise RecordError(f"{what} failed: {exc}{hint}") from None
 
     def _list_segments(self) -> None:
@@ -519,7 +522,7 @@ class Recorder:
         self.client.max_retries = min(1, retries)  # a wrong --api-url says so at once
         try:
             listed = self._call(
-                f"listing the segments of {self.plan.api_url}",
+                f"listing the segments of {public_url(self.plan.api_url)}",
                 lambda: self.client.list_segments(limit=100),
             )
         finally:

@@ -98,9 +98,10 @@ class Scrubber:
     # -- rows ----------------------------------------------------------------------------------
 
     def line(self, raw: bytes) -> bytes:
-        """One NDJSON line (without its newline), scrubbed; the bytes of every value that
-        holds nothing personal are kept as they were. Raises ValueError for a line that is not
-        JSON."""
+        """One NDJSON line (without its newline), scrubbed. In a flat row (as FullStory's
+        export rows are) the bytes of every value that holds nothing personal are kept as they
+        were; a row with nested values is written again whole. Raises ValueError for a line that
+        is not JSON."""
         text = raw.decode("utf-8")
         data = json.loads(text)
         if not isinstance(data, dict) or any(isinstance(v, dict | list) for v in data.values()):

@@ -655,6 +655,10 @@ def test_an_unknown_segment_is_named_before_anything_is_exported(org, capsys, tm
         f"(see {tmp_path / 'rec' / 'segments.json'})"
     )
     assert org.operations() == []
+    # nothing was recorded: the corrected command is not told to --restart
+    code, _, err = org.record(capsys, tmp_path / "rec", "--segment", "clickers", *WINDOW)
+    assert code == 0, err
+    assert exports_per_segment(org) == {"clickers": 1}
 
 
 def test_an_unreachable_api_url_fails_fast(capsys, tmp_path):
@@ -691,3 +695,11 @@ def test_no_key_and_a_folder_that_is_not_a_recording(org, capsys, tmp_path, monk
     code, _, err = org.record(capsys, tmp_path)
     assert code == 1 and "is not empty (notes.txt) and holds no recording" in err
     assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / MANIFEST).exists()
+
+
+def test_segment_ids_become_safe_distinct_file_names():
+    assert record.safe_name("everyone") == "everyone.ndjson"
+    names = {record.safe_name(s) for s in ("a/b", "a_b", "a:b", "../x", ".hidden")}
+    assert len(names) == 5 and "a_b.ndjson" in names
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ndjson", n) for n in names), names
+    assert record.safe_name("-rf").startswith("rf-")  # never read as a flag
