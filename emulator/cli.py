@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         "mcp", help="run only the MCP server (stdio or HTTP) for an agent", add_help=False
     )
     sub.add_parser(
+        "record",
+        help="record a FullStory org (segments, exports, field catalogue) into a folder",
+        add_help=False,
+    )
+    sub.add_parser(
         "conformance",
         help="check a FullStory API (yours, with your key) against this emulator, and report",
         add_help=False,
@@ -340,11 +345,15 @@ def _state(settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("demo", "mcp", "conformance"):  # commands with flags of their own
+    if args and args[0] in ("demo", "mcp", "record", "conformance"):  # flags of their own
         if args[0] == "demo":
             from .testing.demo import main as demo
 
             raise SystemExit(demo(args[1:]))
+        if args[0] == "record":
+            from .client.record import main as record
+
+            raise SystemExit(record(args[1:]))
         if args[0] == "conformance":
             from .testing.conformance import main as conformance
 

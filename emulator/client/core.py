@@ -517,6 +517,10 @@ class FullStoryClient:
             if response.status_code < 400:
                 return response
             final = not _retryable(response.status_code) or attempt > self.max_retries
+            retry_after = _retry_after(response) if response.status_code == 429 else None
+            if response.status_code == 429 and self.budget is not None and endpoint is not None:
+                # also when giving up: the next call should wait Retry-After, not a refill
+                self.budget.refused(endpoint, self.elapsed(), retry_after)
             if final and answer_errors:
                 return response
             if stream:
@@ -524,9 +528,6 @@ class FullStoryClient:
                 response.close()
             if final:
                 raise error_from_response(response, attempts=attempt, download=download)
-            retry_after = _retry_after(response) if response.status_code == 429 else None
-            if response.status_code == 429 and self.budget is not None and endpoint is not None:
-                self.budget.refused(endpoint, self.elapsed(), retry_after)
             delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
             error = error_from_response(response, download=download)
             self._retry(Retry(method, path, attempt, delay, error, retry_after))

@@ -403,6 +403,26 @@ def test_a_429_empties_the_estimate(make):
     assert setup.sleeps[0] == 12.0 and 30 <= setup.sleeps[1] <= 31
 
 
+def test_a_429_given_up_on_still_tells_the_estimate(make):
+    """A caller that goes on after the client gave up (the recorder waits out any 429) waits
+    for the server's Retry-After, neither a whole refill nor not at all."""
+    setup = make(rate_limit=RateLimit(1, 30, 50))
+    setup.relay.hooks = [_api_error(429, 8, "slow down", **{"Retry-After": "12"})]
+    client = FullStoryClient(
+        setup.client.base_url,
+        KEY,
+        http=setup.client.http,
+        sleep=setup.client._sleep,
+        max_retries=0,
+        rate_limit="1/30,50",
+    )
+    with pytest.raises(RateLimited):
+        client.get_segment("everyone")
+    client.get_segment("everyone")
+    assert [status for _, _, status, _ in setup.relay.seen] == [429, 200]
+    assert len(setup.sleeps) == 1 and 12 <= setup.sleeps[0] <= 13
+
+
 def test_rate_budget_arithmetic():
     budget = RateBudget(RateLimit(2, 60, 3))
     for _ in range(3):
