@@ -188,6 +188,25 @@ def test_a_sub_window_returns_exactly_its_recorded_rows(make_harness, folder, so
     assert data.splitlines() == expected
 
 
+def test_only_a_range_inside_a_window_of_the_recorded_segment_and_type_replays(
+    make_harness, folder
+):
+    h = make_harness(replay=folder)
+    recorded = recorded_file(folder)
+    inside = {"start": WINDOW[0], "end": WINDOW[1]}
+    # TYPE_PAGES would be TYPE_EVENT with SCOPE_PAGES: a different type from the recorded one
+    for body in (
+        {"timeRange": inside, "type": "TYPE_PAGES"},
+        {"timeRange": inside, "segmentId": ORG_SEGMENT["id"]},
+        {"timeRange": {"start": "2026-02-28T19:59:59Z", "end": WINDOW[1]}},
+        {},  # open ends: from the start of the data to now
+    ):
+        data = download(h, **body)
+        assert ESCAPED.encode() not in data.splitlines() and data != recorded, body
+    scoped = download(h, timeRange=inside, eventDetails={"scope": "SCOPE_EVENT"})
+    assert scoped == recorded  # SCOPE_EVENT is what TYPE_EVENT means
+
+
 def test_fields_csv_and_json_are_encoded_like_any_export(make_harness, folder, source_rows):
     h = make_harness(replay=folder)
     time_range = {"start": WINDOW[0], "end": WINDOW[1]}
@@ -233,8 +252,9 @@ def test_outside_the_window_the_world_has_the_orgs_shape(make_harness, folder, s
         format="FORMAT_CSV",
         timeRange={"start": "2026-02-25T00:00:00Z", "end": "2026-02-27T00:00:00Z"},
     )
-    header = next(csv.reader(io.StringIO(csv_data.decode("utf-8"))))
+    header, *table = csv.reader(io.StringIO(csv_data.decode("utf-8")))
     assert "evt_note_str" in header and "user_plan_str" not in header and "AppName" not in header
+    assert table == [[str(row.get(c, "")) for c in header] for row in rows]
 
 
 def test_the_same_seed_gives_the_same_files_also_from_worker_processes(
