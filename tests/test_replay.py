@@ -230,20 +230,23 @@ def test_fields_csv_and_json_are_encoded_like_any_export(make_harness, folder, s
 
 
 def test_outside_the_window_the_world_has_the_orgs_shape(make_harness, folder, source_rows):
-    notes = {json.loads(line).get("evt_note_str") for line in source_rows} - {None}
+    recorded = [json.loads(line) for line in source_rows]
+    notes = {r.get("evt_note_str") for r in recorded} - {None}
+    names = {r.get("EventCustomName") for r in recorded} - {None}
     h = make_harness(replay=folder)
     data = download(h, timeRange={"start": "2026-02-25T00:00:00Z", "end": "2026-02-27T00:00:00Z"})
     rows = [json.loads(line) for line in data.splitlines()]
     assert len(rows) > 100
-    names = {key for row in rows for key in row}
-    assert not names & SHOP_VARS
-    assert {"user_tier_str", "page_section_str", "evt_note_str"} <= names
-    assert not any(k.startswith("App") for k in names)  # the recorded rows had none
+    keys = {key for row in rows for key in row}
+    assert not keys & SHOP_VARS
+    assert {"user_tier_str", "page_section_str", "evt_note_str"} <= keys
+    assert not any(k.startswith("App") for k in keys)  # the recorded rows had none
     for row in rows:
         assert row.get("user_tier_str", "gold") in TIERS
         assert row["page_section_str"] in SECTIONS
         if "evt_note_str" in row:
             assert row["EventType"] == "custom" and row["evt_note_str"] in notes
+        assert row.get("EventCustomName", "Café & <Bäckerei>") in names
         if "PageUrl" in row:
             url = urlsplit(row["PageUrl"])
             assert url.netloc in HOSTS and url.path in {urlsplit(p).path for p in PATHS}

@@ -512,9 +512,9 @@ class ExportService:
 
 
 def _recorded_rules(replay: Replay | None) -> dict[str, LifecycleRule]:
-    """The recorded timelines as lifecycle rules, by segment: the default of a recorded
-    segment's exports, never written to the store (so a restart does not add them again, and
-    the user's own rules, which are, still come first)."""
+    """The recorded timelines as lifecycle rules, by segment: how a recorded segment's exports
+    play out unless a rule of the user's says otherwise. They are never written to the store,
+    so a restart on the same data does not add them again."""
     if replay is None:
         return {}
     out = {}

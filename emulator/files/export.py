@@ -135,7 +135,8 @@ class Maker:
         return segment
 
     def rows(self, job: ExportJob, indices: range | None = None) -> Iterator[dict[str, Any]]:
-        """The job's rows (with `indices`, those of that run of individuals)."""
+        """The job's rows (with `indices`, those of that run of individuals; recorded rows
+        are never made in blocks: `file_bytes` makes them whole)."""
         if job.recorded is not None:
             return replay.rows(job.recorded, job.spec) if indices is None else iter(())
         return select.rows(self.world(job), self.segment(job), job.spec, indices)

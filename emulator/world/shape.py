@@ -10,7 +10,8 @@ deterministic as the plain one and can be rebuilt in a worker process from the c
   them, about as often as the recording saw them); each value comes from its profile (its
   sample of values, else its range) and is left out at the profile's null rate;
 - page URLs (`PageUrl`, and `PageRefererUrl` when it is one of the shop's own) move onto the
-  org's hosts and paths, by a stable mapping of each shop path onto one of the org's;
+  org's hosts and paths, by a stable mapping of each shop path onto one of the org's; custom
+  event names and page names likewise onto the org's recorded ones;
 - the fields the org never had are left out (for a kind of export the recording holds).
 """
 
@@ -30,8 +31,10 @@ from ..recording import Catalogue, FieldProfile, catalogue_json
 from . import vocab as V
 from .events import EVENT_LEVEL_FIELDS, Event
 
-TAG_USER, TAG_PAGE, TAG_EVT, TAG_CARRIES, TAG_HOST, TAG_PATH = range(0x91, 0x97)
-_URL_CACHE = 4096  # shop URLs remembered (the shop has a few hundred distinct paths)
+TAG_USER, TAG_PAGE, TAG_EVT, TAG_CARRIES, TAG_HOST, TAG_PATH, TAG_WORD = range(0x91, 0x98)
+# Names the org gives things: the shop's are mapped onto the org's recorded ones.
+VOCABULARY = ("EventCustomName", "PageName")
+_URL_CACHE = 4096  # shop URLs (a few hundred paths) and event names remembered
 _EVENT_ONLY = frozenset(EVENT_FIELDS) - frozenset(INDIVIDUAL_FIELDS)
 _INDIVIDUAL_ONLY = frozenset(INDIVIDUAL_FIELDS) - frozenset(EVENT_FIELDS)
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -50,12 +53,16 @@ def _typed(value: Any, json_type: str) -> bool:
     return isinstance(value, _TYPES[json_type])
 
 
-def draw(profile: FieldProfile, rng: random.Random) -> Any:
+def typed_values(profile: FieldProfile) -> tuple[Any, ...]:
+    """The profile's sampled values of its own type (a sample may hold a stray other one)."""
+    return tuple(v for v in profile.values if _typed(v, profile.type))
+
+
+def draw(profile: FieldProfile, rng: random.Random, values: tuple[Any, ...] = ()) -> Any:
     """A value like the profile's, or None (left out) at its null rate: one of its sampled
-    values of its type, else a number in its range (a boolean needs neither)."""
+    `values` (`typed_values`), else a number in its range (a boolean needs neither)."""
     if rng.random() < profile.null_rate:
         return None
-    values = [v for v in profile.values if _typed(v, profile.type)]
     if values:
         return values[rng.randrange(len(values))]
     low, high = profile.minimum, profile.maximum
@@ -74,12 +81,15 @@ class Shape:
     shapes have equal digests; the digest is part of every export file's identity."""
 
     __slots__ = (
+        "_carried",
         "_carries",
         "_drop",
         "_hosts",
         "_paths",
         "_profiles",
         "_urls",
+        "_values",
+        "_words",
         "catalogue",
         "custom_vars",
         "digest",
@@ -98,6 +108,7 @@ class Shape:
             for kind in CUSTOM_KINDS
         }
         self._profiles = {name: found[name] for name in sorted(found)}
+        self._values = {name: typed_values(p) for name, p in self._profiles.items()}
         known = frozenset(catalogue.fields)
         # A kind the recording holds no export of keeps every field: nothing says it lacks any.
         self._drop = {
@@ -120,7 +131,13 @@ class Shape:
             for name, p in self._profiles.items()
             if name.startswith("evt_")
         }
+        self._words = {
+            field: words
+            for field in VOCABULARY
+            if field in catalogue.fields and (words := typed_values(catalogue.fields[field]))
+        }
         self._urls: dict[str, str] = {}
+        self._carried: dict[tuple[int, int], tuple[str, ...]] = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Shape) and other.digest == self.digest
@@ -148,7 +165,7 @@ class Shape:
     def _vars(self, rng: random.Random, names: Iterable[str]) -> dict[str, Any]:
         out = {}
         for name in names:
-            value = draw(self._profiles[name], rng)
+            value = draw(self._profiles[name], rng, self._values[name])
             if value is not None and value != "":
                 out[name] = value
         return out
@@ -165,11 +182,16 @@ class Shape:
     def event_vars(self, seed: int, row: Mapping[str, Any]) -> dict[str, Any]:
         """A custom event's `evt_*` variables: the event name decides which it carries."""
         name = text_key(str(row.get("EventCustomName", "")))
-        carried = [
-            var
-            for var in self.custom_vars["evt"]
-            if mix(seed, name, text_key(var), TAG_CARRIES) / 2**64 < self._carries[var]
-        ]
+        carried = self._carried.get((seed, name))
+        if carried is None:
+            carried = tuple(
+                var
+                for var in self.custom_vars["evt"]
+                if mix(seed, name, text_key(var), TAG_CARRIES) / 2**64 < self._carries[var]
+            )
+            if len(self._carried) >= _URL_CACHE:
+                self._carried.clear()
+            self._carried[(seed, name)] = carried
         key = mix(seed, int(row.get("PageId", 0)), int(row.get("EventPageOffset", 0)), name)
         return self._vars(random.Random(mix(key, TAG_EVT)), carried)
 
@@ -190,6 +212,14 @@ class Shape:
             self._urls[url] = found
         return found
 
+    def word(self, field: str, value: Any) -> Any:
+        """The org's name for one of the shop's (a custom event's, a page's): always the same
+        one of the recorded names, or the shop's when none was recorded."""
+        words = self._words.get(field)
+        if not words or not isinstance(value, str):
+            return value
+        return words[mix(text_key(value), TAG_WORD) % len(words)]
+
     # -- rows ----------------------------------------------------------------------------------
     def events(self, seed: int, events: Iterable[Event]) -> Iterator[Event]:
         """The events with their rows in the org's shape. Page-constant fields still come
@@ -208,8 +238,10 @@ class Shape:
             for key, value in islice(row.items(), head, None):
                 if key not in drop and not key.startswith("evt_"):
                     out[key] = value
+            if "EventCustomName" in out:
+                out["EventCustomName"] = self.word("EventCustomName", out["EventCustomName"])
             if row.get("EventType") == "custom":
-                out.update(self.event_vars(seed, row))
+                out.update(self.event_vars(seed, out))
             yield Event(event.t, event.session_id, event.page_id, out)
 
     def _page_part(
@@ -225,6 +257,8 @@ class Shape:
                 continue
             if key in ("PageUrl", "PageRefererUrl"):
                 value = self.url(value)
+            elif key == "PageName":
+                value = self.word(key, value)
             prefix[key] = value
         prefix.update(self.page_vars(seed, int(row.get("PageId", 0))))
         return prefix, head
