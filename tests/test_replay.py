@@ -21,6 +21,7 @@ from emulator.instance import Emulator
 from emulator.recording import EXPORTS_DIR, Poll, RecordedExport, RecordingError, Timeline
 from emulator.timestamps import parse_rfc3339
 from emulator.world import CUSTOM_VARS
+from emulator.world.segments import SegmentFileError
 from tests.helpers import (
     AUTH,
     Harness,
@@ -343,11 +344,19 @@ def test_a_failed_recorded_timeline_fails_its_exports(make_harness, tmp_path, so
             ),
             "line 2 is not a JSON object",
         ),
+        (
+            lambda root: (root / EXPORTS_DIR / "everyone-event.ndjson").write_text('{"a":1}\n{'),
+            "line 2 is not JSON",
+        ),
+        (
+            lambda root: _edit(root / "segments.json", "segments", 1, "url", 7),
+            "segments.json: segments[1] (Xy12AbCd34Ef).url",
+        ),
     ],
 )
 def test_a_folder_that_does_not_load_stops_the_start(folder, damage, named):
     damage(folder)
-    with pytest.raises(RecordingError) as caught:
+    with pytest.raises((RecordingError, SegmentFileError)) as caught:
         Emulator.build(small_settings(replay=folder))
     message = str(caught.value)
     assert str(folder) in message and named in message and "\n" not in message

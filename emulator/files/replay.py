@@ -75,17 +75,20 @@ def _checked(path: Path) -> str:
     """The file's digest, once each of its lines is known to be a JSON object (RecordingError
     naming the line if not: at start, not at a download)."""
     digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for number, line in enumerate(file, 1):
-            digest.update(line)
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise RecordingError(f"{path}: line {number} is not JSON ({exc})") from None
-            if not isinstance(row, dict):
-                raise RecordingError(f"{path}: line {number} is not a JSON object")
+    try:
+        with path.open("rb") as file:
+            for number, line in enumerate(file, 1):
+                digest.update(line)
+                if not line.strip():
+                    continue
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise RecordingError(f"{path}: line {number} is not JSON ({exc})") from None
+                if not isinstance(row, dict):
+                    raise RecordingError(f"{path}: line {number} is not a JSON object")
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     return digest.hexdigest()[:32]
 
 
