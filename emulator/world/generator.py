@@ -120,8 +120,7 @@ class World:
         """Events with start_ms <= t < until_ms; sessions that end before start_ms are skipped
         unbuilt, and the Individual (Faker) is only made if some session can overlap."""
         self._check(index)  # here, not at the first next(): bad indices fail at the call
-        events = self._events(index, start_ms, until_ms)
-        return self.shape.events(self.seed, events) if self.shape else events
+        return self._events(index, start_ms, until_ms)
 
     def _events(self, index: int, start_ms: int, until_ms: int) -> Iterator[Event]:
         seed = self.seed
@@ -135,5 +134,5 @@ class World:
             if profile is None:
                 profile = P.Profile(seed, self.individual(index))
             yield from session_events(
-                seed, index, n, s, profile, self._clusters, start_ms, until_ms, fmt
+                seed, index, n, s, profile, self._clusters, start_ms, until_ms, fmt, self.shape
             )

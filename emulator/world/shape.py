@@ -2,8 +2,9 @@
 
 A recording's catalogue (`recording.Catalogue`) says which fields the org's rows carried, how
 their values looked, and which hosts and paths its pages had. A `Shape` rewrites the world's rows
-with it, as a pure function of (seed, the row, the catalogue), so a shaped world is as
-deterministic as the plain one and can be rebuilt in a worker process from the catalogue alone:
+with it as they are made (each page's part once, then custom events), as a pure function of
+(seed, the row, the catalogue), so a shaped world is as deterministic as the plain one and can
+be rebuilt in a worker process from the catalogue alone:
 
 - the org's custom variables replace the shop's: `user_*` drawn once per individual, `page_*`
   once per page, `evt_*` on custom events (each custom event name carries a stable subset of
@@ -20,16 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
-from collections.abc import Iterable, Iterator, Mapping
-from itertools import islice
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..contract import CUSTOM_KINDS, EVENT_FIELDS, INDIVIDUAL_FIELDS
 from ..ids import mix, text_key
 from ..recording import Catalogue, FieldProfile, catalogue_json
 from . import vocab as V
-from .events import EVENT_LEVEL_FIELDS, Event
+from .events import EVENT_LEVEL_FIELDS
 
 TAG_USER, TAG_PAGE, TAG_EVT, TAG_CARRIES, TAG_HOST, TAG_PATH, TAG_WORD = range(0x91, 0x98)
 # Names the org gives things: the shop's are mapped onto the org's recorded ones.
@@ -53,24 +52,48 @@ def _typed(value: Any, json_type: str) -> bool:
     return isinstance(value, _TYPES[json_type])
 
 
+_MASK64 = (1 << 64) - 1
+
+
+class Draws:
+    """A cheap stream of seeded draws (splitmix64): seeding `random.Random` costs ~10 us, too
+    much once per page and per custom event; this costs nothing to start."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, key: int) -> None:
+        self._state = key & _MASK64
+
+    def random(self) -> float:
+        """A float in [0, 1)."""
+        self._state = z = (self._state + 0x9E3779B97F4A7C15) & _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return ((z ^ (z >> 31)) >> 11) / 9007199254740992.0  # 53 bits
+
+    def below(self, n: int) -> int:
+        """An integer in [0, n)."""
+        return min(n - 1, int(self.random() * n))
+
+
 def typed_values(profile: FieldProfile) -> tuple[Any, ...]:
     """The profile's sampled values of its own type (a sample may hold a stray other one)."""
     return tuple(v for v in profile.values if _typed(v, profile.type))
 
 
-def draw(profile: FieldProfile, rng: random.Random, values: tuple[Any, ...] = ()) -> Any:
+def draw(profile: FieldProfile, rng: Draws, values: tuple[Any, ...] = ()) -> Any:
     """A value like the profile's, or None (left out) at its null rate: one of its sampled
     `values` (`typed_values`), else a number in its range (a boolean needs neither)."""
     if rng.random() < profile.null_rate:
         return None
     if values:
-        return values[rng.randrange(len(values))]
+        return values[rng.below(len(values))]
     low, high = profile.minimum, profile.maximum
     if profile.type in ("integer", "number") and low is not None and high is not None:
         if profile.type == "integer":
             lo, hi = math.ceil(low), math.floor(high)
-            return rng.randint(lo, hi) if lo <= hi else int(low)
-        return round(rng.uniform(low, high), 2)
+            return lo + rng.below(hi - lo + 1) if lo <= hi else int(low)
+        return round(low + (high - low) * rng.random(), 2)
     if profile.type == "boolean":
         return rng.random() < 0.5
     return None
@@ -85,14 +108,19 @@ class Shape:
         "_carries",
         "_drop",
         "_hosts",
+        "_named",
         "_paths",
         "_profiles",
+        "_salts",
+        "_unwanted_on_event",
+        "_unwanted_on_page",
         "_urls",
         "_values",
         "_words",
         "catalogue",
         "custom_vars",
         "digest",
+        "event_drop",
         "event_level",
     )
 
@@ -136,8 +164,14 @@ class Shape:
             for field in VOCABULARY
             if field in catalogue.fields and (words := typed_values(catalogue.fields[field]))
         }
-        self._urls: dict[str, str] = {}
-        self._carried: dict[tuple[int, int], tuple[str, ...]] = {}
+        # event-level fields the org never had: every event is rewritten when there are some
+        self.event_drop = self._drop["event"] & EVENT_LEVEL_FIELDS
+        self._unwanted_on_page = (self._drop["event"] - EVENT_LEVEL_FIELDS) | frozenset(V.PAGE_VARS)
+        self._unwanted_on_event = self.event_drop | frozenset(V.EVT_VARS)
+        self._urls: dict[str, str] = {}  # by shop path
+        self._salts: dict[tuple[int, int], int] = {}
+        self._named: dict[tuple[str, str], Any] = {}
+        self._carried: dict[tuple[int, str], tuple[int, tuple[str, ...]]] = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Shape) and other.digest == self.digest
@@ -162,7 +196,7 @@ class Shape:
         return {k: v for k, v in row.items() if k not in drop} if drop else row
 
     # -- values --------------------------------------------------------------------------------
-    def _vars(self, rng: random.Random, names: Iterable[str]) -> dict[str, Any]:
+    def _vars(self, rng: Draws, names: Iterable[str]) -> dict[str, Any]:
         out = {}
         for name in names:
             value = draw(self._profiles[name], rng, self._values[name])
@@ -172,44 +206,59 @@ class Shape:
 
     def user_vars(self, seed: int, index: int) -> dict[str, Any]:
         """The individual's `user_*` variables: the same in every row and export."""
-        rng = random.Random(mix(seed, index, TAG_USER))
-        return self._vars(rng, self.custom_vars["user"])
+        return self._vars(Draws(mix(seed, index, TAG_USER)), self.custom_vars["user"])
 
     def page_vars(self, seed: int, page_id: int) -> dict[str, Any]:
-        rng = random.Random(mix(seed, page_id, TAG_PAGE))
-        return self._vars(rng, self.custom_vars["page"])
+        # page ids are already well-spread 63-bit hashes: one xor keys the page's draws
+        return self._vars(Draws(page_id ^ self._salt(seed, TAG_PAGE)), self.custom_vars["page"])
 
     def event_vars(self, seed: int, row: Mapping[str, Any]) -> dict[str, Any]:
         """A custom event's `evt_*` variables: the event name decides which it carries."""
-        name = text_key(str(row.get("EventCustomName", "")))
-        carried = self._carried.get((seed, name))
-        if carried is None:
-            carried = tuple(
-                var
-                for var in self.custom_vars["evt"]
-                if mix(seed, name, text_key(var), TAG_CARRIES) / 2**64 < self._carries[var]
+        text = str(row.get("EventCustomName", ""))
+        found = self._carried.get((seed, text))
+        if found is None:
+            name = text_key(text)
+            found = (
+                name,
+                tuple(
+                    var
+                    for var in self.custom_vars["evt"]
+                    if mix(seed, name, text_key(var), TAG_CARRIES) / 2**64 < self._carries[var]
+                ),
             )
             if len(self._carried) >= _URL_CACHE:
                 self._carried.clear()
-            self._carried[(seed, name)] = carried
-        key = mix(seed, int(row.get("PageId", 0)), int(row.get("EventPageOffset", 0)), name)
-        return self._vars(random.Random(mix(key, TAG_EVT)), carried)
+            self._carried[(seed, text)] = found
+        name, carried = found
+        if not carried:
+            return {}
+        page, offset = int(row.get("PageId", 0)), int(row.get("EventPageOffset", 0))
+        key = page ^ (offset * 0x9E3779B97F4A7C15) ^ name ^ self._salt(seed, TAG_EVT)
+        return self._vars(Draws(key), carried)
+
+    def _salt(self, seed: int, tag: int) -> int:
+        found = self._salts.get((seed, tag))
+        if found is None:
+            if len(self._salts) >= _URL_CACHE:
+                self._salts.clear()
+            found = self._salts[(seed, tag)] = mix(seed, tag)
+        return found
 
     def url(self, url: str) -> str:
         """A shop URL on the org's hosts and paths (the same shop path, the same org URL); any
         other URL as it is."""
         if not url.startswith(V.SHOP) or not (self._hosts or self._paths):
             return url
-        found = self._urls.get(url)
+        path = url[len(V.SHOP) :].split("#", 1)[0].split("?", 1)[0] or "/"
+        found = self._urls.get(path)
         if found is None:
-            path = url[len(V.SHOP) :].split("#")[0].split("?")[0] or "/"
             key = text_key(path)
             host = self._hosts[mix(key, TAG_HOST) % len(self._hosts)] if self._hosts else V.SHOP
             org_path = self._paths[mix(key, TAG_PATH) % len(self._paths)] if self._paths else path
             found = host + org_path
             if len(self._urls) >= _URL_CACHE:
                 self._urls.clear()
-            self._urls[url] = found
+            self._urls[path] = found
         return found
 
     def word(self, field: str, value: Any) -> Any:
@@ -218,47 +267,36 @@ class Shape:
         words = self._words.get(field)
         if not words or not isinstance(value, str):
             return value
-        return words[mix(text_key(value), TAG_WORD) % len(words)]
+        found = self._named.get((field, value))
+        if found is None:
+            if len(self._named) >= _URL_CACHE:
+                self._named.clear()
+            found = self._named[(field, value)] = words[mix(text_key(value), TAG_WORD) % len(words)]
+        return found
 
     # -- rows ----------------------------------------------------------------------------------
-    def events(self, seed: int, events: Iterable[Event]) -> Iterator[Event]:
-        """The events with their rows in the org's shape. Page-constant fields still come
-        first and event-level ones last (CSV renders a page's part once by relying on it); the
-        page's part is rewritten once per page."""
-        level, drop = self.event_level, self._drop["event"]
-        page_id: int | None = None
-        prefix: dict[str, Any] = {}
-        head = 0  # keys of the world's row before its event-level ones
-        for event in events:
-            row = event.row
-            if event.page_id != page_id:
-                page_id = event.page_id
-                prefix, head = self._page_part(seed, row, level, drop)
-            out = prefix.copy()
-            for key, value in islice(row.items(), head, None):
-                if key not in drop and not key.startswith("evt_"):
-                    out[key] = value
-            if "EventCustomName" in out:
-                out["EventCustomName"] = self.word("EventCustomName", out["EventCustomName"])
-            if row.get("EventType") == "custom":
-                out.update(self.event_vars(seed, out))
-            yield Event(event.t, event.session_id, event.page_id, out)
+    def page(self, seed: int, page: dict[str, Any]) -> dict[str, Any]:
+        """A page's part of its rows (every field but the event-level ones) in the org's shape:
+        without the shop's page variables and the fields the org never had, its URLs and name
+        the org's, and the org's page variables last."""
+        out = page.copy()
+        for key in self._unwanted_on_page.intersection(page):
+            del out[key]
+        for key in ("PageUrl", "PageRefererUrl"):
+            if key in out:
+                out[key] = self.url(out[key])
+        if "PageName" in out:
+            out["PageName"] = self.word("PageName", out["PageName"])
+        out.update(self.page_vars(seed, int(page.get("PageId", 0))))
+        return out
 
-    def _page_part(
-        self, seed: int, row: Mapping[str, Any], level: frozenset[str], drop: frozenset[str]
-    ) -> tuple[dict[str, Any], int]:
-        prefix: dict[str, Any] = {}
-        head = 0
-        for key, value in row.items():
-            if key in level:
-                break
-            head += 1
-            if key in drop or key.startswith("page_"):  # the shop's page variables
-                continue
-            if key in ("PageUrl", "PageRefererUrl"):
-                value = self.url(value)
-            elif key == "PageName":
-                value = self.word(key, value)
-            prefix[key] = value
-        prefix.update(self.page_vars(seed, int(row.get("PageId", 0))))
-        return prefix, head
+    def event(self, seed: int, row: dict[str, Any]) -> None:
+        """Rewrite an event's row in place: without the shop's `evt_*` variables and the
+        event-level fields the org never had, and a custom event with the org's name for it
+        and its variables (appended: they are event-level)."""
+        for key in self._unwanted_on_event.intersection(row):
+            del row[key]
+        if row.get("EventType") == "custom":
+            if "EventCustomName" in row:
+                row["EventCustomName"] = self.word("EventCustomName", row["EventCustomName"])
+            row.update(self.event_vars(seed, row))
