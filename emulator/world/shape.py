@@ -34,6 +34,7 @@ TAG_USER, TAG_PAGE, TAG_EVT, TAG_CARRIES, TAG_HOST, TAG_PATH, TAG_WORD = range(0
 # Names the org gives things: the shop's are mapped onto the org's recorded ones.
 VOCABULARY = ("EventCustomName", "PageName")
 _URL_CACHE = 4096  # shop URLs (a few hundred paths) and event names remembered
+_MASK64 = (1 << 64) - 1
 _EVENT_ONLY = frozenset(EVENT_FIELDS) - frozenset(INDIVIDUAL_FIELDS)
 _INDIVIDUAL_ONLY = frozenset(INDIVIDUAL_FIELDS) - frozenset(EVENT_FIELDS)
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -50,9 +51,6 @@ def _typed(value: Any, json_type: str) -> bool:
     if isinstance(value, bool) and json_type != "boolean":
         return False
     return isinstance(value, _TYPES[json_type])
-
-
-_MASK64 = (1 << 64) - 1
 
 
 class Draws:
