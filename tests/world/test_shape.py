@@ -137,3 +137,15 @@ def test_a_shape_pickles_to_a_worker_as_its_catalogue():
     assert again == shape and again.digest == shape.digest
     other = Shape(Catalogue({**catalogue().fields}, HOSTS, PATHS[:2]))
     assert other != shape
+
+
+def test_an_individuals_recording_drops_what_its_rows_never_had():
+    fields = {name: FieldProfile("string", 5, 0.0) for name in INDIVIDUAL_FIELDS}
+    del fields["LastIp"], fields["LastLatLong"]
+    shape = Shape(Catalogue(fields))
+    assert shape.columns("individual", INDIVIDUAL_FIELDS) == tuple(
+        f for f in INDIVIDUAL_FIELDS if f not in ("LastIp", "LastLatLong")
+    )
+    row = {"IndvId": 1, "LastIp": "10.0.0.1", "LastLatLong": "1,2", "NumEvents": 3}
+    assert shape.individual_row(row) == {"IndvId": 1, "NumEvents": 3}
+    assert shape.columns("event", EVENT_FIELDS) == EVENT_FIELDS  # no events export recorded
