@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY, MCP_KEY, mask
+from .recording import Recording
 from .settings import ENV_PREFIX, Settings, SettingsError, choices, redact_url, shown_default
 from .tls import trust_instructions
 
@@ -143,14 +144,16 @@ def serve(settings: Settings) -> None:
             f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
         ) from None
     try:
+        # a recording that does not load stops the start once, before any worker tries it
+        recording = Recording.load(settings.replay) if settings.replay else None
         if settings.workers > 1:
             check_state(settings)  # each worker opens the store: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys or segments fixtures, an unusable store
+    except ValueError as exc:  # unreadable keys, segments or recording, an unusable store
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = McpStarter.bind(settings)
     configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
-    _banner(settings, mcp)
+    _banner(settings, mcp, recording)
     if mcp is not None:
         mcp.start(ready=(lambda: server.started) if server is not None else (lambda: True))
     try:
@@ -278,7 +281,9 @@ def health(settings: Settings) -> int:
         return 1
 
 
-def _banner(settings: Settings, mcp: McpStarter | None = None) -> None:
+def _banner(
+    settings: Settings, mcp: McpStarter | None = None, recording: Recording | None = None
+) -> None:
     base = settings.base_url()
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
@@ -289,6 +294,7 @@ def _banner(settings: Settings, mcp: McpStarter | None = None) -> None:
         f"  MCP server:     {_mcp_line(mcp)}",
         f"  OpenAPI:        {base}/openapi.json   metrics: {base}/metrics",
         f"  try:            curl -H 'Authorization: Basic {DEMO_KEY}' {base}/segments/v1",
+        *([_replay_line(settings, recording)] if recording is not None else []),
         *(
             [trust_instructions(settings.data_dir / "tls" / "ca.pem")]
             if settings.tls and settings.data_dir
@@ -305,6 +311,20 @@ def _banner(settings: Settings, mcp: McpStarter | None = None) -> None:
         _failure_line(settings.failure_state),
     ]
     print("\n".join(lines), flush=True)
+
+
+def _replay_line(settings: Settings, recording: Recording) -> str:
+    """What is replayed: the folder, its segments and its recorded windows."""
+    windows = "; ".join(
+        f"{e.segment_id} {e.type} {e.start} .. {e.end} ({e.rows} rows)" for e in recording.exports
+    )
+    extra = f", plus those of {settings.segments}" if settings.segments else ""
+    return (
+        f"  replaying:      {settings.replay} (recorded from {recording.api_url} at "
+        f"{recording.recorded_at}{', scrubbed' if recording.scrubbed else ''})\n"
+        f"                  {len(recording.segments)} recorded segment(s){extra}; recorded "
+        f"windows: {windows or 'none'}; outside them, data in the org's shape"
+    )
 
 
 def _mcp_line(mcp: McpStarter | None) -> str:

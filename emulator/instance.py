@@ -21,6 +21,8 @@ from .exports.service import ExportService
 from .exports.signing import UrlSigner
 from .files.cache import FileCache
 from .files.pool import BlockPool
+from .files.replay import Replay
+from .recording import Recording
 from .resources import user_file
 from .settings import Settings
 from .store import Store
@@ -29,6 +31,7 @@ from .store.sqlite import SQLiteStore
 from .timestamps import to_ms
 from .world import World
 from .world.segments import SegmentCatalog
+from .world.shape import Shape
 
 DAY_MS = 86_400_000
 
@@ -100,8 +103,12 @@ class Emulator:
             if settings.keys
             else KeyRing(strict=settings.strict_auth)
         )
+        # --replay: the recorded org's segments, shape and timelines; a folder that does not
+        # load stops the start (RecordingError, a ValueError naming the file and the field).
+        replay = Replay(Recording.load(settings.replay)) if settings.replay else None
         segments = SegmentCatalog.load(
-            user_file("segments", settings.segments) if settings.segments else None
+            replay.recording.segments_file if replay else None,
+            user_file("segments", settings.segments) if settings.segments else None,
         )
         scenarios = load_scenarios(
             user_file("scenarios", settings.scenarios) if settings.scenarios else None
@@ -110,7 +117,13 @@ class Emulator:
             settings=settings,
             clock=clock,
             store=store,
-            world=shared_world(settings.seed, origin_ms, settings.population, settings.density),
+            world=shared_world(
+                settings.seed,
+                origin_ms,
+                settings.population,
+                settings.density,
+                replay.shape if replay else None,
+            ),
             segments=segments,
             signer=UrlSigner(secret, settings.base_url(), settings.bucket),
             files=FileCache(
@@ -118,6 +131,7 @@ class Emulator:
                 settings.file_cache_bytes,
             ),
             pool=BlockPool(workers) if (workers := settings.export_processes()) > 1 else None,
+            replay=replay,
         )
         control = ControlService(
             store,
@@ -146,11 +160,16 @@ class Emulator:
 
 
 @functools.lru_cache(maxsize=8)
-def shared_world(seed: int, origin_ms: int, population: int, density: float) -> World:
-    """One World per (seed, origin, population, density) in a process: a pure function of them,
-    so emulators built alike (a test suite's fixtures, one per test) share the individuals it
-    has made instead of making them again (about 1.5 ms each, most of a small export)."""
-    return World(seed=seed, origin_ms=origin_ms, population=population, density=density)
+def shared_world(
+    seed: int, origin_ms: int, population: int, density: float, shape: Shape | None = None
+) -> World:
+    """One World per (seed, origin, population, density, shape) in a process: a pure function
+    of them, so emulators built alike (a test suite's fixtures, one per test) share the
+    individuals it has made instead of making them again (about 1.5 ms each, most of a small
+    export)."""
+    return World(
+        seed=seed, origin_ms=origin_ms, population=population, density=density, shape=shape
+    )
 
 
 def _whole_ms(text: str) -> bool:

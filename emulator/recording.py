@@ -16,7 +16,7 @@ which the folder's own `.gitignore` keeps out.
     .recording/        resume state and the scrub salt (not committed)
 
 This module is the format and nothing else: the recorder (`client/record.py`) writes it, the
-replaying server (`replay/`) reads it.
+replaying server (`files/replay.py`, `world/shape.py`) reads it.
 """
 
 from __future__ import annotations

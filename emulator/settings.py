@@ -305,6 +305,14 @@ class Settings:
         "JSON file of segments added to the embedded ones ('example': the packaged examples)",
         metavar="FILE",
     )
+    replay: Path | None = _option(
+        None,
+        _path,
+        "replay a folder written by `fullstory-emulator record`: its segments, its recorded "
+        "exports inside their windows, data in the org's shape outside them, its timelines "
+        "(--segments then adds to the recorded segments)",
+        metavar="DIR",
+    )
     population: int = _option(1000, _int_range(1, 10**9), "number of individuals in the world")
     density: float = _option(
         1.0,

@@ -25,6 +25,18 @@ from starlette.testclient import TestClient
 
 from emulator.http.app import create_app
 from emulator.instance import Emulator
+from emulator.recording import (
+    EXPORTS_DIR,
+    FIELDS,
+    MANIFEST,
+    SEGMENTS,
+    Catalogue,
+    FieldProfile,
+    RecordedExport,
+    catalogue_json,
+    manifest_json,
+    write_json,
+)
 from emulator.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
@@ -132,6 +144,77 @@ def parse(ts: str) -> datetime:
 def ms(ts: str) -> int:
     """An export row's timestamp as epoch milliseconds."""
     return int(parse(ts).timestamp() * 1000)
+
+
+# -- recordings (--replay) -----------------------------------------------------------------------
+
+
+def profile_of(values: list[Any]) -> FieldProfile:
+    """A field's profile as a recorder would make it from the values seen (None: absent)."""
+    present = [v for v in values if v is not None]
+    filled = [v for v in present if v != ""]
+    kinds = {
+        "boolean"
+        if isinstance(v, bool)
+        else "integer"
+        if isinstance(v, int)
+        else "number"
+        if isinstance(v, float)
+        else "string"
+        if isinstance(v, str)
+        else "array"
+        if isinstance(v, list)
+        else "object"
+        for v in filled
+    }
+    json_type = "number" if kinds == {"integer", "number"} else min(kinds or {"string"})
+    distinct: list[Any] = []
+    for v in filled:
+        if v not in distinct and not isinstance(v, dict | list) and len(distinct) < 50:
+            distinct.append(v)
+    numbers = [v for v in filled if isinstance(v, int | float) and not isinstance(v, bool)]
+    return FieldProfile(
+        type=json_type,
+        count=len(present),
+        null_rate=round(1 - len(filled) / len(present), 4) if present else 0.0,
+        values=tuple(distinct),
+        minimum=min(numbers) if numbers else None,
+        maximum=max(numbers) if numbers else None,
+    )
+
+
+def catalogue_of(
+    rows: list[dict[str, Any]], hosts: tuple[str, ...] = (), paths: tuple[str, ...] = ()
+) -> Catalogue:
+    names = sorted({name for row in rows for name in row})
+    fields = {n: profile_of([row.get(n) for row in rows if n in row]) for n in names}
+    return Catalogue(fields, hosts, paths)
+
+
+def write_recording(
+    root: Path,
+    *,
+    segments: list[dict[str, Any]],
+    catalogue: Catalogue,
+    exports: list[tuple[RecordedExport, bytes]],
+    api_url: str = "https://api.fullstory.com",
+) -> Path:
+    """A folder as `fullstory-emulator record` writes it: each export with its file's bytes."""
+    for export, data in exports:
+        (root / EXPORTS_DIR).mkdir(parents=True, exist_ok=True)
+        (root / EXPORTS_DIR / export.file).write_bytes(data)
+    write_json(root / SEGMENTS, {"segments": segments, "replaceDefaults": True})
+    write_json(root / FIELDS, catalogue_json(catalogue))
+    write_json(
+        root / MANIFEST,
+        manifest_json(
+            api_url=api_url,
+            recorded_at="2026-03-01T12:00:00Z",
+            scrubbed=False,
+            exports=[e for e, _ in exports],
+        ),
+    )
+    return root
 
 
 # -- real processes (tests/e2e) ----------------------------------------------------------------

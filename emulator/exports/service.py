@@ -27,24 +27,28 @@ from ..clock import Clock
 from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_INDIVIDUAL, TYPE_SCOPES
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
+from ..control.specs import lifecycle_rule
 from ..errors import InvalidArgument, NoSuchKey, NotFound
-from ..files import select, stream
+from ..files import stream
 from ..files.cache import FileCache, OpenFile
 from ..files.export import (
     EVENTS_PER_INDIVIDUAL_DAY,
     PARALLEL_MIN_EVENTS,
     ExportJob,
     Maker,
+    default_fields,
     file_bytes,
 )
 from ..files.fields import resolve_fields
 from ..files.pool import BlockPool
+from ..files.replay import Replay
 from ..ids import text_key, token
+from ..recording import RecordingError
 from ..settings import Settings
 from ..store import Store
-from ..store.records import ExportSpec, Lifecycle, OperationRecord
+from ..store.records import ExportSpec, Lifecycle, LifecycleRule, OperationRecord
 from ..timestamps import format_api, from_ms, to_ms
-from ..world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from ..world import World
 from ..world.segments import Segment, SegmentCatalog
 from .lifecycle import Status, cancel, force, polled, status_at
 from .signing import UrlSigner
@@ -85,6 +89,7 @@ class ExportService:
         signer: UrlSigner,
         files: FileCache,
         pool: BlockPool | None = None,
+        replay: Replay | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -96,6 +101,8 @@ class ExportService:
         self.files = files
         self.pool = pool
         self._maker = Maker(world, segments)
+        self.replay = replay
+        self.recorded_rules = _recorded_rules(replay)
         self._lock = threading.Lock()
         self._background: queue.SimpleQueue[ExportJob | None] | None = None
 
@@ -121,7 +128,8 @@ class ExportService:
             failure=failure.message if failure else None,
             fail_at=failure.at_fraction if failure else 1.0,
         )
-        rule = control.take_lifecycle(segment.id)
+        # The user's own rules first; then, for a recorded segment, its recorded timeline.
+        rule = control.take_lifecycle(segment.id) or self.recorded_rules.get(segment.id)
         if rule is not None:
             lifecycle = lifecycle_of(rule, lifecycle)
         seq = self.store.next_sequence(tenant)
@@ -199,7 +207,11 @@ class ExportService:
             range_end_ms=end,
             segment_start_ms=seg_start,
             segment_end_ms=seg_end,
-            fields=resolve_fields(kind, request.fields, CUSTOM_VARS),
+            fields=(
+                default_fields(kind, self.world)
+                if request.fields is None
+                else resolve_fields(kind, request.fields, self.world.custom_vars)
+            ),
             timezone=request.timezone,
             as_of_ms=as_of,
         )
@@ -415,19 +427,12 @@ class ExportService:
         would start with: the same selection and the same encoder, stopped early."""
         self._available(record, self.clock.now(record.tenant))
         spec = record.spec
-        everything = spec.fields == resolve_fields(spec.kind, None, CUSTOM_VARS)
-        rows = list(
-            itertools.islice(
-                select.rows(self.world, self.segment(spec.segment_id), spec), limit + 1
-            )
-        )
+        job = self.job(record, self.segment(spec.segment_id))
+        rows = list(itertools.islice(self._maker.rows(job), limit + 1))
+        project, event_level = self._maker.encoding(job)
         text = b"".join(
             stream.encode(
-                rows[:limit],
-                spec.fields,
-                spec.extension,
-                project=not everything,
-                event_level=EVENT_LEVEL_FIELDS if spec.kind == "event" else None,
+                rows[:limit], spec.fields, spec.extension, project=project, event_level=event_level
             )
         ).decode("utf-8")
         return Preview(
@@ -482,6 +487,8 @@ class ExportService:
             segment=segment.definition,
             spec=record.spec,
             density=self.world.density,
+            shape=self.world.shape,
+            recorded=self.replay.rows_for(record.spec) if self.replay else None,
         )
 
     def open_file(self, download: Download) -> OpenFile:
@@ -502,6 +509,25 @@ class ExportService:
         if self.pool is not None:
             self.pool.close()
         self.files.close()
+
+
+def _recorded_rules(replay: Replay | None) -> dict[str, LifecycleRule]:
+    """The recorded timelines as lifecycle rules, by segment: how a recorded segment's exports
+    play out unless a rule of the user's says otherwise. They are never written to the store,
+    so a restart on the same data does not add them again."""
+    if replay is None:
+        return {}
+    out = {}
+    for body in replay.recording.lifecycle_rules():
+        segment_id = body["segmentId"]
+        try:
+            out[segment_id] = lifecycle_rule(body, f"recorded:{segment_id}")
+        except InvalidArgument as exc:
+            raise RecordingError(
+                f"{replay.recording.root}: the timeline recorded for segment {segment_id!r} "
+                f"does not replay: {exc.message}"
+            ) from None
+    return out
 
 
 def _decode(text: str, extension: str, columns: Sequence[str]) -> Iterator[tuple[str, ...]]:

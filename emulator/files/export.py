@@ -19,9 +19,10 @@ from typing import Any
 
 from .. import __version__
 from ..store.records import ExportSpec
-from ..world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from ..world import World
 from ..world.segments import Segment, SegmentCatalog
-from . import select, stream
+from ..world.shape import Shape
+from . import replay, select, stream
 from .fields import resolve_fields
 
 BLOCK_INDIVIDUALS = 128
@@ -45,11 +46,19 @@ class ExportJob:
     segment: Mapping[str, Any]  # the segment's definition, as in the fixtures
     spec: ExportSpec
     density: float = 1.0  # the world's (--density)
+    shape: Shape | None = None  # a recorded org's shape over the world's rows (--replay)
+    recorded: replay.RecordedRows | None = None  # the recorded rows that answer it instead
 
     def key(self) -> str:
         """A digest of the job: equal keys, equal bytes (the file's ETag and cache name)."""
+        replayed = {}  # only when replaying, so that other files keep their names
+        if self.shape is not None:
+            replayed["shape"] = self.shape.digest
+        if self.recorded is not None:
+            replayed["recorded"] = self.recorded.digest
         canonical = json.dumps(
             {
+                **replayed,
                 "format": FILE_FORMAT,
                 "version": __version__,
                 "block": BLOCK_INDIVIDUALS,
@@ -80,17 +89,28 @@ class Block:
     rows: bool  # whether the block holds any row (JSON's commas depend on it)
 
 
+def default_fields(kind: str, world: World) -> tuple[str, ...]:
+    """The columns of an export of `kind` that names no `fields`: in a recorded org's shape,
+    only those the org had, and its own custom variables."""
+    columns = resolve_fields(kind, None, world.custom_vars)
+    return world.shape.columns(kind, columns) if world.shape else columns
+
+
+WorldKey = tuple[int, int, int, float, Shape | None]
+
+
 class Maker:
     """Makes the blocks of jobs, reusing one World and compiled Segment per job it sees."""
 
     def __init__(self, world: World | None = None, segments: Iterable[Segment] = ()) -> None:
-        self._worlds: dict[tuple[int, int, int, float], World] = {}
+        self._worlds: dict[WorldKey, World] = {}
         if world is not None:
-            self._worlds[(world.seed, world.origin_ms, world.population, world.density)] = world
+            key = (world.seed, world.origin_ms, world.population, world.density, world.shape)
+            self._worlds[key] = world
         self._segments = {_definition_key(s.definition): s for s in segments}
 
     def world(self, job: ExportJob) -> World:
-        key = (job.seed, job.origin_ms, job.population, job.density)
+        key = (job.seed, job.origin_ms, job.population, job.density, job.shape)
         world = self._worlds.get(key)
         if world is None:
             if len(self._worlds) >= 4:
@@ -100,6 +120,7 @@ class Maker:
                 origin_ms=job.origin_ms,
                 population=job.population,
                 density=job.density,
+                shape=job.shape,
             )
         return world
 
@@ -113,20 +134,50 @@ class Maker:
             self._segments[key] = segment
         return segment
 
+    def rows(self, job: ExportJob, indices: range | None = None) -> Iterator[dict[str, Any]]:
+        """The job's rows (with `indices`, those of that run of individuals; recorded rows
+        are never made in blocks: `file_bytes` makes them whole)."""
+        if job.recorded is not None:
+            return replay.rows(job.recorded, job.spec) if indices is None else iter(())
+        return select.rows(self.world(job), self.segment(job), job.spec, indices)
+
+    def encoding(self, job: ExportJob) -> tuple[bool, frozenset[str] | None]:
+        """How the job's rows are encoded: whether they must be cut down to its fields, and
+        which of their keys vary within a page (the CSV encoder's shortcut; never for recorded
+        rows, whose order and constancy nothing vouches for)."""
+        world = self.world(job)
+        spec = job.spec
+        project = spec.fields != default_fields(spec.kind, world)
+        if job.recorded is not None:
+            return project, None
+        return project, world.event_level if spec.kind == "event" else None
+
     def block(self, job: ExportJob, index: int) -> Block:
         spec = job.spec
         start = index * BLOCK_INDIVIDUALS
         indices = range(start, min(start + BLOCK_INDIVIDUALS, job.population))
-        rows = select.rows(self.world(job), self.segment(job), spec, indices)
+        project, event_level = self.encoding(job)
         pieces = stream.encode_body(
-            rows,
+            self.rows(job, indices),
             spec.fields,
             spec.extension,
-            project=spec.fields != resolve_fields(spec.kind, None, CUSTOM_VARS),
-            event_level=EVENT_LEVEL_FIELDS if spec.kind == "event" else None,
+            project=project,
+            event_level=event_level,
         )
         segment = stream.deflate(pieces)
         return Block(segment, segment.size > 0)
+
+    def recorded_file(self, job: ExportJob) -> Iterator[bytes]:
+        """A replayed export's (uncompressed) bytes: the recorded lines themselves for NDJSON
+        of every field, else the recorded rows through the encoders."""
+        assert job.recorded is not None
+        spec = job.spec
+        project, event_level = self.encoding(job)
+        if spec.extension == "ndjson" and not project:
+            return replay.raw_ndjson(job.recorded, spec)
+        return stream.encode(
+            self.rows(job), spec.fields, spec.extension, project=project, event_level=event_level
+        )
 
 
 def _definition_key(definition: Mapping[str, Any]) -> str:
@@ -163,7 +214,10 @@ def file_bytes(
     job: ExportJob, maker: Maker, parallel: BlockSource | None = None
 ) -> Iterator[bytes]:
     """The export file, its blocks made by `parallel` (worker processes) when the job is big
-    enough to be worth it, else here by `maker`."""
+    enough to be worth it, else here by `maker`; a replayed export's from its recorded rows,
+    here (a recorded export is small)."""
+    if job.recorded is not None:
+        return stream.gzip_stream(maker.recorded_file(job))
     if parallel is not None and job.blocks() > 1 and job.estimated_events() >= PARALLEL_MIN_EVENTS:
         return assemble(job, parallel(job))
     return assemble(job, (maker.block(job, i) for i in range(job.blocks())))

@@ -102,11 +102,13 @@ def individual_rows(
 ) -> Iterator[dict[str, Any]]:
     """Matching individuals active in the rows window, with lifetime aggregates up to as_of."""
     lo, hi = spec.rows_window
+    shape = world.shape
     for index in _members(world, segment, spec, indices):
         if next(iter(world.events_between(index, lo, hi)), None) is None:
             continue
         person = world.individual(index)
-        yield aggregate(person, world.events(index, spec.as_of_ms))
+        row = aggregate(person, world.events(index, spec.as_of_ms))
+        yield shape.individual_row(row) if shape else row
 
 
 def aggregate(person: Individual, events: Iterable[Event]) -> dict[str, Any]:

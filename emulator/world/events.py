@@ -19,6 +19,7 @@ import math
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from emulator.contract import EVENT_FIELDS
 from emulator.ids import mix
@@ -26,6 +27,9 @@ from emulator.timestamps import MillisFormatter
 from emulator.world import actions as A
 from emulator.world import vocab as V
 from emulator.world.population import TAG_SESSION, Profile
+
+if TYPE_CHECKING:
+    from emulator.world.shape import Shape
 
 MINUTE_MS = 60_000
 PAGE_CAP_MS = 20 * MINUTE_MS  # no new action after this page offset
@@ -83,8 +87,11 @@ def session_events(
     lo: int,
     hi: int,
     fmt: MillisFormatter,
+    shape: Shape | None = None,
 ) -> Iterator[Event]:
-    """Events of session number `n` (starting at `s`) with lo <= t < hi, in time order."""
+    """Events of session number `n` (starting at `s`) with lo <= t < hi, in time order; with
+    a recorded org's `shape`, its page dicts and custom events (and any event when the org
+    lacks some event-level field) are rewritten in the org's shape as they are made."""
     key = mix(seed, index, n, TAG_SESSION)
     rng = random.Random(key)
     rand = rng.random
@@ -608,6 +615,8 @@ def session_events(
             pf["PageClusterId"] = clusters[kind]
             if page_vars:
                 pf |= page_vars
+            if shape is not None:
+                pf = shape.page(seed, pf)
             copy = pf.copy
             so = ps - s
             if lo > ps or ps + c >= hi:  # the window cuts this page (a later one starts >= hi)
@@ -626,6 +635,8 @@ def session_events(
                 row["EventSessionOffset"] = so + off
                 if extra:
                     row |= extra
+                if shape is not None and (etype == "custom" or shape.event_drop):
+                    shape.event(seed, row)
                 ev = new_event(Event)
                 set_t(ev, t)
                 set_sid(ev, sid)

@@ -7,6 +7,7 @@ on every id and every row, and a World can be any size without costing memory.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING
 from emulator.ids import id63
 from emulator.timestamps import MillisFormatter
 from emulator.world import population as P
-from emulator.world.events import Event, session_events
+from emulator.world.events import EVENT_LEVEL_FIELDS, Event, session_events
+from emulator.world.shape import Shape
+from emulator.world.vocab import CUSTOM_VARS
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -37,9 +40,18 @@ class World:
         "origin_ms",
         "population",
         "seed",
+        "shape",
     )
 
-    def __init__(self, *, seed: int, origin_ms: int, population: int, density: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        origin_ms: int,
+        population: int,
+        density: float = 1.0,
+        shape: Shape | None = None,
+    ) -> None:
         if population < 0:
             raise ValueError(f"population must be >= 0, got {population}")
         if not density > 0:
@@ -48,6 +60,7 @@ class World:
         self.origin_ms = origin_ms
         self.population = population
         self.density = density  # visits per person, as a multiple of the default world's
+        self.shape = shape  # a recorded org's, laid over the shop's rows (--replay)
         self._faker: Faker | None = None  # made on first use: import and set-up cost ~0.1 s
         self._cache: OrderedDict[int, P.Individual] = OrderedDict()
         # Faker's seed-then-draw is not atomic, and exports may run in threads.
@@ -57,8 +70,18 @@ class World:
     def __repr__(self) -> str:
         return (
             f"World(seed={self.seed}, origin_ms={self.origin_ms}, population={self.population}, "
-            f"density={self.density:g})"
+            f"density={self.density:g}" + (f", shape={self.shape.digest})" if self.shape else ")")
         )
+
+    @property
+    def custom_vars(self) -> dict[str, tuple[str, ...]]:
+        """The custom variables of the rows, by kind: the shop's, or the org's in its shape."""
+        return self.shape.custom_vars if self.shape else CUSTOM_VARS
+
+    @property
+    def event_level(self) -> frozenset[str]:
+        """The row keys that can differ between the events of one page."""
+        return self.shape.event_level if self.shape else EVENT_LEVEL_FIELDS
 
     def _check(self, index: int) -> None:
         if not 0 <= index < self.population:
@@ -77,6 +100,8 @@ class World:
 
                 self._faker = Faker("en_US")
             indv = P.make_individual(self.seed, self.origin_ms, index, self._faker, self.density)
+            if self.shape is not None:
+                indv = dataclasses.replace(indv, user_vars=self.shape.user_vars(self.seed, index))
             cache[index] = indv
             if len(cache) > _CACHE_SIZE:
                 cache.popitem(last=False)
@@ -109,5 +134,5 @@ class World:
             if profile is None:
                 profile = P.Profile(seed, self.individual(index))
             yield from session_events(
-                seed, index, n, s, profile, self._clusters, start_ms, until_ms, fmt
+                seed, index, n, s, profile, self._clusters, start_ms, until_ms, fmt, self.shape
             )

@@ -46,6 +46,7 @@ class Segment:
     event_conditions: tuple[Condition, ...] = ()
     user_conditions: Condition = ()
     failure: SegmentFailure | None = None
+    url: str | None = None  # as recorded from FullStory; else the emulator's own
     definition: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def event_matches(self, row: Mapping[str, Any]) -> bool:
@@ -111,6 +112,9 @@ def _segment(where: str, item: Any) -> Segment:
             parse_rfc3339(created)
         except (TypeError, ValueError):
             raise SegmentFileError(f"{where}.created: {created!r} is not RFC 3339") from None
+    url = item.get("url")
+    if url is not None and not isinstance(url, str):
+        raise SegmentFileError(f"{where}.url: a string (the segment's page in FullStory)")
     window = item.get("windowDays", DEFAULT_WINDOW_DAYS)
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise SegmentFileError(f"{where}.windowDays: a positive integer")
@@ -139,6 +143,7 @@ def _segment(where: str, item: Any) -> Segment:
             _compile_condition(f"{where}.user", item["user"]) if item.get("user") else ()
         ),
         failure=failure,
+        url=url,
         definition=item,
     )
 
@@ -169,23 +174,27 @@ class SegmentCatalog:
         return cls(_segment(f"{source}: segments[{i}]", item) for i, item in enumerate(items))
 
     @classmethod
-    def load(cls, path: Path | Traversable | None = None) -> SegmentCatalog:
-        """The embedded segments, plus (or, with `"replaceDefaults": true`, only) those of `path`.
-
-        A segment in `path` with an embedded segment's id replaces it in place.
+    def load(cls, *paths: Path | Traversable | None) -> SegmentCatalog:
+        """The embedded segments, then each file's in turn: a file adds its segments to those
+        before it (or, with `"replaceDefaults": true`, replaces them all), and a segment with
+        an id seen before replaces that one in place. (`--replay` puts the recording's file,
+        which replaces the defaults, before `--segments`.)
         """
-        embedded = cls.parse(
+        catalog = cls.parse(
             _read_json(fixture("segments.json"), "embedded segments.json"), "embedded segments.json"
         )
-        if path is None:
-            return embedded
-        data = _read_json(path, str(path))
-        extra = cls.parse(data, str(path))
-        if isinstance(data, dict) and data.get("replaceDefaults") is True:
-            return extra
-        merged = {s.id: s for s in embedded}
-        merged.update((s.id, s) for s in extra)
-        return cls(merged.values())
+        for path in paths:
+            if path is None:
+                continue
+            data = _read_json(path, str(path))
+            extra = cls.parse(data, str(path))
+            if isinstance(data, dict) and data.get("replaceDefaults") is True:
+                catalog = extra
+                continue
+            merged = {s.id: s for s in catalog}
+            merged.update((s.id, s) for s in extra)
+            catalog = cls(merged.values())
+        return catalog
 
 
 def _read_json(source: Traversable | Path, name: str) -> Any:

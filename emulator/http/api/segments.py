@@ -15,7 +15,7 @@ def segment_json(segment: Segment, org_id: str) -> dict[str, Any]:
     body: dict[str, Any] = {"id": segment.id, "name": segment.name, "creator": segment.creator}
     if segment.created is not None:  # built-in segments have no creation time
         body["created"] = segment.created
-    body["url"] = f"https://app.fullstory.com/ui/{org_id}/segments/{segment.id}"
+    body["url"] = segment.url or f"https://app.fullstory.com/ui/{org_id}/segments/{segment.id}"
     return body
 
 
