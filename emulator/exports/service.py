@@ -11,9 +11,9 @@ import io
 import itertools
 import json
 import logging
-import queue
 import re
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +55,7 @@ from .signing import UrlSigner
 from .spec import ExportRequest, TimeRange
 
 logger = logging.getLogger(__name__)
+BACKGROUND_PENDING = 2  # large files waiting to be made ahead of their download
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,13 @@ class ExportService:
         self.replay = replay
         self.recorded_rules = _recorded_rules(replay)
         self._lock = threading.Lock()
-        self._background: queue.SimpleQueue[ExportJob | None] | None = None
+        # Large files waiting to be made in the background, newest last; bounded, so that a
+        # burst of creations cannot keep the emulator busy for hours after it (a dropped job's
+        # file is made by its first download instead).
+        self._pending: deque[ExportJob] = deque(maxlen=BACKGROUND_PENDING)
+        self._wake = threading.Condition(self._lock)
+        self._maker_thread: threading.Thread | None = None
+        self._closed = False
 
     # -- segments -------------------------------------------------------------------------
     def segment(self, segment_id: str) -> Segment:
@@ -155,22 +162,29 @@ class ExportService:
     def _prepare(self, job: ExportJob) -> None:
         """Start making a large export's file now, while the export is PENDING, as FullStory
         writes it then: its first download need not wait for it. One at a time, in the
-        background; a download that wants it meanwhile waits for the same making."""
-        with self._lock:
-            if self._background is None:
-                self._background = queue.SimpleQueue()
+        background, at most BACKGROUND_PENDING waiting (the oldest waiting one gives way); a
+        download that wants a file meanwhile makes it, or waits for the same making."""
+        with self._wake:
+            if self._closed:
+                return
+            self._pending.append(job)
+            if self._maker_thread is None:
                 # A daemon: stopping the server never waits for a file being made (its half
                 # is removed at the next start).
-                threading.Thread(
-                    target=self._make_in_background,
-                    args=(self._background,),
-                    name="export-files",
-                    daemon=True,
-                ).start()
-            self._background.put(job)
+                self._maker_thread = threading.Thread(
+                    target=self._make_in_background, name="export-files", daemon=True
+                )
+                self._maker_thread.start()
+            self._wake.notify()
 
-    def _make_in_background(self, jobs: queue.SimpleQueue[ExportJob | None]) -> None:
-        while (job := jobs.get()) is not None:
+    def _make_in_background(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                job = self._pending.popleft()
             try:
                 self._open(job).close()
             except RuntimeError:  # the process is exiting: its worker pool was shut down
@@ -502,10 +516,10 @@ class ExportService:
 
     def close(self) -> None:
         """Stop the background maker and the worker processes, and drop a temporary cache."""
-        with self._lock:
-            background, self._background = self._background, None
-        if background is not None:
-            background.put(None)
+        with self._wake:
+            self._closed = True
+            self._pending.clear()
+            self._wake.notify_all()
         if self.pool is not None:
             self.pool.close()
         self.files.close()

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import re
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -352,3 +353,41 @@ def test_a_large_export_is_made_while_it_is_pending(make_harness, monkeypatch):
     made.write_bytes(b"made while pending")
     url = h.location(h.finish(op_id)["results"]["searchExportId"])
     assert h.client.get(url).content == b"made while pending"
+
+
+def test_a_burst_of_large_exports_leaves_a_bounded_backlog(make_harness, monkeypatch):
+    """Files are made ahead of their download one at a time, with at most
+    BACKGROUND_PENDING waiting: a burst of creations must not keep the emulator making files
+    for hours after it. The waiting ones that gave way are made by their first download."""
+    from emulator.exports import service
+
+    monkeypatch.setattr(service, "PARALLEL_MIN_EVENTS", 0)  # every export counts as large
+    h = make_harness(export_duration=60, rate_limit=None)
+    exports = h.em.exports
+    opened: list[str] = []
+    release = threading.Event()
+    real_open = exports._open
+
+    def slow_open(job):  # the first file takes until the burst is over
+        opened.append(job.key())
+        release.wait(30)
+        return real_open(job)
+
+    monkeypatch.setattr(exports, "_open", slow_open)
+    ops = [
+        h.create(timeRange={"start": f"2026-02-{day:02d}T00:00:00Z", "end": "2026-02-28T00:00:00Z"})
+        for day in range(1, 13)
+    ]
+    release.set()
+    deadline = time.monotonic() + 30
+    while len(opened) < 1 + service.BACKGROUND_PENDING or exports._pending:
+        assert time.monotonic() < deadline, opened
+        time.sleep(0.02)
+    time.sleep(0.2)  # nothing else comes
+    assert len(opened) == 1 + service.BACKGROUND_PENDING
+    records = {r.id: r for r in h.em.store.operations(None)}
+    everyone = exports.segment("everyone")
+    assert opened[1:] == [exports.job(records[op], everyone).key() for op in ops[-2:]]
+    # an export whose file gave way is made by its download, the same bytes as ever
+    url = h.location(h.finish(ops[5])["results"]["searchExportId"])
+    assert h.client.get(url).status_code == 200
