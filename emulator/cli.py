@@ -132,7 +132,15 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
-    from .server import bind, check_state, configure_logging, data_dir, make_server, run_workers
+    from .server import (
+        bind,
+        check_state,
+        configure_logging,
+        data_dir,
+        make_server,
+        run_workers,
+        settle,
+    )
 
     if (settings.workers > 1 and not settings.store) or settings.tls:
         # workers share state through SQLite (unless --store); TLS keeps its CA beside it
@@ -156,6 +164,7 @@ def serve(settings: Settings) -> None:
     _banner(settings, mcp, recording)
     if mcp is not None:
         mcp.start(ready=(lambda: server.started) if server is not None else (lambda: True))
+    settle()
     try:
         if server is None:
             run_workers(settings, sock)

@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
-import orjson
-
 from ..clock import ClockBackend, ClockState
 from .records import Bucket, ControlState, OperationRecord
 
@@ -89,9 +87,4 @@ class Store(Protocol):
     def clock_backend(self, initial: ClockState) -> ClockBackend: ...
 
 
-def entry_size(entry: dict[str, Any]) -> int:
-    """What a journal entry weighs: the bytes of its JSON form (what a page answers with)."""
-    return len(orjson.dumps(entry))
-
-
-__all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store", "entry_size"]
+__all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store"]
