@@ -283,8 +283,8 @@ class ExportService:
         """The operation and its status; `poll` counts a client's status request."""
         tenant = principal.tenant
         failure_state = self.failure_state(control)
+        now = self.clock.now(tenant)  # one reading: the poll and the answer agree
         if poll:
-            now = self.clock.now(tenant)
             limit = self.settings.finish_stalled_after_polls
             record = self.store.update_operation(
                 tenant,
@@ -295,7 +295,7 @@ class ExportService:
             record = self.store.get_operation(tenant, operation_id)
         if record is None:
             raise NotFound(f"operation {operation_id!r} not found")
-        return record, self.status(record, failure_state)
+        return record, self.status(record, failure_state, now)
 
     def stall_hint(self, record: OperationRecord, status: Status) -> str | None:
         """Why a clock-driven export polled on a frozen clock does not move, for the poll's

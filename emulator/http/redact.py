@@ -61,6 +61,8 @@ KEPT_PARAMS = frozenset(
 
 
 def _cut(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    if len(text) <= limit and text.isascii():  # the common case, on every request
+        return text
     text = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
     return text if len(text) <= limit else text[:limit] + "…"
 
