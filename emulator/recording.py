@@ -45,6 +45,22 @@ MAX_URL_PARTS = 200  # hosts and paths kept
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, as JSON_TYPES names it (None and strings: "string";
+    callers that tell null apart check it first)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string"
+
+
 class RecordingError(ValueError):
     """A recording folder is missing or malformed; the message names the file and the field."""
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from .. import __version__
 from ..contract import FAILURE_STATES, PENDING, TERMINAL_STATES, TYPE_EVENT
+from ..recording import json_type
 from .core import (
     TRANSPORT_ERRORS,
     FullStoryClient,
@@ -99,12 +100,6 @@ def shape(value: Any, *, optional: bool = True) -> Shape:
     empty). `optional` marks a key that some elements of an array lack with `absent`."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
     if isinstance(value, str):
         return "rfc3339" if _RFC3339.fullmatch(value) else "string"
     if isinstance(value, dict):
@@ -113,6 +108,8 @@ def shape(value: Any, *, optional: bool = True) -> Shape:
         if not value:
             return []
         return [union((shape(item, optional=optional) for item in value), optional=optional)]
+    if isinstance(value, bool | int | float):
+        return json_type(value)
     return type(value).__name__
 
 

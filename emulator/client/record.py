@@ -56,6 +56,7 @@ from ..recording import (
     RecordedExport,
     Timeline,
     catalogue_json,
+    json_type,
     manifest_json,
     write_json,
 )
@@ -246,20 +247,6 @@ def _esc(text: object) -> str:
 
 
 # -- the field catalogue ----------------------------------------------------------------------
-
-
-def json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "string"
 
 
 def _count(counter: Counter[Any], key: Any) -> None:
