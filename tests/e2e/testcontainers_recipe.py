@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -48,12 +49,22 @@ def api(fullstory_api):
         yield client
 
 
-BODY = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
+def last_day():
+    """An export of the last 24 hours: thousands of events, a small file (the default window,
+    the segment's 30 days, is hundreds of MB uncompressed)."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start, stamp = end - timedelta(days=1), "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        "segmentId": "everyone",
+        "type": "TYPE_EVENT",
+        "format": "FORMAT_NDJSON",
+        "timeRange": {"start": start.strftime(stamp), "end": end.strftime(stamp)},
+    }
 
 
 def finish(api):
     """Create an export and poll it until it is no longer PENDING."""
-    created = api.post("/segments/v1/exports", json=BODY).raise_for_status()
+    created = api.post("/segments/v1/exports", json=last_day()).raise_for_status()
     operation_id = created.json()["operationId"]
     while (operation := api.get(f"/operations/v1/{operation_id}").json())["state"] == "PENDING":
         time.sleep(0.5)
