@@ -121,6 +121,11 @@ EMPTY = {"type": "string", "maxLength": 0}
 LIMIT = {"anyOf": [{"type": "integer", "minimum": 0}, EMPTY]}  # empty or 0: the default
 
 
+def whole_or_empty(low: int, high: int) -> dict[str, Any]:
+    """A whole number in a range, or empty for "not given", as the control routes read it."""
+    return {"anyOf": [{"type": "integer", "minimum": low, "maximum": high}, EMPTY]}
+
+
 def enum_or_empty(values: list[str]) -> dict[str, Any]:
     """An enum whose empty value means "not given", as the handlers read it."""
     return {"type": "string", "enum": ["", *values]}
@@ -725,10 +730,8 @@ def console_paths(control: Any) -> dict[str, Any]:
                     }
                 ),
                 params=[
-                    query("state", {"type": "string", "enum": list(STATES)}),
-                    query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 100"
-                    ),
+                    query("state", enum_or_empty(list(STATES)), "empty or absent: any"),
+                    query("limit", whole_or_empty(1, 1000), "empty or absent: 100"),
                 ],
                 name="listAllOperations",
             )
@@ -763,7 +766,7 @@ def console_paths(control: Any) -> dict[str, Any]:
                 ),
                 params=[
                     path("operationId"),
-                    query("rows", {"type": "integer", "minimum": 1, "maximum": 200}, "default 20"),
+                    query("rows", whole_or_empty(1, 200), "empty or absent: 20"),
                 ],
                 name="previewOperation",
             )
