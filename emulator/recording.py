@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,15 +115,6 @@ class RecordedExport:
     timeline: Timeline
     fields: tuple[str, ...] | None = None  # the `fields` asked for; None: all
 
-    def covers(self, segment_id: str, export_type: str, start: str, end: str) -> bool:
-        """Whether a request for [start, end) lies inside this recorded window."""
-        if (segment_id, export_type) != (self.segment_id, self.type):
-            return False
-        return bool(
-            parse_rfc3339(self.start) <= parse_rfc3339(start)
-            and parse_rfc3339(end) <= parse_rfc3339(self.end)
-        )
-
 
 @dataclass(frozen=True)
 class FieldProfile:
@@ -164,14 +155,6 @@ class Recording:
     @property
     def segments_file(self) -> Path:
         return self.root / SEGMENTS
-
-    def rows(self, export: RecordedExport) -> Iterator[bytes]:
-        """The recorded rows of `export`, each its line as served (without the newline)."""
-        with (self.root / EXPORTS_DIR / export.file).open("rb") as lines:
-            for line in lines:
-                line = line.rstrip(b"\r\n")
-                if line:
-                    yield line
 
     def lifecycle_rules(self) -> list[dict[str, Any]]:
         """One lifecycle rule per recorded segment (its latest recording's timeline)."""

@@ -46,6 +46,14 @@ KEY = "na1.test-admin-key"
 AUTH = {"Authorization": f"Basic {KEY}"}
 
 
+def control(http: httpx.Client, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """A control-API call (`path` under /__emulator) that must succeed; its JSON answer, or {}
+    for an empty one."""
+    response = http.request(method, f"/__emulator{path}", json=body)
+    assert response.status_code < 400, response.text
+    return response.json() if response.content.strip() else {}
+
+
 @dataclasses.dataclass
 class Harness:
     client: TestClient

@@ -24,7 +24,7 @@ import pytest
 from emulator.client import cli as export_cli
 from emulator.server import ServerThread
 from emulator.settings import Settings
-from tests.helpers import ROOT, START
+from tests.helpers import ROOT, START, control
 
 BUCKET_GLOB = "/fullstory-emulator-exports/*"
 LEGACY_ERROR = "the segment references the deleted custom event 'Legacy Checkout Step'"
@@ -55,9 +55,7 @@ class Emu:
     http: httpx.Client
 
     def control(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        response = self.http.request(method, f"/__emulator{path}", json=body)
-        assert response.status_code < 400, response.text
-        return response.json() if response.content.strip() else {}
+        return control(self.http, method, path, body)
 
     def journal(self, path: str, method: str = "GET") -> list[dict[str, Any]]:
         query = {"path": path, "method": method}

@@ -28,7 +28,7 @@ from emulator.recording import MANIFEST, MAX_VALUES, STATE_DIR, Recording
 from emulator.server import ServerThread
 from emulator.settings import Settings
 from emulator.world.segments import SegmentCatalog
-from tests.helpers import START, emulator_command, free_port, parse
+from tests.helpers import START, control, emulator_command, free_port, parse
 
 SEED = 4242
 OWN_SEGMENT = {
@@ -71,9 +71,7 @@ class Org:
     http: httpx.Client
 
     def control(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        response = self.http.request(method, f"/__emulator{path}", json=body)
-        assert response.status_code < 400, response.text
-        return response.json() if response.content.strip() else {}
+        return control(self.http, method, path, body)
 
     def journal(self) -> list[dict[str, Any]]:
         """Every API and storage request of this tenant, oldest first."""
