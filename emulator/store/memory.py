@@ -54,7 +54,7 @@ class MemoryStore:
         self._buckets: dict[BucketKey, Bucket] = {}
         self._controls: dict[str | None, ControlState] = {}
         # (position, tenant, the entry as JSON): kept serialised, because a journal of dicts is
-        # millions of objects that every full garbage collection walks (80-110 ms pauses, the
+        # objects by the hundred thousand that every full garbage collection walks (80-110 ms, the
         # p99 of every request, measured with bench/api_throughput.py); bytes are not walked.
         self._journal: deque[tuple[int, str | None, bytes]] = deque()
         self.journal_bytes = 0
