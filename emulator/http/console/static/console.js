@@ -470,9 +470,14 @@
   $("config-restore").addEventListener("click", () =>
     act("Settings restored", () => call("POST", "/config", { urlTtl: null, exportDuration: null })),
   );
+  // A choice not yet applied is the user's: the refresh below leaves it alone until Apply.
+  $("failure-state").addEventListener("change", () => {
+    $("failure-state").dataset.chosen = "1";
+  });
   $("failure-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const failureState = $("failure-state").value;
+    delete $("failure-state").dataset.chosen;
     act(`Failed exports now end in ${failureState}`, () => call("POST", "/config", { failureState }));
   });
 
@@ -566,7 +571,8 @@
       `In force: URL TTL ${config.urlTtl} s, export duration ${config.exportDuration} s, failed exports end in ${config.failureState}` +
         (overridden.length ? ` (overridden here: ${overridden.join(", ")})` : ""),
     );
-    if (document.activeElement !== $("failure-state")) $("failure-state").value = config.failureState;
+    const chooser = $("failure-state");
+    if (document.activeElement !== chooser && !chooser.dataset.chosen) chooser.value = config.failureState;
     setText($("steer-scope"), session.tenant ? `Rules and settings of tenant ${session.tenant}.` : "Rules and settings of the whole instance: they apply under every tenant.");
     if (session.seenSteering !== "scenarios") {
       const data = await call("GET", "/scenarios");
