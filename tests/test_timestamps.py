@@ -43,6 +43,14 @@ def test_export_timestamps_have_milliseconds():
     )
 
 
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_export_format_is_utc_with_milliseconds_in_every_year(naive):
+    value = naive.replace(tzinfo=UTC, microsecond=naive.microsecond // 1000 * 1000)
+    text = format_ms(to_ms(value))
+    assert len(text) == 24 and text.endswith("Z")  # four-digit years, zero-padded
+    assert datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) == value
+
+
 def test_offsets_and_fractions():
     assert parse_rfc3339("2026-03-01T12:00:00.5+01:30") == datetime(
         2026, 3, 1, 10, 30, 0, 500000, tzinfo=UTC
