@@ -201,28 +201,33 @@ class _CsvLines:
         return self._parts.pop()[:-1]
 
     def page_texts(self, row: dict[str, Any]) -> tuple[str, ...]:
-        """The page's runs as CSV text.
-
-        A run that needs quotes almost always owes it to a value the pages before had too (a
-        user agent, a "lat,long"), so quoted texts are remembered: if every text that needs
-        quotes is one remembered, the run is joined from the memo in C, which costs a fraction
-        of the csv module's character-by-character scan of the run."""
-        get, blanks, texts, quoted, memo = row.get, self.blanks, [], self.quoted, self.memo
+        get, blanks, texts, quoted = row.get, self.blanks, [], self.quoted
         for names in self.page_runs:
             values = tuple(map(get, names, blanks))
             plain = tuple(map(str, values))
-            if not quoted("\x00".join(plain)) and None not in values:
-                texts.append(",".join(plain))
-            elif None not in values and not quoted(
-                "\x00".join(filterfalse(memo.__contains__, plain))
-            ):
-                texts.append(",".join(map(memo.get, plain, plain)))
-            else:
-                texts.append(self.csv_line(values))
-                if len(memo) >= _MEMO_SIZE:
-                    memo.clear()
-                memo.update((t, self.cell(t)) for t in plain if quoted(t))
+            if None in values or quoted("\x00".join(plain)):
+                plain = self.cells(values, plain)
+            texts.append(",".join(plain))
         return tuple(texts)
+
+    def cells(self, values: tuple[Any, ...], plain: tuple[str, ...]) -> tuple[str, ...]:
+        """Values as the csv module writes them in a line of several (`plain`: their str()).
+
+        A value that needs quotes is almost always one seen before (a user agent, a
+        "lat,long", a custom event's EventVarFields), so the quoted texts are remembered: if
+        every text that needs quotes is a remembered one (checked in C), the cells are read
+        from the memo in C, a fraction of the cost of writing them one by one."""
+        memo, quoted = self.memo, self.quoted
+        if None not in values and not quoted("\x00".join(filterfalse(memo.__contains__, plain))):
+            return tuple(map(memo.get, plain, plain))
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo.update(
+            (t, self.cell(t))
+            for v, t in zip(values, plain, strict=True)
+            if v is not None and quoted(t)
+        )
+        return tuple(map(self.cell, values))
 
     def plan(self, keys: tuple[str, ...]) -> _Shape | None:
         """For a shape (its event-level keys, last first): the line's `%` template, whose slots
@@ -254,7 +259,7 @@ class _CsvLines:
         event_level, plans, make_plan = self.event_level, self.plans, self.plan
         quoted, page_texts, csv_line = self.quoted, self.page_texts, self.csv_line
         columns, blanks = self.columns, self.blanks
-        quote_cells, cell = len(columns) > 1, self.cell  # a lone empty field is written ""
+        quote_cells, cells = len(columns) > 1, self.cells  # a lone empty field is written ""
         out: list[str] = []
         append = out.append
         size = 0
@@ -280,7 +285,7 @@ class _CsvLines:
                 if None not in values and not quoted("\x00".join(plain)):
                     line = template % order(texts + plain)
                 elif quote_cells:  # quotes, commas, line breaks or None
-                    line = template % order(texts + tuple(map(cell, values)))
+                    line = template % order(texts + cells(values, plain))
             if line is None:
                 line = csv_line(tuple(map(row.get, columns, blanks))) + "\n"
             append(line)

@@ -146,3 +146,23 @@ def test_page_cached_csv_writes_what_the_csv_module_writes(rows, columns):
     assert text(stream.encode(rows, columns, "csv", event_level=level)) == text(
         stream.encode(rows, columns, "csv")
     )
+
+
+def test_quoted_texts_are_remembered_within_a_bound(monkeypatch):
+    """Texts that need quotes are remembered across pages and rows, and a file with more of
+    them than the memo holds is still written as the csv module writes it."""
+    monkeypatch.setattr(stream, "_MEMO_SIZE", 8)
+    columns = ["PageId", "PageUserAgent", "EventStart", "EventTargetText"]
+    level = frozenset(["EventStart", "EventTargetText"])
+    rows = [
+        {"PageId": page, "PageUserAgent": f'agent, "{page % 20}"', "EventStart": f"t{event}"}
+        | ({"EventTargetText": f"Size {event % 30}, {page}"} if event % 3 else {})
+        for page in range(100)
+        for event in range(5)
+    ]
+    lines = stream._CsvLines(columns, level)
+    assert (
+        b"".join(lines(rows)).decode()
+        == text(stream.encode(rows, columns, "csv"))[len(",".join(columns)) + 1 :]
+    )
+    assert 0 < len(lines.memo) <= 8
