@@ -75,7 +75,7 @@ class MillisFormatter:
     __slots__ = ("_day", "_prefix")
 
     def __init__(self) -> None:
-        self._day = -1
+        self._day: int | None = None  # not -1: that is 1969-12-31
         self._prefix = ""
 
     def __call__(self, ms: int) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from emulator.timestamps import format_api, format_ms, parse_rfc3339, to_ms
@@ -44,6 +44,8 @@ def test_export_timestamps_have_milliseconds():
 
 
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+@example(datetime(1969, 12, 31))  # day -1 of the epoch: once mistaken for "no day cached yet"
+@example(datetime(999, 1, 1))
 def test_export_format_is_utc_with_milliseconds_in_every_year(naive):
     value = naive.replace(tzinfo=UTC, microsecond=naive.microsecond // 1000 * 1000)
     text = format_ms(to_ms(value))

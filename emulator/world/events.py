@@ -35,6 +35,7 @@ MINUTE_MS = 60_000
 PAGE_CAP_MS = 20 * MINUTE_MS  # no new action after this page offset
 SESSION_PAGES_CAP_MS = 90 * MINUTE_MS  # no new page after this session offset
 MAX_GAP_MS = 45_000
+_NO_MINUTE = -(1 << 62)  # before any instant: no minute formatted yet (not -60000: 1969 is one)
 
 # Row keys whose value can differ between the events of one page. Every other key of a row has
 # the same value on all rows with the same PageId (and rows list those first), so a serialiser
@@ -130,7 +131,7 @@ def session_events(
     ref = url = subject = prefix = ""
     page_vars: dict[str, object] = {}
     kind = prod = term_i = pending_term = -1
-    minute_start = -MINUTE_MS  # start of the minute `prefix` formats
+    minute_start = _NO_MINUTE  # start of the minute `prefix` formats
     new_event = object.__new__
     set_t, set_sid, set_pid, set_row = _EVENT_SETTERS
     p = 0  # index into the plan

@@ -440,3 +440,16 @@ def test_page_aggregates_and_shares() -> None:
     assert 3 < len(by_page) / len(sessions) < 5.5
     checkout = sum("Checkout" in names for names in sessions.values()) / len(sessions)
     assert 0.18 < checkout < 0.32
+
+
+def test_event_times_are_formatted_across_the_epoch():
+    """A world that starts in 1969: EventStart is the event's own instant, written in full,
+    on both sides of the epoch (no cache of the formatted day or minute mistakes 1969-12-31
+    or its last minute for "nothing formatted yet")."""
+    world = World(seed=1, origin_ms=-86_400_000, population=50)
+    events = [e for i in range(50) for e in world.events(i, 2 * 86_400_000)]
+    assert any(e.t < 0 for e in events) and any(e.t >= 0 for e in events)
+    for event in events:
+        text, session = event.row["EventStart"], event.row["SessionStart"]
+        assert isinstance(text, str) and isinstance(session, str)
+        assert to_ms(parse_rfc3339(text)) == event.t and len(session) == 24
