@@ -280,6 +280,16 @@ def start(
     pytest.fail(f"emulator did not start:\n{log.read_text(errors='replace')}")
 
 
+def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Stop a process `start` (or a test) began: politely, then for good if it hangs."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 # -- PostgreSQL (tests of the postgres store and of several replicas) -------------------------
 
 PG_URL_ENV = "FULLSTORY_EMULATOR_TEST_POSTGRES"  # use this server instead of starting one

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import emulator_command, start
+from tests.helpers import emulator_command, start, stop
 
 KEY = "na1.e2e-admin-key"
 
@@ -39,11 +39,7 @@ def emulator(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     try:
         yield base, log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def test_whole_workflow_against_a_real_process(emulator):

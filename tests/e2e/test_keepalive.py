@@ -26,7 +26,7 @@ import uvicorn
 from emulator.auth import DEMO_KEY
 from emulator.http.app import create_app
 from emulator.server import ServerThread, UvicornThread, bind
-from tests.helpers import small_settings
+from tests.helpers import small_settings, stop
 
 AUTH = {"Authorization": f"Basic {DEMO_KEY}"}
 PATHS = ("/__emulator/health", "/segments/v1/everyone")
@@ -120,12 +120,7 @@ def cli_port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
     try:
         yield wait_until_serving(process, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def wait_until_serving(process: subprocess.Popen, log: Path) -> int:

@@ -4,7 +4,6 @@ workers share state, and HTTPS works for a client that trusts only the generated
 from __future__ import annotations
 
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -14,26 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import emulator_command, start
+from tests.helpers import emulator_command, free_port, start, stop
 
 KEY = "na1.persistence-key"
 AUTH = {"Authorization": f"Basic {KEY}"}
 BODY = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_CSV"}
-
-
-def free_port() -> int:
-    """A port to restart on: URLs minted before a restart name it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except Exception:
-        process.kill()
 
 
 def test_sigkill_during_a_burst_loses_no_acknowledged_operation(tmp_path: Path):
@@ -99,7 +83,7 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_operation(tmp_path: Path):
             for op in acknowledged[:10]
         )
     finally:
-        stop(process)
+        stop(process, timeout=15)
 
 
 def _all_operations(api: httpx.Client) -> list[dict]:
@@ -137,7 +121,7 @@ def test_workers_share_operations_and_the_rate_limit_burst(tmp_path: Path):
             codes = [api.get("/segments/v1").status_code for _ in range(14)]
             assert codes.count(200) == 12 and codes[-1] == 429  # one burst across workers
     finally:
-        stop(process)
+        stop(process, timeout=15)
 
 
 def test_https_with_only_the_generated_ca(tmp_path: Path):
@@ -158,7 +142,7 @@ def test_https_with_only_the_generated_ca(tmp_path: Path):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{base}/__emulator/health", verify=ssl.create_default_context())
     finally:
-        stop(process)
+        stop(process, timeout=15)
 
 
 @pytest.mark.parametrize(

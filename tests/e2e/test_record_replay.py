@@ -23,7 +23,7 @@ import pytest
 
 from emulator.client.scrub import EMAIL
 from emulator.world import CUSTOM_VARS
-from tests.helpers import emulator_command, start
+from tests.helpers import emulator_command, start, stop
 
 SEED_A, SEED_B = 11, 12  # B's own world is not A's: what B serves of A's came from the folder
 NOW = "2026-03-01T12:00:00Z"  # both emulators' clocks start here
@@ -94,15 +94,6 @@ def segments(base: str) -> list[dict[str, Any]]:
     assert "nextPaginationToken" not in answer.json()
     listed: list[dict[str, Any]] = answer.json()["segments"]
     return listed
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass
