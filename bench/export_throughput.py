@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import resource
@@ -43,7 +44,7 @@ from emulator.files.fields import resolve_fields
 from emulator.files.pool import BlockPool
 from emulator.store.records import ExportSpec
 from emulator.timestamps import to_ms
-from emulator.world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from emulator.world import CUSTOM_VARS, World
 from emulator.world.segments import SegmentCatalog
 
 START = to_ms(datetime(2026, 3, 1, tzinfo=UTC))
@@ -83,19 +84,16 @@ def spec_for(world: World, extension: str) -> ExportSpec:
     )
 
 
-def pieces(world: World, spec: ExportSpec, counter: list[int]) -> Iterator[bytes]:
-    """The uncompressed file, as the blocks hold it."""
+def pieces(job: ExportJob, maker: Maker) -> Iterator[bytes]:
+    """The uncompressed file, as the download path makes it (without the few framing bytes)."""
+    head = stream.header(job.spec.fields, job.spec.extension)
+    return itertools.chain([head] if head else [], maker.body(job))
+
+
+def count_rows(world: World, spec: ExportSpec) -> int:
     segment = SegmentCatalog.load().get("everyone")
     assert segment is not None
-
-    def counted() -> Iterator[dict]:
-        for row in select.rows(world, segment, spec):
-            counter[0] += 1
-            yield row
-
-    return stream.encode(
-        counted(), spec.fields, spec.extension, project=False, event_level=EVENT_LEVEL_FIELDS
-    )
+    return sum(1 for _ in select.rows(world, segment, spec))
 
 
 def batches(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -153,17 +151,17 @@ def run_case(seed: int, events: int, extension: str, workers: int) -> dict:
         compressed += len(chunk)
     total = time.perf_counter() - began
 
-    counter = [0]
+    maker = Maker(world, [segment])
     began = time.perf_counter()
-    raw = sum(len(p) for p in pieces(world, spec, counter))
+    raw = sum(len(p) for p in pieces(job, maker))
     gen_ser = time.perf_counter() - began
-    rows = counter[0]
+    rows = count_rows(world, spec)
 
     baseline = {}
     for level in (1, 6):
         spent = 0.0
         compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-        for batch in batches(pieces(world, spec, [0])):
+        for batch in batches(pieces(job, maker)):
             t0 = time.perf_counter()
             compressor.compress(batch)
             spent += time.perf_counter() - t0

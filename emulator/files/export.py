@@ -152,19 +152,33 @@ class Maker:
             return project, None
         return project, world.event_level if spec.kind == "event" else None
 
-    def block(self, job: ExportJob, index: int) -> Block:
+    def body(self, job: ExportJob, indices: range | None = None) -> Iterator[bytes]:
+        """The uncompressed rows of the job (with `indices`, of that run of individuals),
+        without the file's header and framing; from the world's pages where the encoder can
+        take them, which skips building a row per event."""
         spec = job.spec
-        start = index * BLOCK_INDIVIDUALS
-        indices = range(start, min(start + BLOCK_INDIVIDUALS, job.population))
         project, event_level = self.encoding(job)
-        pieces = stream.encode_body(
+        if job.recorded is None and event_level is not None:
+            world = self.world(job)
+            pages = select.event_pages(world, self.segment(job), spec, indices)
+            if pages is not None:
+                body = stream.encode_pages(
+                    pages, spec.fields, spec.extension, event_level, world.session_level
+                )
+                if body is not None:
+                    return body
+        return stream.encode_body(
             self.rows(job, indices),
             spec.fields,
             spec.extension,
             project=project,
             event_level=event_level,
         )
-        segment = stream.deflate(pieces)
+
+    def block(self, job: ExportJob, index: int) -> Block:
+        start = index * BLOCK_INDIVIDUALS
+        indices = range(start, min(start + BLOCK_INDIVIDUALS, job.population))
+        segment = stream.deflate(self.body(job, indices))
         return Block(segment, segment.size > 0)
 
     def recorded_file(self, job: ExportJob) -> Iterator[bytes]:

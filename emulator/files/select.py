@@ -14,7 +14,7 @@ from typing import Any
 
 from ..store.records import ExportSpec
 from ..timestamps import MillisFormatter
-from ..world import Event, Individual, World
+from ..world import Event, Individual, Page, World
 from ..world.segments import Segment
 
 _ROW = attrgetter("row")
@@ -44,6 +44,24 @@ def rows(
     if spec.kind == "individual":
         return individual_rows(world, segment, spec, indices)
     return event_rows(world, segment, spec, indices)
+
+
+def event_pages(
+    world: World, segment: Segment, spec: ExportSpec, indices: range | None = None
+) -> Iterator[Page] | None:
+    """The export's rows as the world's pages, when they are every event of each member in
+    the window (an event export of a segment without event conditions, or of individual
+    scope, in the world's own shape); else None, and the rows are `rows`."""
+    if spec.kind != "event" or world.shape is not None:
+        return None
+    if spec.scope != "SCOPE_INDIVIDUAL" and segment.event_conditions:
+        return None
+    lo, hi = spec.rows_window
+    return (
+        page
+        for index in _members(world, segment, spec, indices)
+        for page in world.pages_between(index, lo, hi)
+    )
 
 
 def _members(

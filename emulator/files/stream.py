@@ -7,6 +7,8 @@ Speed decides the tools (see bench/export_throughput.py): orjson encodes a row a
 faster than the standard library, and ISA-L's gzip (level 1) compresses about five times faster
 than zlib at level 1, with smaller output. Rows are passed through untouched when the export
 asks for every default column, since projecting a 50-key row costs more than encoding it.
+CSV can also be made from the world's pages (`encode_pages`), without building a 60-key row per
+event: a session's and a page's columns are rendered once, and an event adds its own few.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import io
 import operator
 import re
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import filterfalse, islice
 from typing import Any, NamedTuple
@@ -24,7 +26,11 @@ from typing import Any, NamedTuple
 import orjson
 from isal import isal_zlib
 
+from ..world.events import Page, page_events
+
 BATCH_BYTES = 64 * 1024
+# The fields every event row adds to its page's, in the order `_CsvLines.pages` passes them.
+_BASE = ("EventStart", "EventType", "EventPageOffset", "EventSessionOffset")
 GZIP_LEVEL = 1  # ISA-L levels run 0..3
 _MISSING = object()
 
@@ -95,6 +101,22 @@ def encode_body(
     if extension == "json":
         return _json_rows(rows, columns, project)
     return _ndjson(rows, columns, project)
+
+
+def encode_pages(
+    pages: Iterable[Page],
+    columns: Sequence[str],
+    extension: str,
+    event_level: frozenset[str],
+    session_level: frozenset[str],
+) -> Iterator[bytes] | None:
+    """`encode_body` of the pages' events, made without building their rows; None for the
+    formats that need the rows (then encode `page_events` of the pages). `event_level` and
+    `session_level` name the columns that vary within a page and those constant within a
+    session."""
+    if extension == "csv" and len(columns) > 1:
+        return _CsvPages(columns, event_level, session_level).pages(pages)
+    return None
 
 
 def _projector(columns: Sequence[str], project: bool) -> Any:
@@ -181,6 +203,7 @@ class _CsvLines:
             else:
                 self.runs.append((per_row, (column,)))
         self.page_runs = [names for per_row, names in self.runs if not per_row]
+        self.page_cut = _cut(self.page_runs)
         self.plans: dict[tuple[str, ...], _Shape | None] = {}
         self._parts: list[str] = []
         # "\n" as the line end, as the file has: the csv module quotes a value holding it
@@ -201,14 +224,17 @@ class _CsvLines:
         return self._parts.pop()[:-1]
 
     def page_texts(self, row: dict[str, Any]) -> tuple[str, ...]:
-        get, blanks, texts, quoted = row.get, self.blanks, [], self.quoted
-        for names in self.page_runs:
-            values = tuple(map(get, names, blanks))
-            plain = tuple(map(str, values))
-            if None in values or quoted("\x00".join(plain)):
-                plain = self.cells(values, plain)
-            texts.append(",".join(plain))
-        return tuple(texts)
+        return self.texts(row, self.page_cut)
+
+    def texts(self, row: dict[str, Any], cut: _Cut) -> tuple[str, ...]:
+        """The texts of runs of `row`'s values (cells joined by commas), all rendered at once
+        and then cut into runs: most of the cost is per call, not per value."""
+        names, runs = cut
+        values = tuple(map(row.get, names, self.blanks))
+        plain = tuple(map(str, values))
+        if None in values or self.quoted("\x00".join(plain)):
+            plain = self.cells(values, plain)
+        return tuple(map(",".join, map(plain.__getitem__, runs)))
 
     def cells(self, values: tuple[Any, ...], plain: tuple[str, ...]) -> tuple[str, ...]:
         """Values as the csv module writes them in a line of several (`plain`: their str()).
@@ -230,18 +256,28 @@ class _CsvLines:
         return tuple(map(self.cell, values))
 
     def plan(self, keys: tuple[str, ...]) -> _Shape | None:
-        """For a shape (its event-level keys, last first): the line's `%` template, whose slots
-        take the page's runs then the values, and the getters that order them so."""
-        event_level = self.event_level
-        if not all(key in event_level and _PLAIN_KEY(key) for key in keys):
+        """For a row shape (its event-level keys, last first): the line's template, and the
+        getter of the row's values in the order the template's `order` takes them."""
+        layout = self.layout(keys, self.runs)
+        if layout is None:
             return None
-        present = set(keys)
-        ordered = [c for per_row, names in self.runs if per_row for c in names if c in present]
-        slot = {column: len(self.page_runs) + i for i, column in enumerate(ordered)}
+        return _Shape(layout[0], _tuple_getter(keys), layout[1])
+
+    def layout(
+        self, keys: tuple[str, ...], runs: Sequence[tuple[bool, tuple[str, ...]]]
+    ) -> _Layout | None:
+        """For event-level `keys`: the line's `%` template, and the getter that orders the
+        texts of the `runs` that are not per row, followed by the keys' values (in `keys`
+        order), into the template's slots. None when a key is not an event-level column name
+        or comes twice."""
+        event_level = self.event_level
+        if len(set(keys)) != len(keys) or not all(k in event_level and _PLAIN_KEY(k) for k in keys):
+            return None
+        slot = {key: sum(not per_row for per_row, _ in runs) + i for i, key in enumerate(keys)}
         cells: list[str] = []
         order: list[int] = []
         page = 0
-        for per_row, names in self.runs:
+        for per_row, names in runs:
             if not per_row:
                 cells.append("%s")
                 order.append(page)
@@ -253,7 +289,7 @@ class _CsvLines:
                     order.append(slot[column])
                 else:
                     cells.append("")
-        return _Shape(",".join(cells) + "\n", _tuple_getter(ordered), _tuple_getter(order))
+        return ",".join(cells) + "\n", _tuple_getter(order)
 
     def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
         event_level, plans, make_plan = self.event_level, self.plans, self.plan
@@ -299,6 +335,138 @@ class _CsvLines:
             yield "".join(out).encode("utf-8")
 
 
+class _CsvPages(_CsvLines):
+    """`_CsvLines` for the world's pages instead of rows: the same lines, without the rows.
+
+    Columns are cut into runs of three kinds: session-level (rendered once per session),
+    page-level (once per page) and event-level. An event's line is then its layout's template
+    (one per set of extra keys) filled with the session's and page's texts, the event's four
+    own fields and its extra fields' cells, remembered per extra dict.
+    """
+
+    def __init__(
+        self, columns: Sequence[str], event_level: frozenset[str], session_level: frozenset[str]
+    ) -> None:
+        super().__init__(columns, event_level)
+        levels: list[tuple[int, tuple[str, ...]]] = []  # 0 session, 1 page, 2 event
+        for column in columns:
+            level = 2 if column in event_level else 0 if column in session_level else 1
+            if levels and levels[-1][0] == level:
+                levels[-1] = (level, (*levels[-1][1], column))
+            else:
+                levels.append((level, (column,)))
+        self.session_cut = _cut([names for level, names in levels if level == 0])
+        self.own_cut = _cut([names for level, names in levels if level == 1])
+        # The texts of a page, in run order, are taken from the session's texts followed by the
+        # page's own (`merge`), then joined into the runs of `self.runs` that are not per row.
+        order: list[int] = []
+        sizes: list[int] = []  # how many texts each of those runs joins
+        session, own, after_text = 0, len(self.session_cut.runs), False
+        for level, _names in levels:
+            if level == 2:
+                after_text = False
+                continue
+            order.append(session if level == 0 else own)
+            session, own = (session + 1, own) if level == 0 else (session, own + 1)
+            if after_text:
+                sizes[-1] += 1
+            else:
+                sizes.append(1)
+            after_text = True
+        self.merge = _tuple_getter(order)
+        self.join = _cut([("",) * size for size in sizes]).runs
+        self.layouts: dict[tuple[str, ...], _Layout | None] = {}  # extra keys -> layout
+        self.extras: dict[int, _Extra] = {}  # id(extra) -> how its events are written
+
+    def event(self, extra: Mapping[str, Any] | None) -> _Extra:
+        """How an event with these extra fields is written: its template and order (see
+        `layout`), and the extra values' cells; None when only the csv module can say.
+
+        Extras are mostly constant dicts shared by many events (a button's click, a product's
+        custom event), so this is remembered by the dict's id; the entry holds the dict, so no
+        other object can have that id while the entry stands."""
+        memo = self.extras
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        keys = tuple(extra) if extra else ()
+        if keys in self.layouts:
+            layout = self.layouts[keys]
+        else:
+            layout = self.layouts[keys] = self.layout(_BASE + keys, self.runs)
+        if layout is None:
+            entry: _Extra = (extra, None)
+        else:
+            values = tuple(extra.values()) if extra else ()
+            plain = tuple(map(str, values))
+            if None in values or self.quoted("\x00".join(plain)):
+                plain = self.cells(values, plain)
+            entry = (extra, (*layout, plain))
+        memo[id(extra)] = entry
+        return entry
+
+    def pages(self, pages: Iterable[Page]) -> Iterator[bytes]:
+        """The CSV lines of pages' events, the same as `__call__` of their rows, without the
+        rows: each page's runs are rendered once, and each event adds its four own fields
+        (EventStart, EventType and the offsets) to its extra fields' remembered cells."""
+        event_level, quoted, texts_of = self.event_level, self.quoted, self.texts
+        merge, join = self.merge, self.join
+        session_cut, own_cut = self.session_cut, self.own_cut
+        extras, remember = self.extras, self.event
+        session: object = _MISSING
+        session_texts: tuple[str, ...] = ()
+        plain_types: set[str] = set()
+        out: list[str] = []
+        append = out.append
+        size = 0
+        for page in pages:
+            so = page.session_offset
+            row = page.row
+            odd = not event_level.isdisjoint(row)  # a page column that events may vary
+            if odd:
+                texts: tuple[str, ...] = ()
+            else:
+                if page.session_id != session:
+                    session, session_texts = page.session_id, texts_of(row, session_cut)
+                merged = merge(session_texts + texts_of(row, own_cut))
+                texts = tuple(map(",".join, map(merged.__getitem__, join)))
+            for (off, etype, extra), start in zip(page.events, page.starts, strict=True):
+                how = None
+                if not odd:
+                    entry = extras.get(id(extra))
+                    if entry is None:
+                        entry = remember(extra)
+                    how = entry[1]
+                    if how is not None and etype not in plain_types:
+                        if quoted(etype):
+                            how = None
+                        else:
+                            plain_types.add(etype)
+                if how is None:
+                    line = self.event_line(page, off, etype, extra, start)
+                else:
+                    template, order, cells = how
+                    values = texts + (start, etype, off, so + off) + cells  # noqa: RUF005 (faster)
+                    line = template % order(values)
+                append(line)
+                size += len(line)
+                if size >= BATCH_BYTES:
+                    yield "".join(out).encode("utf-8")
+                    out = []
+                    append = out.append
+                    size = 0
+        if out:
+            yield "".join(out).encode("utf-8")
+
+    def event_line(
+        self, page: Page, off: int, etype: str, extra: Mapping[str, Any] | None, start: str
+    ) -> str:
+        """One event's line from its whole row, by the csv module: for what the fast path
+        does not vouch for."""
+        alone = page._replace(events=[(off, etype, extra)], starts=[start])
+        row = next(page_events([alone], 0)).row
+        return self.csv_line(tuple(map(row.get, self.columns, self.blanks))) + "\n"
+
+
 def _any_of(chars: str) -> Callable[[str], bool]:
     """Whether a text holds any of `chars`. One `in` per character scans at memchr speed; a
     regex character class walks the text a character at a time, 15 to 40 times slower on the
@@ -328,6 +496,29 @@ def _cell_writer(quoted: Callable[[str], object]) -> Callable[[Any], str]:
         return text
 
     return cell
+
+
+# An event's extra fields, and how its lines are written: (template, order, the extras' cells),
+# or None when the csv module must write them.
+_Layout = tuple[str, Callable[[Any], tuple[Any, ...]]]
+_Extra = tuple[
+    Mapping[str, Any] | None, tuple[str, Callable[[Any], tuple[Any, ...]], tuple[str, ...]] | None
+]
+
+
+class _Cut(NamedTuple):
+    """Runs of columns: all their names in order, and the slice of them each run is."""
+
+    names: tuple[str, ...]
+    runs: tuple[slice, ...]
+
+
+def _cut(runs: Sequence[tuple[str, ...]]) -> _Cut:
+    bounds, start = [], 0
+    for names in runs:
+        bounds.append(slice(start, start + len(names)))
+        start += len(names)
+    return _Cut(tuple(c for names in runs for c in names), tuple(bounds))
 
 
 class _Shape(NamedTuple):

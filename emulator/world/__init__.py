@@ -4,7 +4,7 @@ Everything is a pure function of (seed, origin_ms, individual index, session num
 lazily, so exports of any size are produced on the fly and any slice can be regenerated alone.
 """
 
-from emulator.world.events import EVENT_LEVEL_FIELDS, Event
+from emulator.world.events import EVENT_LEVEL_FIELDS, Event, Page
 from emulator.world.generator import World
 from emulator.world.population import SESSION_SPAN_MAX_MS, Individual
 from emulator.world.vocab import CUSTOM_VARS
@@ -15,5 +15,6 @@ __all__ = [
     "SESSION_SPAN_MAX_MS",
     "Event",
     "Individual",
+    "Page",
     "World",
 ]

@@ -452,6 +452,28 @@ PINCHES: tuple[Extra, ...] = (
 )
 THRASH: Extra = {"EventModFrustrated": 1}
 NAV_SUBTYPES = ("navigate", "reload", "back_forward")
+# Fields of navigate events by navigation (an index of NAV_SUBTYPES) and scroll depth (0-100),
+# and of first input delays by the delay (1-79 ms): shared, as constant fields are, so that
+# a serialiser can remember how it wrote them.
+NAVIGATES: tuple[tuple[Extra, ...], ...] = tuple(
+    tuple({"EventSubType": sub, "PageMaxScrollDepthPercent": depth} for depth in range(101))
+    for sub in NAV_SUBTYPES
+)
+FIRST_INPUT_DELAYS: tuple[Extra, ...] = tuple({"EventFirstInputDelay": ms} for ms in range(80))
+
+
+class Requests(dict[tuple[str, str, int], Extra]):
+    """Request events' fields by (url, method, status): one dict for each, made on first use.
+    URLs come from a small vocabulary, so this stays small; past 4,096 it starts over."""
+
+    def __missing__(self, key: tuple[str, str, int]) -> Extra:
+        if len(self) >= 4096:
+            self.clear()
+        url, method, status = key
+        extra: Extra = {"ReqUrl": url, "ReqMethod": method, "ReqStatus": status}
+        self[key] = extra
+        return extra
+
 
 PRODUCT_VIEWED: tuple[Extra, ...] = tuple(
     custom(

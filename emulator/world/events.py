@@ -4,12 +4,15 @@ A session is a pure function of (seed, index, session number, start): it seeds i
 `random.Random`, so any session can be generated alone, in any order, and a time window can skip
 sessions without disturbing the others. Each page is built in two steps: first its events as
 light `(offset, type, extra)` triples (every row carries the page's counts and duration, so those
-must be known before the first row), then the rows, each a copy of one prebuilt page dict plus a
-few event fields. Only rows inside the requested window are materialised, and RNG use never
-depends on the window, so a window is always an exact filter of the full stream.
+must be known before the first row), then the page's row; `session_pages` yields that `Page`,
+and `page_events` makes each event's row as a copy of the page's row plus a few event fields.
+A serialiser that renders a page once (CSV) takes the pages and never builds the rows. Only
+events inside the requested window are kept, and RNG use never depends on the window, so a
+window is always an exact filter of the full stream.
 
 Speed: ~3 us per event is the budget. Weighted choices index power-of-two tables with
-`getrandbits`; constant event fields are prebuilt dicts (`actions`); the hot loop binds
+`getrandbits`; constant event fields are prebuilt dicts (`actions`), shared by the events that
+have them, as are navigations', first input delays' and requests'; the hot loop binds
 everything to locals; EventStart/PageStart reuse one MillisFormatter result per minute.
 """
 
@@ -17,9 +20,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from emulator.contract import EVENT_FIELDS
 from emulator.ids import mix
@@ -45,6 +48,20 @@ EVENT_LEVEL_FIELDS: frozenset[str] = frozenset(
     + ["PageMaxScrollDepthPercent", *V.EVT_VARS]
 )
 
+# Row keys whose value is the same on every row with the same SessionId: the session dict's
+# (the individual, the session, its address, place and device), so a serialiser may encode that
+# part once per session. Never in a row of a recorded org's shape (`Shape` may rewrite pages).
+SESSION_LEVEL_FIELDS: frozenset[str] = frozenset(
+    [
+        *("IndvId", "UserId", "UserCreated", "UserAppKey", "UserDisplayName", "UserEmail"),
+        *("SessionId", "SessionStart", "PageIp", "PageLatLong", "PageUserAgent", "PageBrowser"),
+        *("PageBrowserVersion", "PageDevice", "PagePlatform", "PageOperatingSystem"),
+        *("PageScreenWidth", "PageScreenHeight", "PageViewportWidth", "PageViewportHeight"),
+        *("AppName", "AppPackageName", "AppDeviceModel", "AppDeviceVendor", "AppVersion"),
+        *("AppOsVersion", *V.USER_VARS),
+    ]
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -54,6 +71,24 @@ class Event:
     session_id: int
     page_id: int
     row: dict[str, object]
+
+
+class Page(NamedTuple):
+    """One page of a session and the events of it that a window holds, before any row is made.
+
+    `row` holds the page's columns (every row of the page starts as a copy of it, and it holds
+    none of `EVENT_LEVEL_FIELDS`); `events` are `(EventPageOffset, EventType, extra)` with
+    `extra` the event's other fields, a dict that is often shared between events and must not
+    be mutated; `starts` are the events' EventStart texts. A serialiser that renders the page
+    once and each event's few fields saves building a 60-key row per event."""
+
+    session_id: int
+    page_id: int
+    start: int  # PageStart, ms
+    session_offset: int  # PageStart - SessionStart, ms
+    row: dict[str, object]
+    events: list[tuple[int, str, Mapping[str, object] | None]]
+    starts: list[str]
 
 
 # A frozen dataclass's generated __init__ costs ~0.5 us (object.__setattr__ per field), a sixth
@@ -78,7 +113,7 @@ def _cart_items(cart: list[tuple[int, int]]) -> int:
     return sum(q for _, q in cart)
 
 
-def session_events(
+def session_pages(
     seed: int,
     index: int,
     n: int,
@@ -89,10 +124,14 @@ def session_events(
     hi: int,
     fmt: MillisFormatter,
     shape: Shape | None = None,
-) -> Iterator[Event]:
-    """Events of session number `n` (starting at `s`) with lo <= t < hi, in time order; with
-    a recorded org's `shape`, its page dicts and custom events (and any event when the org
-    lacks some event-level field) are rewritten in the org's shape as they are made."""
+    requests: A.Requests | None = None,
+) -> Iterator[Page]:
+    """Pages of session number `n` (starting at `s`) holding events with lo <= t < hi, in
+    time order, each with only those events; with a recorded org's `shape`, the page rows are
+    in the org's shape (its events are shaped as `page_events` makes their rows). `requests`
+    lends request events one dict per (url, method, status) across sessions."""
+    if requests is None:
+        requests = A.Requests()
     key = mix(seed, index, n, TAG_SESSION)
     rng = random.Random(key)
     rand = rng.random
@@ -132,8 +171,6 @@ def session_events(
     page_vars: dict[str, object] = {}
     kind = prod = term_i = pending_term = -1
     minute_start = _NO_MINUTE  # start of the minute `prefix` formats
-    new_event = object.__new__
-    set_t, set_sid, set_pid, set_row = _EVENT_SETTERS
     p = 0  # index into the plan
     pn = 0  # pages so far, reloads included
     crashed = False
@@ -222,13 +259,7 @@ def session_events(
         add = specs.append
         errors = derived = active = 0
         scroll = bits(7) % 101  # FullStory reports scroll depth on navigate events only
-        add(
-            (
-                0,
-                "navigate",
-                {"EventSubType": A.NAV_SUBTYPES[nav], "PageMaxScrollDepthPercent": scroll},
-            )
-        )
+        add((0, "navigate", A.NAVIGATES[nav][scroll]))
         if web:
             slow = -log(1.0 - rand())  # one network/device slowness drives all load timings
             fp = 200 + int(slow * 400.0) + bits(8)
@@ -264,22 +295,22 @@ def session_events(
             add((c, "custom", A.PRODUCT_VIEWED[prod]))
             c += 5
             url_r = f"{api}/products/reviews?sku={subject}"
-            add((c, "request", {"ReqUrl": url_r, "ReqMethod": "GET", "ReqStatus": 200}))
+            add((c, "request", requests[url_r, "GET", 200]))
         elif kind == V.CATEGORY:
             c += 20 + bits(6)
             url_r = f"{api}/catalog?category={subject}"
-            add((c, "request", {"ReqUrl": url_r, "ReqMethod": "GET", "ReqStatus": 200}))
+            add((c, "request", requests[url_r, "GET", 200]))
             c += 3
             add((c, "custom", A.LIST_VIEWED[focus]))
         elif kind == V.SEARCH:
             c += 20 + bits(6)
             url_r = f"{api}/search?q={subject}"
-            add((c, "request", {"ReqUrl": url_r, "ReqMethod": "GET", "ReqStatus": 200}))
+            add((c, "request", requests[url_r, "GET", 200]))
             c += 4
             add((c, "custom", A.SEARCHED[term_i]))
         elif kind == V.CART:
             c += 20 + bits(6)
-            add((c, "request", {"ReqUrl": api + "/cart", "ReqMethod": "GET", "ReqStatus": 200}))
+            add((c, "request", requests[api + "/cart", "GET", 200]))
             c += 2
             viewed = A.custom(
                 "Cart Viewed", cart_value_real=_cart_value(cart), num_items_int=_cart_items(cart)
@@ -292,7 +323,7 @@ def session_events(
                 add((c, "click", A.KIND_CLICKS[V.CART][2]))
                 c += 40
                 url_r = api + "/cart/promo"
-                add((c, "request", {"ReqUrl": url_r, "ReqMethod": "POST", "ReqStatus": 200}))
+                add((c, "request", requests[url_r, "POST", 200]))
                 c += 5
                 add((c, "custom", A.COUPON_APPLIED[coupon_i]))
         elif kind == V.CHECKOUT:
@@ -321,7 +352,7 @@ def session_events(
                 add((c, "keyboard_close", None))
             c += 500 + bits(10)
             url_r = api + "/checkout/shipping-rates"
-            add((c, "request", {"ReqUrl": url_r, "ReqMethod": "POST", "ReqStatus": 200}))
+            add((c, "request", requests[url_r, "POST", 200]))
             c += 1500 + bits(12)
             add((c, "click", A.CHECKOUT_CLICKS[1 + bits(1)]))
             c += 900 + bits(10)
@@ -340,7 +371,7 @@ def session_events(
                     (
                         c,
                         "request",
-                        {"ReqUrl": api + "/orders", "ReqMethod": "POST", "ReqStatus": 201},
+                        requests[api + "/orders", "POST", 201],
                     )
                 )
             elif bits(1):  # tries to pay and fails
@@ -352,11 +383,7 @@ def session_events(
                     (
                         c,
                         "request",
-                        {
-                            "ReqUrl": api + "/orders",
-                            "ReqMethod": "POST",
-                            "ReqStatus": V.ORDER_FAIL_STATUSES[fail],
-                        },
+                        requests[api + "/orders", "POST", V.ORDER_FAIL_STATUSES[fail]],
                     )
                 )
                 if web:
@@ -393,7 +420,7 @@ def session_events(
             add((c, "click", A.KIND_CLICKS[V.ACCOUNT][0]))
             c += 150
             url_r = api + "/auth/login"
-            add((c, "request", {"ReqUrl": url_r, "ReqMethod": "POST", "ReqStatus": 200}))
+            add((c, "request", requests[url_r, "POST", 200]))
             c += 5
             add((c, "custom", A.SIGNED_IN[bits(2)]))
         elif kind == V.HOME and web and bits(1):
@@ -429,7 +456,7 @@ def session_events(
             if a == A.A_CLICK:
                 add((c, "click", kclicks[bits(8) % len(kclicks)]))
                 if fid:
-                    add((c, "first_input_delay", {"EventFirstInputDelay": 1 + bits(6) + bits(4)}))
+                    add((c, "first_input_delay", A.FIRST_INPUT_DELAYS[1 + bits(6) + bits(4)]))
                     fid = False
             elif a == A.A_NAV:
                 add((c, "click", A.NAV_CLICKS[bits(8) % len(A.NAV_CLICKS)]))
@@ -445,7 +472,7 @@ def session_events(
                     (
                         c,
                         "request",
-                        {"ReqUrl": path, "ReqMethod": method, "ReqStatus": V.STATUS_TABLE[status]},
+                        requests[path, method, V.STATUS_TABLE[status]],
                     )
                 )
                 if web and A.STATUS_CONSOLE[status] is not None:
@@ -544,7 +571,7 @@ def session_events(
             add((c, "click", A.ADD_TO_CART))
             c += 90
             url_r = api + "/cart/items"
-            add((c, "request", {"ReqUrl": url_r, "ReqMethod": "POST", "ReqStatus": 200}))
+            add((c, "request", requests[url_r, "POST", 200]))
             c += 5
             added = A.custom(
                 "Added to Cart",
@@ -589,7 +616,7 @@ def session_events(
         warnings = 0 if bits(2) else 1 + bits(2)
         pid = bits(63) or 1  # drawn even when the page is skipped: RNG use must not vary
 
-        # --- rows ---
+        # --- the page: its row, and its events inside the window ---
         if ps + c >= lo:
             pf = sess.copy()
             pf["PageId"] = pid
@@ -618,32 +645,46 @@ def session_events(
                 pf |= page_vars
             if shape is not None:
                 pf = shape.page(seed, pf)
-            copy = pf.copy
-            so = ps - s
             if lo > ps or ps + c >= hi:  # the window cuts this page (a later one starts >= hi)
                 specs = [x for x in specs if lo <= ps + x[0] < hi]
-            for off, etype, extra in specs:
-                t = ps + off
-                in_minute = t - minute_start
-                if not 0 <= in_minute < MINUTE_MS:
-                    minute_start = t - t % MINUTE_MS
+            if specs:
+                starts: list[str] = []
+                stamp = starts.append
+                for off, _etype, _extra in specs:
+                    t = ps + off
                     in_minute = t - minute_start
-                    prefix = fmt(minute_start)[:17]
-                row = copy()
-                row["EventStart"] = prefix + SECONDS[in_minute // 1000] + MILLIS[in_minute % 1000]
-                row["EventType"] = etype
-                row["EventPageOffset"] = off
-                row["EventSessionOffset"] = so + off
-                if extra:
-                    row |= extra
-                if shape is not None and (etype == "custom" or shape.event_drop):
-                    shape.event(seed, row)
-                ev = new_event(Event)
-                set_t(ev, t)
-                set_sid(ev, sid)
-                set_pid(ev, pid)
-                set_row(ev, row)
-                yield ev
+                    if not 0 <= in_minute < MINUTE_MS:
+                        minute_start = t - t % MINUTE_MS
+                        in_minute = t - minute_start
+                        prefix = fmt(minute_start)[:17]
+                    stamp(prefix + SECONDS[in_minute // 1000] + MILLIS[in_minute % 1000])
+                yield Page(sid, pid, ps, ps - s, pf, specs, starts)
         ps += duration + 20 + bits(9)
         p += 1
         pn += 1
+
+
+def page_events(pages: Iterable[Page], seed: int, shape: Shape | None = None) -> Iterator[Event]:
+    """The pages' events with their rows: each a copy of its page's row plus its own fields
+    (with a recorded org's `shape`, custom events, and any event when the org lacks some
+    event-level field, are rewritten in the org's shape)."""
+    new_event = object.__new__
+    set_t, set_sid, set_pid, set_row = _EVENT_SETTERS
+    for sid, pid, ps, so, pf, specs, starts in pages:
+        copy = pf.copy
+        for (off, etype, extra), start in zip(specs, starts, strict=True):
+            row = copy()
+            row["EventStart"] = start
+            row["EventType"] = etype
+            row["EventPageOffset"] = off
+            row["EventSessionOffset"] = so + off
+            if extra:
+                row |= extra
+            if shape is not None and (etype == "custom" or shape.event_drop):
+                shape.event(seed, row)
+            ev = new_event(Event)
+            set_t(ev, ps + off)
+            set_sid(ev, sid)
+            set_pid(ev, pid)
+            set_row(ev, row)
+            yield ev

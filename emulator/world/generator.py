@@ -15,8 +15,16 @@ from typing import TYPE_CHECKING
 
 from emulator.ids import id63
 from emulator.timestamps import MillisFormatter
+from emulator.world import actions as A
 from emulator.world import population as P
-from emulator.world.events import EVENT_LEVEL_FIELDS, Event, session_events
+from emulator.world.events import (
+    EVENT_LEVEL_FIELDS,
+    SESSION_LEVEL_FIELDS,
+    Event,
+    Page,
+    page_events,
+    session_pages,
+)
 from emulator.world.shape import Shape
 from emulator.world.vocab import CUSTOM_VARS
 
@@ -36,6 +44,7 @@ class World:
         "_clusters",
         "_faker",
         "_lock",
+        "_requests",
         "density",
         "origin_ms",
         "population",
@@ -66,6 +75,7 @@ class World:
         # Faker's seed-then-draw is not atomic, and exports may run in threads.
         self._lock = threading.Lock()
         self._clusters = tuple(id63(seed, kind, P.TAG_CLUSTER) for kind in range(10))
+        self._requests = A.Requests()  # request events' fields, shared between sessions
 
     def __repr__(self) -> str:
         return (
@@ -82,6 +92,12 @@ class World:
     def event_level(self) -> frozenset[str]:
         """The row keys that can differ between the events of one page."""
         return self.shape.event_level if self.shape else EVENT_LEVEL_FIELDS
+
+    @property
+    def session_level(self) -> frozenset[str]:
+        """The row keys whose value is the same on all rows of a session (none is promised in
+        a recorded org's shape)."""
+        return frozenset() if self.shape else SESSION_LEVEL_FIELDS
 
     def _check(self, index: int) -> None:
         if not 0 <= index < self.population:
@@ -120,9 +136,14 @@ class World:
         """Events with start_ms <= t < until_ms; sessions that end before start_ms are skipped
         unbuilt, and the Individual (Faker) is only made if some session can overlap."""
         self._check(index)  # here, not at the first next(): bad indices fail at the call
-        return self._events(index, start_ms, until_ms)
+        return page_events(self._pages(index, start_ms, until_ms), self.seed, self.shape)
 
-    def _events(self, index: int, start_ms: int, until_ms: int) -> Iterator[Event]:
+    def pages_between(self, index: int, start_ms: int, until_ms: int) -> Iterator[Page]:
+        """The same events as `events_between`, a page at a time and without their rows."""
+        self._check(index)
+        return self._pages(index, start_ms, until_ms)
+
+    def _pages(self, index: int, start_ms: int, until_ms: int) -> Iterator[Page]:
         seed = self.seed
         profile: P.Profile | None = None
         fmt = MillisFormatter()
@@ -133,6 +154,16 @@ class World:
                 continue
             if profile is None:
                 profile = P.Profile(seed, self.individual(index))
-            yield from session_events(
-                seed, index, n, s, profile, self._clusters, start_ms, until_ms, fmt, self.shape
+            yield from session_pages(
+                seed,
+                index,
+                n,
+                s,
+                profile,
+                self._clusters,
+                start_ms,
+                until_ms,
+                fmt,
+                self.shape,
+                self._requests,
             )

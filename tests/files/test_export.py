@@ -65,6 +65,26 @@ def test_a_file_of_many_blocks_is_the_whole_export_in_one_member(extension):
     assert one_member(data) == b"".join(whole)
 
 
+@pytest.mark.parametrize(
+    ("segment", "scope", "by_page"),
+    [
+        ("everyone", "SCOPE_EVENT", True),
+        ("Pr0PlanUsr5x", "SCOPE_EVENT", True),  # user conditions only: every event of a member
+        ("rageClicks", "SCOPE_INDIVIDUAL", True),
+        ("rageClicks", "SCOPE_EVENT", False),  # some events of a member: rows are tested
+        ("rageClicks", "SCOPE_SESSIONS", False),
+    ],
+)
+def test_csv_from_the_worlds_pages_is_the_csv_of_its_rows(segment, scope, by_page):
+    j = job("csv", 200, segment)
+    j = dataclasses.replace(j, spec=dataclasses.replace(j.spec, scope=scope))
+    maker = Maker()
+    pages = select.event_pages(maker.world(j), maker.segment(j), j.spec)
+    assert (pages is not None) == by_page
+    rows = stream.encode_body(maker.rows(j), j.spec.fields, "csv", event_level=EVENT_LEVEL_FIELDS)
+    assert b"".join(maker.body(j)) == b"".join(rows)
+
+
 def test_json_commas_skip_blocks_without_rows():
     def block(text: bytes) -> Block:
         return Block(stream.deflate([text]), bool(text))

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator.files import stream
-from emulator.world import EVENT_LEVEL_FIELDS, World
+from emulator.world import EVENT_LEVEL_FIELDS, Page, World
+from emulator.world.events import page_events
 
 WORLD = World(seed=5, origin_ms=1_700_000_000_000, population=6)
 ROWS = [e.row for i in range(6) for e in WORLD.events(i, 1_700_000_000_000 + 90 * 86_400_000)]
@@ -166,3 +167,113 @@ def test_quoted_texts_are_remembered_within_a_bound(monkeypatch):
         == text(stream.encode(rows, columns, "csv"))[len(",".join(columns)) + 1 :]
     )
     assert 0 < len(lines.memo) <= 8
+
+
+SESSION_COLUMNS = ["IndvId", "SessionId", "PageUserAgent"]
+OWN_COLUMNS = ["PageId", "PageUrl", "user_plan_str"]
+SHARED_EXTRAS = [None, {}, {"EventTargetText": "Buy, now"}, {"ReqUrl": "/a", "evt_price_real": 1.5}]
+
+
+@st.composite
+def generated_pages(draw):
+    """Pages as the world makes them (session columns constant within a session, extras often
+    shared between events), with hostile values, and some that break the world's promises:
+    an extra with a key that is not event-level or is one of the four every event has, a page
+    row holding an event-level key, an event type that needs quotes."""
+    pages = []
+    for session_id in range(draw(st.integers(1, 3))):
+        session = {c: draw(VALUES) for c in draw(st.lists(st.sampled_from(SESSION_COLUMNS)))}
+        for page_id in range(draw(st.integers(1, 3))):
+            row = {**session, "PageId": page_id}
+            for column in draw(st.lists(st.sampled_from(OWN_COLUMNS[1:]), unique=True)):
+                row[column] = draw(VALUES)
+            if draw(st.integers(0, 9)) == 0:
+                row["EventTargetText"] = draw(VALUES)
+            events, starts = [], []
+            for offset in range(draw(st.integers(1, 5))):
+                extra = draw(st.sampled_from(SHARED_EXTRAS))
+                if draw(st.booleans()):
+                    keys = [*EVENT_COLUMNS[2:], "EventOther", "PageUrl", "EventType", "bad key"]
+                    extra = {k: draw(VALUES) for k in draw(st.lists(st.sampled_from(keys)))}
+                etype = draw(st.sampled_from(["click", "navigate", "odd,type"]))
+                events.append((offset, etype, extra))
+                starts.append(f"2026-01-01T00:00:0{offset}.000Z")
+            pages.append(Page(session_id, page_id, 1000 * page_id, 10, row, events, starts))
+    return pages
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    generated_pages(),
+    st.lists(
+        st.sampled_from([*SESSION_COLUMNS, *OWN_COLUMNS, *EVENT_COLUMNS, "EventPageOffset"]),
+        min_size=2,
+        unique=True,
+    ),
+)
+def test_pages_are_written_as_the_csv_module_writes_their_rows(pages, columns):
+    level = frozenset([*EVENT_COLUMNS, "EventOther", "EventPageOffset", "EventSessionOffset"])
+    rows = [event.row for event in page_events(pages, 0)]
+    made = stream.encode_pages(pages, columns, "csv", level, frozenset(SESSION_COLUMNS))
+    assert made is not None
+    assert text(made) == text(stream.encode(rows, columns, "csv"))[len(",".join(columns)) + 1 :]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(COLUMNS), min_size=2, max_size=40, unique=True), st.randoms())
+def test_the_worlds_pages_are_written_as_their_rows(columns, rng):
+    """Every column of the world's rows, in any order and subset, and windows that cut pages."""
+    lo = 1_700_000_000_000 + rng.randint(0, 60) * 86_400_000
+    hi = lo + rng.randint(1, 40) * 86_400_000
+    pages = [page for i in range(6) for page in WORLD.pages_between(i, lo, hi)]
+    rows = [e.row for i in range(6) for e in WORLD.events_between(i, lo, hi)]
+    made = stream.encode_pages(pages, columns, "csv", WORLD.event_level, WORLD.session_level)
+    assert made is not None
+    assert text(made) == text(stream.encode(rows, columns, "csv"))[len(",".join(columns)) + 1 :]
+
+
+def test_formats_other_than_csv_are_left_to_the_rows():
+    assert (
+        stream.encode_pages([], ["IndvId", "EventType"], "ndjson", frozenset(), frozenset()) is None
+    )
+    assert stream.encode_pages([], ["EventType"], "csv", frozenset(), frozenset()) is None
+
+
+BASE_AND_REQ = frozenset(
+    ["EventStart", "EventType", "EventPageOffset", "EventSessionOffset", "ReqUrl"]
+)
+
+
+def test_extras_are_remembered_within_a_bound(monkeypatch):
+    """Events' extra fields are remembered by the dict's id, within a bound."""
+    monkeypatch.setattr(stream, "_MEMO_SIZE", 4)
+    pages = [
+        Page(
+            1,
+            p,
+            0,
+            0,
+            {"PageId": p},
+            [(0, "click", {"ReqUrl": f"/{p}/{e}"}) for e in range(3)],
+            ["t"] * 3,
+        )
+        for p in range(20)
+    ]
+    lines = stream._CsvPages(["PageId", "EventType", "ReqUrl"], BASE_AND_REQ, frozenset())
+    assert b"".join(lines.pages(pages)).decode() == "".join(
+        f"{p},click,/{p}/{e}\n" for p in range(20) for e in range(3)
+    )
+    assert 0 < len(lines.extras) <= 4
+
+
+def test_a_freed_extras_id_is_not_taken_for_it():
+    """A dict freed after its events were written leaves its memory (and id) to the next dict
+    made; the memo holds the dicts it remembers, so that cannot happen while it remembers."""
+    lines = stream._CsvPages(["PageId", "ReqUrl"], BASE_AND_REQ, frozenset())
+
+    def written(url: str) -> bytes:
+        extra = {"ReqUrl": url}
+        return b"".join(lines.pages([Page(1, 1, 0, 0, {"PageId": 1}, [(0, "x", extra)], ["t"])]))
+
+    assert written("/first") == b"1,/first\n"
+    assert written("/second") == b"1,/second\n"

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from emulator.contract import EVENT_FIELDS
 from emulator.timestamps import parse_rfc3339, to_ms
 from emulator.world import CUSTOM_VARS, SESSION_SPAN_MAX_MS, Event, World
+from emulator.world import actions as A
 from emulator.world import population as P
-from emulator.world.events import EVENT_LEVEL_FIELDS
+from emulator.world.events import EVENT_LEVEL_FIELDS, SESSION_LEVEL_FIELDS, page_events
 
 DAY = 86_400_000
 ORIGIN = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -229,6 +230,47 @@ def test_event_level_fields_vary_only_within_their_set() -> None:
             keys = list(e.row)
             first_event_key = next(j for j, k in enumerate(keys) if k in EVENT_LEVEL_FIELDS)
             assert all(k in EVENT_LEVEL_FIELDS for k in keys[first_event_key:])
+
+
+def test_session_level_fields_are_the_same_on_every_row_of_a_session() -> None:
+    """What lets a serialiser render them once per session: checked over web and app visitors,
+    and every row's keys outside both sets are its page's."""
+    w = world(31)
+    sessions: dict[int, dict[str, object]] = {}
+    platforms = set()
+    for i in range(60):
+        for e in events_of(w, i):
+            part = {k: v for k, v in e.row.items() if k in SESSION_LEVEL_FIELDS}
+            assert sessions.setdefault(e.session_id, part) == part
+            platforms.add(e.row["PagePlatform"])
+    assert {"Web", "Android", "iOS"} <= platforms
+    assert not SESSION_LEVEL_FIELDS & EVENT_LEVEL_FIELDS
+
+
+def test_pages_hold_the_events_and_their_rows() -> None:
+    """`pages_between` is `events_between` a page at a time: page_events of the pages are the
+    same events, and a page's row holds no event-level field."""
+    w = world(37)
+    lo, hi = ORIGIN + 20 * DAY, ORIGIN + 70 * DAY  # windows cut sessions and pages
+    for i in range(40):
+        pages = list(w.pages_between(i, lo, hi))
+        assert [(e.t, e.session_id, e.page_id, e.row) for e in page_events(pages, w.seed)] == [
+            (e.t, e.session_id, e.page_id, e.row) for e in w.events_between(i, lo, hi)
+        ]
+        for page in pages:
+            assert page.events and len(page.events) == len(page.starts)
+            assert page.row["PageId"] == page.page_id
+            assert not EVENT_LEVEL_FIELDS & page.row.keys()
+
+
+def test_request_fields_are_shared_within_a_bound() -> None:
+    requests = A.Requests()
+    first = requests["/a", "GET", 200]
+    assert first == {"ReqUrl": "/a", "ReqMethod": "GET", "ReqStatus": 200}
+    assert requests["/a", "GET", 200] is first
+    for n in range(5000):
+        requests[f"/{n}", "GET", 200]
+    assert len(requests) <= 4096
 
 
 def test_rows_are_fresh_dicts() -> None:
