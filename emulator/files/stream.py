@@ -292,13 +292,13 @@ class _CsvLines:
         return ",".join(cells) + "\n", _tuple_getter(order)
 
     def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+        return _batches(self.lines(rows))
+
+    def lines(self, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
         event_level, plans, make_plan = self.event_level, self.plans, self.plan
         quoted, page_texts, csv_line = self.quoted, self.page_texts, self.csv_line
         columns, blanks = self.columns, self.blanks
         quote_cells, cells = len(columns) > 1, self.cells  # a lone empty field is written ""
-        out: list[str] = []
-        append = out.append
-        size = 0
         page: object = _MISSING
         texts: tuple[str, ...] = ()
         page_keys = 0
@@ -324,15 +324,7 @@ class _CsvLines:
                     line = template % order(texts + cells(values, plain))
             if line is None:
                 line = csv_line(tuple(map(row.get, columns, blanks))) + "\n"
-            append(line)
-            size += len(line)
-            if size >= BATCH_BYTES:
-                yield "".join(out).encode("utf-8")
-                out = []
-                append = out.append
-                size = 0
-        if out:
-            yield "".join(out).encode("utf-8")
+            yield line
 
 
 class _CsvPages(_CsvLines):
@@ -405,9 +397,12 @@ class _CsvPages(_CsvLines):
         return entry
 
     def pages(self, pages: Iterable[Page]) -> Iterator[bytes]:
-        """The CSV lines of pages' events, the same as `__call__` of their rows, without the
-        rows: each page's runs are rendered once, and each event adds its four own fields
-        (EventStart, EventType and the offsets) to its extra fields' remembered cells."""
+        """The CSV of pages' events, the same as `__call__` of their rows."""
+        return _batches(self.page_lines(pages))
+
+    def page_lines(self, pages: Iterable[Page]) -> Iterator[str]:
+        """Lines without the rows: each page's runs are rendered once, and each event adds its
+        four own fields (EventStart, EventType and the offsets) to its extra fields' cells."""
         event_level, quoted, texts_of = self.event_level, self.quoted, self.texts
         merge, join = self.merge, self.join
         session_cut, own_cut = self.session_cut, self.own_cut
@@ -415,9 +410,6 @@ class _CsvPages(_CsvLines):
         session: object = _MISSING
         session_texts: tuple[str, ...] = ()
         plain_types: set[str] = set()
-        out: list[str] = []
-        append = out.append
-        size = 0
         for page in pages:
             so = page.session_offset
             row = page.row
@@ -447,15 +439,7 @@ class _CsvPages(_CsvLines):
                     template, order, cells = how
                     values = texts + (start, etype, off, so + off) + cells  # noqa: RUF005 (faster)
                     line = template % order(values)
-                append(line)
-                size += len(line)
-                if size >= BATCH_BYTES:
-                    yield "".join(out).encode("utf-8")
-                    out = []
-                    append = out.append
-                    size = 0
-        if out:
-            yield "".join(out).encode("utf-8")
+                yield line
 
     def event_line(
         self, page: Page, off: int, etype: str, extra: Mapping[str, Any] | None, start: str
@@ -465,6 +449,24 @@ class _CsvPages(_CsvLines):
         alone = page._replace(events=[(off, etype, extra)], starts=[start])
         row = next(page_events([alone], 0)).row
         return self.csv_line(tuple(map(row.get, self.columns, self.blanks))) + "\n"
+
+
+def _batches(lines: Iterable[str]) -> Iterator[bytes]:
+    """Lines joined into UTF-8 batches of about BATCH_BYTES (where they end decides where the
+    compressor's input is cut, so it is part of the file's bytes)."""
+    out: list[str] = []
+    append = out.append
+    size = 0
+    for line in lines:
+        append(line)
+        size += len(line)
+        if size >= BATCH_BYTES:
+            yield "".join(out).encode("utf-8")
+            out = []
+            append = out.append
+            size = 0
+    if out:
+        yield "".join(out).encode("utf-8")
 
 
 def _any_of(chars: str) -> Callable[[str], bool]:
