@@ -20,7 +20,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import filterfalse, islice
+from itertools import filterfalse, groupby, islice
 from typing import Any, NamedTuple
 
 import orjson
@@ -195,15 +195,10 @@ class _CsvLines:
     def __init__(self, columns: Sequence[str], event_level: frozenset[str]) -> None:
         self.columns = tuple(columns)
         self.event_level = event_level
-        self.runs: list[tuple[bool, tuple[str, ...]]] = []
-        for column in columns:
-            per_row = column in event_level
-            if self.runs and self.runs[-1][0] == per_row:
-                self.runs[-1] = (per_row, (*self.runs[-1][1], column))
-            else:
-                self.runs.append((per_row, (column,)))
-        self.page_runs = [names for per_row, names in self.runs if not per_row]
-        self.page_cut = _cut(self.page_runs)
+        self.runs = [
+            (per_row, tuple(names)) for per_row, names in groupby(columns, event_level.__contains__)
+        ]
+        self.page_cut = _cut([names for per_row, names in self.runs if not per_row])
         self.plans: dict[tuple[str, ...], _Shape | None] = {}
         self._parts: list[str] = []
         # "\n" as the line end, as the file has: the csv module quotes a value holding it
@@ -340,31 +335,25 @@ class _CsvPages(_CsvLines):
         self, columns: Sequence[str], event_level: frozenset[str], session_level: frozenset[str]
     ) -> None:
         super().__init__(columns, event_level)
-        levels: list[tuple[int, tuple[str, ...]]] = []  # 0 session, 1 page, 2 event
-        for column in columns:
-            level = 2 if column in event_level else 0 if column in session_level else 1
-            if levels and levels[-1][0] == level:
-                levels[-1] = (level, (*levels[-1][1], column))
-            else:
-                levels.append((level, (column,)))
-        self.session_cut = _cut([names for level, names in levels if level == 0])
-        self.own_cut = _cut([names for level, names in levels if level == 1])
-        # The texts of a page, in run order, are taken from the session's texts followed by the
-        # page's own (`merge`), then joined into the runs of `self.runs` that are not per row.
+
+        def level(column: str) -> int:  # 0 session, 1 page, 2 event
+            return 2 if column in event_level else 0 if column in session_level else 1
+
+        levels = [(lv, tuple(names)) for lv, names in groupby(columns, level)]
+        self.session_cut = _cut([names for lv, names in levels if lv == 0])
+        self.own_cut = _cut([names for lv, names in levels if lv == 1])
+        # A page's texts in run order are taken from the session's texts followed by the page's
+        # own (`merge`), then joined into the runs of `self.runs` that are not per row (`join`).
         order: list[int] = []
         sizes: list[int] = []  # how many texts each of those runs joins
-        session, own, after_text = 0, len(self.session_cut.runs), False
-        for level, _names in levels:
-            if level == 2:
-                after_text = False
-                continue
-            order.append(session if level == 0 else own)
-            session, own = (session + 1, own) if level == 0 else (session, own + 1)
-            if after_text:
-                sizes[-1] += 1
-            else:
-                sizes.append(1)
-            after_text = True
+        taken = {0: 0, 1: len(self.session_cut.runs)}  # the next text of each level
+        for per_row, group in groupby(levels, lambda run: run[0] == 2):
+            if not per_row:
+                kinds = [lv for lv, _names in group]
+                sizes.append(len(kinds))
+                for lv in kinds:
+                    order.append(taken[lv])
+                    taken[lv] += 1
         self.merge = _tuple_getter(order)
         self.join = _cut([("",) * size for size in sizes]).runs
         self.layouts: dict[tuple[str, ...], _Layout | None] = {}  # extra keys -> layout
