@@ -3,7 +3,11 @@ and docs/emulated-api.md covering every endpoint the emulator serves as FullStor
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +35,33 @@ def test_relative_links_resolve(path):
 
 def test_the_readme_links_the_api_reference():
     assert "](docs/emulated-api.md)" in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_stays_short():
+    """What it is, why, the two set-up commands, the quick start and links; the rest is docs/."""
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def test_every_page_is_in_the_site_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f" {page.name}\n" in nav, page.name
+
+
+def test_the_docs_site_builds_strictly(tmp_path: Path):
+    """`mkdocs build --strict`: a broken link, anchor or page fails the build."""
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    result = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "site" / "index.html").exists()
+    assert (tmp_path / "site" / "getting-started" / "index.html").exists()
 
 
 def test_the_api_reference_covers_what_is_served():

@@ -45,7 +45,7 @@ def test_sdist_holds_the_tests_and_fixtures(dist, tmp_path):
     (root,) = tmp_path.iterdir()
     inside = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert _tracked("tests", "fixtures", "docs") <= inside
-    assert {"LICENSE", "README.md", "pyproject.toml", "emulator/py.typed"} <= inside
+    assert {"LICENSE", "README.md", "mkdocs.yml", "pyproject.toml", "emulator/py.typed"} <= inside
     metadata = (root / "PKG-INFO").read_text()
     assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
 

@@ -1,4 +1,4 @@
-"""Settings: defaults from the contract, env vars, flags winning, and the README documenting all."""
+"""Settings: defaults from the contract, env vars, flags winning, docs/settings.md documenting all."""
 
 from __future__ import annotations
 
@@ -92,16 +92,15 @@ def test_bad_flags_exit(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
-def test_readme_documents_every_setting():
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_document_every_setting():
+    page = (ROOT / "docs" / "settings.md").read_text()
     for flag, env, _default, _help in describe():
-        assert flag in readme and env in readme, flag
+        assert flag in page and env in page, flag
 
 
-def test_readme_example_is_the_tested_file():
-    root = ROOT
-    example = (root / "tests" / "test_readme_example.py").read_text().rstrip()
-    assert example in (root / "README.md").read_text()
+def test_the_pytest_example_is_the_tested_file():
+    example = (ROOT / "tests" / "test_readme_example.py").read_text().rstrip()
+    assert example in (ROOT / "docs" / "pytest.md").read_text()
 
 
 def test_store_takes_a_postgresql_url_and_hides_its_password():
@@ -161,8 +160,8 @@ def test_a_mistyped_variable_is_named_with_the_closest_setting(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_readme_table_is_generated_from_the_settings():
-    assert markdown_table() in (ROOT / "README.md").read_text()
+def test_the_settings_table_is_generated_from_the_settings():
+    assert markdown_table() in (ROOT / "docs" / "settings.md").read_text()
 
 
 def test_help_says_each_default_once_and_lists_choices():

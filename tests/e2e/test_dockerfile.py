@@ -118,5 +118,5 @@ def test_docs_show_the_tested_recipe_and_the_real_health_interval():
     assert f"```python\n{recipe}\n```" in docs
     interval = re.search(r"--interval=(\d+)s", healthcheck()[1])
     assert interval
-    for text in (docs, (ROOT / "README.md").read_text()):
+    for text in (docs, (ROOT / "docs" / "docker.md").read_text()):
         assert f"every {interval.group(1)} s" in text
