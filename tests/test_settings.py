@@ -1,4 +1,4 @@
-"""Settings: defaults from the contract, env vars, flags winning, docs/settings.md documenting all."""
+"""Settings: defaults from the contract, env vars, flags winning, docs/settings.md listing all."""
 
 from __future__ import annotations
 
