@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from .errors import PermissionDenied, Unauthenticated
+from .errors import ApiError, PermissionDenied, Unauthenticated
 
 DEMO_KEY = "na1.emulator-demo-key"
 # The MCP adapter's own key, so that an agent's calls are a tenant of their own and never spend
@@ -33,6 +33,7 @@ class Principal:
     tenant: str
     role: str
     key_id: str  # a digest of the key: what rate limits and logs may keep
+    label: str = ""  # how a person recognises the tenant: its name, or the key's region and prefix
 
     def require_export_role(self) -> None:
         if self.role not in EXPORT_ROLES:
@@ -54,10 +55,18 @@ def mask(key: str) -> str:
     return key[:4] + "…" if len(key) > 4 else "…"
 
 
+def label_of(key: str) -> str:
+    """The key's region and a short prefix of its token (`na1.emul…`): enough for a person to
+    tell their tenant from another, never enough to use the key."""
+    region, _, token = key.partition(".")
+    return f"{region}.{token[: 4 if len(token) >= 8 else 2]}…"
+
+
 @dataclass(frozen=True)
 class KeyEntry:
     role: str
     tenant: str
+    label: str
 
 
 class KeyRing:
@@ -87,8 +96,10 @@ class KeyRing:
                     f"keys file {path}: entry {i} has role {role!r}; "
                     f"allowed: {', '.join(sorted(KNOWN_ROLES))}"
                 )
-            tenant = str(item.get("tenant") or key_id(item["key"]))
-            entries[item["key"]] = KeyEntry(role=role, tenant=tenant)
+            named = item.get("tenant")
+            tenant = str(named or key_id(item["key"]))
+            label = str(named) if named else label_of(item["key"])
+            entries[item["key"]] = KeyEntry(role=role, tenant=tenant, label=label)
         return cls(entries, strict=strict)
 
     @property
@@ -118,11 +129,28 @@ class KeyRing:
                     f"'na1.<token>' or 'eu1.<token>': a region (two letters and a digit), a dot, "
                     f"and a token of at least {MIN_TOKEN} characters (letters, digits, ._~+/=-)"
                 )
-            return Principal(tenant=key_id(key), role="admin", key_id=key_id(key))
+            digest = key_id(key)
+            return Principal(tenant=digest, role="admin", key_id=digest, label=label_of(key))
         entry = self._entries.get(key)
         if entry is None:
             raise Unauthenticated(f"API key {mask(key)!r} is not recognised")
-        return Principal(tenant=entry.tenant, role=entry.role, key_id=key_id(key))
+        return Principal(entry.tenant, entry.role, key_id=key_id(key), label=entry.label)
+
+    def labels(self) -> dict[str, str]:
+        """Tenant -> label, for the tenants whose keys this process has seen (and every tenant
+        of a keys file): key ids alone mean nothing to a person."""
+        found = {} if self._entries is None else {e.tenant: e.label for e in self._entries.values()}
+        found.update((p.tenant, p.label) for p in self._known.values())
+        return found
+
+    def demo(self) -> Principal | None:
+        """The demo key's principal, if it may export: the tenant a fresh console starts
+        exports for before any API call has made one."""
+        try:
+            principal = self.authenticate(f"Basic {DEMO_KEY}")
+        except ApiError:
+            return None
+        return principal if principal.role in EXPORT_ROLES else None
 
     def _credential(self, header: str | None) -> str:
         if not header or not header.strip():

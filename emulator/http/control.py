@@ -309,8 +309,23 @@ def whole_number(request: Request, name: str, default: int, low: int, high: int)
 
 @control
 async def list_tenants(request: Request, em: Emulator, tenant: str | None) -> Response:
-    seen = em.store.tenants()
-    return ok(request, {"tenants": [t for t in seen if tenant is None or t == tenant]})
+    """The tenants seen, with the labels a person recognises them by, and the demo key's
+    tenant, where a fresh console starts exports. A call with a key lists that key's tenant
+    alone, even before it holds anything (how the console learns the tenant of a key pasted
+    into it); one naming a tenant (X-Emulator-Tenant) still lists them all, to choose from."""
+    if caller_of(request).authorization and tenant is not None:
+        seen = [tenant]
+    else:
+        seen = await run_in_threadpool(em.store.tenants)
+    known = em.keys.labels()
+    demo = em.keys.demo()
+    if demo is not None:
+        known.setdefault(demo.tenant, demo.label)
+    labels = {t: known[t] for t in seen if t in known}
+    default = None
+    if demo is not None and tenant in (None, demo.tenant):
+        default = {"tenant": demo.tenant, "label": demo.label}
+    return ok(request, {"tenants": seen, "labels": labels, "default": default})
 
 
 def console_operation_json(em: Emulator, record: OperationRecord) -> dict[str, Any]:

@@ -712,9 +712,28 @@ def console_paths(control: Any) -> dict[str, Any]:
     return {
         "/__emulator/tenants": {
             "get": control(
-                "The tenants the emulator holds anything for",
+                "The tenants the emulator holds anything for (with a key: that key's tenant), "
+                "the labels a person knows them by (a keys file's tenant name, or a key's "
+                "region and first characters, never the key), and the demo key's tenant, "
+                "where exports start when none is chosen (null if the demo key may not export)",
                 json_body(
-                    {"type": "object", "required": ["tenants"], "properties": {"tenants": strings}}
+                    {
+                        "type": "object",
+                        "required": ["tenants", "labels", "default"],
+                        "properties": {
+                            "tenants": strings,
+                            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "default": {
+                                "type": "object",
+                                "nullable": True,
+                                "required": ["tenant", "label"],
+                                "properties": {
+                                    "tenant": {"type": "string"},
+                                    "label": {"type": "string"},
+                                },
+                            },
+                        },
+                    }
                 ),
                 name="listTenants",
             )

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.auth import key_id
+from emulator.auth import DEMO_KEY, key_id, label_of
 from tests.helpers import ROOT, parse, start
 
 playwright_api = pytest.importorskip(
@@ -141,6 +141,12 @@ def open_console(tab: Any, base: str, tenant: Tenant | None = None, view: str = 
     if view:
         tab.click(f'nav a[data-view="{view}"]')
         expect(tab.locator(f"#view-{view}")).to_be_visible()
+
+
+def name_of(tenant: Tenant) -> str:
+    """How the console names a tenant: the key's region and first characters, and the start of
+    the tenant's id."""
+    return f"{label_of(tenant.key)} · {tenant.id[:6]}"
 
 
 def header_boxes(tab: Any) -> list[tuple[float, float]]:
@@ -301,9 +307,10 @@ def test_start_an_export_from_a_segment_and_steer_the_tenant(page: Any, emulator
     tenant.api.get("/segments/v1")
     open_console(page, emulator, None, "segments")
     start_button = page.locator('[data-segment="rageClicks"] .start')
-    expect(start_button).to_be_disabled()  # all tenants: an export needs one
+    expect(start_button).to_be_enabled()  # all tenants: the demo key's tenant would export
+    expect(page.locator("#seg-note")).to_contain_text("the demo key's tenant, na1.emul…")
     page.select_option("#tenant", tenant.id)
-    expect(start_button).to_be_enabled()
+    expect(page.locator("#seg-note")).to_have_text(f"Exports start for tenant {name_of(tenant)}.")
     page.select_option("#seg-format", "FORMAT_NDJSON")
     expect(page.locator('[data-segment="rageClicks"] pre')).to_contain_text('"EventType": "thrash"')
     shot(page, "segments")
@@ -340,9 +347,9 @@ def test_start_an_export_from_a_segment_and_steer_the_tenant(page: Any, emulator
     page.get_by_role("button", name="Apply scenario").click()
     expect(page.locator("#status")).to_have_text("Scenario rate-limited applied")
     page.get_by_role("button", name="Reset…").click()
-    expect(page.locator("#reset-question")).to_have_text(f"Reset tenant {tenant.id}?")
+    expect(page.locator("#reset-question")).to_have_text(f"Reset tenant {name_of(tenant)}?")
     page.get_by_role("button", name="Yes, reset").click()
-    expect(page.locator("#status")).to_have_text(f"Tenant {tenant.id} reset")
+    expect(page.locator("#status")).to_have_text(f"Tenant {name_of(tenant)} reset")
     assert set(tenant.control("GET", "config")["overrides"].values()) == {None}
     assert tenant.api.get("/operations/v1").json()["operations"] == []
 
@@ -389,6 +396,65 @@ def test_without_the_token_the_page_shows_only_the_prompt(page: Any, locked: str
     expect(page.locator("#app")).to_be_visible()
 
 
+def test_a_fresh_console_starts_an_export_and_watches_it_complete(
+    page: Any, tmp_path: Path
+) -> None:
+    """No API call before: no tenant exists, yet the console can start an export (for the demo
+    key's tenant, which it names so) and shows it climb to COMPLETED as its clock moves."""
+    process, base, _ = start(tmp_path, "--population", "60", "--export-duration", "30")
+    try:
+        page.goto(f"{base}/__emulator/ui#segments")
+        demo = page.locator(f'#tenant option[value="{key_id(DEMO_KEY)}"]')
+        expect(demo).to_have_text(f"na1.emul… (demo key) · {key_id(DEMO_KEY)[:6]}")
+        start_button = page.locator('[data-segment="everyone"] .start')
+        expect(start_button).to_be_enabled()
+        start_button.click()
+        expect(page.locator("#view-operations")).to_be_visible()
+        row = page.locator("#ops-body tr").first
+        expect(row.locator(".op-state")).to_have_text("PENDING")
+        expect(row.locator(".c-tenant")).to_have_text(
+            f"na1.emul… (demo key) · {key_id(DEMO_KEY)[:6]}"
+        )
+        page.get_by_role("button", name="+1 min").click()
+        expect(row.locator(".op-state")).to_have_text("COMPLETED")
+        expect(row.locator(".pct")).to_have_text("100%")
+        [op] = httpx.get(f"{base}/__emulator/operations").json()["operations"]
+        assert (op["tenant"], op["state"]) == (key_id(DEMO_KEY), "COMPLETED")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_use_a_key_chooses_its_tenant_and_keeps_no_key(page: Any, emulator: str) -> None:
+    key = "eu1.console-pasted-key"
+    open_console(page, emulator)
+    page.fill("#use-key-value", key)
+    page.get_by_role("button", name="Use", exact=True).click()
+    expect(page.locator("#tenant")).to_have_value(key_id(key))
+    expect(page.locator(f'#tenant option[value="{key_id(key)}"]')).to_have_text(
+        f"eu1.cons… · {key_id(key)[:6]}"
+    )
+    assert page.locator("#use-key-value").input_value() == ""
+    stored = page.evaluate("JSON.stringify(Object.assign({}, sessionStorage))")
+    assert key not in stored and key not in page.content()
+
+
+def test_the_clock_is_set_in_utc_whatever_the_locale(browser: Any, emulator: str) -> None:
+    context = browser.new_context(viewport=WIDE, locale="en-US", timezone_id="America/New_York")
+    tab = context.new_page()
+    tenant = Tenant(emulator, "utc")
+    tenant.api.get("/segments/v1")
+    open_console(tab, emulator, tenant)
+    field = tab.locator("#clock-set-value")
+    assert field.get_attribute("placeholder") == "2026-03-01T12:00:00Z"
+    field.fill("2031-05-06 07:08:09Z")
+    tab.locator("#clock-set").get_by_role("button", name="Set").click()
+    expect(tab.locator("#status")).to_have_text("Clock set to 2031-05-06 07:08:09 UTC")
+    moved = parse(tenant.control("GET", "clock")["now"]) - parse("2031-05-06T07:08:09.000Z")
+    assert timedelta(0) <= moved < timedelta(minutes=1)  # set in UTC, not New York's time
+    context.close()
+
+
 FILLED = {
     "operations": "#ops-body tr",
     "requests": "details.req",
@@ -407,6 +473,16 @@ def test_fits_a_phone_and_the_desktop_without_sideways_scrolling(
         context = browser.new_context(viewport=viewport)
         tab = context.new_page()
         open_console(tab, emulator, tenant)
+        for link in tab.locator("nav.tabs a").all():  # every tab in sight, none cut off
+            box = link.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+        before = tab.locator("#tenant").bounding_box()
+        Tenant(emulator, f"new-{name}").api.get("/segments/v1")  # a tenant appears
+        tab.click('nav a[data-view="segments"]')
+        expect(
+            tab.locator(f'#tenant option[value="{key_id(f"na1.console-new-{name}-key")}"]')
+        ).to_be_attached()
+        assert tab.locator("#tenant").bounding_box() == before  # the header does not jump
         for view, filled in FILLED.items():
             tab.click(f'nav a[data-view="{view}"]')
             expect(tab.locator(filled).first).to_be_attached()

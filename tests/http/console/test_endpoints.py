@@ -9,10 +9,11 @@ import gzip
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from emulator.auth import key_id
+from emulator.auth import DEMO_KEY, key_id, label_of
 from tests.helpers import AUTH, KEY, assert_error, parse
 
 OTHER_KEY = "na1.other-tenant-key"
@@ -32,21 +33,56 @@ def as_tenant(tenant):
     return {"X-Emulator-Tenant": tenant}
 
 
+def tenants(h, headers=None):
+    return control(h, "GET", "tenants", headers=headers)["tenants"]
+
+
 @pytest.mark.stores
 def test_tenants_are_those_with_operations_requests_or_settings(harness):
-    assert control(harness, "GET", "tenants") == {"tenants": []}
+    assert tenants(harness) == []
     harness.create()
     harness.client.get("/segments/v1", headers=OTHER)  # a journal entry only
     control(harness, "POST", "faults", {"status": 503}, as_tenant("zz-settings-only"))
     control(harness, "POST", "clock", {"advance": 5}, as_tenant("clock-only"))  # no store record
     expected = sorted([MINE, THEIRS, "zz-settings-only"])
-    assert control(harness, "GET", "tenants") == {"tenants": expected}
-    # a tenant-scoped call sees only its own tenant
-    assert control(harness, "GET", "tenants", headers=AUTH) == {"tenants": [MINE]}
+    assert tenants(harness) == expected
+    # naming a tenant still lists them all, to choose from; a key sees only its own tenant
+    assert tenants(harness, as_tenant(MINE)) == expected
+    assert tenants(harness, AUTH) == [MINE]
     control(harness, "POST", "reset", headers=OTHER)
-    assert control(harness, "GET", "tenants") == {"tenants": [MINE, "zz-settings-only"]}
+    assert tenants(harness) == [MINE, "zz-settings-only"]
     control(harness, "POST", "reset")
-    assert control(harness, "GET", "tenants") == {"tenants": []}
+    assert tenants(harness) == []
+
+
+def test_tenants_have_labels_a_person_recognises_never_the_key(harness):
+    harness.create()
+    answer = control(harness, "GET", "tenants")
+    demo = key_id(DEMO_KEY)
+    assert answer["default"] == {"tenant": demo, "label": "na1.emul…"}
+    assert answer["labels"] == {MINE: label_of(KEY)}
+    assert label_of(KEY).startswith(KEY.split(".")[0] + ".") and KEY not in str(answer)
+
+
+def test_a_fresh_key_learns_its_own_tenant(harness):
+    """How the console's "Use a key" finds the tenant of a key no request has used yet."""
+    fresh = "eu1.never-used-before"
+    answer = control(harness, "GET", "tenants", headers={"Authorization": f"Basic {fresh}"})
+    assert answer["tenants"] == [key_id(fresh)]
+    assert answer["labels"] == {key_id(fresh): "eu1.neve…"}
+    assert answer["default"] is None  # another tenant's
+
+
+def test_a_keys_file_labels_its_tenants_by_name(make_harness, tmp_path):
+    h = make_harness(keys=Path("example"))
+    answer = control(h, "GET", "tenants")
+    assert answer["default"] == {"tenant": "demo", "label": "demo"}
+    assert answer["labels"] == {}  # nothing seen yet
+    h.client.get("/segments/v1", headers={"Authorization": "Basic eu1.emulator-other-org-key"})
+    assert control(h, "GET", "tenants")["labels"] == {"other-org": "other-org"}
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"keys": [{"key": "na1.reader-only-key", "role": "readonly"}]}')
+    assert control(make_harness(keys=keys), "GET", "tenants")["default"] is None
 
 
 @pytest.mark.stores
@@ -301,9 +337,7 @@ def test_tenant_header_must_be_a_tenant_id_agreeing_with_the_key(harness, header
 
 
 def test_tenant_header_agreeing_with_the_key_is_fine(harness):
-    assert control(harness, "GET", "tenants", headers={**AUTH, "X-Emulator-Tenant": MINE}) == {
-        "tenants": []
-    }
+    assert tenants(harness, {**AUTH, "X-Emulator-Tenant": MINE}) == [MINE]
 
 
 def test_new_endpoints_need_the_control_token(make_harness):
@@ -321,7 +355,7 @@ def test_new_endpoints_need_the_control_token(make_harness):
         response = h.client.request(method, f"/__emulator/{path}", headers=as_tenant("t"))
         assert_error(response, 401, 16)
     ok = h.client.get("/__emulator/tenants", headers={"X-Emulator-Token": "s3cret"})
-    assert ok.status_code == 200 and ok.json() == {"tenants": []}
+    assert ok.status_code == 200 and ok.json()["tenants"] == []
 
 
 @pytest.mark.stores
@@ -372,4 +406,5 @@ def test_tenant_header_under_tenant_control_auth_needs_the_admin_token(make_harn
     mine = control(h, "GET", "clock", headers=AUTH)["now"]
     theirs = control(h, "GET", "clock", headers=OTHER)["now"]
     assert parse(mine) - parse(theirs) == timedelta(seconds=60)
-    assert control(h, "GET", "tenants", headers=OTHER) == {"tenants": []}  # only its own
+    answer = control(h, "GET", "tenants", headers=OTHER)  # only its own
+    assert answer == {"tenants": [THEIRS], "labels": {THEIRS: "na1.othe…"}, "default": None}

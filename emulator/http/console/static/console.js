@@ -18,6 +18,8 @@
     timer: 0,
     frozen: false,
     segments: null,
+    fallback: null, // {tenant, label}: the demo key's tenant, where exports start if none is chosen
+    labels: {}, // tenant -> the label a person knows it by
     seenSteering: "",
     busy: false, // a poll is running
     again: false, // poll again as soon as it ends
@@ -32,10 +34,11 @@
   }
 
   // -- the control API ---------------------------------------------------------------------
-  async function call(method, path, body) {
+  async function call(method, path, body, extra = {}) {
     const headers = { Accept: "application/json" };
     if (session.token) headers["X-Emulator-Token"] = session.token;
     if (session.tenant) headers["X-Emulator-Tenant"] = session.tenant;
+    Object.assign(headers, extra);
     const init = { method, headers, cache: "no-store" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -188,7 +191,8 @@
   });
   $("clock-set").addEventListener("submit", (event) => {
     event.preventDefault();
-    let value = $("clock-set-value").value; // YYYY-MM-DDTHH:MM[:SS], read as UTC
+    // YYYY-MM-DDTHH:MM[:SS[.fff]][Z], always UTC, whatever the browser's locale
+    let value = $("clock-set-value").value.trim().replace(" ", "T").replace(/Z$/i, "");
     if (value.length === 16) value += ":00";
     act(`Clock set to ${value.replace("T", " ")} UTC`, () =>
       call("POST", "/clock", { set: `${value}Z` }).then(showClock),
@@ -196,26 +200,62 @@
   });
 
   // -- tenants ----------------------------------------------------------------------------
-  function showTenants(tenants) {
+  // A tenant as a person knows it: a keys file's name, or the key's region and first
+  // characters (`na1.emul…`), with the start of its id to tell two alike apart.
+  function tenantName(tenant) {
+    const label = session.labels[tenant];
+    if (!label || label === tenant) return tenant;
+    const demo = session.fallback && session.fallback.tenant === tenant ? " (demo key)" : "";
+    return `${label}${demo} · ${tenant.slice(0, 6)}`;
+  }
+
+  function showTenants(data) {
+    session.fallback = data.default || null;
+    Object.assign(session.labels, data.labels || {});
+    if (session.fallback) session.labels[session.fallback.tenant] = session.fallback.label;
     const select = $("tenant");
-    const wanted = ["", ...tenants];
-    if (session.tenant && !wanted.includes(session.tenant)) wanted.push(session.tenant);
+    const wanted = ["", ...data.tenants];
+    for (const extra of [session.tenant, session.fallback && session.fallback.tenant]) {
+      if (extra && !wanted.includes(extra)) wanted.push(extra);
+    }
     reconcile(
       select,
       wanted,
       (t) => `t:${t}`,
-      (t) => el("option", { value: t, text: t || "All tenants" }),
-      () => {},
+      (t) => el("option", { value: t, text: t ? tenantName(t) : "All tenants" }),
+      (option, t) => setText(option, t ? tenantName(t) : "All tenants"),
     );
     select.value = session.tenant;
+    if (session.view === "segments") refreshSegmentButtons();
   }
 
-  $("tenant").addEventListener("change", () => {
-    session.tenant = $("tenant").value;
-    sessionStorage.setItem("fse.tenant", session.tenant);
+  function chooseTenant(tenant) {
+    session.tenant = tenant;
+    sessionStorage.setItem("fse.tenant", tenant);
     session.seenSteering = "";
     poll(true);
+  }
+
+  // A key pasted here is sent once, to learn its tenant; only the tenant is kept.
+  $("use-key").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("use-key-value").value.trim();
+    $("use-key-value").value = "";
+    act("Tenant of that key chosen", async () => {
+      const data = await fetch(`${API}/tenants`, {
+        headers: { Accept: "application/json", Authorization: `Basic ${key}`, ...(session.token ? { "X-Emulator-Token": session.token } : {}) },
+        cache: "no-store",
+      }).then(async (response) => {
+        const body = await response.json().catch(() => null);
+        if (!response.ok) throw new Failure(response.status, (body && body.message) || `HTTP ${response.status}`);
+        return body;
+      });
+      Object.assign(session.labels, data.labels || {});
+      chooseTenant(data.tenants[0]);
+    });
   });
+
+  $("tenant").addEventListener("change", () => chooseTenant($("tenant").value));
 
   // -- operations ----------------------------------------------------------------------------
   function createOperationRow(op) {
@@ -251,7 +291,7 @@
   function updateOperationRow(row, op) {
     const cells = row.children;
     setText(row.querySelector(".op-name"), `${op.segmentName} · ${op.format.replace("FORMAT_", "")}`);
-    setText(cells[1], op.tenant);
+    setText(cells[1], tenantName(op.tenant));
     const state = row.querySelector(".op-state");
     setText(state, op.state);
     state.className = `badge op-state state-${op.state}`;
@@ -494,7 +534,7 @@
   }
 
   $("reset").addEventListener("click", () => {
-    setText($("reset-question"), session.tenant ? `Reset tenant ${session.tenant}?` : "Reset the whole emulator?");
+    setText($("reset-question"), session.tenant ? `Reset tenant ${tenantName(session.tenant)}?` : "Reset the whole emulator?");
     $("reset-confirm").hidden = false;
     $("reset-yes").focus();
   });
@@ -504,7 +544,7 @@
   });
   $("reset-yes").addEventListener("click", () => {
     $("reset-confirm").hidden = true;
-    act(session.tenant ? `Tenant ${session.tenant} reset` : "Emulator reset", () => call("POST", "/reset", {}));
+    act(session.tenant ? `Tenant ${tenantName(session.tenant)} reset` : "Emulator reset", () => call("POST", "/reset", {}));
   });
 
   function describeFault(rule) {
@@ -573,7 +613,7 @@
     );
     const chooser = $("failure-state");
     if (document.activeElement !== chooser && !chooser.dataset.chosen) chooser.value = config.failureState;
-    setText($("steer-scope"), session.tenant ? `Rules and settings of tenant ${session.tenant}.` : "Rules and settings of the whole instance: they apply under every tenant.");
+    setText($("steer-scope"), session.tenant ? `Rules and settings of tenant ${tenantName(session.tenant)}.` : "Rules and settings of the whole instance: they apply under every tenant.");
     if (session.seenSteering !== "scenarios") {
       const data = await call("GET", "/scenarios");
       $("scenario").replaceChildren(...data.scenarios.map((s) => el("option", { value: s.name, title: s.description, text: s.name })));
@@ -600,8 +640,9 @@
     const start = el("button", { type: "button", class: "start", text: "Start export", "aria-describedby": title });
     start.addEventListener("click", () => {
       const body = { segmentId: segment.id, type: $("seg-type").value, format: $("seg-format").value };
-      act(`Export of ${segment.name} started`, async () => {
-        const { operationId } = await call("POST", "/exports", body);
+      const tenant = session.tenant || (session.fallback && session.fallback.tenant);
+      act(`Export of ${segment.name} started for ${tenantName(tenant)}`, async () => {
+        const { operationId } = await call("POST", "/exports", body, { "X-Emulator-Tenant": tenant });
         location.hash = "#operations";
         return operationId;
       });
@@ -618,9 +659,16 @@
   }
 
   function refreshSegmentButtons() {
-    const disabled = !session.tenant;
+    const fallback = session.fallback;
+    const disabled = !session.tenant && !fallback;
     for (const button of document.querySelectorAll("#seg-list .start")) button.disabled = disabled;
-    setText($("seg-note"), disabled ? "Choose a tenant above to start an export: an export belongs to a tenant." : `Exports start for tenant ${session.tenant}.`);
+    let note = `Exports start for tenant ${tenantName(session.tenant)}.`;
+    if (!session.tenant) {
+      note = fallback
+        ? `Exports start for the demo key's tenant, ${tenantName(fallback.tenant)}: choose another tenant above, or use a key.`
+        : "Choose a tenant above, or use a key, to start an export: an export belongs to a tenant.";
+    }
+    setText($("seg-note"), note);
   }
 
   // -- views and polling ----------------------------------------------------------------------
@@ -659,7 +707,7 @@
     clearTimeout(session.timer);
     try {
       const tasks = [call("GET", "/clock").then(showClock), VIEWS[session.view]()];
-      if (now || session.polls % TENANTS_EVERY === 0) tasks.push(call("GET", "/tenants").then((d) => showTenants(d.tenants)));
+      if (now || session.polls % TENANTS_EVERY === 0) tasks.push(call("GET", "/tenants").then(showTenants));
       session.polls += 1;
       await Promise.all(tasks);
       if ($("status").classList.contains("bad") && $("status").dataset.offline) say("");
