@@ -722,7 +722,10 @@ def console_paths(control: Any) -> dict[str, Any]:
                         "required": ["tenants", "labels", "default"],
                         "properties": {
                             "tenants": strings,
-                            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "labels": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
                             "default": {
                                 "type": "object",
                                 "nullable": True,
