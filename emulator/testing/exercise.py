@@ -298,8 +298,15 @@ class Run:
     seconds: float
 
 
-def _run_command(command: Sequence[str], url: str, key: str, timeout: float) -> Run:
-    args = [a.replace("{url}", url).replace("{key}", key) for a in command]
+def _run_command(
+    command: Sequence[str], url: str, key: str, timeout: float, scenario: str = ""
+) -> Run:
+    """`{url}`, `{key}` and `{scenario}` in the arguments replaced (`{scenario}` names a file
+    of the scenario's own, since scenarios run side by side)."""
+    args = [
+        a.replace("{url}", url).replace("{key}", key).replace("{scenario}", scenario)
+        for a in command
+    ]
     env = {**os.environ, "FULLSTORY_API_URL": url, "FULLSTORY_API_KEY": key}
     began = time.monotonic()
     with _Capture() as out:
@@ -698,7 +705,7 @@ def exercise(
             if callable(target):
                 run = _run_callable(target, base_url, key, timeout)
             else:
-                run = _run_command(target, base_url, key, timeout)
+                run = _run_command(target, base_url, key, timeout, name)
             return judge.judge(table[name], run)
 
     workers = 1 if callable(target) else len(names)
@@ -722,8 +729,9 @@ def _parser() -> argparse.ArgumentParser:
         usage=f"{PROG} [--scenario NAME]... [--timeout SECONDS] [--json] [--junit FILE] "
         "-- COMMAND [ARG...]",
         description="Run an export client against FullStory's failure modes and grade it. "
-        "The client gets FULLSTORY_API_URL and FULLSTORY_API_KEY in its environment ({url} "
-        "and {key} in its arguments are replaced too); exit 0 means it says it got the file.",
+        "The client gets FULLSTORY_API_URL and FULLSTORY_API_KEY in its environment ({url}, "
+        "{key} and {scenario} in its arguments are replaced too); exit 0 means it says it got "
+        "the file.",
         epilog="scenarios: " + ", ".join(SCENARIOS) + ". Exit 0 when every scenario passed, 1 "
         "when not, 2 on a usage error. See docs/grading.md.",
     )
