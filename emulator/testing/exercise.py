@@ -529,7 +529,8 @@ class Judge:
             Finding(
                 "signed-url-leaked",
                 FAIL,
-                f"{len(set(leaked))} URL signature(s) printed, e.g. {leaked[0][:8]}…",
+                f"{len(set(leaked))} download URL signature(s) in the client's output "
+                "(not repeated here: a signature is a credential)",
             )
         ]
 

@@ -5,6 +5,7 @@ every scenario."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from xml.etree import ElementTree
 
@@ -90,6 +91,8 @@ def test_printing_the_signed_url_fails_as_a_leak(server, tmp_path):
     report = grade(server, tmp_path, "prints-url", ["happy", "failed"])
     assert report["happy"].outcome == "completed"
     assert findings(report["happy"]) == {"signed-url-leaked": "fail"}
+    shown = report.table() + json.dumps(report.json()) + report.junit()
+    assert not re.search(r"[0-9a-f]{16}", shown)  # the judge does not leak it in turn
     assert report["failed"].passed  # no URL was ever given to print
 
 
