@@ -71,6 +71,8 @@ class JournalEntry:
     tenant: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     fault: Any = None  # the fault rule that hit this request, if any
+    retry_after: int | None = None  # the answer's Retry-After, in seconds
+    bytes: int = 0  # body bytes sent
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:
@@ -84,6 +86,8 @@ class JournalEntry:
             tenant=data.get("tenant"),
             headers=dict(data.get("headers") or {}),
             fault=data.get("fault"),
+            retry_after=data.get("retryAfter"),
+            bytes=int(data.get("bytes") or 0),
         )
 
     def __str__(self) -> str:
