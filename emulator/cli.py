@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         help="check a FullStory API (yours, with your key) against this emulator, and report",
         add_help=False,
     )
+    sub.add_parser(
+        "exercise",
+        help="grade an export client against FullStory's failure modes (docs/grading.md)",
+        add_help=False,
+    )
     health = sub.add_parser(
         "health", help="exit 0 if the emulator these settings describe answers its health check"
     )
@@ -374,7 +379,7 @@ def _state(settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("demo", "mcp", "record", "conformance"):  # flags of their own
+    if args and args[0] in ("demo", "mcp", "record", "conformance", "exercise"):  # own flags
         if args[0] == "demo":
             from .testing.demo import main as demo
 
@@ -387,6 +392,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             from .testing.conformance import main as conformance
 
             raise SystemExit(conformance(args[1:]))
+        if args[0] == "exercise":
+            from .testing.exercise import main as exercise
+
+            raise SystemExit(exercise(args[1:]))
         from .client.mcp import main as mcp
 
         mcp(args[1:])

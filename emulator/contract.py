@@ -151,3 +151,15 @@ INDIVIDUAL_FIELDS: Final[tuple[str, ...]] = (
 # Custom variables are named <kind>_<name>_<type>; `<kind>_*` in `fields` stands for all of a kind.
 CUSTOM_KINDS: Final = ("user", "evt", "page")
 CUSTOM_TYPES: Final = ("str", "int", "real", "bool", "date")
+# The JSON type a custom variable's value has, by its suffix (`rfc3339`: an RFC 3339 string); a
+# plural suffix (`_strs`) holds an array of them.
+CUSTOM_JSON_TYPES: Final = {
+    "str": "string",
+    "int": "integer",
+    "real": "number",
+    "bool": "boolean",
+    "date": "rfc3339",
+}
+# Export columns holding FullStory's ids: 64-bit integers, which a client must not read as
+# doubles (JavaScript) or 32-bit numbers.
+ID_FIELDS: Final = ("IndvId", "SessionId", "PageId")

@@ -418,3 +418,105 @@ def with_schema(url: str, schema: str | None = None) -> str:
 
 # The schemathesis figures, handed from tests/http/test_openapi.py to the terminal summary.
 FIGURES = pytest.StashKey[str]()
+
+
+# -- small export clients with a habit each, for `fullstory-emulator exercise` -------------------
+
+EXERCISE_CLIENT = r'''
+"""A small export client; argv[1] names its one bad habit (or "good")."""
+import os, sys, time
+import httpx
+
+HABIT = sys.argv[1]
+API, KEY = os.environ["FULLSTORY_API_URL"], os.environ["FULLSTORY_API_KEY"]
+http = httpx.Client(base_url=API, headers={"Authorization": f"Basic {KEY}"}, timeout=10)
+TERMINAL = {"COMPLETED", "FAILED", "ERROR"}
+if HABIT == "hangs-on-failure":
+    TERMINAL = {"COMPLETED"}
+elif HABIT == "knows-failed-only":
+    TERMINAL = {"COMPLETED", "FAILED"}
+
+
+class Recreate(Exception):
+    pass
+
+
+def call(method, url, **kw):
+    while True:
+        r = http.request(method, url, **kw)
+        if r.status_code == 429 or r.status_code >= 500:
+            if HABIT == "recreates-on-error" and method == "GET":
+                raise Recreate()
+            wait = 0.1 if HABIT == "ignores-retry-after" else int(r.headers.get("Retry-After", 1))
+            time.sleep(wait)
+            continue
+        r.raise_for_status()
+        return r
+
+
+def create():
+    body = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
+    return call("POST", "/segments/v1/exports", json=body).json()["operationId"]
+
+
+def wait(op_id):
+    while True:
+        op = call("GET", f"/operations/v1/{op_id}").json()
+        if op["state"] in TERMINAL:
+            return op
+        time.sleep(0.05 if HABIT == "polls-fast" else 0.5)
+
+
+def location(export_id):
+    url = call("GET", f"/search/v1/exports/{export_id}/results").json()["location"]
+    if HABIT == "prints-url":
+        print("downloading", url)
+    return url
+
+
+def download(export_id):
+    url, got, total = location(export_id), b"", None
+    while total is None or len(got) < total:
+        resume = got and HABIT != "restarts-download"
+        headers = {"Range": f"bytes={len(got)}-"} if resume else {}
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=10) as r:
+                if r.status_code == 400 and b"ExpiredToken" in r.read():
+                    url = location(export_id)
+                    continue
+                if r.status_code not in (200, 206):
+                    if HABIT == "recreates-on-error":
+                        raise Recreate()
+                    sys.exit(f"download: {r.status_code}")
+                if r.status_code == 200:
+                    got, total = b"", int(r.headers["Content-Length"])
+                for chunk in r.iter_bytes():
+                    got += chunk
+        except httpx.TransportError:
+            if HABIT == "recreates-on-error":
+                raise Recreate() from None
+            continue
+    return got
+
+
+while True:
+    try:
+        op = wait(create())
+        if op["state"] != "COMPLETED":
+            sys.exit(f"export {op['id']} is {op['state']}: {op['errorDetails']}")
+        data = download(op["results"]["searchExportId"])
+        break
+    except Recreate:
+        continue
+print(f"downloaded {len(data)} bytes")
+'''
+
+
+def exercise_client(folder: Path, habit: str) -> list[str]:
+    """The command of a small client with that habit (`good`, `ignores-retry-after`,
+    `hangs-on-failure`, `recreates-on-error`, `prints-url`, `knows-failed-only`,
+    `restarts-download`, `polls-fast`)."""
+    script = folder / "client.py"
+    if not script.exists():
+        script.write_text(EXERCISE_CLIENT, encoding="utf-8")
+    return [sys.executable, str(script), habit]

@@ -6,9 +6,11 @@ emulator) and of a reference emulator; each answer is reduced to what a client d
 status, the headers that matter, its JSON *shape* (key names and JSON types, recursively, an
 array as the union of its elements' shapes, RFC 3339 strings and integers told apart from other
 strings and from floats) and the values a client branches on (operation type and state names,
-error `code`, gzip validity, the rows' shape, how `&` `<` `>` are written). Ids, times, messages
-and row values are never kept, and a download URL is reduced to its query parameters' names, so
-a report holds no key, no signature and no personal data and can be sent as it is.
+error `code`, gzip validity, how `&` `<` `>` are written, and in the rows what a client relies
+on: column types, 64-bit ids, timestamp formats, custom-variable suffixes, never which columns
+the data happens to fill). Ids, times, messages and row values are never kept, and a download
+URL is reduced to its query parameters' names, so a report holds no key, no signature and no
+personal data and can be sent as it is.
 
 This module speaks to the API through `FullStoryClient.exchange` (paced under the rate limit,
 429s waited out as `Retry-After` says); the reference emulator lives in
@@ -29,7 +31,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from .. import __version__
-from ..contract import FAILURE_STATES, PENDING, TERMINAL_STATES, TYPE_EVENT
+from ..contract import (
+    CUSTOM_JSON_TYPES,
+    CUSTOM_KINDS,
+    EVENT_FIELDS,
+    FAILURE_STATES,
+    ID_FIELDS,
+    INDIVIDUAL_FIELDS,
+    PENDING,
+    TERMINAL_STATES,
+    TYPE_EVENT,
+)
 from ..recording import json_type
 from .core import (
     TRANSPORT_ERRORS,
@@ -532,10 +544,11 @@ class Prober:
         rows = [row for row in map(_json_or_none, body.lines) if isinstance(row, dict)]
         aspects["gzip"] = body.gzip
         aspects["rows"] = _rows_verdict(body.lines)
-        shapes = [shape(row, optional=False) for row in rows]
-        aspects["rowShape"] = union(shapes, optional=False) if shapes else {}
+        row_aspects, row_info = row_contract(rows)
+        aspects |= row_aspects
         aspects["htmlEscape"] = html_escaping("\n".join(body.lines))
         info = {
+            **row_info,
             "rowsRead": len(rows),
             "bytesRead": body.size,
             "wholeFileRead": body.complete,
@@ -680,6 +693,96 @@ def read_gzip_lines(
     return GzipLines(lines[:rows], verdict, size, complete)
 
 
+# -- what a client relies on in the rows ------------------------------------------------------
+
+STANDARD_FIELDS = frozenset(EVENT_FIELDS) | frozenset(INDIVIDUAL_FIELDS)
+_CUSTOM = re.compile(
+    rf"^({'|'.join(CUSTOM_KINDS)})_[A-Za-z0-9_]+?_({'|'.join(CUSTOM_JSON_TYPES)})(s?)$"
+)
+_CUSTOM_PREFIX = re.compile(rf"^({'|'.join(CUSTOM_KINDS)})_")
+INT64 = (-(2**63), 2**63 - 1)
+# Aspects that map a column to what it holds: compared on the columns both sides' rows hold,
+# since which columns a sample of rows holds depends on the data, not on the contract.
+PER_COLUMN = frozenset({"columnTypes", "idTypes", "timestampFormats"})
+
+
+def row_contract(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a client relies on in export rows, as aspects (compared), and what depends on the
+    org and its data, as information (never a difference).
+
+    Aspects: each standard column's JSON type when present (nulls aside), whether the id
+    columns hold 64-bit integers, each timestamp column's format (digits masked: how precise,
+    which zone designator), and whether custom variables follow the `_str` `_int` `_real`
+    `_bool` `_date` suffixes. Information: the org's own (custom) fields, the standard
+    columns the rows lacked, and any column the contract does not name."""
+    seen: dict[str, set[str]] = {}
+    formats: dict[str, set[str]] = {}
+    ids: dict[str, set[str]] = {}
+    custom: dict[str, str] = {}  # field -> the first way it breaks its suffix
+    for row in rows:
+        for name, value in row.items():
+            if value is None:
+                seen.setdefault(name, set())
+                continue
+            kind = shape(value) if isinstance(value, str) else json_type(value)
+            seen.setdefault(name, set()).add(kind)
+            if kind == "rfc3339" and name in STANDARD_FIELDS:
+                formats.setdefault(name, set()).add(_masked(value))
+            if name in ID_FIELDS:
+                ids.setdefault(name, set()).add(_id_kind(value))
+            if name not in STANDARD_FIELDS and name not in custom:
+                problem = _custom_problem(name, value)
+                if problem:
+                    custom[name] = problem
+    standard = sorted(n for n in seen if n in STANDARD_FIELDS)
+    own = sorted(n for n in seen if n not in STANDARD_FIELDS and _CUSTOM_PREFIX.match(n))
+    aspects = {
+        "columnTypes": {n: "|".join(sorted(seen[n])) or "null" for n in standard},
+        "idTypes": {n: "|".join(sorted(ids[n])) for n in sorted(ids)},
+        "timestampFormats": {n: " | ".join(sorted(formats[n])) for n in sorted(formats)},
+        "customVariables": (
+            "follow the suffixes"
+            if not custom
+            else "; ".join(f"{n}: {p}" for n, p in sorted(custom.items()))
+        ),
+    }
+    info = {
+        "customFields": own,
+        "absentColumns": sorted(n for n in EVENT_FIELDS if n not in seen) if rows else [],
+        "otherColumns": sorted(n for n in seen if n not in STANDARD_FIELDS and n not in own),
+    }
+    return aspects, info
+
+
+def _masked(text: str) -> str:
+    """A timestamp's format: its digits as 9, e.g. `9999-99-99T99:99:99.999Z`."""
+    return re.sub(r"\d", "9", text)
+
+
+def _id_kind(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "64-bit integer" if INT64[0] <= value <= INT64[1] else "integer beyond 64 bits"
+    return shape(value) if isinstance(value, str) else json_type(value)
+
+
+def _custom_problem(name: str, value: Any) -> str | None:
+    """How a custom variable breaks the suffix convention, or None."""
+    match = _CUSTOM.match(name)
+    if not match:
+        return "no _str/_int/_real/_bool/_date suffix" if _CUSTOM_PREFIX.match(name) else None
+    want = CUSTOM_JSON_TYPES[match.group(2)]
+    values = value if match.group(3) else [value]
+    if match.group(3) and not isinstance(value, list):
+        return f"a plural suffix, but a JSON {json_type(value)}"
+    for item in values:
+        if item is None:
+            continue
+        got = shape(item) if isinstance(item, str) else json_type(item)
+        if got != want and not (want == "number" and got == "integer"):
+            return f"a JSON {got} where the suffix says {want}"
+    return None
+
+
 _NOT_JSON = object()
 
 
@@ -740,7 +843,13 @@ def compare(
             right = theirs.aspects.get(aspect, NOT_RUN)
             differs = left != right and left is not None and right is not None
             entry: dict[str, Any] = {"target": left, "reference": right, "differs": differs}
-            if differs and isinstance(left, dict | list) and isinstance(right, dict | list):
+            if aspect in PER_COLUMN and isinstance(left, dict) and isinstance(right, dict):
+                detail = column_differences(left, right)
+                differs = bool(detail)
+                entry["differs"] = differs
+                if detail:
+                    entry["detail"] = detail
+            elif differs and isinstance(left, dict | list) and isinstance(right, dict | list):
                 entry["detail"] = shape_differences(left, right)
             aspects[aspect] = entry
             count += differs
@@ -760,6 +869,17 @@ def compare(
         "differences": count,
         "probes": probes,
     }
+
+
+def column_differences(target: Mapping[str, str], reference: Mapping[str, str]) -> list[str]:
+    """Columns both sides hold that hold different things; a column one side's rows lack is
+    information (the data, the org), not a difference; nor is one only ever null."""
+    lines = []
+    for name in sorted(target.keys() & reference.keys()):
+        left, right = target[name], reference[name]
+        if left != right and "null" not in (left, right):
+            lines.append(f"{name}: {left} in target, {right} in reference")
+    return lines
 
 
 def differences(report: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -827,7 +947,7 @@ def _info(values: Mapping[str, Any]) -> str:
     if not values:
         return "—"
     return ", ".join(
-        f"{key} {','.join(map(str, value)) if isinstance(value, list) else value}"
+        f"{key} {(','.join(map(str, value)) or '—') if isinstance(value, list) else value}"
         for key, value in values.items()
     )
 

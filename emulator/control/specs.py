@@ -117,6 +117,14 @@ def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
     drop = body.get("drop", False)
     if not isinstance(drop, bool):
         raise InvalidArgument("drop must be true or false")
+    expired = body.get("expired", False)
+    if not isinstance(expired, bool):
+        raise InvalidArgument("expired must be true or false")
+    fraction = number(body, "truncateAfterFraction", low=0)
+    if fraction is not None and not 0 < fraction < 1:
+        raise InvalidArgument(
+            f"truncateAfterFraction must be a number between 0 and 1 (exclusive), got {fraction!r}"
+        )
     rule = FaultRule(
         id=rule_id,
         method=(text(body, "method") or "").upper() or None,
@@ -128,6 +136,8 @@ def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
         latency_ms=number(body, "latencyMs", low=0) or 0.0,
         drop=drop,
         truncate_after_bytes=number(body, "truncateAfterBytes", low=0, integer=True),
+        truncate_after_fraction=fraction,
+        expired=expired,
         bytes_per_second=number(body, "bytesPerSecond", low=1, integer=True),
         remaining=number(body, "times", low=1, integer=True),
         probability=probability,
@@ -138,11 +148,14 @@ def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
         rule.latency_ms,
         rule.drop,
         rule.truncate_after_bytes is not None,
+        rule.truncate_after_fraction is not None,
+        rule.expired,
         rule.bytes_per_second,
     )
     if not any(acts):
         raise InvalidArgument(
-            "a fault needs an action: status, latencyMs, drop, truncateAfterBytes or bytesPerSecond"
+            "a fault needs an action: status, latencyMs, drop, truncateAfterBytes, "
+            "truncateAfterFraction, expired or bytesPerSecond"
         )
     return rule
 
@@ -239,6 +252,8 @@ def fault_json(rule: FaultRule) -> dict[str, Any]:
         "latencyMs": rule.latency_ms,
         "drop": rule.drop,
         "truncateAfterBytes": rule.truncate_after_bytes,
+        "truncateAfterFraction": rule.truncate_after_fraction,
+        "expired": rule.expired,
         "bytesPerSecond": rule.bytes_per_second,
         "remaining": rule.remaining,
         "probability": rule.probability,
@@ -252,6 +267,10 @@ def describe_fault(rule: FaultRule) -> str:
         f"latency={rule.latency_ms:g}ms" if rule.latency_ms else "",
         "drop" if rule.drop else "",
         f"truncate={rule.truncate_after_bytes}" if rule.truncate_after_bytes is not None else "",
+        f"truncate={rule.truncate_after_fraction:g}x"
+        if rule.truncate_after_fraction is not None
+        else "",
+        "expired" if rule.expired else "",
         f"bytes-per-second={rule.bytes_per_second}" if rule.bytes_per_second else "",
     ]
     return " ".join(p for p in parts if p) + ("" if rule.id == "header" else f" (rule {rule.id})")

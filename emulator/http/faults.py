@@ -8,13 +8,15 @@ reset, not an HTTP answer. In-process (no socket) the request raises ConnectionD
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 from starlette.types import Message, Scope, Send
 
-from ..errors import ApiError, StorageError
+from ..errors import ApiError, ExpiredToken, StorageError
 from ..exports.ratelimit import exceeded
 from ..settings import RateLimit
 from ..store.records import FaultRule
@@ -95,6 +97,29 @@ def production_message(status: int) -> str:
         return "unknown error"
 
 
+def _share(headers: Any, fraction: float) -> int | None:
+    """That fraction of the answer's Content-Length, in whole bytes (None: no length given)."""
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            return int(int(value) * fraction)
+    return None
+
+
+def expired(query: str, now: datetime) -> Response:
+    """The answer to a signed URL past its expiry, as Cloud Storage words it (and as the
+    emulator's own signature check answers): the expiry shown is the URL's, when it has one."""
+    params = dict(parse_qsl(query))
+    try:
+        issued = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        at = issued + timedelta(seconds=int(params["X-Goog-Expires"]))
+    except (KeyError, ValueError):
+        at = now
+    at = min(at, now)
+    return storage_error(
+        ExpiredToken(f"Request signature expired at: {at.strftime('%Y-%m-%dT%H:%M:%S')}+00:00")
+    )
+
+
 async def drop(scope: Scope) -> None:
     transport = _transport(scope)
     if transport is None:
@@ -104,9 +129,11 @@ async def drop(scope: Scope) -> None:
 
 
 def shaped_send(scope: Scope, send: Send, rule: FaultRule) -> Send:
-    """A `send` that cuts the body after N bytes (raising Cut), or trickles it at N bytes/s."""
+    """A `send` that cuts the body after N bytes or a fraction of its Content-Length (raising
+    Cut), or trickles it at N bytes/s."""
     budget = rule.truncate_after_bytes
     rate = rule.bytes_per_second
+    fraction = rule.truncate_after_fraction
 
     async def body(chunk: bytes, more: bool = True) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": more})
@@ -114,6 +141,8 @@ def shaped_send(scope: Scope, send: Send, rule: FaultRule) -> Send:
     async def shaped(message: Message) -> None:
         nonlocal budget
         if message["type"] != "http.response.body":
+            if message["type"] == "http.response.start" and budget is None and fraction:
+                budget = _share(message.get("headers", ()), fraction)
             await send(message)
             return
         data: bytes = message.get("body", b"")

@@ -445,7 +445,11 @@ def control_paths() -> dict[str, Any]:
             "times": count(1),
         },
     }
-    action = "a fault needs an action: status, latencyMs > 0, drop: true, truncateAfterBytes or "
+    action = (
+        "a fault needs an action: status, latencyMs > 0, drop: true, truncateAfterBytes, "
+        "truncateAfterFraction, expired: true (downloads only: answered as a signed URL past its "
+        "expiry, 400 ExpiredToken) or "
+    )
     fault_body = {
         "type": "object",
         "description": action + "bytesPerSecond",
@@ -464,6 +468,16 @@ def control_paths() -> dict[str, Any]:
             "latencyMs": seconds("latencyMs"),
             "drop": {"type": "boolean"},
             "truncateAfterBytes": count(0),
+            "truncateAfterFraction": maybe(
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "exclusiveMinimum": True,
+                    "exclusiveMaximum": True,
+                }
+            ),
+            "expired": {"type": "boolean"},
             "bytesPerSecond": count(1),
             "times": count(1),
             "probability": maybe({"type": "number", "minimum": 0, "maximum": 1}),
@@ -481,6 +495,11 @@ def control_paths() -> dict[str, Any]:
                 "required": ["truncateAfterBytes"],
                 "properties": {"truncateAfterBytes": {"type": "integer"}},
             },
+            {
+                "required": ["truncateAfterFraction"],
+                "properties": {"truncateAfterFraction": {"type": "number"}},
+            },
+            {"required": ["expired"], "properties": {"expired": {"enum": [True]}}},
             {"required": ["bytesPerSecond"], "properties": {"bytesPerSecond": {"type": "integer"}}},
         ],
     }

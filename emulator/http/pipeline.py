@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote
@@ -100,6 +101,7 @@ class Pipeline:
         state = scope.setdefault("state", {})
         began = time.perf_counter()
         status: int | None = None
+        retry_after: int | None = None  # the answer's Retry-After, which a judge holds it to
         sent = 0
         at: datetime | None = None
         away: StoreBusy | None = None  # the store could not be reached
@@ -111,11 +113,12 @@ class Pipeline:
         state["caller"] = caller
 
         async def stamped(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, retry_after, sent
             if message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             elif message["type"] == "http.response.start":
                 status = message["status"]
+                retry_after = _retry_after(message.get("headers", ()))
                 extra = []
                 with contextlib.suppress(StoreBusy):  # no time to tell without the store
                     now = format_api(em.clock.now(caller.tenant)).encode()
@@ -145,6 +148,8 @@ class Pipeline:
                 "query": redact.query(scope.get("query_string", b"")),
                 "headers": redact.headers(headers.items()),
                 "status": status,
+                "retryAfter": retry_after,
+                "bytes": sent,
                 "durationMs": round((time.perf_counter() - began) * 1000, 3),
                 "at": format_api(at) if at else None,
                 "tenant": caller.tenant,
@@ -173,8 +178,13 @@ class Pipeline:
         if rule.drop:
             await faults.drop(scope)
             return
+        storage = scope["path"].startswith(self.storage_prefix)
+        if rule.expired and storage:
+            now = self.em.clock.now(scope["state"]["caller"].tenant)
+            query = scope.get("query_string", b"").decode("latin-1")
+            await faults.expired(query, now)(scope, receive, send)
+            return
         if rule.status:
-            storage = scope["path"].startswith(self.storage_prefix)
             answer = faults.answer(
                 rule,
                 storage,
@@ -203,6 +213,13 @@ class Pipeline:
         if header is not None:
             return self.em.control.header_fault(header)
         return view.take_fault(scope["method"], scope["path"], headers)
+
+
+def _retry_after(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"retry-after" and value.isdigit():
+            return int(value)
+    return None
 
 
 def _endpoint_name(scope: Scope) -> str:

@@ -119,6 +119,8 @@ class FaultRule:
     latency_ms: float = 0.0
     drop: bool = False
     truncate_after_bytes: int | None = None
+    truncate_after_fraction: float | None = None  # of the body's Content-Length
+    expired: bool = False  # a download answers as if its signed URL had expired
     bytes_per_second: int | None = None
     remaining: int | None = None
     probability: float | None = None

@@ -18,6 +18,11 @@ seed=..., start_time=..., api_key=..., **settings_fields)` or an override of the
 `fullstory_emulator_settings` fixture change the function-scoped and in-process emulators; an
 override of `fullstory_emulator_session_settings` changes the session server.
 
+A fourth, `fullstory_exercise`, grades a client of the user's own instead: called with a
+command (or a callable taking the API URL and key), it runs it through FullStory's failure
+modes on a private emulator and returns the report of `fullstory-emulator exercise`
+(docs/grading.md).
+
 The handle speaks only HTTP to the control API (`/__emulator/*`), so it behaves the same for a
 thread, another process or an in-process app, and every control call sends the handle's key so
 it acts on that key's tenant alone. Heavy imports (the app, httpx) wait until a fixture is used,
@@ -29,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,6 +45,7 @@ import pytest
 if TYPE_CHECKING:
     from ..client.core import FullStoryClient, HttpClient
     from ..settings import RateLimit, Settings
+    from .exercise import Report, Target
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEFAULT_API_KEY = "na1.pytest-admin"
@@ -65,6 +71,8 @@ class JournalEntry:
     tenant: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     fault: Any = None  # the fault rule that hit this request, if any
+    retry_after: int | None = None  # the answer's Retry-After, in seconds
+    bytes: int = 0  # body bytes sent
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalEntry:
@@ -78,6 +86,8 @@ class JournalEntry:
             tenant=data.get("tenant"),
             headers=dict(data.get("headers") or {}),
             fault=data.get("fault"),
+            retry_after=data.get("retryAfter"),
+            bytes=int(data.get("bytes") or 0),
         )
 
     def __str__(self) -> str:
@@ -552,3 +562,19 @@ __all__ = [
     "JournalEntry",
     "default_settings",
 ]
+
+
+@pytest.fixture
+def fullstory_exercise() -> Callable[..., Report]:
+    """Grade a client: `fullstory_exercise(["./my-client", "--out", "x"], scenarios=["happy",
+    "rate-limited"], timeout=30)` or `fullstory_exercise(my_function)` (called as
+    `my_function(url, key)`, its return value the exit code). Assert `report.passed`, or on a
+    scenario: `report["failed"].outcome == "gave-up"`; `report.table()` says what to fix."""
+    from .exercise import exercise
+
+    def run(
+        target: Target, scenarios: Sequence[str] | None = None, *, timeout: float = 30.0
+    ) -> Report:
+        return exercise(target, scenarios, timeout=timeout)
+
+    return run

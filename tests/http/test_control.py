@@ -592,3 +592,70 @@ def test_injected_storage_errors_read_as_cloud_storage(harness):
     )
     slow = harness.client.get(url, headers={"X-Emulator-Fault": "latency=1"})
     assert slow.status_code == 200 and slow.headers["X-Emulator-Fault"] == "latency=1ms"
+
+
+def test_expired_fault_answers_a_download_as_an_expired_signed_url_once(harness):
+    op = harness.finish(harness.create())
+    url = harness.location(op["results"]["searchExportId"])
+    control(
+        harness,
+        "POST",
+        "faults",
+        {"path": "/fullstory-emulator-exports/*", "expired": True, "times": 1},
+    )
+    first = harness.client.get(url)
+    assert first.status_code == 400
+    assert "<Code>ExpiredToken</Code>" in first.text
+    assert "Request signature expired at: 2026-03-01T12:" in first.text
+    assert first.headers["X-Emulator-Fault"].startswith("expired")
+    assert harness.client.get(url).status_code == 200  # only the first
+    # An API request is not a download: the rule has nothing to do there.
+    control(harness, "POST", "faults", {"path": "/segments/v1", "expired": True})
+    assert harness.client.get("/segments/v1", headers=AUTH).status_code == 200
+
+
+def test_truncate_after_fraction_cuts_a_download_at_that_share_of_its_length(harness):
+    op = harness.finish(harness.create())
+    url = harness.location(op["results"]["searchExportId"])
+    size = int(harness.client.head(url).headers["Content-Length"])
+    control(
+        harness,
+        "POST",
+        "faults",
+        {"path": "/fullstory-emulator-exports/*", "truncateAfterFraction": 0.5, "times": 1},
+    )
+    with pytest.raises(ConnectionDropped):
+        harness.client.get(url)
+    cut = control(harness, "GET", "journal?last=1")["requests"][0]
+    assert cut["bytes"] == size // 2 and cut["fault"].startswith("truncate=0.5x")
+    assert harness.client.get(url).status_code == 200
+    assert control(harness, "GET", "journal?last=1")["requests"][0]["bytes"] == size
+
+
+@pytest.mark.parametrize(
+    "body,word",
+    [
+        ({"truncateAfterFraction": 1}, "truncateAfterFraction"),
+        ({"truncateAfterFraction": 0}, "truncateAfterFraction"),
+        ({"truncateAfterFraction": "half"}, "truncateAfterFraction"),
+        ({"expired": "yes"}, "expired"),
+    ],
+)
+def test_fault_refuses_bad_fraction_and_expired(harness, body, word):
+    error = assert_error(harness.client.post("/__emulator/faults", json=body, headers=AUTH), 400, 3)
+    assert word in error["message"]
+
+
+def test_journal_keeps_each_answers_retry_after_and_bytes(harness):
+    control(
+        harness,
+        "POST",
+        "faults",
+        {"path": "/segments/v1", "status": 429, "retryAfter": 3, "times": 1},
+    )
+    harness.client.get("/segments/v1", headers=AUTH)
+    ok = harness.client.get("/segments/v1", headers=AUTH)
+    limited, answered = control(harness, "GET", "journal")["requests"]
+    assert (limited["status"], limited["retryAfter"]) == (429, 3)
+    assert (answered["status"], answered["retryAfter"]) == (200, None)
+    assert answered["bytes"] == len(ok.content)

@@ -12,18 +12,23 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from emulator.client.conformance import (
     PROBES,
+    Observation,
+    compare,
     differences,
     html_escaping,
     read_gzip_lines,
+    row_contract,
     shape,
     union,
 )
+from emulator.contract import ID_FIELDS
 from emulator.testing import conformance
 from tests.helpers import emulator_command, start
 
@@ -42,9 +47,12 @@ HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 @pytest.fixture(scope="module")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Three emulator processes: default settings, `--failure-state FAILED`, `--no-html-escape`."""
+    """Emulator processes: default settings, other data (`--seed`, `--density`: another org's
+    rows, which must not count), `--failure-state FAILED` and `--no-html-escape`."""
     variants = {
         "default": (),
+        "seed": ("--seed", "2"),
+        "density": ("--density", "3"),
         "failed": ("--failure-state", "FAILED"),
         "raw": ("--no-html-escape",),
     }
@@ -125,14 +133,35 @@ def test_a_default_emulator_shows_no_difference(emulators: dict[str, str]) -> No
     assert seen("download", "contentDisposition") == (
         'attachment; filename="{segment}-########T######Z.ndjson.gz"'
     )
-    row = seen("download", "rowShape")
-    assert row["EventStart"] == "rfc3339" and row["IndvId"] == "integer"
+    columns = seen("download", "columnTypes")
+    assert columns["EventStart"] == "rfc3339" and columns["EventDuration"] == "integer"
+    assert seen("download", "idTypes") == dict.fromkeys(ID_FIELDS, "64-bit integer")
+    assert seen("download", "timestampFormats")["EventStart"] == "9999-99-99T99:99:99.999Z"
+    assert seen("download", "customVariables") == "follow the suffixes"
     assert seen("cancel_finished", "status") == 501
     assert seen("cancel_export", "cancelStatus") == 200
     assert seen("cancel_export", "state") == "ERROR"
     assert report["probes"]["download"]["info"]["target"]["rowsRead"] > 0
     assert_nothing_secret(result.stdout, result.stderr)
     assert elapsed < 30  # a few seconds, both sides at once
+
+
+@pytest.mark.parametrize("variant", ["seed", "density"])
+def test_another_orgs_data_is_information_not_a_difference(
+    variant: str, emulators: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Which columns and custom fields a sample of rows holds depends on the data: listed, not
+    counted, so that a real org (whose data is its own) can show no difference."""
+    code, out, err = check(emulators[variant], capsys, "--json")
+    report = json.loads(out)
+    assert (code, differences(report)) == (0, []), out + err
+    info = report["probes"]["download"]["info"]
+    assert info["target"]["customFields"] and info["reference"]["customFields"]
+    assert all(re.fullmatch(r"(user|evt|page)_\w+", f) for f in info["target"]["customFields"])
+    assert "rowShape" not in report["probes"]["download"]["aspects"]
+    code, table, _ = check(emulators[variant], capsys)
+    assert code == 0 and table.rstrip().endswith("the target answers as the emulator does")
+    assert "not compared: target customFields" in table
 
 
 def test_failed_as_the_failure_state_is_exactly_one_difference(
@@ -271,3 +300,49 @@ def test_gzip_is_read_incrementally_and_checked() -> None:
     assert read_gzip_lines([packed[:-20]], rows=1000).gzip == "invalid (the gzip stream ends early)"
     assert read_gzip_lines([rows]).gzip.startswith("invalid (")
     assert read_gzip_lines([]).gzip == "invalid (an empty body)"
+
+
+def test_row_contract_tells_what_a_client_relies_on_from_the_orgs_data() -> None:
+    rows = [
+        {"IndvId": 2**62, "EventStart": "2026-03-01T12:00:00.123Z", "evt_n_int": 3, "x": None},
+        {"IndvId": 7, "UserEmail": None, "user_plan_str": "pro", "page_tags_strs": ["a"]},
+    ]
+    aspects, info = row_contract(rows)
+    assert aspects == {
+        "columnTypes": {"EventStart": "rfc3339", "IndvId": "integer", "UserEmail": "null"},
+        "idTypes": {"IndvId": "64-bit integer"},
+        "timestampFormats": {"EventStart": "9999-99-99T99:99:99.999Z"},
+        "customVariables": "follow the suffixes",
+    }
+    assert info["customFields"] == ["evt_n_int", "page_tags_strs", "user_plan_str"]
+    assert info["otherColumns"] == ["x"] and "PageId" in info["absentColumns"]
+    broken, _ = row_contract(
+        [{"IndvId": "12", "evt_n_int": "3", "evt_flag": True, "EventStart": "2026-03-01 12:00"}]
+    )
+    assert broken["idTypes"] == {"IndvId": "string"}
+    assert broken["customVariables"] == (
+        "evt_flag: no _str/_int/_real/_bool/_date suffix; "
+        "evt_n_int: a JSON string where the suffix says integer"
+    )
+    assert "EventStart" not in broken["timestampFormats"]  # not RFC 3339: its type says so
+
+
+def test_per_column_aspects_differ_only_on_columns_both_sides_hold() -> None:
+    def side(columns: dict[str, str]) -> dict[str, Observation]:
+        return {"download": Observation({"columnTypes": columns})}
+
+    mine = side({"IndvId": "string", "PageUrl": "string", "AppName": "string"})
+    theirs = side({"IndvId": "integer", "PageUrl": "string", "EventDuration": "integer"})
+    window = timedelta(hours=1)
+    report = compare(mine, theirs, target_url="http://x", segment="everyone", window=window)
+    entry = report["probes"]["download"]["aspects"]["columnTypes"]
+    assert entry["differs"] is True and report["differences"] == 1
+    assert entry["detail"] == ["IndvId: string in target, integer in reference"]
+    same = compare(
+        side({"AppName": "string"}),
+        side({"PageUrl": "string"}),
+        target_url="http://x",
+        segment="everyone",
+        window=window,
+    )
+    assert same["differences"] == 0

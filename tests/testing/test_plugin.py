@@ -88,6 +88,7 @@ def test_journal_entries(fs):
     first = entries[0]
     assert (first.method, first.path, first.status) == ("GET", "/segments/v1", 200)
     assert "limit" in str(first.query) and first.duration_ms >= 0
+    assert first.bytes > 0 and first.retry_after is None
     assert "authorization" not in {k.lower() for k in first.headers}  # secrets are not kept
     fs.clear_journal()
     assert fs.requests(path="/segments/v1") == []
