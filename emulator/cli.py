@@ -154,7 +154,8 @@ def serve(settings: Settings) -> None:
         sock, settings = bind(settings)
     except OSError as exc:
         raise SystemExit(
-            f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc}"
+            f"fullstory-emulator: cannot listen on {settings.host}:{settings.port}: {exc} "
+            "(--port N moves it; --port 0 takes any free port)"
         ) from None
     try:
         # a recording that does not load stops the start once, before any worker tries it
@@ -306,6 +307,7 @@ def _banner(
         f"  API base URL:   {base}   (download URLs: {base}/{settings.bucket}/...)",
         f"  API keys:       {keys}",
         f"  MCP server:     {_mcp_line(mcp)}",
+        f"  web console:    {base}/__emulator/ui",
         f"  OpenAPI:        {base}/openapi.json   metrics: {base}/metrics",
         f"  try:            curl -H 'Authorization: Basic {DEMO_KEY}' {base}/segments/v1",
         *([_replay_line(settings, recording)] if recording is not None else []),
@@ -322,7 +324,7 @@ def _banner(
         f"  seed {settings.seed}, population {settings.population}, export duration "
         f"{settings.export_duration:g}s, URL TTL {settings.url_ttl:g}s, rate limit "
         f"{settings.rate_limit or 'off'}",
-        _failure_line(settings.failure_state),
+        _failure_line(_served_failure_state(settings)),
     ]
     print("\n".join(lines), flush=True)
 
@@ -354,6 +356,29 @@ def _mcp_line(mcp: McpStarter | None) -> str:
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _served_failure_state(settings: Settings) -> str:
+    """The failure state served to every tenant: --failure-state, unless a start scenario
+    (`--scenario failed-state`) sets another, as it does before the first request."""
+    from .control.service import load_scenarios
+    from .resources import user_file
+
+    state = settings.failure_state
+    if not settings.scenario:
+        return state
+    try:
+        known = load_scenarios(
+            user_file("scenarios", settings.scenarios) if settings.scenarios else None
+        )
+    except ValueError:  # the start itself says what is wrong with the file
+        return state
+    for name in settings.scenario.split(","):
+        scenario = known.get(name.strip())
+        config = scenario.body.get("config") if scenario else None
+        if isinstance(config, dict) and isinstance(config.get("failureState"), str):
+            state = config["failureState"]
+    return state
 
 
 def _failure_line(state: str) -> str:

@@ -190,3 +190,27 @@ def test_the_mcp_adapter_calls_the_api_as_its_own_tenant(serving):
 
     assert [entry["status"] for entry in journal(MCP_KEY)] == [200]
     assert journal("na1.emulator-demo-key") == []
+
+
+def test_the_banner_names_the_console_and_the_failure_state_a_scenario_serves(capsys):
+    cli._banner(Settings(port=8123, scenario="failed-state"))
+    banner = capsys.readouterr().out
+    assert "  web console:    http://127.0.0.1:8123/__emulator/ui\n" in banner
+    assert "failed exports: state FAILED, as FullStory's own clients" in banner
+    cli._banner(Settings(port=8123, scenario="rate-limited"))
+    assert "failed exports: state ERROR;" in capsys.readouterr().out
+
+
+def test_a_port_in_use_says_how_to_move_it():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(SystemExit) as stop:
+            cli.serve(Settings(port=port, mcp_port=None, access_log="off", population=20))
+    finally:
+        taken.close()
+    message = str(stop.value.code)
+    assert f"cannot listen on 127.0.0.1:{port}" in message
+    assert "(--port N moves it; --port 0 takes any free port)" in message
