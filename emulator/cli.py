@@ -299,6 +299,8 @@ def health(settings: Settings) -> int:
 def _banner(
     settings: Settings, mcp: McpStarter | None = None, recording: Recording | None = None
 ) -> None:
+    from .instance import served_failure_state
+
     base = settings.base_url()
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
@@ -324,7 +326,7 @@ def _banner(
         f"  seed {settings.seed}, population {settings.population}, export duration "
         f"{settings.export_duration:g}s, URL TTL {settings.url_ttl:g}s, rate limit "
         f"{settings.rate_limit or 'off'}",
-        _failure_line(_served_failure_state(settings)),
+        _failure_line(served_failure_state(settings)),
     ]
     print("\n".join(lines), flush=True)
 
@@ -356,29 +358,6 @@ def _mcp_line(mcp: McpStarter | None) -> str:
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _served_failure_state(settings: Settings) -> str:
-    """The failure state served to every tenant: --failure-state, unless a start scenario
-    (`--scenario failed-state`) sets another, as it does before the first request."""
-    from .control.service import load_scenarios
-    from .resources import user_file
-
-    state = settings.failure_state
-    if not settings.scenario:
-        return state
-    try:
-        known = load_scenarios(
-            user_file("scenarios", settings.scenarios) if settings.scenarios else None
-        )
-    except ValueError:  # the start itself says what is wrong with the file
-        return state
-    for name in settings.scenario.split(","):
-        scenario = known.get(name.strip())
-        config = scenario.body.get("config") if scenario else None
-        if isinstance(config, dict) and isinstance(config.get("failureState"), str):
-            state = config["failureState"]
-    return state
 
 
 def _failure_line(state: str) -> str:

@@ -41,6 +41,24 @@ STORAGE_CODES: Mapping[int, str] = MappingProxyType(
 )
 
 
+ECHO_CHARS = 100  # of one piece of input an error message quotes; real ids and paths are shorter
+
+
+def echo(value: object, *, quote: bool = True) -> str:
+    """Input as an error message quotes it (its repr, or as is when not `quote`), cut to
+    ECHO_CHARS characters and then saying its length: a 900 KB id must not come back as a 900 KB
+    answer (nor fill a log or an agent's context), and the length is what tells why it failed."""
+    if isinstance(value, str):
+        if len(value) <= ECHO_CHARS:
+            return repr(value) if quote else value
+        shown = repr(value[:ECHO_CHARS]) if quote else value[:ECHO_CHARS]
+        return f"{shown}… ({len(value):,} characters)"
+    text = repr(value)  # a list, a number: what JSON gave where a string or a count belongs
+    if len(text) <= ECHO_CHARS:
+        return text
+    return f"{text[:ECHO_CHARS]}… ({len(text):,} characters)"
+
+
 class ApiError(Exception):
     status = 500
     grpc_code = 13

@@ -210,3 +210,23 @@ def open_store(settings: Settings) -> Store:
         journal_max_bytes=settings.journal_max_bytes,
         operations_max_bytes=settings.operations_max_bytes,
     )
+
+
+def served_failure_state(settings: Settings) -> str:
+    """The failure state served to every tenant: --failure-state, unless a start scenario
+    (`--scenario failed-state`) sets another, as it does before the first request."""
+    state = settings.failure_state
+    if not settings.scenario:
+        return state
+    try:
+        known = load_scenarios(
+            user_file("scenarios", settings.scenarios) if settings.scenarios else None
+        )
+    except ValueError:  # the start itself says what is wrong with the file
+        return state
+    for name in settings.scenario.split(","):
+        scenario = known.get(name.strip())
+        config = scenario.body.get("config") if scenario else None
+        if isinstance(config, dict) and isinstance(config.get("failureState"), str):
+            state = config["failureState"]
+    return state

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import check_instant
+from .errors import echo
 from .timestamps import parse_rfc3339
 
 ENV_PREFIX = "FULLSTORY_EMULATOR_"
@@ -54,20 +55,20 @@ class RateLimit:
         match = _RATE.fullmatch(text)
         if not match:
             raise ValueError(
-                f"{text!r} is not a rate limit like '2/60,50' (2 per 60 s, burst 50) or 'off'"
+                f"{echo(text)} is not a rate limit like '2/60,50' (2 per 60 s, burst 50) or 'off'"
             )
         period_text = match.group(2)
         period = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}.get(period_text)
         refill, burst_text = float(match.group(1)), match.group(3)
         period = period if period is not None else float(period_text)
         if not 0 < refill <= MAX_REFILL:
-            raise ValueError(f"{text!r}: the rate must be above 0 and at most {MAX_REFILL}")
+            raise ValueError(f"{echo(text)}: the rate must be above 0 and at most {MAX_REFILL}")
         if not MIN_PERIOD <= period <= MAX_PERIOD:
             raise ValueError(
-                f"{text!r}: the period must be from {MIN_PERIOD:g} to {MAX_PERIOD} seconds"
+                f"{echo(text)}: the period must be from {MIN_PERIOD:g} to {MAX_PERIOD} seconds"
             )
         if len(burst_text) > 7 or not 1 <= int(burst_text) <= MAX_BURST:
-            raise ValueError(f"{text!r}: the burst must be from 1 to {MAX_BURST}")
+            raise ValueError(f"{echo(text)}: the burst must be from 1 to {MAX_BURST}")
         return cls(refill=refill, period=period, burst=int(burst_text))
 
     def __str__(self) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from .errors import echo
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 _RFC3339 = re.compile(
@@ -24,7 +26,7 @@ def parse_rfc3339(text: str) -> datetime:
     """
     match = _RFC3339.fullmatch(text)
     if not match:
-        raise ValueError(f"{text!r} is not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z")
+        raise ValueError(f"{echo(text)} is not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micros = int((fraction or "0")[:6].ljust(6, "0"))
     if offset in ("Z", "z"):

@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"http", "serving", "instance"},
     "client": {"serving"},
     "testing": {"client", "server", "http", "instance", "serving"} | DOMAIN,
-    "cli": {"client", "testing", "server", "serving"},
+    "cli": {"client", "testing", "server", "serving", "instance"},
 }
 WEB = ("starlette", "uvicorn", "httpx", "mcp")
 

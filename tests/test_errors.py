@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import GRPC_CODES, ApiError, NotFound, RateLimited, StorageError
+from emulator.errors import (
+    ECHO_CHARS,
+    GRPC_CODES,
+    ApiError,
+    NotFound,
+    RateLimited,
+    StorageError,
+    echo,
+)
 
 
 @pytest.mark.parametrize(("status", "code"), sorted(GRPC_CODES.items()))
@@ -33,3 +41,17 @@ def test_storage_errors_for_a_status():
         "Try again.",
         "details",
     )
+
+
+def test_echo_quotes_short_input_whole():
+    assert echo("everyone") == "'everyone'"
+    assert echo("x" * ECHO_CHARS) == repr("x" * ECHO_CHARS)
+    assert echo("/segments/v1/x", quote=False) == "/segments/v1/x"
+    assert echo([1, 2]) == "[1, 2]"
+
+
+def test_echo_cuts_long_input_and_says_its_length():
+    assert echo("a" * 900_123) == f"{'a' * ECHO_CHARS!r}… (900,123 characters)"
+    assert echo("/p" * 50_000, quote=False) == f"{'/p' * (ECHO_CHARS // 2)}… (100,000 characters)"
+    many = [7] * 1000  # not a string: its repr, cut
+    assert echo(many) == f"{repr(many)[:ECHO_CHARS]}… ({len(repr(many)):,} characters)"

@@ -403,7 +403,7 @@ def _check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.timezone:
         try:
             tz = ZoneInfo(args.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
             parser.error(f"--timezone {args.timezone!r} is not an IANA time zone name")
     # A flag given as "" still sends its range: an open end ("" and "" mean all time).
     args.time_range_given = args.start is not None or args.end is not None

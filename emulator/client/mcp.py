@@ -30,6 +30,7 @@ from itertools import islice
 from typing import Annotated, Any, TypeGuard, TypeVar
 
 import anyio
+import httpx
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -59,6 +60,7 @@ DEFAULT_PORT = 9090
 MCP_PATH = "/mcp"
 MAX_WAIT_SECONDS = 10.0  # longest retry wait inside one tool call; longer ones go to the agent
 PREVIEW_MAX_ROWS = 100
+MAX_ID_CHARS = 1000  # of an id sent in a URL path; real ones have tens of characters
 _JS_SAFE_INT = 2**53 - 1
 
 PREVIEW_RENEWALS = 2  # fresh URLs a preview asks for when one expires on the way
@@ -234,6 +236,18 @@ class _Api:
                 yield client
             except FullStoryError as exc:
                 raise ToolError(str(exc)) from exc
+            except httpx.InvalidURL as exc:  # e.g. a 100 KB argument: the agent's to fix
+                raise ToolError(f"the request could not be sent: {exc}") from exc
+
+
+def _path_id(name: str, value: str) -> str:
+    """An id that goes into a URL path, refused before sending when no id is that long: the
+    agent reads why in one line (httpx would refuse a URL past 64 KiB with a traceback)."""
+    if len(value) > MAX_ID_CHARS:
+        raise ToolError(
+            f"{name} too long: {len(value):,} characters (an id has at most {MAX_ID_CHARS:,})"
+        )
+    return value
 
 
 def _export_id(
@@ -243,8 +257,8 @@ def _export_id(
     if bool(search_export_id) == bool(operation_id):
         raise ToolError("give exactly one of searchExportId and operationId")
     if search_export_id:
-        return search_export_id
-    operation = client.get_operation(str(operation_id))
+        return _path_id("searchExportId", search_export_id)
+    operation = client.get_operation(_path_id("operationId", str(operation_id)))
     state = operation.get("state")
     if state == PENDING:
         raise ToolError(
@@ -521,7 +535,7 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
     def getsegment(segmentId: SegmentId) -> Segment:
         """Get one segment by id (an unknown id is an error saying so)."""
         with api.client() as client:
-            return Segment.model_validate(client.get_segment(segmentId))
+            return Segment.model_validate(client.get_segment(_path_id("segmentId", segmentId)))
 
     @tool("createsegmentexport", "Create a segment export", CREATE)
     def createsegmentexport(
@@ -590,7 +604,8 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
         """Get an export operation's state: PENDING (estimatePctComplete, step), COMPLETED
         (results.searchExportId) or ERROR/FAILED (errorDetails). Poll every few seconds."""
         with api.client() as client:
-            return Operation.model_validate(client.get_operation(operationId))
+            operation = client.get_operation(_path_id("operationId", operationId))
+            return Operation.model_validate(operation)
 
     @tool("getexportlocation", "Get export download URL", READ)
     def getexportlocation(

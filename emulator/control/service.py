@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..clock import Clock
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound, echo
 from ..ids import mix, text_key
 from ..resources import fixture
 from ..store import Store
@@ -141,6 +141,12 @@ class ControlView:
         )
 
 
+def _no_rule(kind: str, rule_id: str) -> NotFound:
+    """An id that names no rule; an empty one (a stray trailing slash) is never "every rule"."""
+    hint = "" if rule_id.strip("/") else "; to drop every one, leave out the id and its slash"
+    return NotFound(f"no {kind} rule {echo(rule_id)}{hint}")
+
+
 class ControlService:
     def __init__(
         self,
@@ -189,7 +195,7 @@ class ControlService:
             return replace(state, faults=kept), len(kept) != len(state.faults)
 
         if not self._store.update_control(tenant, drop) and rule_id is not None:
-            raise NotFound(f"no fault rule {rule_id!r}")
+            raise _no_rule("fault", rule_id)
 
     def remove_lifecycle(self, tenant: str | None, rule_id: str) -> None:
         def drop(state: ControlState) -> tuple[ControlState, bool]:
@@ -197,7 +203,7 @@ class ControlService:
             return replace(state, lifecycle=kept), len(kept) != len(state.lifecycle)
 
         if not self._store.update_control(tenant, drop):
-            raise NotFound(f"no lifecycle rule {rule_id!r}")
+            raise _no_rule("lifecycle", rule_id)
 
     def clear_lifecycle(self, tenant: str | None) -> None:
         self._store.update_control(tenant, lambda s: (replace(s, lifecycle=()), None))
@@ -213,7 +219,7 @@ class ControlService:
     def apply_scenario(self, tenant: str | None, name: str) -> None:
         scenario = self.scenarios.get(name)
         if scenario is None:
-            raise NotFound(f"no scenario {name!r}; known: {', '.join(sorted(self.scenarios))}")
+            raise NotFound(f"no scenario {echo(name)}; known: {', '.join(sorted(self.scenarios))}")
         body = scenario.body
         check_scenario(name, body)  # before any part is applied
         for rule in body.get("lifecycle", []):

@@ -9,16 +9,43 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ..contract import FAILURE_STATES
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, echo
 from ..settings import RateLimit
 from ..store.records import UNSET, ControlState, FaultRule, LifecycleRule
 
 DAY = 86400
+LIFECYCLE_MEMBERS = (
+    "segmentId",
+    "finishAfterSeconds",
+    "finishAfterPolls",
+    "immediately",
+    "pctSequence",
+    "fail",
+    "times",
+)
+FAULT_MEMBERS = (
+    "method",
+    "path",
+    "header",
+    "status",
+    "retryAfter",
+    "message",
+    "latencyMs",
+    "drop",
+    "truncateAfterBytes",
+    "truncateAfterFraction",
+    "expired",
+    "bytesPerSecond",
+    "times",
+    "probability",
+)
+RATE_LIMIT_MEMBERS = ("limit", "denyNext", "retryAfter")
+CONFIG_MEMBERS = ("urlTtl", "exportDuration", "failureState")
 LIMITS = {
     "status": 599,
     "latencyMs": 600_000,
@@ -45,11 +72,28 @@ def number(body: Mapping[str, Any], name: str, *, low: float, integer: bool = Fa
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not low <= value <= high or (integer and value != int(value)):
         kind = "an integer" if integer else "a number"
-        raise InvalidArgument(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+        raise InvalidArgument(
+            f"{name} must be {kind} from {_plain(low)} to {_plain(high)}, got {echo(value)}"
+        )
     return int(value) if integer else float(value)
 
 
+def _plain(bound: float) -> str:
+    """A bound as a person writes it: 316224000, not 3.16224e+08."""
+    return str(int(bound)) if bound == int(bound) else f"{bound:g}"
+
+
 MAX_TEXT = 4096  # characters of a message, path glob or header value in a rule
+
+
+def members(body: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:
+    """Refuse the members a body does not take, naming them and those it does: a misspelt
+    `satus` would otherwise make another rule than the one meant, without a word."""
+    unknown = [name for name in body if name not in allowed]
+    if unknown:
+        named = ", ".join(echo(name, quote=False) for name in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise InvalidArgument(f"{what} takes {', '.join(allowed)}; unknown: {named}{more}")
 
 
 def text(body: Mapping[str, Any], name: str) -> str | None:
@@ -73,6 +117,7 @@ def checked_text(value: Any, name: str) -> str:
 
 
 def lifecycle_rule(body: Mapping[str, Any], rule_id: str) -> LifecycleRule:
+    members(body, LIFECYCLE_MEMBERS, "a lifecycle rule")
     modes = [
         k
         for k in ("finishAfterSeconds", "finishAfterPolls", "immediately", "pctSequence")
@@ -88,6 +133,10 @@ def lifecycle_rule(body: Mapping[str, Any], rule_id: str) -> LifecycleRule:
         raise InvalidArgument("pctSequence must be a list of integers from 0 to 99")
     if any(b < a for a, b in itertools.pairwise(script)):
         raise InvalidArgument("pctSequence must never decrease (clients rely on it)")
+    if body.get("pctSequence") == []:
+        raise InvalidArgument(
+            "pctSequence needs at least one percent (the first poll's); leave it out for none"
+        )
     if body.get("immediately") is not None and not isinstance(body["immediately"], bool):
         raise InvalidArgument("immediately must be true or false")
     seconds = 0.0 if body.get("immediately") else number(body, "finishAfterSeconds", low=0)
@@ -103,6 +152,7 @@ def lifecycle_rule(body: Mapping[str, Any], rule_id: str) -> LifecycleRule:
 
 
 def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
+    members(body, FAULT_MEMBERS, "a fault rule")
     status = number(body, "status", low=400, integer=True)  # an HTTP error status
     headers = body.get("header")
     headers = {} if headers is None else headers
@@ -110,7 +160,7 @@ def fault_rule(body: Mapping[str, Any], rule_id: str, seed: int) -> FaultRule:
         raise InvalidArgument("header must be an object of header names to string values")
     for key, value in headers.items():
         checked_text(key, "header name")
-        checked_text(value, f"header {key!r}")
+        checked_text(value, f"header {echo(key)}")
     probability = number(body, "probability", low=0)
     if probability is not None and probability > 1:
         raise InvalidArgument("probability must be from 0 to 1")
@@ -174,13 +224,14 @@ def fault_header(value: str, seed: int) -> FaultRule:
             body[FAULT_HEADER_NAMES[key]] = float(raw) if "." in raw else int(raw)
         else:
             raise InvalidArgument(
-                f"X-Emulator-Fault: cannot read {part.strip()!r}; use status=N, retry-after=S, "
+                f"X-Emulator-Fault: cannot read {echo(part.strip())}; use status=N, retry-after=S, "
                 "latency=MS, drop, truncate=BYTES or bytes-per-second=N"
             )
     return fault_rule(body, "header", seed)
 
 
 def rate_limit_override(body: Mapping[str, Any], state: ControlState) -> ControlState:
+    members(body, RATE_LIMIT_MEMBERS, "ratelimit")
     changes: dict[str, Any] = {}
     if "limit" in body:
         limit = body["limit"]
@@ -202,18 +253,18 @@ def rate_limit_override(body: Mapping[str, Any], state: ControlState) -> Control
 
 
 def config_override(body: Mapping[str, Any], state: ControlState) -> ControlState:
+    members(body, CONFIG_MEMBERS, "config")
     changes: dict[str, Any] = {}
-    for name, attr in (("urlTtl", "url_ttl"), ("exportDuration", "export_duration")):
+    # A signed URL lives at least a second (X-Goog-Expires is 1 or more); an export may take none.
+    for name, attr, low in (("urlTtl", "url_ttl", 1), ("exportDuration", "export_duration", 0)):
         if name in body:
-            changes[attr] = UNSET if body[name] is None else number(body, name, low=0)
+            changes[attr] = UNSET if body[name] is None else number(body, name, low=low)
     if "failureState" in body:
         changes["failure_state"] = failure_state(body["failureState"])
-    unknown = set(body) - {"urlTtl", "exportDuration", "failureState"}
-    if unknown or not changes:
+    if not changes:
         raise InvalidArgument(
             "config takes urlTtl and/or exportDuration (seconds, or null) and/or failureState "
             f"({' or '.join(FAILURE_STATES)}, or null)"
-            + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
         )
     return replace(state, **changes)
 
@@ -224,7 +275,7 @@ def failure_state(value: Any) -> Any:
         return UNSET
     if not isinstance(value, str) or value.upper() not in FAILURE_STATES:
         raise InvalidArgument(
-            f"failureState must be one of {', '.join(FAILURE_STATES)} (or null), got {value!r}"
+            f"failureState must be one of {', '.join(FAILURE_STATES)} (or null), got {echo(value)}"
         )
     return value.upper()
 

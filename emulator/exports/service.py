@@ -28,7 +28,7 @@ from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_IND
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..control.specs import lifecycle_rule
-from ..errors import InvalidArgument, NoSuchKey, NotFound
+from ..errors import InvalidArgument, NoSuchKey, NotFound, echo
 from ..files import stream
 from ..files.cache import FileCache, OpenFile
 from ..files.export import (
@@ -117,7 +117,9 @@ class ExportService:
     def segment(self, segment_id: str) -> Segment:
         segment = self.segments.get(segment_id)
         if segment is None:
-            raise NotFound(f"segment {segment_id!r} not found; list segments with GET /segments/v1")
+            raise NotFound(
+                f"segment {echo(segment_id)} not found; list segments with GET /segments/v1"
+            )
         return segment
 
     # -- create ---------------------------------------------------------------------------
@@ -294,7 +296,7 @@ class ExportService:
         else:
             record = self.store.get_operation(tenant, operation_id)
         if record is None:
-            raise NotFound(f"operation {operation_id!r} not found")
+            raise NotFound(f"operation {echo(operation_id)} not found")
         return record, self.status(record, failure_state, now)
 
     def stall_hint(self, record: OperationRecord, status: Status) -> str | None:
@@ -341,7 +343,7 @@ class ExportService:
         else:  # the instance: whichever tenant has it
             record = self.store.find_operation(operation_id)
         if record is None:
-            raise NotFound(f"operation {operation_id!r} not found")
+            raise NotFound(f"operation {echo(operation_id)} not found")
         return record
 
     def finish(self, tenant: str | None, operation_id: str, failure: str | None) -> None:
@@ -409,7 +411,7 @@ class ExportService:
         """A fresh signed URL for a completed, unexpired export, and when the URL expires."""
         record = self.store.operation_by_export(search_export_id)
         if record is None or record.tenant != principal.tenant:
-            raise NotFound(f"export {search_export_id!r} not found")
+            raise NotFound(f"export {echo(search_export_id)} not found")
         return self.signed_url(record, control)
 
     def signed_url(self, record: OperationRecord, control: ControlView) -> tuple[str, datetime]:
@@ -431,9 +433,11 @@ class ExportService:
         status = self.status(record, self.settings.failure_state, now)
         if status.state != COMPLETED or status.expires is None:
             detail = "not ready" if status.state == PENDING else "not found"
-            raise NotFound(f"export {search_export_id!r} {detail}")
+            raise NotFound(f"export {echo(search_export_id)} {detail}")
         if now >= status.expires:
-            raise NotFound(f"export {search_export_id!r} expired at {status.expires.isoformat()}")
+            raise NotFound(
+                f"export {echo(search_export_id)} expired at {status.expires.isoformat()}"
+            )
         return status
 
     def preview(self, record: OperationRecord, limit: int) -> Preview:
@@ -478,7 +482,9 @@ class ExportService:
         record = self.export_of(object_name)
         now = self.clock.now(record.tenant if record else None)
         self.signer.verify(method, self.signer.path_for(object_name), query, now)
-        missing = NoSuchKey(f"No such object: {self.signer.bucket}/{object_name}")
+        missing = NoSuchKey(
+            f"No such object: {self.signer.bucket}/{echo(object_name, quote=False)}"
+        )
         if record is None:
             raise missing
         status = self.status(record, self.failure_state(control), now)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ..contract import CUSTOM_KINDS, CUSTOM_TYPES, EVENT_FIELDS, INDIVIDUAL_FIELDS
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, echo
 
 WILDCARDS = {f"{kind}_*": kind for kind in CUSTOM_KINDS}
 MAX_FIELDS = 1000  # names in one `fields` list (the catalog has about a hundred)
@@ -48,13 +48,13 @@ def resolve_fields(
                 f"fields[{position}]: a field name is at most {MAX_NAME_CHARS} characters"
             )
         if name in seen:
-            raise InvalidArgument(f"fields[{position}]: {name!r} is listed more than once")
+            raise InvalidArgument(f"fields[{position}]: {echo(name)} is listed more than once")
         seen.add(name)
         if name in WILDCARDS:
             wildcard_kind = WILDCARDS[name]
             if wildcard_kind not in kinds:
                 raise InvalidArgument(
-                    f"fields[{position}]: {name!r} is not available in a {kind} export; "
+                    f"fields[{position}]: {echo(name)} is not available in a {kind} export; "
                     f"custom variables allowed there: {', '.join(k + '_*' for k in kinds)}"
                 )
             expanded = sorted(custom_vars.get(wildcard_kind, ()))
@@ -62,7 +62,7 @@ def resolve_fields(
             expanded = [name]
         else:
             raise InvalidArgument(
-                f"fields[{position}]: unknown field {name!r} for a {kind} export; allowed: "
+                f"fields[{position}]: unknown field {echo(name)} for a {kind} export; allowed: "
                 f"{', '.join(defaults)}, custom variables named <kind>_<name>_<type> "
                 f"(kinds: {', '.join(kinds)}), or the tokens "
                 f"{', '.join(k + '_*' for k in kinds)}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
-from ..errors import InvalidRange
+from ..errors import InvalidRange, echo
 
 _SPEC = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -81,6 +81,7 @@ def _if_range_holds(value: str, etag: str, last_modified: datetime | None) -> bo
 
 def _unsatisfiable(range_header: str, size: int) -> InvalidRange:
     return InvalidRange(
-        f"Request range not satisfiable: {range_header.strip()} (object size {size})",
+        f"Request range not satisfiable: {echo(range_header.strip(), quote=False)} "
+        f"(object size {size})",
         headers={"Content-Range": f"bytes */{size}"},
     )

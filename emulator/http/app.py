@@ -25,6 +25,7 @@ from ..errors import (
     NotFound,
     StorageError,
     StoreBusy,
+    echo,
 )
 from ..instance import Emulator
 from ..settings import Settings
@@ -46,9 +47,16 @@ class EmulatorApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[RAW_SEND] = send
         path = scope.get("path", "")
-        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+        if (
+            scope["type"] == "http"
+            and len(path) > 1
+            and path.endswith("/")
+            and scope["method"] != "DELETE"
+        ):
             # `/segments/v1/` is answered as `/segments/v1`, never redirected: a redirect built
-            # from the Host header would send clients wherever that header says.
+            # from the Host header would send clients wherever that header says. A DELETE keeps
+            # its slash: `/__emulator/faults/` names an empty rule id (a 404), and must not become
+            # `/__emulator/faults`, which drops every rule.
             scope = {**scope, "path": path.rstrip("/") or "/"}
         # An error raised before a route (the store busy while the caller is looked up) was
         # answered by `crash`; Starlette raises it again for servers to log: it is no crash.
@@ -85,14 +93,17 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         if exc.status_code == 405:
             allowed = _allowed_methods(request)
             error: ApiError = MethodNotAllowed(
-                f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+                f"{request.method} is not allowed on {echo(request.url.path, quote=False)}; "
+                f"allowed: {allowed}",
                 headers={"Allow": allowed} if allowed else None,
             )
         elif exc.status_code == 404 and _looks_like_storage(request):
             bucket = request.url.path.lstrip("/").partition("/")[0]
-            return storage_error(NoSuchBucket(f"No such bucket: {bucket}"))
+            return storage_error(NoSuchBucket(f"No such bucket: {echo(bucket, quote=False)}"))
         elif exc.status_code == 404:
-            error = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+            error = NotFound(
+                f"no such endpoint: {request.method} {echo(request.url.path, quote=False)}"
+            )
         else:
             error = ApiError.for_status(exc.status_code, exc.detail)
         return renderer.error(error)

@@ -22,8 +22,8 @@ from .. import __version__
 from ..auth import Principal
 from ..clock import RANGE_TEXT, ClockRangeError, check_instant
 from ..contract import STATES
-from ..control.specs import checked_text, fault_json, lifecycle_json
-from ..errors import InvalidArgument, Unauthenticated
+from ..control.specs import checked_text, fault_json, lifecycle_json, members
+from ..errors import InvalidArgument, Unauthenticated, echo
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
 from ..instance import Emulator
 from ..store import JOURNAL_PAGE
@@ -91,7 +91,7 @@ def control_tenant(request: Request) -> str | None:
         tenant = caller.require().tenant
         if named is not None and named != tenant:
             raise InvalidArgument(
-                f"X-Emulator-Tenant {named!r} is not the tenant of the API key in "
+                f"X-Emulator-Tenant {echo(named)} is not the tenant of the API key in "
                 "Authorization; send one of the two"
             )
         return tenant
@@ -137,8 +137,8 @@ async def get_clock(request: Request, em: Emulator, tenant: str | None) -> Respo
 @control
 async def move_clock(request: Request, em: Emulator, tenant: str | None) -> Response:
     body = await body_of(request)
-    unknown = set(body) - {"advance", "set", "freeze"}
-    if unknown or not body:
+    members(body, ("advance", "set", "freeze"), "the clock")
+    if not body:
         raise InvalidArgument(
             'send {"advance": seconds}, {"set": "<RFC 3339>"} or {"freeze": bool}; '
             f"the clock lies from {RANGE_TEXT}"
@@ -197,6 +197,7 @@ async def complete_operation(request: Request, em: Emulator, tenant: str | None)
 @control
 async def fail_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
     body = await body_of(request, optional=True)
+    members(body, ("errorDetails",), "fail")
     details = checked_text(body.get("errorDetails") or FORCED_FAILURE_DETAILS, "errorDetails")
     em.exports.finish(tenant, request.path_params["operationId"], details)
     return ok(request)
@@ -294,7 +295,7 @@ def status_filter(raw: str | None) -> Callable[[int | None], bool]:
     if re.fullmatch(r"[1-5]xx", raw, re.IGNORECASE):
         return lambda status: status is not None and status // 100 == int(raw[0])
     raise InvalidArgument(
-        f"status must be a status code such as 429 or a class such as 4xx, got {raw!r}"
+        f"status must be a status code such as 429 or a class such as 4xx, got {echo(raw)}"
     )
 
 
@@ -303,7 +304,9 @@ def whole_number(request: Request, name: str, default: int, low: int, high: int)
     if raw is None or raw == "":
         return default
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise InvalidArgument(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+        raise InvalidArgument(
+            f"{name} must be a whole number from {low} to {high}, got {echo(raw)}"
+        )
     return int(raw)
 
 
@@ -346,7 +349,7 @@ def console_operation_json(em: Emulator, record: OperationRecord) -> dict[str, A
 async def list_operations(request: Request, em: Emulator, tenant: str | None) -> Response:
     state = request.query_params.get("state") or None
     if state is not None and state not in STATES:
-        raise InvalidArgument(f"state {state!r} is not one of {', '.join(STATES)}")
+        raise InvalidArgument(f"state {echo(state)} is not one of {', '.join(STATES)}")
     limit = whole_number(request, "limit", 100, 1, 1000)
     records = sorted(
         em.store.operations(tenant), key=lambda r: (r.created_at, r.tenant, r.seq), reverse=True
@@ -455,7 +458,8 @@ routes = [
     Route(f"{P}/faults", add_fault, methods=["POST"]),
     Route(f"{P}/faults", list_faults, methods=["GET"]),
     Route(f"{P}/faults", clear_faults, methods=["DELETE"]),
-    Route(f"{P}/faults/{{ruleId}}", clear_faults, methods=["DELETE"]),
+    # `:path`: an empty id or one with a slash (`faults/`, `faults/%2F`) is a 404 naming it
+    Route(f"{P}/faults/{{ruleId:path}}", clear_faults, methods=["DELETE"]),
     Route(f"{P}/journal", journal, methods=["GET"]),
     Route(f"{P}/journal", clear_journal, methods=["DELETE"]),
     Route(f"{P}/ratelimit", rate_limit, methods=["POST"]),
@@ -470,5 +474,5 @@ routes = [
     Route(f"{P}/exports", start_export, methods=["POST"]),
     Route(f"{P}/segments", list_segments, methods=["GET"]),
     Route(f"{P}/config", get_config, methods=["GET"]),
-    Route(f"{P}/lifecycle/{{ruleId}}", remove_lifecycle, methods=["DELETE"]),
+    Route(f"{P}/lifecycle/{{ruleId:path}}", remove_lifecycle, methods=["DELETE"]),
 ]

@@ -425,12 +425,14 @@ def control_paths() -> dict[str, Any]:
     def count(low: int, high: int = DEFAULT_LIMIT) -> dict[str, Any]:
         return maybe({"type": "integer", "minimum": low, "maximum": high})
 
-    def seconds(name: str) -> dict[str, Any]:
-        return maybe({"type": "number", "minimum": 0, "maximum": LIMITS[name]})
+    def seconds(name: str, low: int = 0) -> dict[str, Any]:
+        return maybe({"type": "number", "minimum": low, "maximum": LIMITS[name]})
 
     text = maybe({"type": "string", "maxLength": MAX_TEXT})
+    # Every control body refuses members it does not take (400 naming them), as specs.members
     lifecycle_body = {
         "type": "object",
+        "additionalProperties": False,
         "description": "at most one of finishAfterSeconds, finishAfterPolls, immediately and "
         "pctSequence; pctSequence never decreases (both refused with 400 otherwise)",
         "properties": {
@@ -439,7 +441,11 @@ def control_paths() -> dict[str, Any]:
             "finishAfterPolls": count(0),
             "immediately": maybe({"type": "boolean"}),
             "pctSequence": maybe(
-                {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 99}}
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "integer", "minimum": 0, "maximum": 99},
+                }
             ),
             "fail": text,
             "times": count(1),
@@ -452,6 +458,7 @@ def control_paths() -> dict[str, Any]:
     )
     fault_body = {
         "type": "object",
+        "additionalProperties": False,
         "description": action + "bytesPerSecond",
         "properties": {
             "method": text,
@@ -517,6 +524,7 @@ def control_paths() -> dict[str, Any]:
     }
     ratelimit_body = {
         "type": "object",
+        "additionalProperties": False,
         "minProperties": 1,
         "description": "limit 'N/SECONDS,BURST' (rate up to 1e6, period 0.001 s to ten years, "
         "burst 1 to 1e6) or 'off'; at least one of limit, denyNext, retryAfter",
@@ -536,7 +544,7 @@ def control_paths() -> dict[str, Any]:
         "minProperties": 1,
         "additionalProperties": False,
         "properties": {
-            "urlTtl": seconds("urlTtl"),
+            "urlTtl": seconds("urlTtl", low=1),
             "exportDuration": seconds("exportDuration"),
             "failureState": {
                 "type": "string",
@@ -600,7 +608,11 @@ def control_paths() -> dict[str, Any]:
                 "Fail a pending operation now",
                 empty,
                 params=[path("operationId")],
-                body={"type": "object", "properties": {"errorDetails": text}},
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"errorDetails": text},
+                },
                 body_required=False,
                 errors=[400, 401, 404, 409],
                 name="failOperation",

@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -282,6 +283,46 @@ def test_api_errors_become_tool_errors_with_the_servers_message(mcp: McpThread):
     assert "HTTP 404" in text(no_operation)
     assert "FORMAT_CSV" in text(bad_enum)  # the SDK's validation names the allowed values
     assert "exactly one of searchExportId and operationId" in text(neither)
+
+
+def test_arguments_too_long_for_a_url_are_told_in_one_line_without_a_traceback(
+    mcp: McpThread, caplog: pytest.LogCaptureFixture
+):
+    """httpx cannot send a URL past 64 KiB: the agent reads why, and no crash is logged."""
+    long = "y" * 100_000
+
+    async def calls(client: Client) -> list[CallToolResult]:
+        return [
+            await client.call_tool("getsegment", {"segmentId": long}),
+            await client.call_tool("getoperationstatus", {"operationId": long}),
+            await client.call_tool("previewexport", {"operationId": long}),
+            await client.call_tool("getexportlocation", {"searchExportId": long}),
+            await client.call_tool("listsegments", {"creator": long}),
+        ]
+
+    with caplog.at_level(logging.DEBUG):
+        results = with_client(mcp.url, calls)
+    segment, operation, preview, location, listing = results
+    assert all(result.is_error for result in results)
+    assert "segmentId too long: 100,000 characters" in text(segment)
+    assert "operationId too long: 100,000 characters" in text(operation)
+    assert "operationId too long: 100,000 characters" in text(preview)
+    assert "searchExportId too long: 100,000 characters" in text(location)
+    assert "could not be sent" in text(listing) and "too long" in text(listing)
+    assert all("\n" not in text(result) and len(text(result)) < 300 for result in results)
+    assert [record.getMessage() for record in caplog.records if record.exc_info] == []
+
+
+def test_path_arguments_are_percent_encoded(mcp: McpThread):
+    async def calls(client: Client) -> list[CallToolResult]:
+        return [
+            await client.call_tool("getsegment", {"segmentId": "a?b#c%d e"}),
+            await client.call_tool("getoperationstatus", {"operationId": "../../segments/v1/x"}),
+        ]
+
+    odd, climbing = with_client(mcp.url, calls)
+    assert odd.is_error and "segment 'a?b#c%d e' not found" in text(odd)  # one path segment
+    assert climbing.is_error and "HTTP 404" in text(climbing)  # never /segments/v1/x
 
 
 def test_pending_and_failed_exports_explain_themselves(mcp: McpThread, control: httpx.Client):

@@ -34,17 +34,13 @@ def test_document_is_valid_and_public(harness):
 def test_every_route_is_documented_and_nothing_else(harness):
     document = harness.client.get("/openapi.json").json()
     served = {
-        (route.path, method.lower())
+        (re.sub(r"\{(\w+):path\}", r"{\1}", route.path), method.lower())
         for route in harness.client.app.routes
         if isinstance(route, Route) and route.path != "/openapi.json"
         for method in route.methods or ()
         if method != "HEAD"
     }
-    documented = {
-        (re.sub(r"\{object\}$", "{object:path}", path), method)
-        for path, item in document["paths"].items()
-        for method in item
-    }
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert documented == served
 
 
@@ -126,3 +122,30 @@ def test_config_documents_the_failure_state(harness):
     failure = body["application/json"]["schema"]["properties"]["failureState"]
     assert failure["enum"] == ["ERROR", "FAILED", None] and failure["nullable"] is True
     assert "hauser" in failure["description"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/__emulator/faults", "post"),
+        ("/__emulator/lifecycle", "post"),
+        ("/__emulator/ratelimit", "post"),
+        ("/__emulator/config", "post"),
+        ("/__emulator/clock", "post"),
+        ("/__emulator/operations/{operationId}/fail", "post"),
+    ],
+)
+def test_control_bodies_are_documented_as_refusing_unknown_members(harness, path, method):
+    document = harness.client.get("/openapi.json").json()
+    body = document["paths"][path][method]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["additionalProperties"] is False
+
+
+def test_documented_bounds_of_a_percent_sequence_and_a_url_ttl(harness):
+    paths = harness.client.get("/openapi.json").json()["paths"]
+
+    def schema(path: str) -> dict:
+        return paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+    assert schema("/__emulator/lifecycle")["properties"]["pctSequence"]["minItems"] == 1
+    assert schema("/__emulator/config")["properties"]["urlTtl"]["minimum"] == 1

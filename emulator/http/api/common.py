@@ -25,10 +25,13 @@ from ...errors import (
     InvalidArgument,
     PayloadTooLarge,
     RequestTimeout,
+    echo,
 )
 from ...instance import Emulator
 from ..pipeline import BUCKET_ATTRIBUTE, caller_of, control_view_of
 from ..render import JsonRenderer
+
+GZIP_MAGIC = b"\x1f\x8b"  # how every gzip stream starts; no JSON text can
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,14 @@ def endpoint(
 
 async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
     """The body, refused past `limit` bytes (by its declared length or as it arrives) or when
-    it takes longer than `timeout` seconds (default --read-timeout) to arrive."""
+    it takes longer than `timeout` seconds (default --read-timeout) to arrive, and refused when
+    it says it is compressed (`Content-Encoding`)."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise InvalidArgument(
+            f"Content-Encoding {echo(coding)}: compressed bodies are not accepted; send plain "
+            "JSON without Content-Encoding"
+        )
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
@@ -128,6 +138,10 @@ def json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, whatever the Content-Type says (clients omit it)."""
     if not body.strip():
         raise InvalidArgument("request body is empty; expected a JSON object")
+    if body.startswith(GZIP_MAGIC):
+        raise InvalidArgument(
+            "request body is gzip-compressed: compressed bodies are not accepted; send plain JSON"
+        )
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -162,7 +176,7 @@ def limit_param(request: Request, *, default: int, maximum: int) -> int:
         value = int(raw)
     except ValueError:
         raise InvalidArgument(
-            f"limit must be an integer from 1 to {maximum}, got {raw!r}"
+            f"limit must be an integer from 1 to {maximum}, got {echo(raw)}"
         ) from None
     if value < 0:
         raise InvalidArgument(f"limit must be an integer from 1 to {maximum}, got {value}")

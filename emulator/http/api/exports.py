@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...contract import EXPORT_TYPES, FORMATS, SCOPE_ALIASES, SCOPES, TYPE_INDIVIDUAL
-from ...errors import InvalidArgument
+from ...errors import InvalidArgument, echo
 from ...exports.spec import ExportRequest, TimeRange
 from ...files.fields import MAX_FIELDS
 from ...timestamps import parse_rfc3339, to_ms
@@ -31,7 +31,7 @@ def _enum(
         canonical = (aliases or {}).get(value, value)
         if canonical in allowed:
             return canonical
-    raise InvalidArgument(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    raise InvalidArgument(f"{name} {echo(value)} is not one of {', '.join(allowed)}")
 
 
 def _time_range(value: Any, name: str) -> TimeRange | None:
@@ -72,9 +72,10 @@ def _timezone(value: Any) -> str:
     name = _string(value, "timezone")
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         raise InvalidArgument(
-            f"timezone {name!r} is not an IANA time zone name such as 'UTC' or 'America/New_York'"
+            f"timezone {echo(name)} is not an IANA time zone name such as 'UTC' or "
+            "'America/New_York'"
         ) from None
     return name
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...contract import COMPLETED, OPERATION_TYPES, SEARCH_EXPORT, STATES
-from ...errors import InvalidArgument
+from ...errors import InvalidArgument, echo
 from ...exports.lifecycle import Status
 from ...store.records import OperationRecord
 from ...timestamps import format_api
@@ -58,11 +58,11 @@ def list_operations(call: Call) -> Response:
     op_type = query(request, "type")
     if op_type not in (None, "", *OPERATION_TYPES):
         raise InvalidArgument(
-            f"type {op_type!r} is not an operation type; allowed: {', '.join(OPERATION_TYPES)}"
+            f"type {echo(op_type)} is not an operation type; allowed: {', '.join(OPERATION_TYPES)}"
         )
     state = query(request, "state") or None
     if state is not None and state not in STATES:
-        raise InvalidArgument(f"state {state!r} is not one of {', '.join(STATES)}")
+        raise InvalidArgument(f"state {echo(state)} is not one of {', '.join(STATES)}")
     limit = limit_param(request, default=100, maximum=100)  # checked whatever the type
     after_seq = decode_token(query(request, "paginationToken", "pagination_token"), "ops")
     if op_type not in (None, "", SEARCH_EXPORT):  # documented, but never created here

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ...errors import NotFound
+from ...errors import NotFound, echo
 
 UI = "/__emulator/ui"
 TYPES = {
@@ -53,7 +53,7 @@ async def page(request: Request) -> Response:
 async def asset(request: Request) -> Response:
     name = request.path_params["asset"]
     if name not in ASSETS or name == "index.html":
-        raise NotFound(f"no console file {name!r}; the console is at {UI}")
+        raise NotFound(f"no console file {echo(name)}; the console is at {UI}")
     return _asset(name)
 
 
@@ -62,7 +62,8 @@ async def home(request: Request) -> Response:
     the 404 they always did."""
     if "text/html" in request.headers.get("accept", ""):
         return RedirectResponse(UI, status_code=302)
-    raise NotFound(f"no such endpoint: {request.method} {request.url.path}; the console is at {UI}")
+    path = echo(request.url.path, quote=False)
+    raise NotFound(f"no such endpoint: {request.method} {path}; the console is at {UI}")
 
 
 routes = [
