@@ -62,9 +62,12 @@ def test_the_hostile_export_is_refused_at_create_with_the_limit_and_how_to_raise
 
 
 def test_days_before_the_data_count_for_nothing(make_harness):
-    h = make_harness(max_export_events=LIMIT)
     since_2000 = {"start": "2000-01-01T00:00:00Z", "end": ""}
-    assert create(h, timeRange=since_2000).status_code == 200  # the segment's 30 days
+    both = {"timeRange": since_2000, "segmentTimeRange": since_2000}
+    # Its 90 days of data (~9,500 events), not the 26 years since 2000 (~1M).
+    assert create(make_harness(max_export_events=20_000), **both).status_code == 200
+    message = refused(create(make_harness(max_export_events=9000), **both))
+    assert "about 9,502 events (60 individuals over the 90.5 days of data" in message
 
 
 def test_the_limit_per_tenant_and_for_the_instance(make_harness):
