@@ -37,6 +37,7 @@ STORAGE_CODES: Mapping[int, str] = MappingProxyType(
         429: "SlowDown",
         500: "InternalError",
         503: "ServiceUnavailable",
+        507: "InsufficientStorage",
     }
 )
 
@@ -190,3 +191,12 @@ class NoSuchBucket(StorageError):
 
 class InvalidRange(StorageError):
     status, code, message = 416, "InvalidRange", "The requested range cannot be satisfied."
+
+
+class InsufficientStorage(StorageError):
+    """The export's file is larger than the whole file cache (`--file-cache-bytes`), so the
+    emulator cannot keep it to serve it (RFC 4918's 507: the server cannot store what the
+    request needs). Not the client's fault, and retrying gives the same answer."""
+
+    status, code = 507, "InsufficientStorage"
+    message = "The export file is larger than the emulator's file cache."

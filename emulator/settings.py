@@ -188,6 +188,36 @@ def _bytes(text: str) -> int:
     return int(float(match.group(1)) * _BYTE_UNITS[match.group(2) or ""])
 
 
+MAX_EXPORT_EVENTS = 10**12  # the largest --max-export-events (and control maxExportEvents)
+_COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def _count(text: str) -> int:
+    """A count: 10000000, 10_000_000, 500k, 10M or 2G (powers of 10), from 1 to 10^12."""
+    match = re.fullmatch(r"\s*(\d+(?:_\d+)*(?:\.\d+)?)\s*([kmg])?\s*", text.lower(), re.ASCII)
+    if not match:
+        raise ValueError(f"{text!r} is not a count such as 10000000, 500k or 10M")
+    value = float(match.group(1).replace("_", "")) * _COUNT_UNITS[match.group(2) or ""]
+    if not 1 <= value <= MAX_EXPORT_EVENTS or value != int(value):
+        raise ValueError(f"{text!r} is not a whole number from 1 to {MAX_EXPORT_EVENTS:,}")
+    return int(value)
+
+
+MIN_FILE_CACHE_BYTES = 10**6
+
+
+def _cache_size(text: str) -> int:
+    """--file-cache-bytes: a file larger than the whole cache is refused, so a cache too small
+    for any export (0 among them) is refused at start instead."""
+    value = _bytes(text)
+    if value < MIN_FILE_CACHE_BYTES:
+        raise ValueError(
+            f"{text!r} is less than 1MB; an export file larger than the cache cannot be "
+            "downloaded (the emulator answers 507 instead of making it again for every download)"
+        )
+    return value
+
+
 def _rate_limit(text: str) -> RateLimit | None:
     return RateLimit.parse(text)
 
@@ -417,10 +447,19 @@ class Settings:
     )
     file_cache_bytes: int = _option(
         2 << 30,
-        _bytes,
+        _cache_size,
         "disk kept for finished export files (in --data-dir/files, else a temporary folder); "
-        "least recently used files go first and are remade byte-identically",
+        "least recently used files go first and are remade byte-identically; making a file that "
+        "outgrows all of it stops there, and its downloads answer 507 (at least 1MB)",
         metavar="SIZE",
+    )
+    max_export_events: int = _option(
+        10_000_000,
+        _count,
+        "largest export a tenant may create, in estimated events (10M: ~0.7 GB of NDJSON gzip, "
+        "half a minute of two cores); a larger one is refused with 400 (per tenant: "
+        "POST /__emulator/config maxExportEvents)",
+        metavar="N",
     )
 
     @classmethod

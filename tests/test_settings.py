@@ -200,3 +200,35 @@ def test_export_workers_and_file_cache_size():
     assert Settings.load({}, environ).file_cache_bytes == 2**30
     with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES.*not a size"):
         Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "lots"})
+
+
+def test_max_export_events_from_flags_and_env():
+    _, defaults = settings_from([], environ={})
+    assert defaults.max_export_events == 10_000_000
+    env = {"FULLSTORY_EMULATOR_MAX_EXPORT_EVENTS": "500k"}
+    assert Settings.load({}, env).max_export_events == 500_000
+    _, flagged = settings_from(["--max-export-events", "2M"], environ=env)  # the flag wins
+    assert flagged.max_export_events == 2_000_000
+    for text, value in (("25_000_000", 25_000_000), ("1.5M", 1_500_000), ("1G", 10**9)):
+        assert Settings.load({}, {"FULLSTORY_EMULATOR_MAX_EXPORT_EVENTS": text}) == Settings(
+            max_export_events=value
+        )
+    assert Settings.load({}, flagged.to_environ()).max_export_events == 2_000_000  # to workers
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "lots", "1e6", "1.5", "2_", "1000000000001"])
+def test_max_export_events_refuses_what_is_not_a_count(text, capsys):
+    with pytest.raises(SettingsError, match="FULLSTORY_EMULATOR_MAX_EXPORT_EVENTS"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_MAX_EXPORT_EVENTS": text})
+    with pytest.raises(SystemExit):
+        settings_from(["--max-export-events", text], environ={})
+    assert "--max-export-events" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["0", "999999", "512KiB"])
+def test_a_file_cache_smaller_than_a_megabyte_is_refused(text):
+    with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES: .* is less than 1MB; .* 507"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": text})
+    assert (
+        Settings.load({}, {"FULLSTORY_EMULATOR_FILE_CACHE_BYTES": "1MB"}).file_cache_bytes == 10**6
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..clock import Clock
-from ..errors import InvalidArgument, NotFound, echo
+from ..errors import InvalidArgument, NotFound, PermissionDenied, echo
 from ..ids import mix, text_key
 from ..resources import fixture
 from ..store import Store
@@ -212,7 +212,25 @@ class ControlService:
     def set_rate_limit(self, tenant: str | None, body: Mapping[str, Any]) -> None:
         self._store.update_control(tenant, lambda s: (specs.rate_limit_override(body, s), None))
 
-    def set_config(self, tenant: str | None, body: Mapping[str, Any]) -> None:
+    def set_config(
+        self,
+        tenant: str | None,
+        body: Mapping[str, Any],
+        *,
+        max_export_events_ceiling: int | None = None,
+    ) -> None:
+        """Set overrides; `max_export_events_ceiling` is the highest `maxExportEvents` this
+        caller may set (a tenant's own key under `--control-auth tenant`), None: any."""
+        specs.config_override(body, ControlState())  # validate before touching the state
+        wanted = body.get("maxExportEvents")  # checked above: a number, or None (the setting)
+        ceiling = max_export_events_ceiling
+        if ceiling is not None and wanted is not None and wanted > ceiling:
+            raise PermissionDenied(
+                f"maxExportEvents {wanted} would lift this tenant's export limit above the "
+                f"instance's ({ceiling}); a tenant's key may only lower it: send the admin "
+                "X-Emulator-Token to raise it, or start the emulator with a larger "
+                "--max-export-events"
+            )
         self._store.update_control(tenant, lambda s: (specs.config_override(body, s), None))
 
     # -- scenarios and reset ---------------------------------------------------------------

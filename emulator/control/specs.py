@@ -15,7 +15,7 @@ from typing import Any
 
 from ..contract import FAILURE_STATES
 from ..errors import InvalidArgument, echo
-from ..settings import RateLimit
+from ..settings import MAX_EXPORT_EVENTS, RateLimit
 from ..store.records import UNSET, ControlState, FaultRule, LifecycleRule
 
 DAY = 86400
@@ -45,13 +45,14 @@ FAULT_MEMBERS = (
     "probability",
 )
 RATE_LIMIT_MEMBERS = ("limit", "denyNext", "retryAfter")
-CONFIG_MEMBERS = ("urlTtl", "exportDuration", "failureState")
+CONFIG_MEMBERS = ("urlTtl", "exportDuration", "failureState", "maxExportEvents")
 LIMITS = {
     "status": 599,
     "latencyMs": 600_000,
     "finishAfterSeconds": 10 * 366 * DAY,
     "urlTtl": 10 * 366 * DAY,
     "exportDuration": 10 * 366 * DAY,
+    "maxExportEvents": MAX_EXPORT_EVENTS,
 }
 DEFAULT_LIMIT = 1_000_000_000
 _DECIMAL = re.compile(r"\d{1,12}(?:\.\d{1,6})?", re.ASCII)
@@ -261,12 +262,22 @@ def config_override(body: Mapping[str, Any], state: ControlState) -> ControlStat
             changes[attr] = UNSET if body[name] is None else number(body, name, low=low)
     if "failureState" in body:
         changes["failure_state"] = failure_state(body["failureState"])
+    if "maxExportEvents" in body:
+        changes["max_export_events"] = max_export_events(body)
     if not changes:
         raise InvalidArgument(
-            "config takes urlTtl and/or exportDuration (seconds, or null) and/or failureState "
-            f"({' or '.join(FAILURE_STATES)}, or null)"
+            "config takes urlTtl and/or exportDuration (seconds, or null), failureState "
+            f"({' or '.join(FAILURE_STATES)}, or null) and/or maxExportEvents (an integer "
+            f"from 1 to {MAX_EXPORT_EVENTS}, or null)"
         )
     return replace(state, **changes)
+
+
+def max_export_events(body: Mapping[str, Any]) -> Any:
+    """`maxExportEvents`: the largest export, in estimated events, or null for the setting."""
+    if body["maxExportEvents"] is None:
+        return UNSET
+    return number(body, "maxExportEvents", low=1, integer=True)
 
 
 def failure_state(value: Any) -> Any:

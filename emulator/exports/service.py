@@ -28,15 +28,16 @@ from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_IND
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..control.specs import lifecycle_rule
-from ..errors import InvalidArgument, NoSuchKey, NotFound, echo
+from ..errors import InsufficientStorage, InvalidArgument, NoSuchKey, NotFound, echo
 from ..files import stream
-from ..files.cache import FileCache, OpenFile
+from ..files.cache import FileCache, FileTooLarge, OpenFile
 from ..files.export import (
-    EVENTS_PER_INDIVIDUAL_DAY,
     PARALLEL_MIN_EVENTS,
     ExportJob,
     Maker,
+    data_days,
     default_fields,
+    estimated_events,
     file_bytes,
 )
 from ..files.fields import resolve_fields
@@ -131,9 +132,12 @@ class ExportService:
         tenant = principal.tenant
         now = self.clock.now(tenant)
         spec = self._resolve(request, segment, to_ms(now))
+        world = self.world
+        estimate = estimated_events(spec, world.origin_ms, world.population, world.density)
+        self._check_size(spec, estimate, control)
         failure = segment.failure
         lifecycle = Lifecycle(
-            duration=self._duration(spec, control),
+            duration=self._duration(estimate, control),
             failure=failure.message if failure else None,
             fail_at=failure.at_fraction if failure else 1.0,
         )
@@ -155,10 +159,8 @@ class ExportService:
             segment_name=segment.name,
         )
         self.store.add_operation(record)
-        if failure is None:
-            job = self.job(record, segment)
-            if job.estimated_events() >= PARALLEL_MIN_EVENTS:
-                self._prepare(job)
+        if failure is None and estimate >= PARALLEL_MIN_EVENTS:
+            self._prepare(self.job(record, segment))
         return record
 
     def _prepare(self, job: ExportJob) -> None:
@@ -191,6 +193,8 @@ class ExportService:
                 self._open(job).close()
             except RuntimeError:  # the process is exiting: its worker pool was shut down
                 return
+            except FileTooLarge as exc:  # told once; its downloads answer why
+                self._too_large(exc)
             except Exception:  # the download will try again, and answer the error there
                 logger.exception("making export file %s failed", job.key())
 
@@ -232,10 +236,27 @@ class ExportService:
             as_of_ms=as_of,
         )
 
-    def _duration(self, spec: ExportSpec, control: ControlView) -> float:
-        lo, hi = spec.rows_window
-        days = max(0, hi - lo) / 86_400_000
-        estimate = self.world.population * self.world.density * days * EVENTS_PER_INDIVIDUAL_DAY
+    def _check_size(self, spec: ExportSpec, estimate: float, control: ControlView) -> None:
+        """Refuse an export larger than the tenant's --max-export-events when it is created.
+
+        The estimate is known then, so the client learns at once, in the create call's own
+        answer, what to change: no operation is stored, no lifecycle rule is spent, and no
+        core works for minutes on a file nobody can use. (An operation failed later instead
+        would look to a client like any other failed export, which it may create again.)"""
+        limit = control.setting("max_export_events", self.settings.max_export_events)
+        if estimate <= limit:
+            return
+        days = data_days(spec, self.world.origin_ms)
+        raise InvalidArgument(
+            f"this export would read about {estimate:,.0f} events ({self.world.population:,} "
+            f"individuals over the {days:,.1f} days of data where its timeRange and "
+            f"segmentTimeRange meet), more than the limit of {limit:,} estimated events; "
+            "export a shorter timeRange or segmentTimeRange, or raise the limit: "
+            "--max-export-events N (FULLSTORY_EMULATOR_MAX_EXPORT_EVENTS), or for this tenant "
+            'POST /__emulator/config {"maxExportEvents": N}'
+        )
+
+    def _duration(self, estimate: float, control: ControlView) -> float:
         extra = self.settings.export_duration_per_million * estimate / 1_000_000
         base = control.setting("export_duration", self.settings.export_duration)
         return round(base + extra, 3)
@@ -514,7 +535,23 @@ class ExportService:
     def open_file(self, download: Download) -> OpenFile:
         """The download's file, made (on every core for a large one) if it is not kept. Blocks
         for as long as making it takes: call it from a thread, not the event loop."""
-        return self._open(download.job)
+        try:
+            return self._open(download.job)
+        except FileTooLarge as exc:
+            raise self._too_large(exc) from None
+
+    def _too_large(self, exc: FileTooLarge) -> InsufficientStorage:
+        """The download's answer to a file larger than the whole cache; a warning in the log
+        the first time it is found (later downloads are answered from the cache's marker)."""
+        details = (
+            f"this export's file is larger than --file-cache-bytes ({exc.max_bytes:,} bytes; "
+            "FULLSTORY_EMULATOR_FILE_CACHE_BYTES), so it is not kept and not made again for "
+            "each download; raise --file-cache-bytes, or export a shorter timeRange or "
+            "segmentTimeRange (--max-export-events bounds what a tenant may create)"
+        )
+        if exc.found:
+            logger.warning("export file %s not kept: %s", exc.key, details)
+        return InsufficientStorage(details)
 
     def _open(self, job: ExportJob) -> OpenFile:
         parallel = self.pool.blocks if self.pool is not None else None

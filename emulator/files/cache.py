@@ -6,6 +6,11 @@ The cache holds at most `max_bytes`; the least recently used files go first. A f
 being read is never disturbed by eviction: it is unlinked, and its readers keep their open
 descriptor. One thread makes a given file while others wanting it wait; worker processes
 sharing a data dir may each make it, writing to their own temporary name and renaming.
+
+A file that grows past `max_bytes` on its own is never kept: it could only be evicted at once
+and made again by every download. Making it stops there (`FileTooLarge`), and a marker
+(`<key>.too-large`, holding the cache size it outgrew) answers later requests at once, until
+the cache is made larger.
 """
 
 from __future__ import annotations
@@ -22,6 +27,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 SUFFIX = ".gz"
+TOO_LARGE = ".too-large"
+
+
+class FileTooLarge(Exception):
+    """The file is larger than the whole cache, so it is not kept; `found` says whether this
+    call found it out (by making the file up to the cache's size) or a marker recalled it."""
+
+    def __init__(self, key: str, max_bytes: int, *, found: bool) -> None:
+        super().__init__(f"export file {key} is larger than the file cache ({max_bytes} bytes)")
+        self.key, self.max_bytes, self.found = key, max_bytes, found
 
 
 @dataclass
@@ -59,7 +74,12 @@ class FileCache:
             try:
                 opened = self._open(path)
             except FileNotFoundError:
-                self._write(path, make())
+                self._check_not_too_large(key)
+                try:
+                    self._write(path, make())
+                except FileTooLarge:
+                    self._marker(key).write_text(str(self.max_bytes), encoding="ascii")
+                    raise
                 opened = self._open(path)
                 self._evict()
             else:
@@ -73,6 +93,21 @@ class FileCache:
     def contains(self, key: str) -> bool:
         return self.path(key).exists()
 
+    def _marker(self, key: str) -> Path:
+        return self.directory / f"{key}{TOO_LARGE}"
+
+    def _check_not_too_large(self, key: str) -> None:
+        """Raise FileTooLarge if the file is known to outgrow a cache of this size; forget a
+        marker left under a smaller cache (the file may fit now)."""
+        marker = self._marker(key)
+        try:
+            outgrown = int(marker.read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return
+        if outgrown >= self.max_bytes:
+            raise FileTooLarge(key, self.max_bytes, found=False)
+        marker.unlink(missing_ok=True)
+
     def close(self) -> None:
         """Remove a temporary cache's folder (a --data-dir cache is kept)."""
         cleanup = getattr(self, "_cleanup", None)
@@ -85,13 +120,25 @@ class FileCache:
         return OpenFile(file, os.fstat(file.fileno()).st_size)
 
     def _write(self, path: Path, chunks: Iterable[bytes]) -> None:
+        """Write the file under a temporary name, then rename it; stop (FileTooLarge) as soon
+        as it passes max_bytes, so that it never takes more than the cache's room on disk."""
         part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+        source = iter(chunks)
+        written = 0
         try:
             with part.open("wb") as out:
-                for chunk in chunks:
+                for chunk in source:
+                    written += len(chunk)
+                    if written > self.max_bytes:
+                        raise FileTooLarge(
+                            path.name.removesuffix(SUFFIX), self.max_bytes, found=True
+                        )
                     out.write(chunk)
             os.replace(part, path)
         finally:
+            close = getattr(source, "close", None)
+            if close is not None:  # a generator stopped early: its workers' blocks are cancelled
+                close()
             part.unlink(missing_ok=True)
 
     def _evict(self) -> None:

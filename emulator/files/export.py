@@ -78,9 +78,21 @@ class ExportJob:
         return math.ceil(self.population / BLOCK_INDIVIDUALS)
 
     def estimated_events(self) -> float:
-        lo, hi = self.spec.rows_window
-        days = max(0, hi - lo) / 86_400_000
-        return self.population * self.density * days * EVENTS_PER_INDIVIDUAL_DAY
+        return estimated_events(self.spec, self.origin_ms, self.population, self.density)
+
+
+def estimated_events(spec: ExportSpec, origin_ms: int, population: int, density: float) -> float:
+    """About how many events an export reads, known before any is made: what sizes its
+    duration, decides whether workers make its file, and what --max-export-events bounds.
+    Every kind reads the events of its rows window (an individual export too, to match its
+    people); the days before the world's first (`origin_ms`) hold none."""
+    return population * density * data_days(spec, origin_ms) * EVENTS_PER_INDIVIDUAL_DAY
+
+
+def data_days(spec: ExportSpec, origin_ms: int) -> float:
+    """Days of data in the export's rows window: from the world's first day at the earliest."""
+    lo, hi = spec.rows_window
+    return max(0, hi - max(lo, origin_ms)) / 86_400_000
 
 
 @dataclass(frozen=True)

@@ -51,12 +51,7 @@ def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         em: Emulator = request.app.state.emulator
         token = em.settings.control_token
-        sent = request.headers.get("x-emulator-token")
-        admin = (
-            bool(token)
-            and sent is not None
-            and hmac.compare_digest(sent.encode("utf-8", "replace"), (token or "").encode())
-        )
+        admin = is_admin(request, em)
         caller = caller_of(request)
         if em.settings.control_auth == "tenant":
             if not caller.authorization and not admin:
@@ -69,6 +64,17 @@ def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return await handler(request, em, control_tenant(request))
 
     return run
+
+
+def is_admin(request: Request, em: Emulator) -> bool:
+    """Whether the request carries the admin token (`--control-token`)."""
+    token = em.settings.control_token
+    sent = request.headers.get("x-emulator-token")
+    return (
+        bool(token)
+        and sent is not None
+        and hmac.compare_digest(sent.encode("utf-8", "replace"), (token or "").encode())
+    )
 
 
 TENANT_HEADER = "x-emulator-tenant"
@@ -269,7 +275,13 @@ async def rate_limit(request: Request, em: Emulator, tenant: str | None) -> Resp
 
 @control
 async def config(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.control.set_config(tenant, await body_of(request))
+    """Under `--control-auth tenant` a tenant's own key may lower its export limit, but not
+    raise it past the instance's: only the admin token may (else the limit would bound
+    nothing a tenant could not lift)."""
+    ceiling = None
+    if tenant is not None and em.settings.control_auth == "tenant" and not is_admin(request, em):
+        ceiling = em.control.view(None).setting("max_export_events", em.settings.max_export_events)
+    em.control.set_config(tenant, await body_of(request), max_export_events_ceiling=ceiling)
     return ok(request)
 
 
@@ -419,6 +431,7 @@ CONFIG = (
     ("urlTtl", "url_ttl"),
     ("exportDuration", "export_duration"),
     ("failureState", "failure_state"),
+    ("maxExportEvents", "max_export_events"),
 )
 
 

@@ -378,6 +378,12 @@ def fullstory_paths(bucket: str) -> dict[str, Any]:
                     "400": storage_error,
                     "403": storage_error,
                     "404": storage_error,
+                    "507": {
+                        "description": "InsufficientStorage: the file is larger than the "
+                        "whole file cache (--file-cache-bytes), so it is not kept or made "
+                        "again; the Details say which settings to change",
+                        "content": {"application/xml": {"schema": {"type": "string"}}},
+                    },
                 },
             }
         },
@@ -554,6 +560,13 @@ def control_paths() -> dict[str, Any]:
                 "emulator's default) or FAILED (what FullStory's own clients, "
                 "hauser and the SDKs, recognise)",
             },
+            "maxExportEvents": {
+                **count(1, LIMITS["maxExportEvents"]),
+                "description": "the largest export this scope may create, in estimated "
+                "events (--max-export-events); a larger one is refused with 400. Under "
+                "--control-auth tenant a tenant's key may not set it above the instance's "
+                "(403): only the admin token may",
+            },
         },
     }
     paths: dict[str, Any] = {
@@ -669,9 +682,11 @@ def control_paths() -> dict[str, Any]:
         },
         "/__emulator/config": {
             "post": control(
-                "Override urlTtl, exportDuration or failureState (null restores the setting)",
+                "Override urlTtl, exportDuration, failureState or maxExportEvents (null "
+                "restores the setting)",
                 empty,
                 body=config_body,
+                errors=[400, 401, 403, 404],
                 name="config",
             )
         },
@@ -868,11 +883,18 @@ def console_paths(control: Any) -> dict[str, Any]:
                 json_body(
                     {
                         "type": "object",
-                        "required": ["urlTtl", "exportDuration", "failureState", "overrides"],
+                        "required": [
+                            "urlTtl",
+                            "exportDuration",
+                            "failureState",
+                            "maxExportEvents",
+                            "overrides",
+                        ],
                         "properties": {
                             "urlTtl": {"type": "number"},
                             "exportDuration": {"type": "number"},
                             "failureState": {"type": "string"},
+                            "maxExportEvents": {"type": "integer"},
                             "overrides": {"type": "object"},
                         },
                     }

@@ -75,6 +75,7 @@ def encode_control(state: ControlState) -> dict[str, Any]:
         "url_ttl": _override(state.url_ttl),
         "export_duration": _override(state.export_duration),
         "failure_state": _override(state.failure_state),
+        "max_export_events": _override(state.max_export_events),
         "next_rule": state.next_rule,
     }
 
@@ -93,7 +94,8 @@ def decode_control(data: dict[str, Any]) -> ControlState:
         deny_retry_after=data["deny_retry_after"],
         url_ttl=_restore(data["url_ttl"]),
         export_duration=_restore(data["export_duration"]),
-        # absent from state written before the override existed
+        # absent from state written before these overrides existed
         failure_state=_restore(data.get("failure_state", {"unset": True})),
+        max_export_events=_restore(data.get("max_export_events", {"unset": True})),
         next_rule=data["next_rule"],
     )

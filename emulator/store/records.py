@@ -140,4 +140,5 @@ class ControlState:
     url_ttl: float | _Unset = UNSET  # seconds
     export_duration: float | _Unset = UNSET
     failure_state: str | _Unset = UNSET  # ERROR or FAILED
+    max_export_events: int | _Unset = UNSET  # estimated events
     next_rule: int = 1

@@ -291,10 +291,19 @@ class EmulatorHandle:
         )
 
     def configure(
-        self, *, url_ttl: float | None = None, export_duration: float | None = None
+        self,
+        *,
+        url_ttl: float | None = None,
+        export_duration: float | None = None,
+        max_export_events: int | None = None,
     ) -> dict[str, Any]:
-        """Per-tenant `urlTtl`/`exportDuration` (`POST /__emulator/config`, beyond the spec)."""
-        fields = {"urlTtl": url_ttl, "exportDuration": export_duration}
+        """Per-tenant `urlTtl`/`exportDuration`/`maxExportEvents` (`POST /__emulator/config`,
+        beyond the spec)."""
+        fields = {
+            "urlTtl": url_ttl,
+            "exportDuration": export_duration,
+            "maxExportEvents": max_export_events,
+        }
         return self.control("POST", "/config", {k: v for k, v in fields.items() if v is not None})
 
     # -- the journal, scenarios, reset -----------------------------------------------------------

@@ -8,7 +8,9 @@ import threading
 import time
 from pathlib import Path
 
-from emulator.files.cache import FileCache
+import pytest
+
+from emulator.files.cache import FileCache, FileTooLarge
 
 
 class Maker:
@@ -68,8 +70,9 @@ def test_least_recently_used_files_go_first_and_come_back_alike(tmp_path):
 
 
 def test_a_reader_keeps_an_evicted_file(tmp_path):
-    cache = FileCache(tmp_path, 0)  # keeps nothing
+    cache = FileCache(tmp_path, 20)  # room for one of these
     opened = cache.open("k", Maker(b"still readable"))
+    read(cache, "other", Maker(b"evicts the first"))
     assert not cache.contains("k")
     assert opened.file.read() == b"still readable"
     opened.close()
@@ -107,3 +110,46 @@ def test_a_temporary_cache_removes_its_folder():
     assert Path(folder).is_dir()
     cache.close()
     assert not Path(folder).exists()
+
+
+class Endless:
+    """A file of `chunks` chunks of ten bytes, noting how many were taken and whether it was
+    stopped (as a worker pool's blocks are cancelled)."""
+
+    def __init__(self, chunks: int) -> None:
+        self.chunks, self.taken, self.calls, self.stopped = chunks, 0, 0, False
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        try:
+            for _ in range(self.chunks):
+                self.taken += 1
+                yield b"0123456789"
+        finally:
+            self.stopped = self.taken < self.chunks
+
+
+def test_a_file_larger_than_the_cache_stops_at_its_size_and_is_not_made_again(tmp_path):
+    cache, make = FileCache(tmp_path, 25), Endless(1000)
+    with pytest.raises(FileTooLarge) as first:
+        cache.open("k", make)
+    assert first.value.found and first.value.max_bytes == 25
+    assert make.taken == 3 and make.stopped  # 30 bytes > 25: no more was made
+    assert [p.name for p in tmp_path.iterdir()] == ["k.too-large"]  # no file, no part
+    with pytest.raises(FileTooLarge) as again:
+        cache.open("k", make)
+    assert not again.value.found and make.calls == 1  # answered from the marker
+    with pytest.raises(FileTooLarge):  # a new cache of the same size remembers it
+        FileCache(tmp_path, 25).open("k", make)
+    assert make.calls == 1
+    assert read(cache, "other", Maker(b"fits")) == b"fits"  # other files are kept as before
+
+
+def test_a_larger_cache_makes_a_file_that_outgrew_a_smaller_one(tmp_path):
+    with pytest.raises(FileTooLarge):
+        FileCache(tmp_path, 25).open("k", Endless(5))
+    larger, make = FileCache(tmp_path, 50), Endless(5)
+    opened = larger.open("k", make)
+    assert opened.size == 50 and make.calls == 1
+    opened.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["k.gz"]  # the marker is gone

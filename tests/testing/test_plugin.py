@@ -19,7 +19,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from emulator.client.core import DownloadExpired, ExportFailed, FullStoryClient, NotFound
+from emulator.client.core import (
+    DownloadExpired,
+    ExportFailed,
+    FullStoryClient,
+    FullStoryError,
+    NotFound,
+)
 from emulator.testing.plugin import START, EmulatorHandle, JournalEntry
 
 pytest_plugins = ["pytester"]
@@ -286,6 +292,15 @@ def test_config_and_rate_limit_settings(fs, tmp_path):
     fs.client.get_segment("everyone")
     assert fs.sleeps[-1] > 0  # the second one waited for its Retry-After
     assert [e.status for e in fs.requests(path="/segments/v1/everyone")] == [200, 429, 200]
+
+
+def test_configure_sets_the_tenants_export_limit(fs):
+    fs.configure(max_export_events=10)  # the session's server: the handle holds the admin token
+    with pytest.raises(FullStoryError, match="more than the limit of 10 estimated events") as err:
+        fs.client.create_export("everyone", time_range=LAST_DAY)
+    assert err.value.status == 400 and err.value.code == 3
+    fs.configure(max_export_events=10**9)  # raised again
+    assert fs.client.create_export("everyone", time_range=LAST_DAY)
 
 
 def test_handle_client_is_a_fullstory_client(fullstory_emulator_asgi):

@@ -308,12 +308,15 @@ def test_the_file_is_made_once_and_remade_identically_after_eviction(make_harnes
     files[0].write_bytes(b"changed on disk")  # proof that the next download reads the cache
     assert kept.client.get(url).content == b"changed on disk"
 
-    nothing_kept = make_harness(file_cache_bytes=0)
-    url = finished_url(nothing_kept)
-    again = [nothing_kept.client.get(url) for _ in range(2)]
-    assert list(nothing_kept.em.exports.files.directory.glob("*.gz")) == []
-    assert again[0].content == again[1].content == first.content
-    assert again[0].headers["etag"] == again[1].headers["etag"] == first.headers["etag"]
+    one_kept = make_harness(file_cache_bytes=len(first.content) * 3 // 2)  # room for one file
+    url = finished_url(one_kept)
+    other = finished_url(one_kept, format="FORMAT_CSV")
+    again, csv = one_kept.client.get(url), one_kept.client.get(other)
+    cached = one_kept.em.exports.files.directory.glob("*.gz")
+    assert [f.name for f in cached] == [csv.headers["etag"].strip('"') + ".gz"]  # NDJSON went
+    remade = one_kept.client.get(url)
+    assert again.content == remade.content == first.content
+    assert again.headers["etag"] == remade.headers["etag"] == first.headers["etag"]
 
 
 def test_etag_differs_for_different_files_and_is_stable_across_instances(make_harness):

@@ -267,7 +267,13 @@ def test_config_shows_what_is_in_force_and_what_this_scope_overrides(make_harnes
         "urlTtl": 300,
         "exportDuration": 2,
         "failureState": "ERROR",
-        "overrides": {"urlTtl": None, "exportDuration": None, "failureState": None},
+        "maxExportEvents": 10_000_000,
+        "overrides": {
+            "urlTtl": None,
+            "exportDuration": None,
+            "failureState": None,
+            "maxExportEvents": None,
+        },
     }
     control(h, "POST", "config", {"urlTtl": 60})
     control(h, "POST", "config", {"exportDuration": 9}, as_tenant(MINE))
@@ -275,12 +281,19 @@ def test_config_shows_what_is_in_force_and_what_this_scope_overrides(make_harnes
         "urlTtl": 60,
         "exportDuration": 9,
         "failureState": "ERROR",
-        "overrides": {"urlTtl": None, "exportDuration": 9, "failureState": None},
+        "maxExportEvents": 10_000_000,
+        "overrides": {
+            "urlTtl": None,
+            "exportDuration": 9,
+            "failureState": None,
+            "maxExportEvents": None,
+        },
     }
     assert control(h, "GET", "config")["overrides"] == {
         "urlTtl": 60,
         "exportDuration": None,
         "failureState": None,
+        "maxExportEvents": None,
     }
 
 
