@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY, MCP_KEY, mask
-from .recording import Recording
+from .recording import Recording, RecordingError
 from .settings import ENV_PREFIX, Settings, SettingsError, choices, redact_url, shown_default
 from .tls import trust_instructions
 
@@ -157,7 +157,10 @@ def serve(settings: Settings) -> None:
         if settings.workers > 1:
             check_state(settings)  # each worker opens the store: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys, segments or recording, an unusable store
+    except RecordingError as exc:  # one line naming the file and the fix; 2, as a bad flag
+        print(f"fullstory-emulator: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except ValueError as exc:  # unreadable keys or segments, an unusable store
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = McpStarter.bind(settings)
     configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
@@ -293,7 +296,7 @@ def health(settings: Settings) -> int:
 def _banner(
     settings: Settings, mcp: McpStarter | None = None, recording: Recording | None = None
 ) -> None:
-    base = settings.base_url()
+    base = redact_url(settings.base_url())
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
         f"fullstory-emulator {__version__} listening on "
@@ -329,7 +332,7 @@ def _replay_line(settings: Settings, recording: Recording) -> str:
     )
     extra = f", plus those of {settings.segments}" if settings.segments else ""
     return (
-        f"  replaying:      {settings.replay} (recorded from {recording.api_url} at "
+        f"  replaying:      {settings.replay} (recorded from {redact_url(recording.api_url)} at "
         f"{recording.recorded_at}{', scrubbed' if recording.scrubbed else ''})\n"
         f"                  {len(recording.segments)} recorded segment(s){extra}; recorded "
         f"windows: {windows or 'none'}; outside them, data in the org's shape"
