@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
@@ -356,6 +356,30 @@ def open_file(root: Path, name: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def read_lines(root: Path, name: str) -> Iterator[tuple[int, bytes]]:
+    """The lines of a rows file (with their newline), numbered from 1, read through
+    `open_file`: a line longer than MAX_LINE_BYTES, or a file grown past its
+    limit since its size was checked, is refused rather than read into memory."""
+    path = root / name
+    left = LIMITS[ROWS]
+    with open_file(root, name) as file:
+        number = 0
+        while line := file.readline(min(MAX_LINE_BYTES, left) + 1):
+            number += 1
+            left -= len(line)
+            if left < 0:
+                raise RecordingError(
+                    f"{path}: grew over the limit of {LIMITS[ROWS]:,} bytes for a rows file "
+                    "while read; record a shorter --window"
+                )
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                raise RecordingError(
+                    f"{path}: line {number} is longer than {MAX_LINE_BYTES:,} bytes, more than "
+                    "any row; restore the file as `fullstory-emulator record` wrote it"
+                )
+            yield number, line
 
 
 def deeper_than(value: Any, limit: int) -> bool:

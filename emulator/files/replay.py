@@ -21,15 +21,12 @@ import orjson
 from ..contract import TYPE_EVENT, TYPE_INDIVIDUAL, TYPE_SCOPES
 from ..recording import (
     EXPORTS_DIR,
-    LIMITS,
     MAX_DEPTH,
-    MAX_LINE_BYTES,
-    ROWS,
     RecordedExport,
     Recording,
     RecordingError,
     deeper_than,
-    open_file,
+    read_lines,
     too_deep,
 )
 from ..store.records import ExportSpec
@@ -94,7 +91,7 @@ def _checked(root: Path, name: str) -> str:
     """The file's digest, once each of its lines is known to be a JSON object no deeper than
     MAX_DEPTH (RecordingError naming the line if not: at start, not at a download)."""
     digest = hashlib.sha256()
-    for number, line in _numbered(root, name):
+    for number, line in read_lines(root, name):
         digest.update(line)
         if not line.strip():
             continue
@@ -117,36 +114,12 @@ def _checked(root: Path, name: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def _numbered(root: Path, name: str) -> Iterator[tuple[int, bytes]]:
-    """The lines of a rows file (with their newline), numbered from 1, read through the
-    recording's bounded opener: a line longer than MAX_LINE_BYTES, or a file grown past its
-    limit since its size was checked, is refused rather than read into memory."""
-    path = root / name
-    left = LIMITS[ROWS]
-    with open_file(root, name) as file:
-        number = 0
-        while line := file.readline(min(MAX_LINE_BYTES, left) + 1):
-            number += 1
-            left -= len(line)
-            if left < 0:
-                raise RecordingError(
-                    f"{path}: grew over the limit of {LIMITS[ROWS]:,} bytes for a rows file "
-                    "while read; record a shorter --window"
-                )
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                raise RecordingError(
-                    f"{path}: line {number} is longer than {MAX_LINE_BYTES:,} bytes, more than "
-                    "any row; restore the file as `fullstory-emulator record` wrote it"
-                )
-            yield number, line
-
-
 def lines(recorded: RecordedRows, spec: ExportSpec) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """The recorded lines (without their newline) inside the spec's time range, each with its
     row decoded. The file is opened as at start (in a worker process too), so one swapped for a
     link or a device since is refused, not read."""
     start, end = spec.range_start_ms, spec.range_end_ms
-    for _number, raw in _numbered(Path(recorded.root), recorded.name):
+    for _number, raw in read_lines(Path(recorded.root), recorded.name):
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
