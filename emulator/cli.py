@@ -155,6 +155,8 @@ def serve(settings: Settings) -> None:
         # a recording that does not load stops the start once, before any worker tries it
         recording = Recording.load(settings.replay) if settings.replay else None
         if settings.workers > 1:
+            if recording is not None:
+                recording.rows_digests()  # its rows too (one worker would read them anyway)
             check_state(settings)  # each worker opens the store: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
     except RecordingError as exc:  # one line naming the file and the fix; 2, as a bad flag

@@ -21,6 +21,7 @@ replaying server (`files/replay.py`, `world/shape.py`) reads it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 from typing import Any, BinaryIO
+
+import orjson
 
 from .contract import EXPORT_TYPES, STATES
 from .timestamps import parse_rfc3339
@@ -183,6 +186,16 @@ class Recording:
         """segments.json as `SegmentCatalog.load` takes a file already read (its name, its
         JSON), so that it is read once, bounded, here."""
         return str(self.root / SEGMENTS), self.segments_document
+
+    def rows_digests(self) -> dict[str, str]:
+        """Each recorded rows file's digest (by its name under exports/), every line read and
+        checked: what a replay needs before it serves, which a server with several workers
+        checks once before starting them."""
+        digests: dict[str, str] = {}
+        for export in self.exports:
+            if export.file not in digests:
+                digests[export.file] = rows_digest(self.root, f"{EXPORTS_DIR}/{export.file}")
+        return digests
 
     def lifecycle_rules(self) -> list[dict[str, Any]]:
         """One lifecycle rule per recorded segment (its latest recording's timeline)."""
@@ -356,6 +369,33 @@ def open_file(root: Path, name: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def rows_digest(root: Path, name: str) -> str:
+    """The rows file's digest, once each of its lines is known to be a JSON object no deeper
+    than MAX_DEPTH (RecordingError naming the line if not: at start, not at a download)."""
+    digest = hashlib.sha256()
+    for number, line in read_lines(root, name):
+        digest.update(line)
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            if "depth" in str(exc):  # orjson's own limit, deeper than MAX_DEPTH
+                raise too_deep(root / name, number) from None
+            raise RecordingError(
+                f"{root / name}: line {number} is not JSON ({exc}); restore the file as "
+                "`fullstory-emulator record` wrote it"
+            ) from None
+        if not isinstance(row, dict):
+            raise RecordingError(
+                f"{root / name}: line {number} is not a JSON object; each line of a rows file "
+                "is one row, an object"
+            )
+        if line.count(b"[") + line.count(b"{") > MAX_DEPTH and deeper_than(row, MAX_DEPTH):
+            raise too_deep(root / name, number)
+    return digest.hexdigest()[:32]
 
 
 def read_lines(root: Path, name: str) -> Iterator[tuple[int, bytes]]:

@@ -9,7 +9,6 @@ projections go through the same encoders as the world's rows, so they read alike
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,16 +18,7 @@ from typing import Any
 import orjson
 
 from ..contract import TYPE_EVENT, TYPE_INDIVIDUAL, TYPE_SCOPES
-from ..recording import (
-    EXPORTS_DIR,
-    MAX_DEPTH,
-    RecordedExport,
-    Recording,
-    RecordingError,
-    deeper_than,
-    read_lines,
-    too_deep,
-)
+from ..recording import EXPORTS_DIR, RecordedExport, Recording, read_lines
 from ..store.records import ExportSpec
 from ..timestamps import parse_rfc3339, to_ms
 from ..world.shape import Shape
@@ -66,13 +56,11 @@ class Replay:
         self.recording = recording
         self.shape = Shape(recording.catalogue)
         self._windows: list[tuple[RecordedExport, int, int, RecordedRows]] = []
-        digests: dict[str, str] = {}
+        digests = recording.rows_digests()
         for export in recording.exports:
             name = f"{EXPORTS_DIR}/{export.file}"
-            digest = digests.get(name) or _checked(recording.root, name)
-            digests[name] = digest
             start, end = to_ms(parse_rfc3339(export.start)), to_ms(parse_rfc3339(export.end))
-            rows = RecordedRows(str(recording.root.absolute()), name, digest)
+            rows = RecordedRows(str(recording.root.absolute()), name, digests[export.file])
             self._windows.append((export, start, end, rows))
 
     def rows_for(self, spec: ExportSpec) -> RecordedRows | None:
@@ -85,33 +73,6 @@ class Replay:
             if start <= spec.range_start_ms and spec.range_end_ms <= end:
                 return rows
         return None
-
-
-def _checked(root: Path, name: str) -> str:
-    """The file's digest, once each of its lines is known to be a JSON object no deeper than
-    MAX_DEPTH (RecordingError naming the line if not: at start, not at a download)."""
-    digest = hashlib.sha256()
-    for number, line in read_lines(root, name):
-        digest.update(line)
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            if "depth" in str(exc):  # orjson's own limit, deeper than MAX_DEPTH
-                raise too_deep(root / name, number) from None
-            raise RecordingError(
-                f"{root / name}: line {number} is not JSON ({exc}); restore the file as "
-                "`fullstory-emulator record` wrote it"
-            ) from None
-        if not isinstance(row, dict):
-            raise RecordingError(
-                f"{root / name}: line {number} is not a JSON object; each line of a rows file "
-                "is one row, an object"
-            )
-        if line.count(b"[") + line.count(b"{") > MAX_DEPTH and deeper_than(row, MAX_DEPTH):
-            raise too_deep(root / name, number)
-    return digest.hexdigest()[:32]
 
 
 def lines(recorded: RecordedRows, spec: ExportSpec) -> Iterator[tuple[bytes, dict[str, Any]]]:

@@ -128,7 +128,12 @@ HOSTILE = {  # case: (the file named, the damage)
         "recording.json",
         lambda root, tmp: (root / "recording.json").write_bytes(b"[" * 100_000 + b"]" * 100_000),
     ),
+    "two-workers": (  # each worker read the rows, died with a traceback, and was restarted
+        "exports/rows.ndjson",
+        lambda root, tmp: (root / "exports" / "rows.ndjson").write_bytes(b'{"a": 1}\n{"a": [\n'),
+    ),
 }
+ARGS = {"two-workers": ("--workers", "2")}
 MEMORY_CAP = 2 << 30  # address space: a process reading /dev/zero whole fails rather than swaps
 MAX_RSS_KB = 400_000
 
@@ -143,7 +148,16 @@ def test_a_hostile_folder_stops_the_start_in_one_line(tmp_path, case):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_EMULATOR_")}
     with stderr.open("wb") as err:
         process = subprocess.Popen(
-            [*emulator_command(), "--port", "0", "--mcp-port", "off", "--replay", str(replay)],
+            [
+                *emulator_command(),
+                "--port",
+                "0",
+                "--mcp-port",
+                "off",
+                "--replay",
+                str(replay),
+                *ARGS.get(case, ()),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=env,
