@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ from emulator.recording import (
     deeper_than,
 )
 from emulator.settings import redact_url
-from tests.helpers import small_settings, write_recording
+from tests.helpers import Harness, harness_factory, small_settings, write_recording
 
 ROW = {"IndvId": 11, "EventStart": "2026-01-05T10:00:00.000Z", "EventType": "navigate"}
 ROWS_FILE = "rows.ndjson"
@@ -244,6 +244,36 @@ def test_just_under_the_limits_loads(tmp_path):
     line = json.dumps({**ROW, "long": "x" * (MAX_LINE_BYTES - 200)})
     (root / EXPORTS_DIR / ROWS_FILE).write_text(line + "\n")
     Emulator.build(small_settings(replay=root))
+
+
+@pytest.fixture
+def make_harness() -> Iterator[Callable[..., Harness]]:
+    yield from harness_factory()
+
+
+def test_a_rows_file_swapped_after_the_start_is_not_read_by_a_download(
+    make_harness, tmp_path, caplog
+):
+    """A download opens the rows file as the start did: a link out of the folder put there
+    since is refused (a storage 500 that shows no local path, one line in the log)."""
+    root = folder(tmp_path / "org")
+    h = make_harness(replay=root)
+    rows = root / EXPORTS_DIR / ROWS_FILE
+    secret = outside(tmp_path, "secret.ndjson", b'{"secret": "s3cret"}\n')
+    relink(rows, secret)
+    op = h.finish(
+        h.create(timeRange={"start": "2026-01-05T10:00:00Z", "end": "2026-01-05T11:00:00Z"})
+    )
+    assert op["state"] == "COMPLETED", op
+    response = h.client.get(h.location(op["results"]["searchExportId"]))
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/xml")
+    assert "<Code>InternalError</Code>" in response.text
+    assert "s3cret" not in response.text and str(tmp_path) not in response.text
+    logged = [
+        r.getMessage() for r in caplog.records if "outside the recording folder" in r.getMessage()
+    ]
+    assert logged and logged[0].startswith(f"{rows}: leads to {secret}")
 
 
 @pytest.mark.parametrize(

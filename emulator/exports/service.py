@@ -28,7 +28,7 @@ from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_IND
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..control.specs import lifecycle_rule
-from ..errors import InvalidArgument, NoSuchKey, NotFound
+from ..errors import InvalidArgument, NoSuchKey, NotFound, StorageError
 from ..files import stream
 from ..files.cache import FileCache, OpenFile
 from ..files.export import (
@@ -189,6 +189,8 @@ class ExportService:
                 self._open(job).close()
             except RuntimeError:  # the process is exiting: its worker pool was shut down
                 return
+            except RecordingError as exc:  # the download answers it; one line, no traceback
+                logger.error("%s", exc)
             except Exception:  # the download will try again, and answer the error there
                 logger.exception("making export file %s failed", job.key())
 
@@ -508,7 +510,15 @@ class ExportService:
     def open_file(self, download: Download) -> OpenFile:
         """The download's file, made (on every core for a large one) if it is not kept. Blocks
         for as long as making it takes: call it from a thread, not the event loop."""
-        return self._open(download.job)
+        try:
+            return self._open(download.job)
+        except RecordingError as exc:  # a replayed rows file changed since the start
+            logger.error("%s", exc)  # the one line, here; the client is not shown local paths
+            raise StorageError.for_status(
+                500,
+                "We encountered an internal error. Please try again.",
+                "The recording's rows file cannot be read; the emulator's log says why.",
+            ) from None
 
     def _open(self, job: ExportJob) -> OpenFile:
         parallel = self.pool.blocks if self.pool is not None else None
