@@ -382,7 +382,7 @@ def rows_digest(root: Path, name: str) -> str:
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            if "depth" in str(exc):  # orjson's own limit, deeper than MAX_DEPTH
+            if re.search("depth|recursion", str(exc), re.I):  # orjson's own limit (1024)
                 raise too_deep(root / name, number) from None
             raise RecordingError(
                 f"{root / name}: line {number} is not JSON ({exc}); restore the file as "
@@ -400,8 +400,8 @@ def rows_digest(root: Path, name: str) -> str:
 
 def read_lines(root: Path, name: str) -> Iterator[tuple[int, bytes]]:
     """The lines of a rows file (with their newline), numbered from 1, read through
-    `open_file`: a line longer than MAX_LINE_BYTES, or a file grown past its
-    limit since its size was checked, is refused rather than read into memory."""
+    `open_file`: a line longer than MAX_LINE_BYTES, or a file grown past its limit since its
+    size was checked, is refused rather than read into memory."""
     path = root / name
     left = LIMITS[ROWS]
     with open_file(root, name) as file:

@@ -208,6 +208,16 @@ def test_a_hostile_folder_is_refused_in_one_line_naming_the_file(tmp_path, case)
     assert "; " in message  # and then the fix
 
 
+def test_a_folder_name_cannot_break_the_line_or_write_to_the_terminal(tmp_path):
+    root = folder(tmp_path / "org\n\x1b[2Jnext")
+    (root / FIELDS).unlink()
+    with pytest.raises(RecordingError) as caught:
+        Recording.load(root)
+    message = str(caught.value)
+    assert message.splitlines() == [message] and "\x1b" not in message
+    assert "org\\n\\x1b[2Jnext/fields.json: missing" in message
+
+
 def test_a_device_inside_the_folder_is_refused_before_it_is_opened(tmp_path):
     root = folder(tmp_path / "org")
     (root / FIELDS).unlink()
