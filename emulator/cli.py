@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .auth import DEMO_KEY, MCP_KEY, mask
-from .recording import Recording
+from .recording import Recording, RecordingError
 from .settings import ENV_PREFIX, Settings, SettingsError, choices, redact_url, shown_default
 from .tls import trust_instructions
 
@@ -161,9 +161,14 @@ def serve(settings: Settings) -> None:
         # a recording that does not load stops the start once, before any worker tries it
         recording = Recording.load(settings.replay) if settings.replay else None
         if settings.workers > 1:
+            if recording is not None:
+                recording.rows_digests()  # its rows too (one worker would read them anyway)
             check_state(settings)  # each worker opens the store: say once what is wrong
         server = make_server(settings) if settings.workers == 1 else None
-    except ValueError as exc:  # unreadable keys, segments or recording, an unusable store
+    except RecordingError as exc:  # one line naming the file and the fix; 2, as a bad flag
+        print(f"fullstory-emulator: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except ValueError as exc:  # unreadable keys or segments, an unusable store
         raise SystemExit(f"fullstory-emulator: {exc}") from None
     mcp = McpStarter.bind(settings)
     configure_logging(settings)  # last: each server's uvicorn config reset the shared loggers
@@ -301,7 +306,7 @@ def _banner(
 ) -> None:
     from .instance import served_failure_state
 
-    base = settings.base_url()
+    base = redact_url(settings.base_url())
     keys = f"from {settings.keys}" if settings.keys else f"any well-formed key, e.g. {DEMO_KEY}"
     lines = [
         f"fullstory-emulator {__version__} listening on "
@@ -338,7 +343,7 @@ def _replay_line(settings: Settings, recording: Recording) -> str:
     )
     extra = f", plus those of {settings.segments}" if settings.segments else ""
     return (
-        f"  replaying:      {settings.replay} (recorded from {recording.api_url} at "
+        f"  replaying:      {settings.replay} (recorded from {redact_url(recording.api_url)} at "
         f"{recording.recorded_at}{', scrubbed' if recording.scrubbed else ''})\n"
         f"                  {len(recording.segments)} recorded segment(s){extra}; recorded "
         f"windows: {windows or 'none'}; outside them, data in the org's shape"

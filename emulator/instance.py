@@ -107,7 +107,7 @@ class Emulator:
         # load stops the start (RecordingError, a ValueError naming the file and the field).
         replay = Replay(Recording.load(settings.replay)) if settings.replay else None
         segments = SegmentCatalog.load(
-            replay.recording.segments_file if replay else None,
+            replay.recording.segments_source if replay else None,
             user_file("segments", settings.segments) if settings.segments else None,
         )
         scenarios = load_scenarios(

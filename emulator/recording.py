@@ -21,13 +21,17 @@ replaying server (`files/replay.py`, `world/shape.py`) reads it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
+from typing import Any, BinaryIO
+
+import orjson
 
 from .contract import EXPORT_TYPES, STATES
 from .timestamps import parse_rfc3339
@@ -43,6 +47,22 @@ CUSTOM_VAR_PREFIXES = ("user_", "evt_", "page_")
 MAX_VALUES = 50  # distinct values kept per field
 MAX_URL_PARTS = 200  # hosts and paths kept
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+# What a recording's files may be, so that a hostile folder cannot exhaust the memory: the most
+# bytes each kind of file may hold (docs/recording.md lists them), the longest line of a rows
+# file, and how deep arrays and objects may nest in any of them.
+ROWS = "rows"  # an exports/*.ndjson file
+MIB = 1 << 20
+LIMITS: Mapping[str, int] = {
+    MANIFEST: 4 * MIB,  # about 1 KiB per recorded export
+    SEGMENTS: 16 * MIB,  # about 300 bytes per segment
+    FIELDS: 16 * MIB,  # at most MAX_VALUES values per field
+    ROWS: 1024 * MIB,  # a busy org's hour, streamed, never held whole
+}
+MAX_LINE_BYTES = 16 * MIB  # one row of a rows file, which is held whole
+MAX_DEPTH = 64  # arrays and objects in arrays and objects; FullStory's rows nest about 3 deep
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def json_type(value: Any) -> str:
@@ -62,7 +82,15 @@ def json_type(value: Any) -> str:
 
 
 class RecordingError(ValueError):
-    """A recording folder is missing or malformed; the message names the file and the field."""
+    """A recording folder is missing, malformed or refused; the message is one line naming the
+    file (and the field) and the fix. Control characters, which a hostile file name could
+    carry to the terminal, are written escaped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], message))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -151,10 +179,23 @@ class Recording:
     segments: tuple[Mapping[str, Any], ...]
     catalogue: Catalogue
     exports: tuple[RecordedExport, ...] = field(default=())
+    segments_document: Mapping[str, Any] = field(default_factory=dict)  # segments.json, as read
 
     @property
-    def segments_file(self) -> Path:
-        return self.root / SEGMENTS
+    def segments_source(self) -> tuple[str, Mapping[str, Any]]:
+        """segments.json as `SegmentCatalog.load` takes a file already read (its name, its
+        JSON), so that it is read once, bounded, here."""
+        return str(self.root / SEGMENTS), self.segments_document
+
+    def rows_digests(self) -> dict[str, str]:
+        """Each recorded rows file's digest (by its name under exports/), every line read and
+        checked: what a replay needs before it serves, which a server with several workers
+        checks once before starting them."""
+        digests: dict[str, str] = {}
+        for export in self.exports:
+            if export.file not in digests:
+                digests[export.file] = rows_digest(self.root, f"{EXPORTS_DIR}/{export.file}")
+        return digests
 
     def lifecycle_rules(self) -> list[dict[str, Any]]:
         """One lifecycle rule per recorded segment (its latest recording's timeline)."""
@@ -163,14 +204,16 @@ class Recording:
 
     @classmethod
     def load(cls, root: Path) -> Recording:
-        manifest = _read(root / MANIFEST)
+        """The folder's recording, every file read bounded (`open_file`); RecordingError
+        naming the file and the fix if it does not load."""
+        manifest = read_json(root, MANIFEST)
         where = str(root / MANIFEST)
         if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
             raise RecordingError(f'{where}: expected an object with "version": {VERSION}')
-        segments = _read(root / SEGMENTS)
+        segments = read_json(root, SEGMENTS)
         if not isinstance(segments, dict) or not isinstance(segments.get("segments"), list):
             raise RecordingError(f'{root / SEGMENTS}: expected {{"segments": [...]}}')
-        catalogue = catalogue_from_json(_read(root / FIELDS), str(root / FIELDS))
+        catalogue = catalogue_from_json(read_json(root, FIELDS), str(root / FIELDS))
         items = manifest.get("exports", [])
         if not isinstance(items, list):
             raise RecordingError(f"{where}: exports must be a list")
@@ -183,6 +226,7 @@ class Recording:
             recorded_at=_str(manifest, "recordedAt", where),
             scrubbed=manifest.get("scrubbed") is True,
             segments=tuple(segments["segments"]),
+            segments_document=segments,
             catalogue=catalogue,
             exports=exports,
         )
@@ -249,15 +293,195 @@ def catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> Any:
+def read_json(root: Path, name: str) -> Any:
+    """A JSON file of the folder, read bounded (see `open_file`) and decoded no deeper than
+    MAX_DEPTH."""
+    path = root / name
+    with open_file(root, name) as file:
+        data = file.read(LIMITS[_kind(name)] + 1)
+    _check_size(path, len(data), _kind(name), read=True)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise too_deep(path) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a too-long integer
+        raise RecordingError(
+            f"{path}: not JSON ({exc}); restore the file as `fullstory-emulator record` "
+            "wrote it, or record the folder again"
+        ) from None
+    if deeper_than(value, MAX_DEPTH):
+        raise too_deep(path)
+    return value
+
+
+def open_file(root: Path, name: str) -> BinaryIO:
+    """Open the folder's file `name` (a path relative to `root`) for reading, or say in one
+    line what is wrong with it and how to fix it.
+
+    A recording is often someone else's folder, so its files are not trusted: the real path
+    (symlinks followed) must lie inside the folder, so a link never reads `/etc/shadow`; the
+    file must be a regular file, checked before it is opened (and again after, on the open
+    descriptor), so a device is never read and a FIFO never blocks the start; and it must be
+    within its kind's size limit (`LIMITS`), so `/dev/zero` or a huge file never fills the
+    memory. Readers still read at most the limit plus one byte, since a file can grow after
+    its size was checked."""
+    path = root / name
+    try:
+        folder = root.resolve(strict=True)
+    except OSError:
+        raise RecordingError(
+            f"{root}: no such folder; give --replay a folder written by `fullstory-emulator record`"
+        ) from None
+    if not folder.is_dir():
+        raise RecordingError(
+            f"{root}: not a folder; give --replay a folder written by `fullstory-emulator record`"
+        )
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise RecordingError(f"{path}: cannot follow it ({exc}); make it a plain file") from None
+    if not real.is_relative_to(folder):
+        raise RecordingError(
+            f"{path}: leads to {real}, outside the recording folder {folder}; copy the file "
+            "into the folder instead of linking to it"
+        )
+    try:
+        mode = os.stat(real).st_mode
     except FileNotFoundError:
         raise RecordingError(
-            f"{path}: missing; is {path.parent} a folder written by `fullstory-emulator record`?"
+            f"{path}: missing; is {root} a folder written by `fullstory-emulator record`? "
+            "Restore the file, or record the folder again"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise RecordingError(f"{path}: cannot read it: {exc}") from None
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if not S_ISREG(mode):
+        raise _not_a_file(path, _kind_of(mode))
+    try:  # O_NONBLOCK: were it swapped for a FIFO since, the open would not wait for a writer
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        stat = os.fstat(fd)
+        if not S_ISREG(stat.st_mode):
+            raise _not_a_file(path, _kind_of(stat.st_mode))
+        _check_size(path, stat.st_size, _kind(name))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def rows_digest(root: Path, name: str) -> str:
+    """The rows file's digest, once each of its lines is known to be a JSON object no deeper
+    than MAX_DEPTH (RecordingError naming the line if not: at start, not at a download)."""
+    digest = hashlib.sha256()
+    for number, line in read_lines(root, name):
+        digest.update(line)
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            if re.search("depth|recursion", str(exc), re.I):  # orjson's own limit (1024)
+                raise too_deep(root / name, number) from None
+            raise RecordingError(
+                f"{root / name}: line {number} is not JSON ({exc}); restore the file as "
+                "`fullstory-emulator record` wrote it"
+            ) from None
+        if not isinstance(row, dict):
+            raise RecordingError(
+                f"{root / name}: line {number} is not a JSON object; each line of a rows file "
+                "is one row, an object"
+            )
+        if line.count(b"[") + line.count(b"{") > MAX_DEPTH and deeper_than(row, MAX_DEPTH):
+            raise too_deep(root / name, number)
+    return digest.hexdigest()[:32]
+
+
+def read_lines(root: Path, name: str) -> Iterator[tuple[int, bytes]]:
+    """The lines of a rows file (with their newline), numbered from 1, read through
+    `open_file`: a line longer than MAX_LINE_BYTES, or a file grown past its limit since its
+    size was checked, is refused rather than read into memory."""
+    path = root / name
+    left = LIMITS[ROWS]
+    with open_file(root, name) as file:
+        number = 0
+        while line := file.readline(min(MAX_LINE_BYTES, left) + 1):
+            number += 1
+            left -= len(line)
+            if left < 0:
+                raise RecordingError(
+                    f"{path}: grew over the limit of {LIMITS[ROWS]:,} bytes for a rows file "
+                    "while read; record a shorter --window"
+                )
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                raise RecordingError(
+                    f"{path}: line {number} is longer than {MAX_LINE_BYTES:,} bytes, more than "
+                    "any row; restore the file as `fullstory-emulator record` wrote it"
+                )
+            yield number, line
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether decoded JSON nests arrays and objects more than `limit` deep, found without
+    recursion (a value nested 100,000 deep must give an answer, not a RecursionError)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _kind(name: str) -> str:
+    return name if name in LIMITS else ROWS
+
+
+def _check_size(path: Path, size: int, kind: str, *, read: bool = False) -> None:
+    """Refuse a file over its kind's limit (`size` as stat gave it, or, when `read`, the bytes
+    read, at most the limit plus one)."""
+    limit = LIMITS[kind]
+    if size > limit:
+        fix = "record a shorter --window" if kind == ROWS else "record the folder again"
+        what = "a rows file" if kind == ROWS else kind
+        shown = "" if read else f" ({size:,} bytes)"
+        raise RecordingError(
+            f"{path}: is over the limit of {limit:,} bytes for {what}{shown}; {fix}"
+        )
+
+
+def too_deep(path: Path, line: int | None = None) -> RecordingError:
+    where = f"{path}: line {line} is" if line else f"{path}: is"
+    return RecordingError(
+        f"{where} nested deeper than {MAX_DEPTH} levels of arrays and objects, which no "
+        "recording is; restore the file as `fullstory-emulator record` wrote it"
+    )
+
+
+def _not_a_file(path: Path, kind: str) -> RecordingError:
+    return RecordingError(
+        f"{path}: is {kind}, not a file; replace it with the file `fullstory-emulator record` wrote"
+    )
+
+
+def _unreadable(path: Path, exc: OSError) -> RecordingError:
+    return RecordingError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions")
+
+
+def _kind_of(mode: int) -> str:
+    if S_ISDIR(mode):
+        return "a folder"
+    if S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if S_ISCHR(mode):
+        return "a character device"
+    if S_ISBLK(mode):
+        return "a block device"
+    if S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def _str(data: Mapping[str, Any], name: str, where: str) -> str:
@@ -319,8 +543,9 @@ def _export_from_json(item: Any, where: str, root: Path) -> RecordedExport:
     except (TypeError, ValueError) as exc:
         raise RecordingError(f"{where}: start and end must be RFC 3339 ({exc})") from None
     name = _str(item, "file", where)
-    if not _FILE_NAME.match(name) or not (root / EXPORTS_DIR / name).is_file():
-        raise RecordingError(f"{where}: file {name!r} is not a file under {EXPORTS_DIR}/")
+    if not _FILE_NAME.match(name):
+        raise RecordingError(f"{where}: file {name!r} is not a file name under {EXPORTS_DIR}/")
+    open_file(root, f"{EXPORTS_DIR}/{name}").close()  # there, inside, a file, not too large
     fields = item.get("fields")
     if fields is not None and not (
         isinstance(fields, list) and all(isinstance(f, str) for f in fields)

@@ -240,9 +240,29 @@ def _store(text: str) -> str | None:
 
 
 def redact_url(url: str) -> str:
-    """`url` with its password replaced by ***, fit for banners, logs and error messages."""
-    url = re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@", r"\1:***@", url, flags=re.I)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.I)
+    """`url` fit for banners, logs and error messages: the one place a URL from a setting or a
+    recording is made safe to show. A web URL's user info goes whole (`https://***@host`: its
+    user name may be an API key); another's password only (`postgresql://emu:***@db`: a
+    database user name is a role, worth showing); a query value named like a credential
+    (`password`, `token`, `key`, a signature) becomes ***."""
+    match = _AUTHORITY.match(url)
+    if match:
+        scheme, userinfo = match.group(1), match.group(2)
+        if scheme.lower().rstrip(":/") in ("http", "https", "ws", "wss"):
+            shown = "***"
+        else:
+            user, colon, _password = userinfo.partition(":")
+            shown = f"{user}:***" if colon else userinfo
+        url = f"{scheme}{shown}@{url[match.end() :]}"
+    return _SECRET_QUERY.sub(r"\1***", url)
+
+
+_AUTHORITY = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#]*)@", re.I)
+_SECRET_QUERY = re.compile(
+    r"([?&](?:password|passwd|pwd|token|access_token|api_key|apikey|key|secret|signature|sig"
+    r"|x-goog-signature|x-amz-signature)=)[^&#]*",
+    re.I,
+)
 
 
 def _option(

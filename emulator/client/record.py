@@ -54,13 +54,15 @@ from ..recording import (
     FieldProfile,
     Poll,
     RecordedExport,
+    RecordingError,
     Timeline,
     catalogue_json,
     json_type,
     manifest_json,
+    read_lines,
     write_json,
 )
-from ..settings import RateLimit
+from ..settings import RateLimit, redact_url
 from ..timestamps import parse_rfc3339
 from .cli import DEFAULT_RATE_LIMIT, export_seconds, parse_duration, rfc3339
 from .core import (
@@ -323,15 +325,15 @@ class Profiler:
                 _count(self._hosts, parts.hostname)
             _count(self._paths, parts.path or "/")
 
-    def add_file(self, path: Path) -> None:
-        with path.open("rb") as lines:
-            for line in lines:
-                try:
-                    row = json.loads(line) if line.strip() else None
-                except ValueError:
-                    continue  # recorded as served; the catalogue describes what parses
-                if isinstance(row, dict):
-                    self.add(row)
+    def add_file(self, root: Path, name: str) -> None:
+        """The rows of the folder's file `name`, read bounded as a replay reads them."""
+        for _number, line in read_lines(root, name):
+            try:
+                row = json.loads(line) if line.strip() else None
+            except (ValueError, RecursionError):
+                continue  # recorded as served; the catalogue describes what parses
+            if isinstance(row, dict):
+                self.add(row)
 
     def catalogue(self) -> Catalogue:
         return Catalogue(
@@ -739,7 +741,7 @@ class Recorder:
         recorded = self._recorded()
         profiler = Profiler()
         for export in recorded:
-            profiler.add_file(self.root / EXPORTS_DIR / export.file)
+            profiler.add_file(self.root, f"{EXPORTS_DIR}/{export.file}")
         catalogue = profiler.catalogue()
         self.state["fieldCount"] = len(catalogue.fields)
         write_json(self.root / FIELDS, catalogue_json(catalogue))
@@ -853,7 +855,7 @@ def plan_from(
     default = EU_API_URL if key.startswith("eu1.") else DEFAULT_API_URL
     api_url = (args.api_url or environ.get("FULLSTORY_API_URL") or default).rstrip("/")
     if not re.match(r"https?://[^/?#]+", api_url):
-        raise RecordError(f"--api-url {api_url!r} is not an http(s) URL")
+        raise RecordError(f"--api-url {redact_url(api_url)!r} is not an http(s) URL")
     segments = tuple(dict.fromkeys(args.segment or ["everyone"]))
     if not all(s.strip() for s in segments):
         raise RecordError("--segment needs a segment id")
@@ -918,7 +920,7 @@ def main(
         message = "interrupted; rerun the same command to resume"
         reporter.emit("error", message=message)
         return EXIT_INTERRUPTED
-    except RecordError as exc:
+    except (RecordError, RecordingError) as exc:  # RecordingError: a recorded file refused
         reporter.emit("error", message=_secret_free(str(exc), key))
         return EXIT_FAILED
     except OSError as exc:

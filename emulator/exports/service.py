@@ -28,7 +28,7 @@ from ..contract import COMPLETED, FAILURE_STATES, PENDING, SCOPE_EVENT, TYPE_IND
 from ..control.rules import lifecycle_of
 from ..control.service import ControlView
 from ..control.specs import lifecycle_rule
-from ..errors import InsufficientStorage, InvalidArgument, NoSuchKey, NotFound, echo
+from ..errors import InsufficientStorage, InvalidArgument, NoSuchKey, NotFound, StorageError, echo
 from ..files import stream
 from ..files.cache import FileCache, FileTooLarge, OpenFile
 from ..files.export import (
@@ -195,6 +195,8 @@ class ExportService:
                 return
             except FileTooLarge as exc:  # told once; its downloads answer why
                 self._too_large(exc)
+            except RecordingError as exc:  # the download answers it; one line, no traceback
+                logger.error("%s", exc)
             except Exception:  # the download will try again, and answer the error there
                 logger.exception("making export file %s failed", job.key())
 
@@ -539,6 +541,13 @@ class ExportService:
             return self._open(download.job)
         except FileTooLarge as exc:
             raise self._too_large(exc) from None
+        except RecordingError as exc:  # a replayed rows file changed since the start
+            logger.error("%s", exc)  # the one line, here; the client is not shown local paths
+            raise StorageError.for_status(
+                500,
+                "We encountered an internal error. Please try again.",
+                "The recording's rows file cannot be read; the emulator's log says why.",
+            ) from None
 
     def _too_large(self, exc: FileTooLarge) -> InsufficientStorage:
         """The download's answer to a file larger than the whole cache; a warning in the log

@@ -9,7 +9,7 @@ projections go through the same encoders as the world's rows, so they read alike
 
 from __future__ import annotations
 
-import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from ..contract import TYPE_EVENT, TYPE_INDIVIDUAL, TYPE_SCOPES
-from ..recording import EXPORTS_DIR, RecordedExport, Recording, RecordingError
+from ..recording import EXPORTS_DIR, RecordedExport, Recording, read_lines
 from ..store.records import ExportSpec
 from ..timestamps import parse_rfc3339, to_ms
 from ..world.shape import Shape
@@ -30,8 +30,13 @@ _SCOPE_TYPES = {scope: export_type for export_type, scope in TYPE_SCOPES.items()
 class RecordedRows:
     """A recorded export's rows file, as an export job carries it (it pickles to workers)."""
 
-    path: str
+    root: str  # the recording's folder
+    name: str  # the file, under the folder
     digest: str  # sha256 of the file: part of the job's key, so caches never mix recordings
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.name)
 
 
 def export_type(spec: ExportSpec) -> str | None:
@@ -51,13 +56,12 @@ class Replay:
         self.recording = recording
         self.shape = Shape(recording.catalogue)
         self._windows: list[tuple[RecordedExport, int, int, RecordedRows]] = []
-        digests: dict[str, str] = {}
+        digests = recording.rows_digests()
         for export in recording.exports:
-            path = recording.root / EXPORTS_DIR / export.file
-            digest = digests.get(export.file) or _checked(path)
-            digests[export.file] = digest
+            name = f"{EXPORTS_DIR}/{export.file}"
             start, end = to_ms(parse_rfc3339(export.start)), to_ms(parse_rfc3339(export.end))
-            self._windows.append((export, start, end, RecordedRows(str(path.resolve()), digest)))
+            rows = RecordedRows(str(recording.root.absolute()), name, digests[export.file])
+            self._windows.append((export, start, end, rows))
 
     def rows_for(self, spec: ExportSpec) -> RecordedRows | None:
         """The recorded rows that answer `spec`: the latest recorded export of its segment and
@@ -71,46 +75,25 @@ class Replay:
         return None
 
 
-def _checked(path: Path) -> str:
-    """The file's digest, once each of its lines is known to be a JSON object (RecordingError
-    naming the line if not: at start, not at a download)."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as file:
-            for number, line in enumerate(file, 1):
-                digest.update(line)
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise RecordingError(f"{path}: line {number} is not JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise RecordingError(f"{path}: line {number} is not a JSON object")
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    return digest.hexdigest()[:32]
-
-
 def lines(recorded: RecordedRows, spec: ExportSpec) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """The recorded lines (without their newline) inside the spec's time range, each with its
-    row decoded."""
+    row decoded. The file is opened as at start (in a worker process too), so one swapped for a
+    link or a device since is refused, not read."""
     start, end = spec.range_start_ms, spec.range_end_ms
-    with open(recorded.path, "rb") as file:
-        for raw in file:
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
+    for _number, raw in read_lines(Path(recorded.root), recorded.name):
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
+            continue
+        row = orjson.loads(line)  # checked when the recording was loaded
+        when = row.get("EventStart")
+        if isinstance(when, str):
+            try:
+                at = to_ms(parse_rfc3339(when))
+            except ValueError:
                 continue
-            row = orjson.loads(line)  # checked when the recording was loaded
-            when = row.get("EventStart")
-            if isinstance(when, str):
-                try:
-                    at = to_ms(parse_rfc3339(when))
-                except ValueError:
-                    continue
-                if not start <= at < end:
-                    continue
-            yield line, row
+            if not start <= at < end:
+                continue
+        yield line, row
 
 
 def rows(recorded: RecordedRows, spec: ExportSpec) -> Iterator[dict[str, Any]]:

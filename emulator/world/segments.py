@@ -174,11 +174,12 @@ class SegmentCatalog:
         return cls(_segment(f"{source}: segments[{i}]", item) for i, item in enumerate(items))
 
     @classmethod
-    def load(cls, *paths: Path | Traversable | None) -> SegmentCatalog:
+    def load(cls, *paths: Path | Traversable | tuple[str, Any] | None) -> SegmentCatalog:
         """The embedded segments, then each file's in turn: a file adds its segments to those
         before it (or, with `"replaceDefaults": true`, replaces them all), and a segment with
         an id seen before replaces that one in place. (`--replay` puts the recording's file,
-        which replaces the defaults, before `--segments`.)
+        which replaces the defaults, before `--segments`; it comes already read, as a pair of
+        its name and its JSON, since a recording's files are read bounded by its loader.)
         """
         catalog = cls.parse(
             _read_json(fixture("segments.json"), "embedded segments.json"), "embedded segments.json"
@@ -186,8 +187,10 @@ class SegmentCatalog:
         for path in paths:
             if path is None:
                 continue
-            data = _read_json(path, str(path))
-            extra = cls.parse(data, str(path))
+            name, data = (
+                path if isinstance(path, tuple) else (str(path), _read_json(path, str(path)))
+            )
+            extra = cls.parse(data, name)
             if isinstance(data, dict) and data.get("replaceDefaults") is True:
                 catalog = extra
                 continue

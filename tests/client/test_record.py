@@ -517,6 +517,27 @@ def test_an_interrupted_recording_resumes_without_exporting_twice(org, capsys, t
     assert [n for n, _ in events].count("skipped") == 2
 
 
+def test_a_resumed_recording_reads_its_rows_bounded(org, capsys, tmp_path):
+    """The recorder rereads the rows it recorded for the catalogue: one swapped for a link to
+    /dev/zero is refused in one line (it was read whole into memory)."""
+    out = tmp_path / "rec"
+    segments = ["--segment", "everyone", "--segment", "clickers"]
+
+    def interrupt(name: str, fields: dict[str, Any]) -> None:
+        if name == "created" and fields["segment"] == "clickers":
+            raise KeyboardInterrupt
+
+    code, _, _ = org.record(capsys, out, *WINDOW, *segments, listener=interrupt)
+    assert code == 130
+    rows_file = out / "exports" / "everyone.ndjson"
+    rows_file.unlink()
+    rows_file.symlink_to("/dev/zero")
+    code, _, err = org.record(capsys, out, *WINDOW, *segments)
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"fullstory-emulator record: {rows_file}: leads to /dev/zero, outside")
+
+
 def test_ctrl_c_of_the_command_then_rerun_resumes(org, tmp_path, capsys, monkeypatch):
     org.control("POST", "/config", {"exportDuration": 600})  # still PENDING when interrupted
     out = tmp_path / "rec"
