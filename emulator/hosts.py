@@ -115,7 +115,10 @@ class HostPolicy:
         names: set[str] = set()
         origins: set[str] = set()
         if public_url:
-            parts = urlsplit(public_url)
+            try:
+                parts = urlsplit(public_url)
+            except ValueError:  # not a URL: it names no host to answer
+                parts = urlsplit("")
             split = split_authority(parts.netloc.rpartition("@")[2]) if parts.netloc else None
             if split is not None:
                 names.add(split[0])
@@ -153,7 +156,10 @@ class HostPolicy:
         """Whether a control call from a page of `origin` is taken: the request's own origin
         (`scheme`://`host`), `--public-url`'s, or one of a name the user allowed by name;
         never `null` (a sandboxed frame, a file, a redirect's hidden origin)."""
-        parts = urlsplit(origin.strip().lower())
+        try:
+            parts = urlsplit(origin.strip().lower())
+        except ValueError:  # "http://[::1": no URL at all
+            return False
         if parts.scheme not in _DEFAULT_PORTS or not parts.netloc or parts.path:
             return False
         theirs = split_authority(parts.netloc)

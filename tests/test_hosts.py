@@ -59,10 +59,16 @@ def test_origins():
         "http://proxy.test",  # another scheme than --public-url's
         "file://",
         "http://127.0.0.1:8080/path",
+        "http://[::1",  # no URL at all
         "",
     ):
         assert not policy.allows_origin(foreign, *own), foreign
     assert not policy.allows_origin("http://x", "http", None)  # no Host: nothing to be the same
+
+
+def test_a_public_url_that_is_no_url_names_no_host():
+    policy = HostPolicy.build("127.0.0.1", None, "http://[::1")
+    assert policy.allows_host("localhost") and not policy.allows_host("evil.example")
 
 
 def test_refusals_name_the_header_and_the_flag():

@@ -77,6 +77,7 @@ def test_json_with_a_charset_and_bodyless_calls_pass(harness):
         "https://127.0.0.1:8080",  # another scheme
         "null",  # a sandboxed frame, a file, a redirect's hidden origin
         "garbage",
+        "http://[::1",
     ],
 )
 def test_a_control_call_from_a_foreign_origin_is_refused(harness, origin):
