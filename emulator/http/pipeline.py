@@ -254,7 +254,8 @@ def _has_body(headers: Headers) -> bool:
     """Whether the request carries content: a non-zero Content-Length, or a chunked body."""
     length = headers.get("content-length")
     if length is not None:
-        return not length.strip().isdigit() or int(length) > 0
+        digits = length.strip()
+        return not (digits.isascii() and digits.isdigit()) or int(digits) > 0
     return "transfer-encoding" in headers
 
 
