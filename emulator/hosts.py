@@ -22,6 +22,7 @@ ANY_HOST = "*"
 FLAG = "--allowed-hosts"
 _NAME = re.compile(r"\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def parse_allowed_hosts(text: str) -> tuple[str, ...] | None:
@@ -150,7 +151,12 @@ class HostPolicy:
         if split is None:
             return False
         name = split[0]
-        return is_loopback(name) or name in self.names or self._in_domain(name)
+        return (
+            name in self.names
+            or name in _LOOPBACK_NAMES  # the usual ones without parsing an address
+            or is_loopback(name)
+            or self._in_domain(name)
+        )
 
     def allows_origin(self, origin: str, scheme: str, host: str | None) -> bool:
         """Whether a control call from a page of `origin` is taken: the request's own origin
