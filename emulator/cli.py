@@ -186,11 +186,12 @@ def serve(settings: Settings) -> None:
             mcp.stop()
 
 
-def _load_mcp(api_url: str, api_key: str, host: str, sock: socket.socket) -> McpThread:
+def _load_mcp(api_url: str, api_key: str, settings: Settings, sock: socket.socket) -> McpThread:
     """The MCP server on `sock` (importing the mcp SDK takes about a second)."""
     from .client.mcp import McpThread
 
-    return McpThread(api_url, api_key, host=host, sock=sock)
+    hosts = settings.host_policy()  # the names the API answers, on the MCP port too
+    return McpThread(api_url, api_key, host=settings.host, sock=sock, hosts=hosts)
 
 
 class McpStarter:
@@ -205,6 +206,7 @@ class McpStarter:
         self.api_url = local_url(settings)
         self.api_key = os.environ.get("FULLSTORY_API_KEY") or MCP_KEY
         self.host = settings.host
+        self.settings = settings
         self.port: int = sock.getsockname()[1]
         self._sock = sock
         self._server: McpThread | None = None
@@ -247,7 +249,7 @@ class McpStarter:
         if self._stopped.is_set():
             return
         try:
-            server = _load_mcp(self.api_url, self.api_key, self.host, self._sock)
+            server = _load_mcp(self.api_url, self.api_key, self.settings, self._sock)
             if not self._stopped.is_set():
                 self._server = server.start()
         except Exception as exc:  # the API goes on serving; say why MCP does not

@@ -20,6 +20,8 @@ GRPC_CODES: Mapping[int, int] = MappingProxyType(
         405: 12,
         409: 10,
         413: 3,
+        415: 3,
+        421: 7,
         429: 8,
         500: 13,
         501: 12,
@@ -34,6 +36,7 @@ STORAGE_CODES: Mapping[int, str] = MappingProxyType(
         403: "AccessDenied",
         404: "NoSuchKey",
         416: "InvalidRange",
+        421: "MisdirectedRequest",  # the emulator's own: a Host it does not answer to
         429: "SlowDown",
         500: "InternalError",
         503: "ServiceUnavailable",
@@ -108,6 +111,18 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status, grpc_code = 413, 3
+
+
+class UnsupportedMediaType(ApiError):
+    """A control body that is not JSON: what a web page's form or text post would send."""
+
+    status, grpc_code = 415, 3
+
+
+class MisdirectedRequest(ApiError):
+    """A Host the emulator does not answer to (DNS rebinding): `hosts.HostPolicy`."""
+
+    status, grpc_code = 421, 7
 
 
 class RateLimited(ApiError):

@@ -21,6 +21,7 @@ from typing import Any
 
 from .clock import check_instant
 from .errors import echo
+from .hosts import HostPolicy, parse_allowed_hosts
 from .timestamps import parse_rfc3339
 
 ENV_PREFIX = "FULLSTORY_EMULATOR_"
@@ -293,6 +294,14 @@ class Settings:
         "port of the MCP server (streamable HTTP at /mcp) started beside the API, or 'off'",
         metavar="PORT",
     )
+    allowed_hosts: tuple[str, ...] | None = _option(
+        None,
+        parse_allowed_hosts,
+        "host names answered besides localhost, 127.x, [::1] and --public-url's host, on any "
+        "port ('.example.com': a domain and its subdomains; '*': any host); another Host gets "
+        "421. Unset: only those on a loopback --host, any host on another (0.0.0.0)",
+        metavar="HOST[,HOST...]",
+    )
     seed: int = _option(1, _int_range(0, 2**63 - 1), "seed of every id, datum and file")
     start_time: datetime | None = _option(
         None, _start_time, "the clock's initial instant (RFC 3339); default now", metavar="TIME"
@@ -512,6 +521,10 @@ class Settings:
         except AttributeError:  # not on Linux
             return os.cpu_count() or 1
 
+    def host_policy(self) -> HostPolicy:
+        """The Host and Origin headers this server answers (--allowed-hosts)."""
+        return HostPolicy.build(self.host, self.allowed_hosts, self.public_url)
+
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
@@ -532,6 +545,8 @@ class Settings:
                 text = "true" if value else "false"
             elif isinstance(value, datetime):
                 text = value.isoformat().replace("+00:00", "Z")
+            elif isinstance(value, tuple):
+                text = ",".join(value)
             else:
                 text = str(value)
             out[ENV_PREFIX + f.name.upper()] = text

@@ -23,6 +23,7 @@ BASE = {
     "auth",
     "tls",
     "recording",
+    "hosts",
 }
 BASE_ALLOWED = BASE | {"__init__"}  # `from emulator import __version__`
 DOMAIN = {"world", "store", "files", "control", "exports"}

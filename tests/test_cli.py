@@ -118,10 +118,10 @@ def serving(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
         made.append(real_make(settings, **kwargs))
         return made[-1]
 
-    def load(api_url: str, api_key: str, host: str, sock: Any):
-        loads.append((api_url, api_key, host))
+    def load(api_url: str, api_key: str, settings: Settings, sock: Any):
+        loads.append((api_url, api_key, settings.host))
         release.wait(30)
-        return real_load(api_url, api_key, host, sock)
+        return real_load(api_url, api_key, settings, sock)
 
     monkeypatch.setattr(server, "make_server", make)
     monkeypatch.setattr(cli, "_load_mcp", load)

@@ -18,7 +18,7 @@ from tests.helpers import AUTH, small_settings
 def test_a_million_individuals_build_lazily_and_answer():
     settings = small_settings(population=1_000_000)
     em = Emulator.build(settings)
-    with TestClient(create_app(settings, emulator=em)) as client:
+    with TestClient(create_app(settings, emulator=em), base_url=settings.base_url()) as client:
         assert client.get("/segments/v1", headers=AUTH).status_code == 200
         person = em.exports.world.individual(999_999)  # any individual, generated on demand
         assert person.index == 999_999 and person.indv_id > 0

@@ -34,7 +34,7 @@ def closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
 def test_headers_trickled_slowly_are_cut_off():
     with ServerThread(small_settings(port=0, read_timeout=0.5)) as server:
         sock = connect(server)
-        sock.sendall(b"GET /segments/v1 HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"GET /segments/v1 HTTP/1.1\r\nHost: localhost\r\n")
         began = time.monotonic()
         for _ in range(10):  # one header byte every 0.2 s: "slow loris"
             try:
@@ -53,7 +53,7 @@ def test_a_body_that_never_arrives_is_a_408():
     with ServerThread(small_settings(port=0, read_timeout=0.5)) as server:
         sock = connect(server)
         sock.sendall(
-            b"POST /segments/v1/exports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+            b"POST /segments/v1/exports HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic "
             + KEY.encode()
             + b'\r\nContent-Length: 100\r\n\r\n{"segm'
         )
@@ -68,7 +68,8 @@ def test_a_client_leaving_mid_body_is_no_crash(caplog):
     with ServerThread(small_settings(port=0)) as server:
         sock = connect(server)
         sock.sendall(
-            b'POST /__emulator/faults HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"st'
+            b"POST /__emulator/faults HTTP/1.1\r\nHost: localhost\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"st'
         )
         time.sleep(0.2)
         sock.close()

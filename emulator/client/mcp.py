@@ -34,9 +34,12 @@ import httpx
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
-from starlette.types import ASGIApp
+from starlette.datastructures import Headers
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..auth import MCP_KEY
@@ -51,6 +54,8 @@ from ..contract import (
     ExportFormat,
     ExportType,
 )
+from ..hosts import FLAG as ALLOWED_HOSTS_FLAG
+from ..hosts import HostPolicy, parse_allowed_hosts
 from ..serving import UvicornThread, listen
 from .core import FullStoryClient, FullStoryError, Retry
 
@@ -638,17 +643,52 @@ def build_server(api_url: str | None = None, api_key: str | None = None) -> MCPS
     return server
 
 
+class HostGuard:
+    """The emulator's own Host and Origin rules (`hosts.HostPolicy`) in front of the SDK's
+    app, in place of the SDK's fixed list: the MCP port then answers the names the API port
+    answers (`--allowed-hosts` included), 421 to another Host and 403 to a foreign Origin."""
+
+    def __init__(self, app: ASGIApp, policy: HostPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            host, origin = headers.get("host"), headers.get("origin")
+            refusal = None
+            if not self.policy.allows_host(host):
+                refusal = PlainTextResponse(self.policy.host_refusal(host or ""), 421)
+            elif origin is not None and not self.policy.allows_origin(
+                origin, scope["scheme"], host
+            ):
+                refusal = PlainTextResponse(self.policy.origin_refusal(origin), 403)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def mcp_asgi_app(
-    api_url: str | None = None, api_key: str | None = None, *, host: str = DEFAULT_HOST
+    api_url: str | None = None,
+    api_key: str | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    hosts: HostPolicy | None = None,
 ) -> ASGIApp:
     """An ASGI app serving streamable HTTP at `/mcp`; run it with uvicorn (lifespan on).
 
-    `host` is the interface it will be bound to: on a loopback address the SDK refuses requests
-    whose Host/Origin is not local (DNS-rebinding protection).
-    """
-    return build_server(api_url, api_key).streamable_http_app(
-        streamable_http_path=MCP_PATH, host=host
+    `host` is the interface it will be bound to; `hosts` the Host and Origin headers it
+    answers (default: as the emulator's API on that interface, without --allowed-hosts): on a
+    loopback address a page of another site cannot reach it (DNS rebinding)."""
+    app = build_server(api_url, api_key).streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        host=host,
+        # The SDK's own check knows only exact names; HostGuard makes the same decision as the
+        # API's port. The SDK still requires JSON on POST.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
+    return HostGuard(app, hosts or HostPolicy.build(host))
 
 
 def _uvicorn(
@@ -688,13 +728,13 @@ class McpThread(UvicornThread):
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         sock: socket.socket | None = None,
+        hosts: HostPolicy | None = None,
     ) -> None:
         sock = sock if sock is not None else listen(host, port)
         self.host = host
         self.port: int = sock.getsockname()[1]
-        super().__init__(
-            _uvicorn(mcp_asgi_app(api_url, api_key, host=host), "warning"), sock, "mcp"
-        )
+        app = mcp_asgi_app(api_url, api_key, host=host, hosts=hosts)
+        super().__init__(_uvicorn(app, "warning"), sock, "mcp")
 
     @property
     def url(self) -> str:
@@ -723,6 +763,14 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=DEFAULT_PORT, help="HTTP port (default: %(default)s)"
     )
     parser.add_argument(
+        ALLOWED_HOSTS_FLAG,
+        type=parse_allowed_hosts,
+        default=None,
+        metavar="HOST[,HOST...]",
+        help="Host names answered besides localhost, 127.x and [::1], on any port ('*': any); "
+        "default: those only on a loopback --host, any host on another",
+    )
+    parser.add_argument(
         "--api-url",
         default=DEFAULT_API_URL,
         help="FullStory API base URL (default: the emulator, %(default)s; "
@@ -744,7 +792,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.stdio:
         run_stdio(args.api_url, args.api_key)
         return
-    app = mcp_asgi_app(args.api_url, args.api_key, host=args.host)
+    hosts = HostPolicy.build(args.host, args.allowed_hosts)
+    app = mcp_asgi_app(args.api_url, args.api_key, host=args.host, hosts=hosts)
     server = _uvicorn(app, "info", args.host, args.port)
     print(
         f"MCP server on {_url(args.host, args.port)} (streamable HTTP), tools calling "

@@ -32,11 +32,16 @@ ERRORS = {
     408: "The request body did not arrive within --read-timeout",
     409: "The resource's state does not allow it (e.g. the operation already finished)",
     413: "Request body too large (--max-body-bytes)",
+    415: "A control API body that is not application/json (what a web page elsewhere could post)",
+    421: "A Host the emulator does not answer to (DNS rebinding; --allowed-hosts adds names)",
     429: "Rate limited; Retry-After says when to try again",
     501: "Not possible (e.g. cancelling a finished operation)",
     503: "The emulator's state (--data-dir) is locked by another process; Retry-After says when",
 }
 TEN_YEARS = MAX_SECONDS
+ORIGIN_REFUSED = (
+    "A call from a foreign Origin (a web page elsewhere), or a key whose role may not do this"
+)
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}}
 
 
@@ -63,7 +68,7 @@ def op(
     responses: dict[str, Any] = {"200": ok}
     if body is not None:
         errors = [*errors, 408, 413]
-    for status in sorted({*errors, 503}):
+    for status in sorted({*errors, 421, 503}):
         error = json_body(ref("Error"), ERRORS[status])
         if status in (429, 503):
             error["headers"] = RETRY_AFTER
@@ -384,6 +389,7 @@ def fullstory_paths(bucket: str) -> dict[str, Any]:
                         "again; the Details say which settings to change",
                         "content": {"application/xml": {"schema": {"type": "string"}}},
                     },
+                    "421": storage_error,
                 },
             }
         },
@@ -405,7 +411,7 @@ def control_paths() -> dict[str, Any]:
             summary,
             CONTROL,
             ok,
-            [400, 401, 404] if errors is None else errors,
+            [*([400, 401, 404] if errors is None else errors), *([415] if body else [])],
             body=body,
             params=params,
             secured=False,
@@ -420,6 +426,8 @@ def control_paths() -> dict[str, Any]:
         )
         if name != "health":
             out["parameters"] = [*out.get("parameters", []), TENANT_PARAM]
+        # The Origin check (hosts.HostPolicy) applies to every control call, health too.
+        out["responses"]["403"] = json_body(ref("Error"), ORIGIN_REFUSED)
         return out
 
     anything = {"type": "object"}

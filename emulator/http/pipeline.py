@@ -1,6 +1,8 @@
 """The one pass every request makes before and after its route.
 
-caller (key -> principal -> tenant), resolved once and put in the scope
+the guard: a Host this emulator answers to; on the control API, no foreign Origin and JSON
+bodies only (hosts.HostPolicy: DNS rebinding and web pages posting here)
+-> caller (key -> principal -> tenant), resolved once and put in the scope
 -> the tenant's control view, read once: a fault to carry out?
 -> the route (api/, control, storage), which takes the rest of its decisions from that view
 -> journal entry, metrics and access log, recorded once; X-Emulator-Now on the answer
@@ -26,7 +28,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth import Principal
 from ..control.service import ControlView
 from ..control.specs import describe_fault
-from ..errors import ApiError, StorageError, StoreBusy, Unauthenticated
+from ..errors import (
+    ApiError,
+    MisdirectedRequest,
+    PermissionDenied,
+    StorageError,
+    StoreBusy,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 from ..instance import Emulator
 from ..store.records import FaultRule
 from ..timestamps import format_api
@@ -77,6 +87,7 @@ class Pipeline:
         self.renderer = renderer
         self.metrics = metrics
         self.storage_prefix = f"/{emulator.settings.bucket}/"
+        self.hosts = emulator.settings.host_policy()
 
     def _caller(self, headers: Headers, path: str) -> Caller:
         header = headers.get("authorization")
@@ -105,8 +116,9 @@ class Pipeline:
         sent = 0
         at: datetime | None = None
         away: StoreBusy | None = None  # the store could not be reached
+        refusal = self._guard(scope, headers, path)
         try:
-            caller = self._caller(headers, path)
+            caller = self._caller(headers, path) if refusal is None else Caller(None)
             at = em.clock.now(caller.tenant)
         except StoreBusy as exc:
             caller, away = Caller(None), exc
@@ -130,6 +142,9 @@ class Pipeline:
             await send(message)
 
         try:
+            if refusal is not None:
+                await refusal(scope, receive, stamped)
+                return
             if away is None and not path.startswith(CONTROL_PREFIX):
                 try:
                     state["control"] = view = em.control.view(caller.tenant)
@@ -158,7 +173,10 @@ class Pipeline:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.metrics.observe(entry, template, sent, path.startswith(self.storage_prefix))
-            if not path.startswith(CONTROL_PREFIX) and path not in UNJOURNALED:
+            # A refused request is counted, not journaled: a page elsewhere must not be able
+            # to fill the journal, and it reached nothing of the tenant's.
+            journaled = not path.startswith(CONTROL_PREFIX) and path not in UNJOURNALED
+            if journaled and refusal is None:
                 em.store.append_journal(entry)
 
     async def _with_faults(
@@ -199,6 +217,33 @@ class Pipeline:
         except faults.Cut:
             return
 
+    def _guard(self, scope: Scope, headers: Headers, path: str) -> Response | None:
+        """The refusal of a request no one should make of a local emulator, or None: a Host it
+        does not answer to (421, on every path: a rebinding domain reads its answers), and on
+        the control API a foreign Origin (403) or a body that is not JSON (415), which a web
+        page can send to another site without asking the browser's permission (CORS)."""
+        host = headers.get("host")
+        if not self.hosts.allows_host(host):
+            message = self.hosts.host_refusal(host or "")
+            if path.startswith(self.storage_prefix):
+                return storage_error(StorageError.for_status(421, "Misdirected request.", message))
+            return self.renderer.error(MisdirectedRequest(message))
+        if not path.startswith(CONTROL_PREFIX):
+            return None
+        origin = headers.get("origin")
+        if origin is not None and not self.hosts.allows_origin(origin, scope["scheme"], host):
+            return self.renderer.error(PermissionDenied(self.hosts.origin_refusal(origin)))
+        if _has_body(headers) and not _is_json(headers.get("content-type")):
+            sent = headers.get("content-type")
+            shown = repr(sent[:100]) if sent is not None else "none"
+            return self.renderer.error(
+                UnsupportedMediaType(
+                    "Content-Type must be application/json on the control API (got "
+                    f"{shown}): a form or text body is what a web page elsewhere could post"
+                )
+            )
+        return None
+
     def _unavailable(self, exc: StoreBusy, path: str) -> Response:
         """A 503 in the contract's shape: JSON for the API, Cloud Storage XML for downloads."""
         if path.startswith(self.storage_prefix):
@@ -220,6 +265,22 @@ def _retry_after(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
         if name.lower() == b"retry-after" and value.isdigit():
             return int(value)
     return None
+
+
+def _has_body(headers: Headers) -> bool:
+    """Whether the request carries content: a non-zero Content-Length, or a chunked body."""
+    length = headers.get("content-length")
+    if length is not None:
+        digits = length.strip()
+        return not (digits.isascii() and digits.isdigit()) or int(digits) > 0
+    return "transfer-encoding" in headers
+
+
+def _is_json(content_type: str | None) -> bool:
+    """`application/json`, with or without parameters such as `; charset=utf-8`."""
+    if content_type is None:
+        return False
+    return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
 def _endpoint_name(scope: Scope) -> str:

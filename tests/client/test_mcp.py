@@ -26,6 +26,7 @@ from mcp_types import CallToolResult
 
 from emulator.client.core import Sink
 from emulator.client.mcp import McpThread, PreviewParser, build_server, main
+from emulator.hosts import HostPolicy
 from emulator.server import ServerThread
 from emulator.settings import Settings
 from emulator.timestamps import format_api
@@ -393,6 +394,26 @@ def test_mcp_thread_binds_port_zero_and_stops(emulator: ServerThread):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1)
     assert build_server().name == "fullstory-segment-export"
+
+
+def test_mcp_answers_the_names_the_api_answers(emulator: ServerThread):
+    """The emulator's HostPolicy, not the SDK's fixed list: --allowed-hosts applies here too,
+    and a foreign Origin is refused as on the control API."""
+    hosts = HostPolicy.build("127.0.0.1", ("emulator.test",))
+    with McpThread(emulator.base_url, KEY, port=0, hosts=hosts) as server:
+
+        def post(headers: dict[str, str]) -> httpx.Response:
+            return httpx.post(server.url, json={}, headers=headers, timeout=5)
+
+        foreign = post({"Host": "evil.example:9090"})
+        assert foreign.status_code == 421
+        assert "'evil.example:9090'" in foreign.text and "--allowed-hosts" in foreign.text
+        for host in ("emulator.test:9090", f"localhost:{server.port}"):
+            assert post({"Host": host}).status_code not in (403, 421), host
+        page = post({"Origin": "https://evil.example"})
+        assert page.status_code == 403 and "--allowed-hosts" in page.text
+        own = f"http://127.0.0.1:{server.port}"
+        assert post({"Origin": own}).status_code not in (403, 421)
 
 
 def stdio_parameters(emulator: ServerThread) -> StdioServerParameters:

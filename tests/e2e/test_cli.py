@@ -147,6 +147,26 @@ def test_mcp_server_starts_beside_the_api(tmp_path):
         process.wait(timeout=10)
 
 
+def test_allowed_hosts_reach_both_ports_of_a_real_process(tmp_path):
+    """--allowed-hosts from the command line, on the API's port and the MCP port beside it."""
+    process, base, log = start(tmp_path, "--allowed-hosts", "emulator.test", "--mcp-port", "0")
+    try:
+        mcp = re.search(r"MCP server: +(http://\S+/mcp)", log.read_text()).group(1)
+        health = f"{base}/__emulator/health"
+        assert httpx.get(health, headers={"Host": "emulator.test:80"}).status_code == 200
+        refused = httpx.get(health, headers={"Host": "evil.example"})
+        assert refused.status_code == 421 and "--allowed-hosts" in refused.json()["message"]
+        # the MCP port answers once the SDK is loaded (a request meanwhile waits in the backlog)
+        assert (
+            httpx.post(mcp, json={}, headers={"Host": "evil.example"}, timeout=30).status_code
+            == 421
+        )
+        allowed = httpx.post(mcp, json={}, headers={"Host": "emulator.test"}, timeout=30)
+        assert allowed.status_code not in (403, 421), allowed.text
+    finally:
+        stop(process)
+
+
 def _wait_for(log: Path, text: str, timeout: float = 20) -> str:
     deadline = time.monotonic() + timeout
     while text not in (output := log.read_text(errors="replace")):

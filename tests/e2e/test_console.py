@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from emulator.auth import DEMO_KEY, key_id, label_of
-from tests.helpers import ROOT, parse, start
+from tests.helpers import ROOT, parse, start, stop
 
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is part of the test extras: pip install -e '.[test]'"
@@ -453,6 +453,61 @@ def test_the_clock_is_set_in_utc_whatever_the_locale(browser: Any, emulator: str
     moved = parse(tenant.control("GET", "clock")["now"]) - parse("2031-05-06T07:08:09.000Z")
     assert timedelta(0) <= moved < timedelta(minutes=1)  # set in UTC, not New York's time
     context.close()
+
+
+ELSEWHERE = "<!doctype html><title>a page elsewhere</title><p>nothing to see"
+HOSTILE_POSTS = """async (base) => {
+  const post = (path, init) =>
+    fetch(base + path, { method: "POST", mode: "no-cors", ...init }).catch((e) => String(e));
+  await post("/__emulator/faults", { body: '{"path":"*","status":503}' }); // text/plain
+  await post("/__emulator/clock", { body: new URLSearchParams({ advance: "86400" }) }); // a form
+  await post("/__emulator/reset", {}); // no body at all
+}"""
+
+
+def test_a_page_elsewhere_cannot_steer_the_emulator(browser: Any, tmp_path: Path) -> None:
+    """What the browser really sends: a page of another site posting simple requests (no CORS
+    preflight) is refused by its Origin, and a rebinding name (resolved to 127.0.0.1 by the
+    browser) by its Host; the state is as it was."""
+    process, base, _ = start(tmp_path, "--population", "30")
+    port = base.rsplit(":", 1)[1]
+    rules = "--host-resolver-rules=MAP evil.example 127.0.0.1"
+    # Chromium's Private Network Access would stop these posts before they leave (a public
+    # page, a loopback target); Firefox and Safari have none, and a page served from this
+    # machine (a dev server's) meets none. Off, so the emulator itself must refuse them.
+    no_pna = (
+        "--disable-features=BlockInsecurePrivateNetworkRequests,"
+        "PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults,"
+        "LocalNetworkAccessChecks"
+    )
+    # a browser of its own flags, from the module's Playwright (one Playwright per process)
+    chromium = browser.browser_type.launch(
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules, no_pna]
+    )
+    try:
+        tab = chromium.new_context().new_page()
+        api = Tenant(base, "hostile")
+        api.control("POST", "clock", {"freeze": True})
+        before = api.control("GET", "clock")
+        operation = api.export()
+        tab.route(
+            "http://elsewhere.example/**",
+            lambda route: route.fulfill(status=200, content_type="text/html", body=ELSEWHERE),
+        )
+        tab.goto("http://elsewhere.example/")
+        tab.evaluate(HOSTILE_POSTS, base)
+        metrics = httpx.get(f"{base}/metrics").text  # they arrived, and were refused
+        assert 'requests_total{method="POST",route="unmatched",status="403"} 3.0' in metrics
+        assert httpx.get(f"{base}/__emulator/faults").json() == {"faults": []}
+        assert api.control("GET", "clock") == before
+        assert api.api.get(f"/operations/v1/{operation}").status_code == 200  # not reset
+
+        rebound = tab.goto(f"http://evil.example:{port}/__emulator/ui")
+        assert rebound is not None and rebound.status == 421
+        assert "evil.example" in tab.locator("body").inner_text()
+    finally:
+        chromium.close()
+        stop(process)
 
 
 FILLED = {

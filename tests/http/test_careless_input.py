@@ -158,7 +158,8 @@ def test_compressed_bodies_are_refused_as_such(
     harness: Harness, path: str, body: Any, name: str, encode: Any, headers: Any, says: str
 ):
     raw = encode(json.dumps(body).encode())
-    response = harness.client.post(path, content=raw, headers={**AUTH, **headers})
+    sent = {**AUTH, "Content-Type": "application/json", **headers}  # JSON, but compressed
+    response = harness.client.post(path, content=raw, headers=sent)
     message = assert_error(response, 400, 3)["message"]
     assert "compressed bodies are not accepted" in message and "plain JSON" in message
     assert says in message
