@@ -245,6 +245,43 @@ def test_a_range_past_the_end_is_416_invalid_range(harness, offset):
     )
 
 
+HUGE = "9" * 5000  # past Python's 4,300-digit limit on int("...")
+
+
+@pytest.mark.parametrize(
+    "header", [f"bytes={HUGE}-", f"bytes={HUGE}-{HUGE}", f"bytes={HUGE}-{HUGE}9"]
+)
+def test_a_range_starting_at_a_huge_number_is_416_not_500(harness, header):
+    url = finished_url(harness)
+    size = len(harness.client.get(url).content)
+    response = harness.client.get(url, headers={"Range": header})
+    assert response.status_code == 416
+    assert response.headers["content-type"] == XML
+    assert response.headers["content-range"] == f"bytes */{size}"
+    assert response.text == (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>InvalidRange</Code>"
+        "<Message>The requested range cannot be satisfied.</Message>"
+        f"<Details>Request range not satisfiable: bytes={'9' * 94}... ({len(header)} characters)"
+        f" (object size {size})</Details></Error>"
+    )
+
+
+@pytest.mark.parametrize("header", [f"bytes=0-{HUGE}", f"bytes=-{HUGE}", f"bytes=-000{HUGE}"])
+def test_a_range_ending_or_reaching_back_a_huge_number_is_the_whole_file(harness, header):
+    url = finished_url(harness)
+    whole = harness.client.get(url).content
+    response = harness.client.get(url, headers={"Range": header})
+    assert response.status_code == 206 and response.content == whole
+    assert response.headers["content-range"] == f"bytes 0-{len(whole) - 1}/{len(whole)}"
+
+
+def test_a_huge_end_before_a_huger_start_is_ignored(harness):
+    url = finished_url(harness)
+    whole = harness.client.get(url).content
+    response = harness.client.get(url, headers={"Range": f"bytes=1{HUGE}-{HUGE}"})
+    assert response.status_code == 200 and response.content == whole
+
+
 @pytest.mark.parametrize(
     "header", ["bytes=0-1,5-9", "bytes=9-3", "items=0-9", "bytes=abc", "bytes=-"]
 )
