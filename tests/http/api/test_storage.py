@@ -353,6 +353,37 @@ def test_the_file_is_made_once_and_remade_identically_after_eviction(make_harnes
     assert again[0].headers["etag"] == again[1].headers["etag"] == first.headers["etag"]
 
 
+def test_concurrent_downloads_through_a_small_cache_are_all_whole_files(make_harness):
+    """A dozen downloads at once of seven exports, through a cache too small to keep any:
+    each download's eviction unlinks files others have just made, and every download is
+    still a 200 with the file's bytes (it was a 500 in JSON in most runs of this test)."""
+    h = make_harness(file_cache_bytes=20_000)
+    urls = [
+        finished_url(h, timeRange={"start": f"2026-02-{day:02d}T00:00:00Z", "end": ""})
+        for day in range(20, 27)
+    ]
+    wanted = [h.client.get(url).content for url in urls]
+    assert min(map(len, wanted)) > 20_000  # none is kept: each download makes its file
+    answers: list[tuple[int, int, bytes]] = []
+    start = threading.Barrier(12)
+
+    def download(n: int) -> None:
+        start.wait()
+        for round_ in range(8):
+            i = (n + round_) % len(urls)
+            response = h.client.get(urls[i])
+            answers.append((i, response.status_code, response.content))
+
+    threads = [threading.Thread(target=download, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 96
+    assert [(i, status) for i, status, _ in answers if status != 200] == []
+    assert all(body == wanted[i] for i, _, body in answers)
+
+
 def test_etag_differs_for_different_files_and_is_stable_across_instances(make_harness):
     a, b = make_harness(), make_harness()
     ndjson_a = a.client.get(finished_url(a)).headers["etag"]
