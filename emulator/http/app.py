@@ -30,7 +30,7 @@ from ..instance import Emulator
 from ..settings import Settings
 from . import console, control, openapi, redact
 from .api import exports, operations, search, segments, storage
-from .faults import RAW_SEND, ConnectionDropped
+from .faults import RAW_SEND, STORAGE_MESSAGE, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
 from .pipeline import Pipeline
 from .render import JsonRenderer, storage_error
@@ -113,7 +113,10 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             return storage_error(exc)
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
             log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return renderer.error(Internal("internal error in the emulator; see its log"))
+        details = "internal error in the emulator; see its log"
+        if request.url.path.startswith(f"/{settings.bucket}/"):  # a download: storage's XML
+            return storage_error(StorageError.for_status(500, STORAGE_MESSAGE, details))
+        return renderer.error(Internal(details))
 
     app = EmulatorApp(
         middleware=[

@@ -14,6 +14,7 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from starlette.testclient import TestClient
 
 from tests.helpers import AUTH
 
@@ -382,6 +383,27 @@ def test_concurrent_downloads_through_a_small_cache_are_all_whole_files(make_har
     assert len(answers) == 96
     assert [(i, status) for i, status, _ in answers if status != 200] == []
     assert all(body == wanted[i] for i, _, body in answers)
+
+
+def test_a_crash_while_serving_a_download_answers_storage_xml(harness, monkeypatch, caplog):
+    url = finished_url(harness)
+
+    def broken(download):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(harness.em.exports, "open_file", broken)
+    base = str(harness.client.base_url)
+    client = TestClient(harness.client.app, base_url=base, raise_server_exceptions=False)
+    response = client.get(url)  # no lifespan: the harness's emulator stays open
+    client.close()
+    assert response.status_code == 500
+    assert response.headers["content-type"] == XML
+    assert response.text == (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
+        "<Message>We encountered an internal error. Please try again.</Message>"
+        "<Details>internal error in the emulator; see its log</Details></Error>"
+    )
+    assert "disk on fire" in caplog.text
 
 
 def test_etag_differs_for_different_files_and_is_stable_across_instances(make_harness):
