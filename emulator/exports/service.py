@@ -190,6 +190,8 @@ class ExportService:
             except RuntimeError:  # the process is exiting: its worker pool was shut down
                 return
             except Exception:  # the download will try again, and answer the error there
+                if self._closed:  # stopped under it (its pool and cache are gone): no failure
+                    return
                 logger.exception("making export file %s failed", job.key())
 
     def _resolve(self, request: ExportRequest, segment: Segment, as_of: int) -> ExportSpec:

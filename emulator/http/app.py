@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -118,7 +119,16 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             return storage_error(StorageError.for_status(500, STORAGE_MESSAGE, details))
         return renderer.error(Internal(details))
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """Under a server that runs the lifespan (worker processes), the emulator this app
+        built is closed when the server stops; one handed in belongs to the caller."""
+        yield
+        if emulator is None:
+            await run_in_threadpool(em.close)
+
     app = EmulatorApp(
+        lifespan=lifespan,
         middleware=[
             Middleware(Pipeline, emulator=em, renderer=renderer, metrics=metrics),
         ],
