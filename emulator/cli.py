@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -137,19 +138,33 @@ def settings_from(
 
 
 def serve(settings: Settings) -> None:
+    """Serve until stopped (Ctrl-C or SIGTERM, see `server.sigterm_as_interrupt`); whatever
+    stops it, the emulator is closed and a temporary data dir made here is removed."""
+    temporary = None
+    if ((settings.workers > 1 and not settings.store) or settings.tls) and not settings.data_dir:
+        from .server import data_dir
+
+        # workers share state through SQLite (unless --store); TLS keeps its CA beside it
+        settings = dataclasses.replace(settings, data_dir=data_dir(settings))
+        temporary = settings.data_dir
+    try:
+        _serve(settings)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _serve(settings: Settings) -> None:
     from .server import (
         bind,
         check_state,
         configure_logging,
-        data_dir,
+        emulator_of,
         make_server,
         run_workers,
         settle,
     )
 
-    if (settings.workers > 1 and not settings.store) or settings.tls:
-        # workers share state through SQLite (unless --store); TLS keeps its CA beside it
-        settings = dataclasses.replace(settings, data_dir=data_dir(settings))
     try:
         sock, settings = bind(settings)
     except OSError as exc:
@@ -184,6 +199,8 @@ def serve(settings: Settings) -> None:
     finally:
         if mcp is not None:
             mcp.stop()
+        if server is not None:
+            emulator_of(server).close()
 
 
 def _load_mcp(api_url: str, api_key: str, settings: Settings, sock: socket.socket) -> McpThread:
@@ -415,11 +432,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if command == "health":
         raise SystemExit(health(settings))
     if command == "serve":
+        from .server import Terminated, sigterm_as_interrupt
+
         try:
-            serve(settings)
-        except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down, or we were still starting
+            with sigterm_as_interrupt():
+                serve(settings)
+        except KeyboardInterrupt as exc:  # uvicorn has shut down, or we were still starting
             print("fullstory-emulator: stopped", file=sys.stderr, flush=True)
-            raise SystemExit(130) from None
+            raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
     elif command == "store check":
         raise SystemExit(store_check(settings))
 

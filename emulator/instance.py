@@ -74,6 +74,17 @@ class Emulator:
     exports: ExportService
     control: ControlService
 
+    def close(self) -> None:
+        """What a stopping server owes its machine: the worker processes stopped (their queues'
+        semaphores released), a temporary file cache's folder removed, the store's buffered
+        journal written and the store closed."""
+        try:
+            self.exports.close()
+        finally:
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()
+
     @classmethod
     def build(cls, settings: Settings) -> Emulator:
         store = open_store(settings)

@@ -6,15 +6,20 @@ download URLs and banners.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gc
 import logging
 import logging.config
 import os
+import signal
 import socket
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import uvicorn
@@ -22,8 +27,8 @@ from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
 from .http.app import LOGGER, app_from_environment, create_app
+from .instance import Emulator, open_store
 from .instance import check_store as check_store  # for `fullstory-emulator store check`
-from .instance import open_store
 from .serving import UvicornThread, listen, timed_protocol
 from .settings import ENV_PREFIX, Settings
 from .tls import ensure_certificates
@@ -97,12 +102,45 @@ def worker_app() -> Starlette:
     return app
 
 
+def emulator_of(server: uvicorn.Server) -> Emulator:
+    """The emulator the server's app built (and so owns)."""
+    app = server.config.app
+    assert isinstance(app, Starlette)
+    emulator: Emulator = app.state.emulator
+    return emulator
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM (`kill`, `docker stop`, CI runners, supervisors) stops the process the
+    way Ctrl-C does: Python's default for it is to die at once, running no `finally` and no exit
+    handler, which left temporary folders and the worker pool's semaphores behind. uvicorn takes
+    both signals while it serves, shuts down gracefully, then raises the signal again, here."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_workers(settings: Settings, sock: socket.socket) -> None:
     """Several uvicorn worker processes on one port, sharing state through --data-dir.
 
     Workers are fresh processes: they get the settings as FULLSTORY_EMULATOR_* variables and
     build the app with `worker_app`. uvicorn binds the port itself (its public API takes no
-    socket), so ours, which fixed the port number, is released first.
+    socket), so ours, which fixed the port number, is released first. The lifespan runs in
+    workers so that each closes its emulator (its pool, its store) when uvicorn stops it.
     """
     os.environ.update(settings.to_environ())
     sock.close()
@@ -112,7 +150,7 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        lifespan="off",
+        lifespan="on",
         access_log=settings.access_log == "text",
         log_level=settings.log_level,
         loop=LOOP,
@@ -152,13 +190,20 @@ def configure_logging(settings: Settings) -> None:
 
 
 class ServerThread(UvicornThread):
-    """The emulator on a free port (or the settings' port), in a thread: for tests and the demo."""
+    """The emulator on a free port (or the settings' port), in a thread: for tests and the demo.
+    Stopping it closes its emulator (worker pool, temporary file cache, store)."""
 
     def __init__(self, settings: Settings) -> None:
         sock, self.settings = bind(settings)
         server = make_server(self.settings, log_level="warning", access_log=False)
         self.app = server.config.app
         super().__init__(server, sock, "emulator")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        try:
+            super().stop(timeout)
+        finally:
+            emulator_of(self.server).close()
 
     @property
     def base_url(self) -> str:

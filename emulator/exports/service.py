@@ -198,6 +198,8 @@ class ExportService:
             except RecordingError as exc:  # the download answers it; one line, no traceback
                 logger.error("%s", exc)
             except Exception:  # the download will try again, and answer the error there
+                if self._closed:  # stopped under it (its pool and cache are gone): no failure
+                    return
                 logger.exception("making export file %s failed", job.key())
 
     def _resolve(self, request: ExportRequest, segment: Segment, as_of: int) -> ExportSpec:

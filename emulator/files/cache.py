@@ -4,8 +4,11 @@ A file is named by its job's key (a digest of everything its bytes depend on), s
 in `--data-dir` is still right after a restart, and an evicted file is remade byte-identically.
 The cache holds at most `max_bytes`; the least recently used files go first. A file that is
 being read is never disturbed by eviction: it is unlinked, and its readers keep their open
-descriptor. One thread makes a given file while others wanting it wait; worker processes
-sharing a data dir may each make it, writing to their own temporary name and renaming.
+descriptor. A file just made is opened before it is renamed into place, so another download's
+eviction (or another process's, sharing the data dir) can never unlink it between its making and
+its opening; a kept file that is evicted just before it is opened is made again. One thread
+makes a given file while others wanting it wait; worker processes sharing a data dir may each
+make it, writing to their own temporary name and renaming.
 
 A file that grows past `max_bytes` on its own is never kept: it could only be evicted at once
 and made again by every download. Making it stops there (`FileTooLarge`), and a marker
@@ -22,7 +25,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -50,6 +53,14 @@ class OpenFile:
         self.file.close()
 
 
+@dataclass
+class _Making:
+    """The lock of one file's making, and how many threads want that file."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    wanted: int = 0
+
+
 class FileCache:
     def __init__(self, directory: Path | None, max_bytes: int) -> None:
         if directory is None:
@@ -59,7 +70,7 @@ class FileCache:
         self.directory = directory
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._making: dict[str, threading.Lock] = {}
+        self._making: dict[str, _Making] = {}  # by key, while any thread wants that file
         self._remove_stale_parts()
 
     def path(self, key: str) -> Path:
@@ -69,25 +80,30 @@ class FileCache:
         """The file `key`, made from `make()`'s chunks first if it is not kept. Blocks."""
         path = self.path(key)
         with self._lock:
-            making = self._making.setdefault(key, threading.Lock())
-        with making:
-            try:
-                opened = self._open(path)
-            except FileNotFoundError:
-                self._check_not_too_large(key)
+            making = self._making.get(key)
+            if making is None:
+                making = self._making[key] = _Making()
+            making.wanted += 1
+        try:
+            with making.lock:
                 try:
-                    self._write(path, make())
-                except FileTooLarge:
-                    self._marker(key).write_text(str(self.max_bytes), encoding="ascii")
-                    raise
-                opened = self._open(path)
-                self._evict()
-            else:
-                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile: still open
-                    os.utime(path)  # recently used
-        with self._lock:
-            if not making.locked():
-                self._making.pop(key, None)
+                    opened = self._open(path)
+                except FileNotFoundError:  # not kept, or evicted since: (re)made
+                    self._check_not_too_large(key)
+                    try:
+                        opened = self._write(path, make())
+                    except FileTooLarge:
+                        self._marker(key).write_text(str(self.max_bytes), encoding="ascii")
+                        raise
+                    self._evict()
+                else:
+                    with contextlib.suppress(FileNotFoundError):  # evicted meanwhile: still open
+                        os.utime(path)  # recently used
+        finally:
+            with self._lock:  # the last thread wanting the file forgets its lock
+                making.wanted -= 1
+                if not making.wanted:
+                    del self._making[key]
         return opened
 
     def contains(self, key: str) -> bool:
@@ -119,9 +135,10 @@ class FileCache:
         file = path.open("rb")
         return OpenFile(file, os.fstat(file.fileno()).st_size)
 
-    def _write(self, path: Path, chunks: Iterable[bytes]) -> None:
-        """Write the file under a temporary name, then rename it; stop (FileTooLarge) as soon
-        as it passes max_bytes, so that it never takes more than the cache's room on disk."""
+    def _write(self, path: Path, chunks: Iterable[bytes]) -> OpenFile:
+        """Write the file under a temporary name, open it, then rename it into place: the open
+        file is the one made, whoever evicts it from then on. Stop (FileTooLarge) as soon as it
+        passes max_bytes, so that it never takes more than the cache's room on disk."""
         part = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
         source = iter(chunks)
         written = 0
@@ -134,7 +151,13 @@ class FileCache:
                             path.name.removesuffix(SUFFIX), self.max_bytes, found=True
                         )
                     out.write(chunk)
-            os.replace(part, path)
+            opened = self._open(part)
+            try:
+                os.replace(part, path)
+            except BaseException:
+                opened.close()
+                raise
+            return opened
         finally:
             close = getattr(source, "close", None)
             if close is not None:  # a generator stopped early: its workers' blocks are cancelled

@@ -3,13 +3,15 @@
 The pool starts on first use and is shared by all exports of the process; each export keeps at
 most two blocks per worker in flight, so memory stays flat however large the file. Workers are
 spawned (never forked: the server runs threads) and leave when the process that started them
-goes, even if it was killed.
+goes, even if it was killed; a server that stops closes the pool first (`close`), which releases
+its queues' semaphores (else Python's resource tracker warns of them leaking).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -24,6 +26,9 @@ _maker: Maker | None = None
 def _start_worker(parent: int) -> None:
     global _maker
     _maker = Maker()
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops its pool, and a
+    # worker interrupted on its own would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +32,7 @@ from ..instance import Emulator
 from ..settings import Settings
 from . import console, control, openapi, redact
 from .api import exports, operations, search, segments, storage
-from .faults import RAW_SEND, ConnectionDropped
+from .faults import RAW_SEND, STORAGE_MESSAGE, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
 from .pipeline import Pipeline
 from .render import JsonRenderer, storage_error
@@ -124,9 +125,21 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             return storage_error(exc)
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
             log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return renderer.error(Internal("internal error in the emulator; see its log"))
+        details = "internal error in the emulator; see its log"
+        if request.url.path.startswith(f"/{settings.bucket}/"):  # a download: storage's XML
+            return storage_error(StorageError.for_status(500, STORAGE_MESSAGE, details))
+        return renderer.error(Internal(details))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """Under a server that runs the lifespan (worker processes), the emulator this app
+        built is closed when the server stops; one handed in belongs to the caller."""
+        yield
+        if emulator is None:
+            await run_in_threadpool(em.close)
 
     app = EmulatorApp(
+        lifespan=lifespan,
         middleware=[
             Middleware(Pipeline, emulator=em, renderer=renderer, metrics=metrics),
         ],

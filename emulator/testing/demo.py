@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import shutil
 import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
@@ -26,7 +27,7 @@ from rich.markup import escape
 
 from ..auth import DEMO_KEY
 from ..client import cli as export_cli
-from ..server import ServerThread
+from ..server import ServerThread, Terminated, sigterm_as_interrupt
 from ..settings import Settings
 from ..timestamps import parse_rfc3339
 
@@ -81,11 +82,36 @@ class _Control:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; returns the export's exit code (0 when all went as staged)."""
+    """Run the demo; returns the export's exit code (0 when all went as staged).
+
+    Without --out the file goes to a temporary folder, which is kept only when the demo wrote
+    the file it then points to: an interrupted (Ctrl-C, SIGTERM) or failed run removes it."""
     args = _parser().parse_args(argv)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fullstory-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
     console = Console(highlight=False)
+    if args.out:
+        return _interruptible(console, args, Path(args.out))
+    out = Path(tempfile.mkdtemp(prefix="fullstory-demo-"))
+    code = 1
+    try:
+        code = _interruptible(console, args, out)
+    finally:
+        if code != 0:
+            shutil.rmtree(out, ignore_errors=True)
+    return code
+
+
+def _interruptible(console: Console, args: argparse.Namespace, out: Path) -> int:
+    """The demo, stopped by SIGTERM as by Ctrl-C: its emulator is stopped and closed either way."""
+    try:
+        with sigterm_as_interrupt():
+            return _demo(console, args, out)
+    except KeyboardInterrupt as exc:
+        console.print("[yellow]demo stopped[/]")
+        return 143 if isinstance(exc, Terminated) else 130
+
+
+def _demo(console: Console, args: argparse.Namespace, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
     settings = Settings(
         port=args.port,
         population=args.population,

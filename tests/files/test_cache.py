@@ -153,3 +153,52 @@ def test_a_larger_cache_makes_a_file_that_outgrew_a_smaller_one(tmp_path):
     assert opened.size == 50 and make.calls == 1
     opened.close()
     assert [p.name for p in tmp_path.iterdir()] == ["k.gz"]  # the marker is gone
+
+
+def test_a_file_evicted_by_another_download_just_before_it_is_opened_is_still_served(tmp_path):
+    """Another download's eviction (here a second cache on the same folder with no room, as a
+    worker process sharing the data dir has) runs just before every open of this cache: the
+    file is served all the same, made again when the kept one went."""
+    cache = FileCache(tmp_path, 1000)
+    other = FileCache(tmp_path, 0)
+    opens = 0
+
+    def open_after_an_eviction(path):  # type: ignore[no-untyped-def]
+        nonlocal opens
+        opens += 1
+        other._evict()  # unlinks every kept file
+        return FileCache._open(path)
+
+    cache._open = open_after_an_eviction  # type: ignore[method-assign]
+    make = Maker(b"made here")
+    assert read(cache, "k", make) == b"made here"
+    assert read(cache, "k", make) == b"made here"  # the kept one went again: made again
+    assert make.calls == 2 and opens >= 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_many_threads_making_and_evicting_all_get_their_files(tmp_path):
+    """A cache with room for about one file, and threads wanting seven files at once: every
+    reader gets its whole file, whatever the others evict meanwhile."""
+    cache = FileCache(tmp_path, 3000)
+    files = {str(i): bytes([65 + i]) * (2000 + 100 * i) for i in range(7)}
+    got: list[tuple[str, bytes]] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(12)
+
+    def download(n: int) -> None:
+        start.wait()
+        for round_ in range(20):
+            key = str((n + round_) % 7)
+            try:
+                got.append((key, read(cache, key, Maker(files[key]))))
+            except BaseException as exc:  # reported below, with the thread's others
+                failures.append(exc)
+
+    threads = [threading.Thread(target=download, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(got) == 240 and all(data == files[key] for key, data in got)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import threading
 import zlib
 
 import pytest
@@ -150,3 +151,70 @@ def test_the_key_names_everything_the_bytes_depend_on():
         job("csv"),
     ]
     assert len({base.key(), *(c.key() for c in changed)}) == len(changed) + 1
+
+
+TYPES = (
+    ("event", "SCOPE_EVENT"),
+    ("event", "SCOPE_SESSIONS"),
+    ("event", "SCOPE_PAGES"),
+    ("individual", "SCOPE_INDIVIDUAL"),
+)
+
+
+def variety() -> list[ExportJob]:
+    """Every format and type, each of two of five worlds (2 blocks: 128 and 22 people)."""
+    out = []
+    for n, (extension, (kind, scope)) in enumerate(
+        (e, t) for e in ("csv", "json", "ndjson") for t in TYPES
+    ):
+        for seed in (5, 6 + n % 4):
+            base = job(extension, population=150)
+            spec = dataclasses.replace(
+                base.spec,
+                kind=kind,
+                scope=scope,
+                range_start_ms=ORIGIN + 13 * DAY,
+                fields=resolve_fields(kind, None, CUSTOM_VARS),
+            )
+            out.append(dataclasses.replace(base, seed=seed, spec=spec, density=0.5))
+    return out
+
+
+def test_the_same_files_at_once_in_threads_and_processes_among_other_worlds(monkeypatch):
+    """Every file made alone (from a fresh world) is made byte-identically while the same and
+    other worlds' files are made at once: by three threads sharing one Maker (whose bounded
+    world cache turns over: five worlds, four kept) and one worker pool, each thread making
+    every file in its own order, some here and some in the worker processes."""
+    monkeypatch.setattr(export, "PARALLEL_MIN_EVENTS", 0)
+    jobs = variety()
+
+    def alone(j: ExportJob) -> bytes:
+        world = World(seed=j.seed, origin_ms=ORIGIN, population=j.population, density=j.density)
+        return b"".join(file_bytes(j, Maker(world)))
+
+    expected = {j.key(): alone(j) for j in jobs}
+    assert len(expected) == len(jobs) == 24
+    shared = Maker()
+    pool = BlockPool(2)
+    wrong: list[str] = []
+    failures: list[BaseException] = []
+
+    def make_all(n: int) -> None:
+        order = jobs[n:] + jobs[:n] if n % 2 else (jobs[n:] + jobs[:n])[::-1]
+        try:
+            for i, j in enumerate(order):
+                parallel = pool.blocks if (i + n) % 2 else None
+                if b"".join(file_bytes(j, shared, parallel)) != expected[j.key()]:
+                    wrong.append(f"seed {j.seed} {j.spec.format} {j.spec.scope}")
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=make_all, args=(n * 7,)) for n in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        pool.close()
+    assert failures == [] and wrong == []

@@ -33,7 +33,27 @@ def test_ranges(header, expected):
     assert select(100, header) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-160", "bytes=-0"])
+HUGE = "1" + "0" * 5000  # more digits than int() converts
+
+
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        (f"bytes=0-{HUGE}", Slice(0, 100, 100, partial=True)),
+        (f"bytes=5-000{HUGE}", Slice(5, 100, 100, partial=True)),
+        (f"bytes=-{HUGE}", Slice(0, 100, 100, partial=True)),
+        (f"bytes={HUGE}1-{HUGE}", Slice(0, 100, 100)),  # end before start: ignored
+        ("bytes=0005-0009", Slice(5, 10, 100, partial=True)),
+        ("bytes=\u0661-\u0662", Slice(0, 100, 100)),  # Arabic-Indic digits are not DIGIT
+    ],
+)
+def test_numbers_of_any_length(header, expected):
+    assert select(100, header) == expected
+
+
+@pytest.mark.parametrize(
+    "header", ["bytes=100-", "bytes=150-160", "bytes=-0", "bytes=-000", f"bytes={HUGE}-"]
+)
 def test_unsatisfiable(header):
     with pytest.raises(InvalidRange) as caught:
         select(100, header)

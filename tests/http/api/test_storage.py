@@ -14,8 +14,9 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from starlette.testclient import TestClient
 
-from tests.helpers import AUTH
+from tests.helpers import AUTH, Harness
 
 XML = "application/xml; charset=UTF-8"
 
@@ -245,6 +246,43 @@ def test_a_range_past_the_end_is_416_invalid_range(harness, offset):
     )
 
 
+HUGE = "9" * 5000  # past Python's 4,300-digit limit on int("...")
+
+
+@pytest.mark.parametrize(
+    "header", [f"bytes={HUGE}-", f"bytes={HUGE}-{HUGE}", f"bytes={HUGE}-{HUGE}9"]
+)
+def test_a_range_starting_at_a_huge_number_is_416_not_500(harness, header):
+    url = finished_url(harness)
+    size = len(harness.client.get(url).content)
+    response = harness.client.get(url, headers={"Range": header})
+    assert response.status_code == 416
+    assert response.headers["content-type"] == XML
+    assert response.headers["content-range"] == f"bytes */{size}"
+    assert response.text == (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>InvalidRange</Code>"
+        "<Message>The requested range cannot be satisfied.</Message>"
+        f"<Details>Request range not satisfiable: bytes={'9' * 94}… ({len(header):,} characters)"
+        f" (object size {size})</Details></Error>"
+    )
+
+
+@pytest.mark.parametrize("header", [f"bytes=0-{HUGE}", f"bytes=-{HUGE}", f"bytes=-000{HUGE}"])
+def test_a_range_ending_or_reaching_back_a_huge_number_is_the_whole_file(harness, header):
+    url = finished_url(harness)
+    whole = harness.client.get(url).content
+    response = harness.client.get(url, headers={"Range": header})
+    assert response.status_code == 206 and response.content == whole
+    assert response.headers["content-range"] == f"bytes 0-{len(whole) - 1}/{len(whole)}"
+
+
+def test_a_huge_end_before_a_huger_start_is_ignored(harness):
+    url = finished_url(harness)
+    whole = harness.client.get(url).content
+    response = harness.client.get(url, headers={"Range": f"bytes=1{HUGE}-{HUGE}"})
+    assert response.status_code == 200 and response.content == whole
+
+
 @pytest.mark.parametrize(
     "header", ["bytes=0-1,5-9", "bytes=9-3", "items=0-9", "bytes=abc", "bytes=-"]
 )
@@ -317,6 +355,64 @@ def test_the_file_is_made_once_and_remade_identically_after_eviction(make_harnes
     remade = one_kept.client.get(url)
     assert again.content == remade.content == first.content
     assert again.headers["etag"] == remade.headers["etag"] == first.headers["etag"]
+
+
+def test_concurrent_downloads_through_a_small_cache_are_all_whole_files(make_harness):
+    """A dozen downloads at once of seven exports, through a cache with room for one file at a
+    time: each download's eviction unlinks files others have just made, and every download is
+    still a 200 with the file's bytes (it was a 500 in JSON in most runs of this test)."""
+
+    def exports(h: Harness) -> list[str]:
+        return [
+            finished_url(h, timeRange={"start": f"2026-02-{day:02d}T00:00:00Z", "end": ""})
+            for day in range(20, 27)
+        ]
+
+    probe = make_harness()  # the same files, made alike: their sizes
+    sizes = sorted(len(probe.client.get(url).content) for url in exports(probe))
+    h = make_harness(file_cache_bytes=sizes[-1] + sizes[0] // 2)  # one fits, never two
+    urls = exports(h)
+    wanted = [h.client.get(url).content for url in urls]
+    assert sorted(map(len, wanted)) == sizes
+    answers: list[tuple[int, int, bytes]] = []
+    start = threading.Barrier(12)
+
+    def download(n: int) -> None:
+        start.wait()
+        for round_ in range(8):
+            i = (n + round_) % len(urls)
+            response = h.client.get(urls[i])
+            answers.append((i, response.status_code, response.content))
+
+    threads = [threading.Thread(target=download, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 96
+    assert [(i, status) for i, status, _ in answers if status != 200] == []
+    assert all(body == wanted[i] for i, _, body in answers)
+
+
+def test_a_crash_while_serving_a_download_answers_storage_xml(harness, monkeypatch, caplog):
+    url = finished_url(harness)
+
+    def broken(download):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(harness.em.exports, "open_file", broken)
+    base = str(harness.client.base_url)
+    client = TestClient(harness.client.app, base_url=base, raise_server_exceptions=False)
+    response = client.get(url)  # no lifespan: the harness's emulator stays open
+    client.close()
+    assert response.status_code == 500
+    assert response.headers["content-type"] == XML
+    assert response.text == (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
+        "<Message>We encountered an internal error. Please try again.</Message>"
+        "<Details>internal error in the emulator; see its log</Details></Error>"
+    )
+    assert "disk on fire" in caplog.text
 
 
 def test_etag_differs_for_different_files_and_is_stable_across_instances(make_harness):
