@@ -50,6 +50,16 @@ from ..contract import (
     ExportType,
 )
 from ..settings import RateLimit
+from ..timestamps import format_rfc3339
+from .errors import (
+    DownloadError,
+    DownloadExpired,
+    ExportFailed,
+    FullStoryError,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 
 try:  # Starlette's TestClient is an httpx2.Client where that fork is installed
     import httpx2
@@ -65,75 +75,36 @@ if TYPE_CHECKING:
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = tuple(m.TransportError for m in _HTTPX)
 _STREAM_CONSUMED: tuple[type[Exception], ...] = tuple(m.StreamConsumed for m in _HTTPX)
 
+__all__ = [  # with the errors of .errors, which users import from here
+    "DEFAULT_API_URL",
+    "EU_API_URL",
+    "JSON",
+    "TRANSPORT_ERRORS",
+    "Download",
+    "DownloadError",
+    "DownloadExpired",
+    "DownloadStart",
+    "ExportFailed",
+    "ExportResult",
+    "FullStoryClient",
+    "FullStoryError",
+    "NotFound",
+    "Pace",
+    "RateBudget",
+    "RateLimited",
+    "Resume",
+    "Retry",
+    "Sink",
+    "TimeRangeArg",
+    "Unauthorized",
+    "error_from_response",
+    "filename_from_disposition",
+]
+
 DEFAULT_API_URL = "https://api.fullstory.com"
 EU_API_URL = "https://api.eu1.fullstory.com"
 JSON = dict[str, Any]
 TimeRangeArg = Mapping[str, Any] | tuple[Any, Any] | None
-
-
-class FullStoryError(Exception):
-    """An error answer of the API or of cloud storage, or a request that could not be made.
-
-    `status` is the HTTP status (None when no answer came), `code` the gRPC code of a JSON error
-    (an int) or the storage XML `<Code>` (a str), `message` the server's own words.
-    """
-
-    def __init__(
-        self,
-        status: int | None,
-        message: str,
-        code: int | str | None = None,
-        *,
-        details: str = "",
-    ) -> None:
-        self.status = status
-        self.message = message
-        self.code = code
-        self.details = details
-        prefix = f"HTTP {status}" if status is not None else "request failed"
-        if code is not None:
-            prefix += f" ({code})"
-        text = f"{prefix}: {message}"
-        super().__init__(f"{text} [{details}]" if details else text)
-
-
-class Unauthorized(FullStoryError):
-    """401: no key, or one the server does not know."""
-
-
-class NotFound(FullStoryError):
-    """404: unknown segment, operation, export or storage object."""
-
-
-class RateLimited(FullStoryError):
-    """429 that outlived the retries; `retry_after` is the server's last `Retry-After`."""
-
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after = retry_after
-
-
-class DownloadError(FullStoryError):
-    """Cloud storage refused the signed URL (its XML `<Code>` in `code`), or the body kept
-    breaking off: the export is there, fetching its file failed."""
-
-
-class DownloadExpired(DownloadError):
-    """The signed URL expired (storage `ExpiredToken`); ask for a new location."""
-
-
-class ExportFailed(FullStoryError):
-    """The export operation ended in a failure state (ERROR or FAILED, the contract's
-    FAILURE_STATES); `error_details` is the server's reason."""
-
-    def __init__(self, operation: JSON) -> None:
-        self.operation = operation
-        self.error_details = str(operation.get("errorDetails") or "")
-        state = operation.get("state")
-        reason = self.error_details or "no errorDetails given"
-        super().__init__(
-            None, f"export operation {operation.get('id')} ended in {state}: {reason}", state
-        )
 
 
 @dataclass(frozen=True)
@@ -306,9 +277,7 @@ def _timestamp(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_rfc3339(value)
     return str(value)
 
 
@@ -459,17 +428,12 @@ class FullStoryClient:
         """One attempt. `anonymous` strips the credentials the http client may add by default:
         a signed URL needs none, and storage refuses a foreign one."""
         http = self.http
-        if isinstance(http, httpx.Client):
-            request = http.build_request(method, url, **options)
-            if anonymous:
-                for name in ("authorization", "cookie"):
-                    request.headers.pop(name, None)
-            return http.send(request, stream=stream)
-        forked = http.build_request(method, url, **options)
+        request = http.build_request(method, url, **options)
         if anonymous:
             for name in ("authorization", "cookie"):
-                forked.headers.pop(name, None)
-        return http.send(forked, stream=stream)
+                request.headers.pop(name, None)
+        # the request comes from the same client, httpx's or the fork's: mypy cannot pair them
+        return http.send(request, stream=stream)  # type: ignore[arg-type]
 
     def _send(
         self,

@@ -37,7 +37,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.types import ASGIApp
 
-from .. import __version__
+from .. import __version__, netloc
 from ..auth import MCP_KEY
 from ..contract import (
     COMPLETED,
@@ -654,10 +654,7 @@ def _uvicorn(
 
 
 def _url(host: str, port: int) -> str:
-    connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    if ":" in connect:
-        connect = f"[{connect}]"
-    return f"http://{connect}:{port}{MCP_PATH}"
+    return netloc.local_url("http", host, port, MCP_PATH)
 
 
 class McpThread(UvicornThread):

@@ -830,7 +830,7 @@ def plan_from(
 ) -> tuple[Plan, str, RateLimit | None]:
     """The plan, the key and the rate limit, or a RecordError naming the flag that is wrong."""
     try:
-        window = parse_duration(args.window, allow_bare=False)
+        window = parse_duration(args.window)
     except argparse.ArgumentTypeError:
         raise RecordError(
             f"--window {args.window!r} is not a duration such as 30m, 1h or 2d"

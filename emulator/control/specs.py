@@ -14,17 +14,17 @@ from dataclasses import replace
 from typing import Any
 
 from ..contract import FAILURE_STATES
+from ..durations import MAX_SECONDS
 from ..errors import InvalidArgument
 from ..settings import RateLimit
 from ..store.records import UNSET, ControlState, FaultRule, LifecycleRule
 
-DAY = 86400
 LIMITS = {
     "status": 599,
     "latencyMs": 600_000,
-    "finishAfterSeconds": 10 * 366 * DAY,
-    "urlTtl": 10 * 366 * DAY,
-    "exportDuration": 10 * 366 * DAY,
+    "finishAfterSeconds": MAX_SECONDS,
+    "urlTtl": MAX_SECONDS,
+    "exportDuration": MAX_SECONDS,
 }
 DEFAULT_LIMIT = 1_000_000_000
 _DECIMAL = re.compile(r"\d{1,12}(?:\.\d{1,6})?", re.ASCII)
