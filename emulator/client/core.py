@@ -153,6 +153,7 @@ class Pace:
 
     endpoint: str  # method and route, e.g. "GET /operations/v1/{id}": the server's bucket key
     delay: float  # seconds until the client's estimate of that bucket holds a token again
+    reason: str = ""  # why the bucket is empty, for the user who sees the wait
 
 
 class RateBudget:
@@ -168,6 +169,7 @@ class RateBudget:
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
         self._buckets: dict[str, tuple[float, float]] = {}  # endpoint -> (tokens, at)
+        self._refused: set[str] = set()  # endpoints emptied by a 429 and not full since
 
     def tokens(self, endpoint: str, now: float) -> float:
         tokens, at = self._buckets.get(endpoint, (float(self.limit.burst), now))
@@ -176,8 +178,22 @@ class RateBudget:
     def delay(self, endpoint: str, now: float) -> float:
         """Seconds to wait before the next request to `endpoint` would find a token (with a
         fiftieth of a token to spare, for the server's clock and the way there)."""
-        missing = 1.0 - self.tokens(endpoint, now)
+        tokens = self.tokens(endpoint, now)
+        if tokens >= self.limit.burst:
+            self._refused.discard(endpoint)  # rested since the 429: no longer its doing
+        missing = 1.0 - tokens
         return (missing + 0.02) / self.limit.per_second if missing > 1e-9 else 0.0
+
+    def reason(self, endpoint: str) -> str:
+        """Why `endpoint` has no token: a 429 said so, or this client spent the burst."""
+        limit = self.limit
+        refill = f"{limit.refill:g} token{'s' if limit.refill != 1 else ''} per {limit.period:g} s"
+        if endpoint in self._refused:
+            return (
+                f"a 429 said its bucket is empty; it refills {refill} (--rate-limit "
+                f"{limit}), so this waits for the next token"
+            )
+        return f"the burst of {limit.burst} is spent; the bucket refills {refill}"
 
     def spend(self, endpoint: str, now: float) -> None:
         """A request went out; `now` is when its answer came, later than the server spent it,
@@ -188,6 +204,7 @@ class RateBudget:
         """The server answered 429: its bucket is empty, and holds a token after `retry_after`."""
         wait = retry_after if retry_after is not None else 1.0 / self.limit.per_second
         self._buckets[endpoint] = (1.0 - wait * self.limit.per_second, now)
+        self._refused.add(endpoint)
 
 
 @runtime_checkable
@@ -410,7 +427,7 @@ class FullStoryClient:
         delay = self.budget.delay(endpoint, self.elapsed())
         if delay > 0:
             if self.on_pace is not None:
-                self.on_pace(Pace(endpoint, delay))
+                self.on_pace(Pace(endpoint, delay, self.budget.reason(endpoint)))
             self._wait(delay)
 
     def _spent(self, endpoint: str | None) -> None:

@@ -226,7 +226,7 @@ class Reporter:
         if event == "pacing" and f["seconds"] >= 1:
             return (
                 f"[dim]pacing: waiting {f['seconds']:.0f} s before {_esc(f['endpoint'])} to stay "
-                "under the rate limit[/]"
+                f"under the rate limit{_esc(': ' + f['reason']) if f.get('reason') else ''}[/]"
             )
         if event == "done":
             failed = f", {f['failed']} failed" if f["failed"] else ""
@@ -870,7 +870,9 @@ def _hooks(reporter: Reporter) -> tuple[Callable[[Retry], None], Callable[[Pace]
             reporter.emit("retrying", path=retry.path, status=retry.error.status)
 
     def on_pace(pace: Pace) -> None:
-        reporter.emit("pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3))
+        reporter.emit(
+            "pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3), reason=pace.reason
+        )
 
     return on_retry, on_pace
 

@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
         on_retry=retry_events(reporter),
         rate_limit=args.rate_limit if args.command == "run" else None,
         on_pace=lambda pace: reporter.emit(
-            "pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3)
+            "pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3), reason=pace.reason
         ),
     )
     try:

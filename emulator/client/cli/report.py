@@ -154,7 +154,8 @@ class HumanReporter(Reporter):
         elif event == "pacing" and fields["seconds"] >= 1:
             self._note(
                 f"[dim]pacing: waiting {fields['seconds']:.0f} s before "
-                f"{_esc(fields['endpoint'])} to stay under the rate limit[/]"
+                f"{_esc(fields['endpoint'])} to stay under the rate limit"
+                f"{_esc(': ' + fields['reason']) if fields.get('reason') else ''}[/]"
             )
         elif event in ("failed", "error"):
             if task is not None:
