@@ -1,19 +1,21 @@
 """Where a local process reaches a server from the interface it binds.
 
 The server, its banner and health check, the MCP adapter and the client tools all turn a
-bind address into a URL; one function makes them agree. A wildcard is reached through the
-loopback of its own family: `0.0.0.0` (and the empty default) at 127.0.0.1, `::` at ::1,
-which answers whether or not the socket also takes IPv4 (IPV6_V6ONLY differs by system).
+bind address into a URL; one function makes them agree. A wildcard is reached at 127.0.0.1:
+`0.0.0.0` and the empty default are IPv4, and `serving.listen` makes `::` take IPv4 too (it
+clears IPV6_V6ONLY, whose default differs by system). 127.0.0.1 rather than ::1, because a
+container often binds `::` with no IPv6 address on its loopback (Docker's default).
 """
 
 from __future__ import annotations
 
-WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+WILDCARDS = ("", "0.0.0.0", "::")
 
 
 def loopback(host: str) -> str:
     """The address to connect to for a server bound to `host`."""
-    return WILDCARDS.get(host.strip(), host.strip())
+    host = host.strip()
+    return "127.0.0.1" if host in WILDCARDS else host
 
 
 def url_host(host: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from emulator.client import conformance as client_conformance
 from emulator.client import core
 from emulator.client.mcp import _url as mcp_url
 from emulator.durations import MAX_SECONDS, parse_seconds
+from emulator.serving import listen
 from emulator.settings import Settings, SettingsError
 from emulator.testing import plugin
 from emulator.timestamps import format_api, format_rfc3339
@@ -53,16 +55,31 @@ def test_the_ten_year_limit_is_one_number():
 
 @pytest.mark.parametrize(
     ("host", "reached"),
-    [("", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("::", "[::1]"), ("::1", "[::1]"),
+    [("", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("::1", "[::1]"),
      ("10.1.2.3", "10.1.2.3")],
 )  # fmt: skip
 def test_every_side_reaches_a_wildcard_through_its_own_loopback(host, reached):
-    """`::` may be IPv6 only (IPV6_V6ONLY): 127.0.0.1 would not reach it, ::1 always does."""
+    """`::` was 127.0.0.1 to the server's banner and health check but ::1 to the MCP URLs; a
+    container often has no ::1, and the server's `::` socket takes IPv4 (see the next test)."""
     settings = Settings(host=host, port=8123)
     assert settings.base_url() == f"http://{reached}:8123"
     assert local_url(settings) == f"http://{reached}:8123"
     assert mcp_url(host, 8123) == f"http://{reached}:8123/mcp"
     assert netloc.local_url("http", host, 8123) == f"http://{reached}:8123"
+
+
+def test_a_server_bound_to_the_ipv6_wildcard_is_reached_at_127_0_0_1():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        sock = listen("::", 0)
+    except OSError:
+        pytest.skip("cannot bind ::")
+    with sock:
+        assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+        sock.listen()
+        with socket.create_connection(("127.0.0.1", sock.getsockname()[1]), timeout=5):
+            pass
 
 
 @pytest.mark.parametrize(
