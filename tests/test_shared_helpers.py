@@ -4,6 +4,7 @@ the same way: each through one helper of the base modules, not a copy per side."
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import socket
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from emulator.serving import listen
 from emulator.settings import Settings, SettingsError
 from emulator.testing import plugin
 from emulator.timestamps import format_api, format_rfc3339
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize(
@@ -114,3 +116,18 @@ def test_every_logger_of_the_emulator_follows_the_configured_level():
         assert not any(log.isEnabledFor(logging.WARNING) for log in loggers)
     finally:
         configure_logging(Settings())
+
+
+def test_no_module_names_a_logger_of_its_own():
+    """Only logs.get_logger names the emulator's loggers; uvicorn's and the root logger are
+    configured, not logged to."""
+    wrong = []
+    for path in sorted((ROOT / "emulator").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "getLogger"):
+                continue
+            name = node.args[0] if node.args else None
+            text = name.value if isinstance(name, ast.Constant) else None
+            if path.name != "logs.py" and name is not None and not str(text).startswith("uvicorn"):
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not wrong, wrong
