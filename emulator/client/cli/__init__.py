@@ -14,6 +14,11 @@ under the rate limit (2 per minute per endpoint after a burst of 50) instead of 
 this module only reports what the client's hooks tell (retries, pacing, bytes, renewals), and
 warns when a range lies outside the segment's window or holds no data.
 
+The package is split by job: `args` parses the flags (times, durations, names), `report` shows
+the events (rich, --json or --quiet), `jobs` runs the exports and turns exceptions into exit
+codes (`codes`). This module wires them together in `main` and re-exports their names, which
+the demo, the recorder and the tests import from here.
+
 Exit codes (also in `--help`):
 
     0    everything exported, or already on disk
