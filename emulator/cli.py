@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, netloc
 from .auth import DEMO_KEY, MCP_KEY, mask
 from .recording import Recording, RecordingError
 from .settings import ENV_PREFIX, Settings, SettingsError, choices, redact_url, shown_default
@@ -249,9 +249,7 @@ class McpStarter:
 
     @property
     def url(self) -> str:
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/mcp"
+        return netloc.local_url("http", self.host, self.port, "/mcp")
 
     def start(self, ready: Callable[[], bool]) -> None:
         """Load and serve MCP in the background once `ready()` (the API serves)."""
@@ -290,9 +288,7 @@ class McpStarter:
 def local_url(settings: Settings) -> str:
     """Where the API is reached from its own machine: where it listens, not --public-url (which
     may name a host that only clients outside can resolve)."""
-    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    local = f"[{local}]" if ":" in local else local
-    return f"{'https' if settings.tls else 'http'}://{local}:{settings.port}"
+    return netloc.local_url("https" if settings.tls else "http", settings.host, settings.port)
 
 
 def health(settings: Settings) -> int:

@@ -26,9 +26,10 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
-from .http.app import LOGGER, app_from_environment, create_app
+from .http.app import app_from_environment, create_app
 from .instance import Emulator, open_store
 from .instance import check_store as check_store  # for `fullstory-emulator store check`
+from .logs import LOGGER
 from .serving import UvicornThread, listen, timed_protocol
 from .settings import ENV_PREFIX, Settings
 from .tls import ensure_certificates

@@ -103,12 +103,16 @@ def listen(host: str, port: int) -> socket.socket:
     IPPROTO_TCP socket, and without it Nagle and the client's delayed ACK add ~40 ms to every
     request on a kept-alive connection (uvicorn writes a response's head and body separately).
     TCP_NODELAY on the listening socket too, which Linux passes on to accepted connections,
-    whatever the loop or server does.
+    whatever the loop or server does. `::` takes IPv4 too, whatever the system's default
+    (IPV6_V6ONLY differs), so that it is reached at 127.0.0.1 as `netloc.loopback` says.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if host.strip() == "::":
+        with contextlib.suppress(OSError):  # a system without IPv4 keeps its IPv6-only socket
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     try:
         sock.bind((host, port))
     except OSError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
 import re
 import sys
@@ -20,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from .clock import check_instant
+from .durations import MAX_SECONDS, parse_seconds
 from .errors import echo
 from .hosts import HostPolicy, parse_allowed_hosts
+from .netloc import local_url
 from .timestamps import parse_rfc3339
 
 ENV_PREFIX = "FULLSTORY_EMULATOR_"
 _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?|s|sec|min|h|hour)\s*,\s*(\d+)", re.ASCII)
 MAX_REFILL = 1_000_000  # tokens per period
-MIN_PERIOD, MAX_PERIOD = 0.001, 10 * 366 * 86400  # seconds
+MIN_PERIOD, MAX_PERIOD = 0.001, MAX_SECONDS  # seconds
 MAX_BURST = 1_000_000
 
 
@@ -85,20 +86,9 @@ def _bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
-MAX_SECONDS = 10 * 366 * 86400  # the longest duration any setting or control override takes
-
-
 def _seconds(text: str) -> float:
-    """Seconds as a number, or with a unit suffix: 300, 1.5, 500ms, 5m, 2h, 7d (at most ten
-    years, so that the clock plus any duration stays a representable instant)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration such as 300, 1.5, 500ms, 5m, 2h or 7d")
-    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[match.group(2)]
-    value = float(match.group(1)) * unit
-    if not math.isfinite(value) or value > MAX_SECONDS:
-        raise ValueError(f"{text!r} is longer than ten years ({MAX_SECONDS} s)")
-    return value
+    """Seconds: a bare number, or with a unit (500ms, 5m, 2h, 7d); at most ten years."""
+    return parse_seconds(text)
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
@@ -528,10 +518,7 @@ class Settings:
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        return local_url("https" if self.tls else "http", self.host, self.port)
 
     def to_environ(self) -> dict[str, str]:
         """These settings as FULLSTORY_EMULATOR_* variables, which `load` reads back: how worker

@@ -48,13 +48,24 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError(f"{text!r} lies outside the years 1 to 9999 in UTC") from None
 
 
+def format_rfc3339(value: datetime, *, digits: int = 6, trim: bool = False) -> str:
+    """`value` in UTC with `digits` (0, 3 or 6) of fraction, truncated, and `Z`; a naive
+    datetime is read as UTC. `trim` leaves the fraction out of a whole second (the client's
+    bundle bounds: 2026-03-01T00:30:00Z). The one formatter of the server and the client tools,
+    so that what one writes the other reads back unchanged."""
+    if digits not in (0, 3, 6):
+        raise ValueError(f"digits must be 0, 3 or 6, not {digits}")
+    v = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    v = v if v.tzinfo is UTC else v.astimezone(UTC)
+    text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+    if digits and not (trim and not v.microsecond):
+        text += "." + f"{v.microsecond:06d}"[:digits]
+    return text + "Z"
+
+
 def format_api(value: datetime) -> str:
     """The API's shape: UTC with microseconds, e.g. 2020-09-22T22:40:52.174736Z."""
-    v = value if value.tzinfo is UTC else value.astimezone(UTC)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
-    )
+    return format_rfc3339(value)
 
 
 def to_ms(value: datetime) -> int:

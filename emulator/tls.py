@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .netloc import WILDCARDS
+
 NAMES = ("127.0.0.1", "localhost", "::1")
 
 
@@ -25,7 +27,7 @@ def ensure_certificates(directory: Path, host: str) -> TlsFiles:
     import trustme  # with cryptography, a third of a cold start; only TLS pays for it
 
     ca = trustme.CA(organization_name="fullstory-emulator local CA")
-    names = [*NAMES, *([host] if host not in NAMES and host not in ("0.0.0.0", "::") else [])]
+    names = [*NAMES, *([host] if host not in NAMES and host not in WILDCARDS else [])]
     server = ca.issue_cert(*names)
     ca.cert_pem.write_to_path(str(files.ca))
     server.private_key_pem.write_to_path(str(files.key))

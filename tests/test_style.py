@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,9 @@ def test_ruff_clean(check):
 
 
 def test_mypy_strict_on_the_package():
-    result = subprocess.run(
-        [tool("mypy"), "--strict", "emulator"], cwd=ROOT, capture_output=True, text=True
-    )
+    """From pyproject's [tool.mypy] alone, as an editor runs it: strict, on the package."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    assert config["strict"] is True and config["packages"] == ["emulator"]
+    result = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found in" in result.stdout

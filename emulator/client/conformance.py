@@ -43,6 +43,7 @@ from ..contract import (
     TYPE_EVENT,
 )
 from ..recording import json_type
+from ..timestamps import format_rfc3339
 from .core import (
     TRANSPORT_ERRORS,
     FullStoryClient,
@@ -607,7 +608,7 @@ def _poll_interval(polls: int, waited: float) -> float:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return format_rfc3339(moment, digits=3)
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -50,6 +50,16 @@ from ..contract import (
     ExportType,
 )
 from ..settings import RateLimit
+from ..timestamps import format_rfc3339
+from .errors import (
+    DownloadError,
+    DownloadExpired,
+    ExportFailed,
+    FullStoryError,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 
 try:  # Starlette's TestClient is an httpx2.Client where that fork is installed
     import httpx2
@@ -65,75 +75,36 @@ if TYPE_CHECKING:
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = tuple(m.TransportError for m in _HTTPX)
 _STREAM_CONSUMED: tuple[type[Exception], ...] = tuple(m.StreamConsumed for m in _HTTPX)
 
+__all__ = [  # with the errors of .errors, which users import from here
+    "DEFAULT_API_URL",
+    "EU_API_URL",
+    "JSON",
+    "TRANSPORT_ERRORS",
+    "Download",
+    "DownloadError",
+    "DownloadExpired",
+    "DownloadStart",
+    "ExportFailed",
+    "ExportResult",
+    "FullStoryClient",
+    "FullStoryError",
+    "NotFound",
+    "Pace",
+    "RateBudget",
+    "RateLimited",
+    "Resume",
+    "Retry",
+    "Sink",
+    "TimeRangeArg",
+    "Unauthorized",
+    "error_from_response",
+    "filename_from_disposition",
+]
+
 DEFAULT_API_URL = "https://api.fullstory.com"
 EU_API_URL = "https://api.eu1.fullstory.com"
 JSON = dict[str, Any]
 TimeRangeArg = Mapping[str, Any] | tuple[Any, Any] | None
-
-
-class FullStoryError(Exception):
-    """An error answer of the API or of cloud storage, or a request that could not be made.
-
-    `status` is the HTTP status (None when no answer came), `code` the gRPC code of a JSON error
-    (an int) or the storage XML `<Code>` (a str), `message` the server's own words.
-    """
-
-    def __init__(
-        self,
-        status: int | None,
-        message: str,
-        code: int | str | None = None,
-        *,
-        details: str = "",
-    ) -> None:
-        self.status = status
-        self.message = message
-        self.code = code
-        self.details = details
-        prefix = f"HTTP {status}" if status is not None else "request failed"
-        if code is not None:
-            prefix += f" ({code})"
-        text = f"{prefix}: {message}"
-        super().__init__(f"{text} [{details}]" if details else text)
-
-
-class Unauthorized(FullStoryError):
-    """401: no key, or one the server does not know."""
-
-
-class NotFound(FullStoryError):
-    """404: unknown segment, operation, export or storage object."""
-
-
-class RateLimited(FullStoryError):
-    """429 that outlived the retries; `retry_after` is the server's last `Retry-After`."""
-
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after = retry_after
-
-
-class DownloadError(FullStoryError):
-    """Cloud storage refused the signed URL (its XML `<Code>` in `code`), or the body kept
-    breaking off: the export is there, fetching its file failed."""
-
-
-class DownloadExpired(DownloadError):
-    """The signed URL expired (storage `ExpiredToken`); ask for a new location."""
-
-
-class ExportFailed(FullStoryError):
-    """The export operation ended in a failure state (ERROR or FAILED, the contract's
-    FAILURE_STATES); `error_details` is the server's reason."""
-
-    def __init__(self, operation: JSON) -> None:
-        self.operation = operation
-        self.error_details = str(operation.get("errorDetails") or "")
-        state = operation.get("state")
-        reason = self.error_details or "no errorDetails given"
-        super().__init__(
-            None, f"export operation {operation.get('id')} ended in {state}: {reason}", state
-        )
 
 
 @dataclass(frozen=True)
@@ -182,6 +153,7 @@ class Pace:
 
     endpoint: str  # method and route, e.g. "GET /operations/v1/{id}": the server's bucket key
     delay: float  # seconds until the client's estimate of that bucket holds a token again
+    reason: str = ""  # why the bucket is empty, for the user who sees the wait
 
 
 class RateBudget:
@@ -197,6 +169,7 @@ class RateBudget:
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
         self._buckets: dict[str, tuple[float, float]] = {}  # endpoint -> (tokens, at)
+        self._refused: set[str] = set()  # endpoints emptied by a 429 and not full since
 
     def tokens(self, endpoint: str, now: float) -> float:
         tokens, at = self._buckets.get(endpoint, (float(self.limit.burst), now))
@@ -205,8 +178,22 @@ class RateBudget:
     def delay(self, endpoint: str, now: float) -> float:
         """Seconds to wait before the next request to `endpoint` would find a token (with a
         fiftieth of a token to spare, for the server's clock and the way there)."""
-        missing = 1.0 - self.tokens(endpoint, now)
+        tokens = self.tokens(endpoint, now)
+        if tokens >= self.limit.burst:
+            self._refused.discard(endpoint)  # rested since the 429: no longer its doing
+        missing = 1.0 - tokens
         return (missing + 0.02) / self.limit.per_second if missing > 1e-9 else 0.0
+
+    def reason(self, endpoint: str) -> str:
+        """Why `endpoint` has no token: a 429 said so, or this client spent the burst."""
+        limit = self.limit
+        refill = f"{limit.refill:g} token{'s' if limit.refill != 1 else ''} per {limit.period:g} s"
+        if endpoint in self._refused:
+            return (
+                f"a 429 said its bucket is empty; it refills {refill} (--rate-limit "
+                f"{limit}), so this waits for the next token"
+            )
+        return f"the burst of {limit.burst} is spent; the bucket refills {refill}"
 
     def spend(self, endpoint: str, now: float) -> None:
         """A request went out; `now` is when its answer came, later than the server spent it,
@@ -217,6 +204,7 @@ class RateBudget:
         """The server answered 429: its bucket is empty, and holds a token after `retry_after`."""
         wait = retry_after if retry_after is not None else 1.0 / self.limit.per_second
         self._buckets[endpoint] = (1.0 - wait * self.limit.per_second, now)
+        self._refused.add(endpoint)
 
 
 @runtime_checkable
@@ -306,9 +294,7 @@ def _timestamp(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_rfc3339(value)
     return str(value)
 
 
@@ -441,7 +427,7 @@ class FullStoryClient:
         delay = self.budget.delay(endpoint, self.elapsed())
         if delay > 0:
             if self.on_pace is not None:
-                self.on_pace(Pace(endpoint, delay))
+                self.on_pace(Pace(endpoint, delay, self.budget.reason(endpoint)))
             self._wait(delay)
 
     def _spent(self, endpoint: str | None) -> None:
@@ -459,17 +445,12 @@ class FullStoryClient:
         """One attempt. `anonymous` strips the credentials the http client may add by default:
         a signed URL needs none, and storage refuses a foreign one."""
         http = self.http
-        if isinstance(http, httpx.Client):
-            request = http.build_request(method, url, **options)
-            if anonymous:
-                for name in ("authorization", "cookie"):
-                    request.headers.pop(name, None)
-            return http.send(request, stream=stream)
-        forked = http.build_request(method, url, **options)
+        request = http.build_request(method, url, **options)
         if anonymous:
             for name in ("authorization", "cookie"):
-                forked.headers.pop(name, None)
-        return http.send(forked, stream=stream)
+                request.headers.pop(name, None)
+        # the request comes from the same client, httpx's or the fork's: mypy cannot pair them
+        return http.send(request, stream=stream)  # type: ignore[arg-type]
 
     def _send(
         self,

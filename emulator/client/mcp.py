@@ -41,7 +41,7 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import __version__
+from .. import __version__, netloc
 from ..auth import MCP_KEY
 from ..contract import (
     COMPLETED,
@@ -709,10 +709,7 @@ def _uvicorn(
 
 
 def _url(host: str, port: int) -> str:
-    connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    if ":" in connect:
-        connect = f"[{connect}]"
-    return f"http://{connect}:{port}{MCP_PATH}"
+    return netloc.local_url("http", host, port, MCP_PATH)
 
 
 class McpThread(UvicornThread):

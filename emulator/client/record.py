@@ -228,7 +228,7 @@ class Reporter:
         if event == "pacing" and f["seconds"] >= 1:
             return (
                 f"[dim]pacing: waiting {f['seconds']:.0f} s before {_esc(f['endpoint'])} to stay "
-                "under the rate limit[/]"
+                f"under the rate limit{_esc(': ' + f['reason']) if f.get('reason') else ''}[/]"
             )
         if event == "done":
             failed = f", {f['failed']} failed" if f["failed"] else ""
@@ -832,7 +832,7 @@ def plan_from(
 ) -> tuple[Plan, str, RateLimit | None]:
     """The plan, the key and the rate limit, or a RecordError naming the flag that is wrong."""
     try:
-        window = parse_duration(args.window, allow_bare=False)
+        window = parse_duration(args.window)
     except argparse.ArgumentTypeError:
         raise RecordError(
             f"--window {args.window!r} is not a duration such as 30m, 1h or 2d"
@@ -872,7 +872,9 @@ def _hooks(reporter: Reporter) -> tuple[Callable[[Retry], None], Callable[[Pace]
             reporter.emit("retrying", path=retry.path, status=retry.error.status)
 
     def on_pace(pace: Pace) -> None:
-        reporter.emit("pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3))
+        reporter.emit(
+            "pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3), reason=pace.reason
+        )
 
     return on_retry, on_pace
 

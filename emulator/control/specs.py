@@ -14,11 +14,11 @@ from dataclasses import replace
 from typing import Any
 
 from ..contract import FAILURE_STATES
+from ..durations import MAX_SECONDS
 from ..errors import InvalidArgument, echo
 from ..settings import MAX_EXPORT_EVENTS, RateLimit
 from ..store.records import UNSET, ControlState, FaultRule, LifecycleRule
 
-DAY = 86400
 LIFECYCLE_MEMBERS = (
     "segmentId",
     "finishAfterSeconds",
@@ -49,9 +49,9 @@ CONFIG_MEMBERS = ("urlTtl", "exportDuration", "failureState", "maxExportEvents")
 LIMITS = {
     "status": 599,
     "latencyMs": 600_000,
-    "finishAfterSeconds": 10 * 366 * DAY,
-    "urlTtl": 10 * 366 * DAY,
-    "exportDuration": 10 * 366 * DAY,
+    "finishAfterSeconds": MAX_SECONDS,
+    "urlTtl": MAX_SECONDS,
+    "exportDuration": MAX_SECONDS,
     "maxExportEvents": MAX_EXPORT_EVENTS,
 }
 DEFAULT_LIMIT = 1_000_000_000

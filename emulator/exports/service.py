@@ -10,7 +10,6 @@ import csv
 import io
 import itertools
 import json
-import logging
 import re
 import threading
 from collections import deque
@@ -44,6 +43,7 @@ from ..files.fields import resolve_fields
 from ..files.pool import BlockPool
 from ..files.replay import Replay
 from ..ids import text_key, token
+from ..logs import get_logger
 from ..recording import RecordingError
 from ..settings import Settings
 from ..store import Store
@@ -55,7 +55,7 @@ from .lifecycle import Status, cancel, force, polled, status_at
 from .signing import UrlSigner
 from .spec import ExportRequest, TimeRange
 
-logger = logging.getLogger(__name__)
+logger = get_logger("exports")
 BACKGROUND_PENDING = 2  # large files waiting to be made ahead of their download
 
 

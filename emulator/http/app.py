@@ -29,6 +29,7 @@ from ..errors import (
     echo,
 )
 from ..instance import Emulator
+from ..logs import get_logger
 from ..settings import Settings
 from . import console, control, openapi, redact
 from .api import exports, operations, search, segments, storage
@@ -37,8 +38,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .pipeline import Pipeline
 from .render import JsonRenderer, storage_error
 
-LOGGER = "fullstory_emulator"  # the emulator's own messages; its access lines go to LOGGER.access
-log = logging.getLogger(LOGGER)
+log = get_logger()  # the emulator's own messages; its access lines go to LOGGER.access
 
 
 class EmulatorApp(Starlette):
@@ -199,7 +199,7 @@ def app_from_environment() -> Starlette:
 
 def _log_json_lines() -> None:
     """Send the JSON access lines to stdout as they are, once per process."""
-    logger = logging.getLogger("fullstory_emulator.access")
+    logger = get_logger("access")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))

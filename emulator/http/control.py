@@ -23,6 +23,7 @@ from ..auth import Principal
 from ..clock import RANGE_TEXT, ClockRangeError, check_instant
 from ..contract import STATES
 from ..control.specs import checked_text, fault_json, lifecycle_json, members
+from ..durations import MAX_SECONDS
 from ..errors import InvalidArgument, Unauthenticated, echo
 from ..exports.lifecycle import FORCED_FAILURE_DETAILS
 from ..instance import Emulator
@@ -36,7 +37,7 @@ from .api.segments import segment_json
 from .pipeline import caller_of
 from .render import JsonRenderer
 
-TEN_YEARS = 10 * 366 * 86400
+TEN_YEARS = MAX_SECONDS
 Handler = Callable[[Request, Emulator, "str | None"], Awaitable[Response]]
 
 

@@ -8,7 +8,6 @@ are per process (with --workers, each scrape sees the worker that answered it).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -16,8 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..logs import get_logger
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-access_log = logging.getLogger("fullstory_emulator.access")
+access_log = get_logger("access")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

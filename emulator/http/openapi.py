@@ -19,8 +19,9 @@ from ..contract import (
     STATES,
 )
 from ..control.specs import DEFAULT_LIMIT, LIMITS, MAX_TEXT
+from ..durations import MAX_SECONDS
 from ..files.fields import MAX_FIELDS, MAX_NAME_CHARS
-from ..settings import MAX_SECONDS, Settings
+from ..settings import Settings
 
 FULLSTORY, CONTROL, STORAGE = "FullStory Segment Export", "Emulator control", "Cloud storage"
 ERRORS = {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import select
 import threading
 import time
@@ -34,13 +33,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..clock import ClockBackend, ClockState
 from ..errors import StoreBusy
+from ..logs import get_logger
 from ..settings import redact_url
 from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
 from .codec import decode_control, decode_operation, encode_control, encode_operation
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
-log = logging.getLogger("fullstory_emulator")
+log = get_logger()
 Connection = psycopg.Connection[tuple[Any, ...]]
 _EMPTY = ControlState()
 INSTANCE = ""  # the scope key of instance-wide control settings

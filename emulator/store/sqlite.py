@@ -13,7 +13,6 @@ seed.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,12 +24,13 @@ import orjson
 
 from ..clock import ClockBackend, ClockState
 from ..errors import StoreBusy
+from ..logs import get_logger
 from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
 from .codec import decode_control, decode_operation, encode_control, encode_operation
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
-log = logging.getLogger("fullstory_emulator")
+log = get_logger()
 _EMPTY = ControlState()
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

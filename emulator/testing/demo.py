@@ -28,7 +28,7 @@ from rich.markup import escape
 from ..auth import DEMO_KEY
 from ..client import cli as export_cli
 from ..server import ServerThread, Terminated, sigterm_as_interrupt
-from ..settings import Settings
+from ..settings import RateLimit, Settings
 from ..timestamps import parse_rfc3339
 
 RETRY_AFTER = 1  # seconds the staged 429 asks the client to wait
@@ -37,6 +37,10 @@ RETRY_AFTER = 1  # seconds the staged 429 asks the client to wait
 # first download outlasts the first one.
 URL_TTL = 2
 LATENCY_MS = 2100
+# FullStory refills 2 tokens a minute per endpoint: after the staged 429 the client (rightly)
+# takes the poll endpoint's bucket as empty and would wait 30 s for a token. The demo's own
+# emulator refills 2 a second, and the client is told so, so that wait is half a second.
+RATE_LIMIT = RateLimit(2, 1, 50)
 SAMPLE_FIELDS = ("EventStart", "EventType", "EventTargetText", "PageUrl", "UserEmail", "IndvId")
 
 
@@ -118,6 +122,7 @@ def _demo(console: Console, args: argparse.Namespace, out: Path) -> int:
         export_duration=3.0,
         export_duration_per_million=0,
         mcp_port=None,
+        rate_limit=RATE_LIMIT,
     )
     events: list[tuple[str, dict[str, Any]]] = []
     try:
@@ -134,7 +139,10 @@ def _demo(console: Console, args: argparse.Namespace, out: Path) -> int:
                 f"(key {DEMO_KEY}).\nStaged through the control API: the first status poll "
                 f"answers 429 (Retry-After {RETRY_AFTER} s); download URLs live {URL_TTL} s and "
                 f"the first download waits {LATENCY_MS / 1000:g} s in storage, so its URL "
-                "expires.\n"
+                "expires.\nIts rate limit is "
+                f"{RATE_LIMIT.refill:g} requests per {RATE_LIMIT.period:g} s per endpoint "
+                f"(FullStory's: 2 per 60 s), and the client is told so (--rate-limit "
+                f"{RATE_LIMIT}): it paces itself after the 429 for a second, not 30.\n"
             )
             throttle = {
                 "method": "GET",
@@ -172,6 +180,8 @@ def _demo(console: Console, args: argparse.Namespace, out: Path) -> int:
                 export_cli.rfc3339(end),
                 "--poll-interval",
                 "0.5",
+                "--rate-limit",
+                str(RATE_LIMIT),
             ]
             shown = " ".join(argv_cli[5:])
             console.print(f"$ fullstory-export {escape(shown)} --api-key {DEMO_KEY}")
@@ -222,6 +232,13 @@ def _narrate(
         )
     else:
         console.print("     [red]no 429 was seen[/] (the staged fault did not fire)")
+    paced = by_name.get("pacing", [])
+    if paced:
+        waited = sum(float(e.get("seconds") or 0) for e in paced)
+        console.print(
+            f"     the client paced itself {len(paced)} time{'s' if len(paced) > 1 else ''} "
+            f"({waited:.1f} s in all): {escape(str(paced[0].get('reason')))}"
+        )
     expired = by_name.get("url_expired", [])
     statuses = " then ".join(str(e.get("status")) for e in downloads)
     console.print(

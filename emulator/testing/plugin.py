@@ -42,6 +42,8 @@ from urllib.parse import quote
 
 import pytest
 
+from ..timestamps import format_rfc3339
+
 if TYPE_CHECKING:
     from ..client.core import FullStoryClient, HttpClient
     from ..settings import RateLimit, Settings
@@ -102,9 +104,7 @@ def _camel(name: str) -> str:
 def _timestamp(value: datetime | str) -> str:
     if isinstance(value, str):
         return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_rfc3339(value)
 
 
 def _parse_time(text: str) -> datetime:

@@ -403,6 +403,34 @@ def test_a_429_empties_the_estimate(make):
     assert setup.sleeps[0] == 12.0 and 30 <= setup.sleeps[1] <= 31
 
 
+def test_a_pace_says_why_the_bucket_is_empty(make):
+    """A wait the user sees names its cause: this client's own burst, or a 429."""
+    setup = make(rate_limit=RateLimit(1, 30, 2))
+    setup.relay.hooks = [
+        lambda request: None,
+        lambda request: None,
+        _api_error(429, 8, "slow down", **{"Retry-After": "1"}),
+    ]
+    paces: list[Pace] = []
+    client = FullStoryClient(
+        setup.client.base_url,
+        KEY,
+        http=setup.client.http,
+        sleep=setup.client._sleep,
+        rate_limit="1/30,2",
+        on_pace=paces.append,
+    )
+    client.get_segment("everyone")  # the burst of 2
+    client.get_segment("everyone")
+    client.get_segment("everyone")  # paced 30 s, then a 429 (Retry-After 1), then 200
+    client.get_segment("everyone")  # paced again, because of the 429
+    assert [p.reason for p in paces] == [
+        "the burst of 2 is spent; the bucket refills 1 token per 30 s",
+        "a 429 said its bucket is empty; it refills 1 token per 30 s (--rate-limit 1/30,2), "
+        "so this waits for the next token",
+    ]
+
+
 def test_a_429_given_up_on_still_tells_the_estimate(make):
     """A caller that goes on after the client gave up (the recorder waits out any 429) waits
     for the server's Retry-After, neither a whole refill nor not at all."""

@@ -55,15 +55,13 @@ def test_whole_workflow_against_a_real_process(emulator):
         assert created.status_code == 200, created.text
         operation_id = created.json()["operationId"]
 
-        # 2. poll until COMPLETED
-        deadline = time.monotonic() + 20
-        while True:
+        # 2. poll until COMPLETED, moving the emulator's clock between polls (no sleeping)
+        for _ in range(20):
             op = api.get(f"/operations/v1/{operation_id}").json()
             assert isinstance(op["estimatePctComplete"], int)
             if op["state"] != "PENDING":
                 break
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+            assert api.post("/__emulator/clock", json={"advance": 0.2}).status_code == 200
         assert op["state"] == "COMPLETED", op
         export_id = op["results"]["searchExportId"]
 
@@ -78,8 +76,9 @@ def test_whole_workflow_against_a_real_process(emulator):
         rows = [json.loads(line) for line in gzip.decompress(download.content).splitlines()]
         assert rows and all(row["IndvId"] > 0 for row in rows)
 
-        # the URL lives 2 s from its whole-second X-Goog-Date, then answers the storage XML 400
-        time.sleep(3.1)
+        # the URL lives 2 s from its whole-second X-Goog-Date, then answers the storage XML 400:
+        # 3 s later on the emulator's clock, which the download's owner (this key) is on
+        assert api.post("/__emulator/clock", json={"advance": 3}).status_code == 200
         expired = httpx.get(location, timeout=10)
         assert expired.status_code == 400
         assert expired.headers["content-type"] == "application/xml; charset=UTF-8"

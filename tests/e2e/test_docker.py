@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import httpx
 import pytest
 
 from emulator.auth import DEMO_KEY, MCP_KEY
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port
 
 IMAGE = "fullstory-emulator:e2e"
 RECIPE = ROOT / "tests" / "e2e" / "testcontainers_recipe.py"
@@ -125,12 +124,6 @@ def image(daemon: str, tmp_path_factory: pytest.TempPathFactory) -> str:
         f"a build context of {size / 1e6:.1f} MB: is .dockerignore missing something?"
     )
     return IMAGE
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

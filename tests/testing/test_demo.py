@@ -8,12 +8,7 @@ import json
 import socket
 
 from emulator.testing import demo
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.helpers import free_port
 
 
 def test_demo_runs_to_completion_and_tells_the_story(tmp_path, capsys):
@@ -32,6 +27,18 @@ def test_demo_runs_to_completion_and_tells_the_story(tmp_path, capsys):
     assert rows and json.loads(rows[0])["EventType"]
     assert f"{len(rows):,} rows" in story
     assert "100%" in captured.err  # the CLI's progress bar
+
+
+def test_the_demo_does_not_wait_out_fullstorys_refill_and_says_why(tmp_path, capsys):
+    """The staged 429 empties the client's estimate of the poll bucket: at FullStory's 2 per
+    minute the next poll waited 30 s ("pacing: waiting 30 s"). The demo's emulator refills 2 a
+    second and the client is told so."""
+    assert demo.main(["--out", str(tmp_path), "--population", "120"]) == 0
+    captured = capsys.readouterr()
+    story = " ".join(captured.out.split())
+    assert "Its rate limit is 2 requests per 1 s per endpoint (FullStory's: 2 per 60 s)" in story
+    assert "--rate-limit 2/1,50" in story
+    assert "pacing: waiting" not in captured.err  # no wait of a second or more
 
 
 def test_demo_on_a_port_in_use_says_so(tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from starlette.responses import Response
@@ -11,11 +10,12 @@ from starlette.routing import Route
 from ...contract import COMPLETED, OPERATION_TYPES, SEARCH_EXPORT, STATES
 from ...errors import InvalidArgument, echo
 from ...exports.lifecycle import Status
+from ...logs import get_logger
 from ...store.records import OperationRecord
 from ...timestamps import format_api
 from .common import Call, decode_token, encode_token, endpoint, limit_param, query
 
-log = logging.getLogger("emulator")  # says each hint once, for a user who reads logs
+log = get_logger()  # says each hint once, for a user who reads logs
 
 
 def operation_json(record: OperationRecord, status: Status) -> dict[str, Any]:

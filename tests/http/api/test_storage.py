@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -464,25 +465,39 @@ def test_a_burst_of_large_exports_leaves_a_bounded_backlog(make_harness, monkeyp
     h = make_harness(export_duration=60, rate_limit=None)
     exports = h.em.exports
     opened: list[str] = []
+    finished: list[str] = []
     release = threading.Event()
     real_open = exports._open
 
     def slow_open(job):  # the first file takes until the burst is over
         opened.append(job.key())
         release.wait(30)
-        return real_open(job)
+        try:
+            return real_open(job)
+        finally:
+            finished.append(job.key())
 
+    class Counted(deque):  # the maker's queue, counting what it took
+        taken = 0
+
+        def popleft(self):
+            self.taken += 1
+            return super().popleft()
+
+    waiting = Counted(maxlen=service.BACKGROUND_PENDING)
+    monkeypatch.setattr(exports, "_pending", waiting)
     monkeypatch.setattr(exports, "_open", slow_open)
     ops = [
         h.create(timeRange={"start": f"2026-02-{day:02d}T00:00:00Z", "end": "2026-02-28T00:00:00Z"})
         for day in range(1, 13)
     ]
     release.set()
+    # Settled when nothing waits and every job the maker took has been made: then nothing else
+    # can come (no export is created after the burst), without waiting to see.
     deadline = time.monotonic() + 30
-    while len(opened) < 1 + service.BACKGROUND_PENDING or exports._pending:
+    while waiting or waiting.taken > len(finished) or not finished:
         assert time.monotonic() < deadline, opened
         time.sleep(0.02)
-    time.sleep(0.2)  # nothing else comes
     assert len(opened) == 1 + service.BACKGROUND_PENDING
     records = {r.id: r for r in h.em.store.operations(None)}
     everyone = exports.segment("everyone")
