@@ -36,7 +36,7 @@ from .api import exports, operations, search, segments, storage
 from .faults import RAW_SEND, STORAGE_MESSAGE, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
 from .pipeline import Pipeline
-from .render import JsonRenderer, storage_error
+from .render import JsonRenderer, storage_busy, storage_error
 
 log = get_logger()  # the emulator's own messages; its access lines go to LOGGER.access
 
@@ -79,10 +79,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         if isinstance(exc, StoreBusy) and request.url.path.startswith(f"/{settings.bucket}/"):
-            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
-            response = storage_error(busy)
-            response.headers.update(exc.headers)
-            return response
+            return storage_busy(exc)
         return renderer.error(exc)
 
     async def storage_failure(request: Request, exc: Exception) -> Response:

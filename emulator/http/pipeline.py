@@ -11,7 +11,6 @@ bodies only (hosts.HostPolicy: DNS rebinding and web pages posting here)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote
 
+import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,9 +43,10 @@ from ..store.records import FaultRule
 from ..timestamps import format_api
 from . import faults, redact
 from .metrics import Metrics
-from .render import JsonRenderer, storage_error
+from .render import JsonRenderer, storage_busy, storage_error
 
 CONTROL_PREFIX = "/__emulator"
+HEALTH = f"{CONTROL_PREFIX}/health"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
 BUCKET_ATTRIBUTE = "rate_limit_bucket"  # set on API endpoints by api.common.endpoint
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
@@ -102,6 +104,24 @@ class Pipeline:
             return Caller(record.tenant if record else None)
         return Caller(None)
 
+    def _resolve(
+        self, headers: Headers, path: str, control: bool
+    ) -> tuple[Caller, datetime | None, ControlView | None, StoreBusy | None]:
+        """All the store work before the route, in one call (one thread hop when the store may
+        wait): the caller, the request's one clock reading and, off the control API, the
+        tenant's control view; or why the store could not be reached."""
+        try:
+            caller = self._caller(headers, path)
+            at = self.em.clock.now(caller.tenant)
+        except StoreBusy as exc:
+            return Caller(None), None, None, exc
+        if control:
+            return caller, at, None, None
+        try:
+            return caller, at, self.em.control.view(caller.tenant), None
+        except StoreBusy as exc:
+            return caller, at, None, exc
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -109,54 +129,36 @@ class Pipeline:
         em = self.em
         headers = Headers(scope=scope)
         path: str = scope["path"]
+        control = path.startswith(CONTROL_PREFIX)
         state = scope.setdefault("state", {})
         began = time.perf_counter()
         status: int | None = None
         retry_after: int | None = None  # the answer's Retry-After, which a judge holds it to
         sent = 0
-        at: datetime | None = None
+        at: datetime | None
+        view: ControlView | None = None
         away: StoreBusy | None = None  # the store could not be reached
         refusal = self._guard(scope, headers, path)
-        try:
-            caller = self._caller(headers, path) if refusal is None else Caller(None)
-            at = em.clock.now(caller.tenant)
-        except StoreBusy as exc:
-            caller, away = Caller(None), exc
+        if refusal is not None or path == HEALTH:
+            # Nothing to look up: a liveness check answers even while the store is locked.
+            caller, at = Caller(None), em.clock.last_known()
+        elif em.store.blocking:
+            caller, at, view, away = await run_in_threadpool(self._resolve, headers, path, control)
+        else:
+            caller, at, view, away = self._resolve(headers, path, control)
         state["caller"] = caller
+        state["now"] = at
+        if view is not None:
+            state["control"] = view
+        recorded = False
 
-        async def stamped(message: Message) -> None:
-            nonlocal status, retry_after, sent
-            if message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
-                status = message["status"]
-                retry_after = _retry_after(message.get("headers", ()))
-                extra = []
-                with contextlib.suppress(StoreBusy):  # no time to tell without the store
-                    now = format_api(em.clock.now(caller.tenant)).encode()
-                    extra.append((b"x-emulator-now", now))
-                extra.append((b"x-emulator-worker", WORKER))
-                if state.get("fault"):  # an injected answer says so, in a header only
-                    extra.append((b"x-emulator-fault", state["fault"].encode("latin-1")))
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        try:
-            if refusal is not None:
-                await refusal(scope, receive, stamped)
+        async def record() -> None:
+            """The journal entry and metrics, once, before the answer's last byte leaves: a
+            client that reads the journal right after its download sees the download."""
+            nonlocal recorded
+            if recorded:
                 return
-            if away is None and not path.startswith(CONTROL_PREFIX):
-                try:
-                    state["control"] = view = em.control.view(caller.tenant)
-                except StoreBusy as exc:
-                    away = exc
-            if away is not None:
-                await self._unavailable(away, path)(scope, receive, stamped)
-            elif path.startswith(CONTROL_PREFIX):
-                await self.app(scope, receive, stamped)
-            else:
-                await self._with_faults(scope, receive, stamped, headers, view)
-        finally:
+            recorded = True
             entry = {
                 "method": scope["method"],
                 "path": redact.path(path),
@@ -175,9 +177,44 @@ class Pipeline:
             self.metrics.observe(entry, template, sent, path.startswith(self.storage_prefix))
             # A refused request is counted, not journaled: a page elsewhere must not be able
             # to fill the journal, and it reached nothing of the tenant's.
-            journaled = not path.startswith(CONTROL_PREFIX) and path not in UNJOURNALED
-            if journaled and refusal is None:
-                em.store.append_journal(entry)
+            if not control and path not in UNJOURNALED and refusal is None:
+                if em.store.blocking:
+                    await run_in_threadpool(em.store.append_journal, entry)
+                else:
+                    em.store.append_journal(entry)
+
+        async def stamped(message: Message) -> None:
+            nonlocal status, retry_after, sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await record()
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+                retry_after = _retry_after(message.get("headers", ()))
+                extra = []
+                # A control call may have moved the clock: its answer tells the time after.
+                now = em.clock.last_known(caller.tenant) if control else at
+                if now is not None:  # none when the store could not tell it
+                    extra.append((b"x-emulator-now", format_api(now).encode()))
+                extra.append((b"x-emulator-worker", WORKER))
+                if state.get("fault"):  # an injected answer says so, in a header only
+                    extra.append((b"x-emulator-fault", state["fault"].encode("latin-1")))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, stamped)
+            elif away is not None:
+                await self._unavailable(away, path)(scope, receive, stamped)
+            elif control or view is None:
+                await self.app(scope, receive, stamped)
+            else:
+                await self._with_faults(scope, receive, stamped, headers, view)
+        finally:
+            with anyio.CancelScope(shield=True):  # a client gone still leaves its entry
+                await record()
 
     async def _with_faults(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, view: ControlView
@@ -198,7 +235,7 @@ class Pipeline:
             return
         storage = scope["path"].startswith(self.storage_prefix)
         if rule.expired and storage:
-            now = self.em.clock.now(scope["state"]["caller"].tenant)
+            now = scope["state"]["now"]  # the request's one clock reading
             query = scope.get("query_string", b"").decode("latin-1")
             await faults.expired(query, now)(scope, receive, send)
             return
@@ -247,10 +284,7 @@ class Pipeline:
     def _unavailable(self, exc: StoreBusy, path: str) -> Response:
         """A 503 in the contract's shape: JSON for the API, Cloud Storage XML for downloads."""
         if path.startswith(self.storage_prefix):
-            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
-            response = storage_error(busy)
-            response.headers.update(exc.headers)
-            return response
+            return storage_busy(exc)
         return self.renderer.error(exc)
 
     def _fault(self, scope: Scope, headers: Headers, view: ControlView) -> FaultRule | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
+import httpx
 import pytest
 
 from tests.helpers import AUTH, START, parse
@@ -44,3 +46,40 @@ def test_a_refused_key_is_refused_by_the_route_that_needs_it(harness):
     assert harness.client.get("/segments/v1", headers=bad).status_code == 401
     assert harness.client.get("/__emulator/clock", headers=bad).status_code == 401
     assert harness.client.get("/__emulator/health", headers=bad).status_code == 200
+
+
+def test_a_download_is_journaled_before_its_last_byte(harness):
+    """A client that reads the journal as soon as its download ends sees the download: the
+    entry is written before the answer's last byte, not after it. (ASGI messages, not HTTP:
+    what is asserted is their order.)"""
+    op = harness.finish(harness.create())
+    url = httpx.URL(harness.location(op["results"]["searchExportId"]))
+    journal = harness.em.store.journal
+    before = len(journal(None))
+    seen: list[list[dict]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": url.scheme,
+        "path": url.path,
+        "raw_path": url.raw_path.partition(b"?")[0],
+        "query_string": url.query,
+        "headers": [(b"host", url.netloc)],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", url.port or 80),
+        "root_path": "",
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            seen.append(journal(None)[before:])
+
+    anyio.run(harness.client.app, scope, receive, send)
+    assert len(seen) == 1
+    assert [(entry["method"], entry["status"]) for entry in seen[0]] == [("GET", 200)]
+    assert seen[0][0]["path"] == url.path
