@@ -1,7 +1,8 @@
 """API throughput and latency as a client feels them, as ratios to a bare app on the same stack.
 
-The emulator runs as users run it (`python -m emulator.cli`, uvicorn's access log on, to
-/dev/null), in memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
+The emulator runs as users run it (`python -m emulator.cli`), its access log off as the bare
+app's is (the ratios are the app's cost alone; the log's cost is a line of its own), in
+memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
 /operations/v1/{id} on one replica of an export made through another); a bare Starlette app
 with one JSON route runs on the same server stack (`emulator.server.STACK`, the same socket).
 Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
@@ -52,6 +53,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "na1.emulator-demo-key"
 HOST = "127.0.0.1"
+ACCESS_LOGGED = "+ log"  # the in-memory emulator with uvicorn's text access log on
 EXPORT_BODY = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
 
 
@@ -381,14 +383,6 @@ def endpoints(port: int) -> list[tuple[str, str, bool]]:
     ]
 
 
-def writes_access_log(flags: Sequence[str]) -> bool:
-    """Whether the emulator, given these flags, writes uvicorn's access log: the bare app then
-    writes it too, so that the ratio is the app's cost alone."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--access-log", default="text")
-    return parser.parse_known_args(flags)[0].access_log == "text"
-
-
 def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
     """The bare app and the emulator in memory, with --data-dir and as replicas with --store
     (PostgreSQL), all up at once."""
@@ -397,23 +391,23 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
     cases: list[Case] = []
     with contextlib.ExitStack() as stack:
         port = ports.take()
-        command = [sys.executable, __file__, "--serve-bare", str(port)]
-        command += [] if writes_access_log(extra) else ["--no-access-log"]
+        command = [sys.executable, __file__, "--serve-bare", str(port), "--no-access-log"]
         server = stack.enter_context(running(command, port, "/"))
         bare = {
             c: Case("bare app", "GET /", c, f"http://{HOST}:{port}/", server.pid)
             for c in CONNECTIONS
         }
         cases += bare.values()
-        for target, flags in (
-            ("in memory", []),
-            ("--data-dir", ["--data-dir", str(work / "data")]),
+        for target, flags, count in (
+            ("in memory", [], None),
+            ("--data-dir", ["--data-dir", str(work / "data")], None),
+            (ACCESS_LOGGED, ["--access-log", "text"], 1),  # GET segment: what the log costs
         ):
             port = ports.take()
             command = [sys.executable, "-m", "emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
-            command += ["--export-duration", "1d", *flags, *extra]
+            command += ["--export-duration", "1d", "--access-log", "off", *flags, *extra]
             server = stack.enter_context(running(command, port, "/__emulator/health"))
-            for label, path, post in endpoints(port):
+            for label, path, post in endpoints(port)[:count]:
                 url, script = f"http://{HOST}:{port}{path}", lua if post else None
                 cases += [
                     Case(target, label, c, url, server.pid, script, bare=bare[c])
@@ -463,6 +457,24 @@ def replica_cases(
     label, path, _ = endpoints(first)[1]  # the pending operation, created through the first
     url = f"http://{HOST}:{port}{path}"
     return [Case("PG replica", label, c, url, server.pid, bare=bare[c]) for c in CONNECTIONS]
+
+
+def access_log_cost(cases: list[Case]) -> None:
+    """The text access log's own line: the same endpoint with and without it."""
+    for logged in (c for c in cases if c.target == ACCESS_LOGGED):
+        plain = next(
+            c
+            for c in cases
+            if c.target == "in memory"
+            and c.endpoint == logged.endpoint
+            and c.connections == logged.connections
+        )
+        with_log, without = logged.result, plain.result
+        print(
+            f"access log (text) on {logged.endpoint} c={logged.connections}: "
+            f"{with_log.cpu_us - without.cpu_us:+.0f} µs CPU/req, "
+            f"x{with_log.rps / without.rps:.2f} the req/s without it"
+        )
 
 
 def saturation_check(cases: list[Case]) -> None:
@@ -671,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for case in cases:
         report(case, case.result, width=34 if args.stacks else 11)
     if not args.stacks:
+        access_log_cost(cases)
         saturation_check(cases)
         runs = 3
         started = cold_start(ports, runs, shlex.split(args.emulator_args))
