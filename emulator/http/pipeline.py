@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote
 
 import anyio
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +38,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..instance import Emulator
-from ..store.records import FaultRule
+from ..store.records import FaultRule, OperationRecord
 from ..timestamps import format_api
 from . import faults, redact
 from .metrics import Metrics
@@ -60,6 +59,8 @@ class Caller:
     principal: Principal | None = None
     refusal: ApiError | None = None  # why an Authorization header was refused
     authorization: bool = False  # whether the request carried one
+    # A download without a key: the export its path names (None: none), looked up once.
+    export: tuple[OperationRecord | None] | None = None
 
     def require(self) -> Principal:
         """The principal, for routes that need an API key."""
@@ -100,8 +101,9 @@ class Pipeline:
                 return Caller(None, refusal=exc, authorization=True)
             return Caller(principal.tenant, principal, authorization=True)
         if path.startswith(self.storage_prefix):
-            record = self.em.exports.export_of(unquote(path[len(self.storage_prefix) :]))
-            return Caller(record.tenant if record else None)
+            # The server already decoded the path, as the route's `object` sees it.
+            record = self.em.exports.export_of(path[len(self.storage_prefix) :])
+            return Caller(record.tenant if record else None, export=(record,))
         return Caller(None)
 
     def _resolve(

@@ -6,6 +6,7 @@ import anyio
 import httpx
 import pytest
 
+from emulator.files.export import ExportJob
 from tests.helpers import AUTH, START, parse
 
 
@@ -83,3 +84,24 @@ def test_a_download_is_journaled_before_its_last_byte(harness):
     assert len(seen) == 1
     assert [(entry["method"], entry["status"]) for entry in seen[0]] == [("GET", 200)]
     assert seen[0][0]["path"] == url.path
+
+
+def test_a_download_reads_its_export_the_clock_and_its_job_key_once(harness, monkeypatch):
+    op = harness.finish(harness.create())
+    location = harness.location(op["results"]["searchExportId"])
+    seen: dict[str, int] = {"export": 0, "clock": 0, "key": 0}
+
+    def counting(name: str, real):
+        def call(*args, **kwargs):
+            seen[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    exports, clock = harness.em.exports, harness.em.clock
+    monkeypatch.setattr(exports, "export_of", counting("export", exports.export_of))
+    monkeypatch.setattr(clock, "now", counting("clock", clock.now))
+    monkeypatch.setattr(ExportJob, "_digest", counting("key", ExportJob._digest))
+    response = harness.client.get(location)
+    assert response.status_code == 200 and response.headers["ETag"]
+    assert seen == {"export": 1, "clock": 1, "key": 1}
