@@ -46,6 +46,9 @@ from .render import JsonRenderer, storage_busy, storage_error
 
 CONTROL_PREFIX = "/__emulator"
 HEALTH = f"{CONTROL_PREFIX}/health"
+# Which of the three the path is for, decided once per request (Pipeline.area_of) and kept in
+# the scope's state as "area": the FullStory API, storage downloads, the control plane.
+API, STORAGE, CONTROL = "api", "storage", "control"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
 BUCKET_ATTRIBUTE = "rate_limit_bucket"  # set on API endpoints by api.common.endpoint
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
@@ -92,7 +95,13 @@ class Pipeline:
         self.storage_prefix = f"/{emulator.settings.bucket}/"
         self.hosts = emulator.settings.host_policy()
 
-    def _caller(self, headers: Headers, path: str) -> Caller:
+    def area_of(self, path: str) -> str:
+        """The one place that tells the three apart by path."""
+        if path.startswith(self.storage_prefix):
+            return STORAGE
+        return CONTROL if path.startswith(CONTROL_PREFIX) else API
+
+    def _caller(self, headers: Headers, path: str, area: str) -> Caller:
         header = headers.get("authorization")
         if header is not None:
             try:
@@ -100,24 +109,24 @@ class Pipeline:
             except ApiError as exc:
                 return Caller(None, refusal=exc, authorization=True)
             return Caller(principal.tenant, principal, authorization=True)
-        if path.startswith(self.storage_prefix):
+        if area == STORAGE:
             # The server already decoded the path, as the route's `object` sees it.
             record = self.em.exports.export_of(path[len(self.storage_prefix) :])
             return Caller(record.tenant if record else None, export=(record,))
         return Caller(None)
 
     def _resolve(
-        self, headers: Headers, path: str, control: bool
+        self, headers: Headers, path: str, area: str
     ) -> tuple[Caller, datetime | None, ControlView | None, StoreBusy | None]:
         """All the store work before the route, in one call (one thread hop when the store may
         wait): the caller, the request's one clock reading and, off the control API, the
         tenant's control view; or why the store could not be reached."""
         try:
-            caller = self._caller(headers, path)
+            caller = self._caller(headers, path, area)
             at = self.em.clock.now(caller.tenant)
         except StoreBusy as exc:
             return Caller(None), None, None, exc
-        if control:
+        if area == CONTROL:
             return caller, at, None, None
         try:
             return caller, at, self.em.control.view(caller.tenant), None
@@ -131,8 +140,9 @@ class Pipeline:
         em = self.em
         headers = Headers(scope=scope)
         path: str = scope["path"]
-        control = path.startswith(CONTROL_PREFIX)
         state = scope.setdefault("state", {})
+        state["area"] = area = self.area_of(path)
+        control = area == CONTROL
         began = time.perf_counter()
         status: int | None = None
         retry_after: int | None = None  # the answer's Retry-After, which a judge holds it to
@@ -140,14 +150,14 @@ class Pipeline:
         at: datetime | None
         view: ControlView | None = None
         away: StoreBusy | None = None  # the store could not be reached
-        refusal = self._guard(scope, headers, path)
+        refusal = self._guard(scope, headers, area)
         if refusal is not None or path == HEALTH:
             # Nothing to look up: a liveness check answers even while the store is locked.
             caller, at = Caller(None), em.clock.last_known()
         elif em.store.blocking:
-            caller, at, view, away = await run_in_threadpool(self._resolve, headers, path, control)
+            caller, at, view, away = await run_in_threadpool(self._resolve, headers, path, area)
         else:
-            caller, at, view, away = self._resolve(headers, path, control)
+            caller, at, view, away = self._resolve(headers, path, area)
         state["caller"] = caller
         state["now"] = at
         if view is not None:
@@ -176,7 +186,7 @@ class Pipeline:
             }
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.observe(entry, template, sent, path.startswith(self.storage_prefix))
+            self.metrics.observe(entry, template, sent, area == STORAGE)
             # A refused request is counted, not journaled: a page elsewhere must not be able
             # to fill the journal, and it reached nothing of the tenant's.
             if not control and path not in UNJOURNALED and refusal is None:
@@ -209,7 +219,7 @@ class Pipeline:
             if refusal is not None:
                 await refusal(scope, receive, stamped)
             elif away is not None:
-                await self._unavailable(away, path)(scope, receive, stamped)
+                await self._unavailable(away, area)(scope, receive, stamped)
             elif control or view is None:
                 await self.app(scope, receive, stamped)
             else:
@@ -235,7 +245,7 @@ class Pipeline:
         if rule.drop:
             await faults.drop(scope)
             return
-        storage = scope["path"].startswith(self.storage_prefix)
+        storage = scope["state"]["area"] == STORAGE
         if rule.expired and storage:
             now = scope["state"]["now"]  # the request's one clock reading
             query = scope.get("query_string", b"").decode("latin-1")
@@ -256,7 +266,7 @@ class Pipeline:
         except faults.Cut:
             return
 
-    def _guard(self, scope: Scope, headers: Headers, path: str) -> Response | None:
+    def _guard(self, scope: Scope, headers: Headers, area: str) -> Response | None:
         """The refusal of a request no one should make of a local emulator, or None: a Host it
         does not answer to (421, on every path: a rebinding domain reads its answers), and on
         the control API a foreign Origin (403) or a body that is not JSON (415), which a web
@@ -264,10 +274,10 @@ class Pipeline:
         host = headers.get("host")
         if not self.hosts.allows_host(host):
             message = self.hosts.host_refusal(host or "")
-            if path.startswith(self.storage_prefix):
+            if area == STORAGE:
                 return storage_error(StorageError.for_status(421, "Misdirected request.", message))
             return self.renderer.error(MisdirectedRequest(message))
-        if not path.startswith(CONTROL_PREFIX):
+        if area != CONTROL:
             return None
         origin = headers.get("origin")
         if origin is not None and not self.hosts.allows_origin(origin, scope["scheme"], host):
@@ -283,9 +293,9 @@ class Pipeline:
             )
         return None
 
-    def _unavailable(self, exc: StoreBusy, path: str) -> Response:
+    def _unavailable(self, exc: StoreBusy, area: str) -> Response:
         """A 503 in the contract's shape: JSON for the API, Cloud Storage XML for downloads."""
-        if path.startswith(self.storage_prefix):
+        if area == STORAGE:
             return storage_busy(exc)
         return self.renderer.error(exc)
 

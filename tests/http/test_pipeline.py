@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from emulator.files.export import ExportJob
+from emulator.http.pipeline import Pipeline
 from tests.helpers import AUTH, START, parse
 
 
@@ -105,3 +106,20 @@ def test_a_download_reads_its_export_the_clock_and_its_job_key_once(harness, mon
     response = harness.client.get(location)
     assert response.status_code == 200 and response.headers["ETag"]
     assert seen == {"export": 1, "clock": 1, "key": 1}
+
+
+def test_which_app_a_path_belongs_to_is_decided_once_per_request(harness, monkeypatch):
+    op = harness.finish(harness.create())
+    location = harness.location(op["results"]["searchExportId"])
+    areas: list[str] = []
+    decide = Pipeline.area_of
+
+    def counting(self, path):
+        areas.append(decide(self, path))
+        return areas[-1]
+
+    monkeypatch.setattr(Pipeline, "area_of", counting)
+    assert harness.client.get("/segments/v1", headers=AUTH).status_code == 200
+    assert harness.client.get(location).status_code == 200
+    assert harness.client.get("/__emulator/faults").status_code == 200
+    assert areas == ["api", "storage", "control"]
