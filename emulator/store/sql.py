@@ -255,13 +255,22 @@ class SQLStore(ABC):
     def update_operation(
         self, tenant: str, operation_id: str, update: Callable[[OperationRecord], OperationRecord]
     ) -> OperationRecord | None:
-        before = self.get_operation(tenant, operation_id)  # most updates (a poll of a
-        if before is None:  # clock-driven export) change nothing, and take no lock
+        """`update` runs once, on the record as read without a lock: most updates (a poll of a
+        clock-driven export) change nothing and so write nothing. A change is written only if
+        the row is still what was read; if another writer changed it in between, `update` runs
+        once more, on that writer's record, under the lock."""
+        raw = self._one(f"SELECT record FROM operations {_OPERATION}", tenant, operation_id)
+        before = self._decode(raw)
+        if before is None:
             return None
         after = update(before)
         if after == before:
             return after
+        encoded = json.dumps(encode_operation(after))
         with self._write() as db:
+            swap = f"UPDATE operations SET record = ? {_OPERATION} AND record = ?"
+            if db.execute(swap, (encoded, tenant, operation_id, raw)).rowcount:
+                return after
             row = db.execute(
                 f"SELECT record FROM operations {_OPERATION}{self.LOCK}", (tenant, operation_id)
             ).fetchone()
