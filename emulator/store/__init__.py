@@ -1,4 +1,6 @@
-"""All mutable state, behind one small interface, with memory and SQLite backends.
+"""All mutable state, behind one small interface, with three backends: memory (`memory`, the
+default), SQLite (`sqlite`, for `--data-dir`) and PostgreSQL (`postgres`, for `--store`); the two
+SQL backends share one implementation (`sql`) and differ only in connections, locking and dialect.
 
 The store keeps records (see `records`) and hands them back; it knows nothing of what they mean.
 Records are immutable: an update replaces the whole record under the store's lock, so a reader
