@@ -32,7 +32,7 @@ import orjson
 
 from ..clock import ClockBackend, ClockState
 from ..errors import StoreBusy
-from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
+from . import JOURNAL_LIMIT, BucketKey, JournalMatch, journal_page
 from .codec import decode_control, decode_operation, encode_control, encode_operation
 from .records import Bucket, ControlState, OperationRecord
 
@@ -507,23 +507,15 @@ class SQLStore(ABC):
         self, tenant: str | None, after: int, limit: int, match: JournalMatch | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
         self.flush_journal()
-        page: list[dict[str, Any]] = []
-        size, last, cursor = 0, after, after
         query = f"SELECT n, entry FROM journal{self._where(tenant, 'n > ?')} ORDER BY n "
-        while True:  # in batches: a page of a long journal reads only what it needs
-            rows = self._rows(f"{query}LIMIT {JOURNAL_BATCH}", cursor, *_given(tenant))
-            if not rows:
-                return page, None
-            for position, raw in rows:
-                cursor = position
-                entry = json.loads(raw)
-                if match is not None and not match(entry):
-                    continue
-                if len(page) == limit or (page and size + len(raw) > JOURNAL_PAGE_BYTES):
-                    return page, last
-                page.append(entry)
-                size += len(raw)
-                last = position
+
+        def entries() -> Iterator[tuple[int, str]]:
+            cursor = after
+            while rows := self._rows(f"{query}LIMIT {JOURNAL_BATCH}", cursor, *_given(tenant)):
+                yield from rows  # in batches: a page of a long journal reads what it needs
+                cursor = rows[-1][0]
+
+        return journal_page(entries(), after, limit, match, json.loads)
 
     def clear_journal(self, tenant: str | None) -> None:
         with self._write() as db:
