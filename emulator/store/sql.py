@@ -112,6 +112,10 @@ class SQLStore(ABC):
     @abstractmethod
     def _close(self) -> None: ...
 
+    def _reading(self) -> AbstractContextManager[Db]:
+        """A connection for a read outside a transaction: by default, a session's."""
+        return self._session()
+
     def _usable(self, db: Db) -> bool:
         """Whether the open transaction can still take the journal (it has not failed)."""
         return True
@@ -184,7 +188,7 @@ class SQLStore(ABC):
         tx = self._tx()
         if tx is not None:
             return tx.db.execute(query, args).fetchall()
-        with self._session() as db:
+        with self._reading() as db:
             return db.execute(query, args).fetchall()
 
     def _one(self, query: str, *args: Any) -> Any:

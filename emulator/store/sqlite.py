@@ -1,10 +1,13 @@
 """The SQL store in SQLite, for `--data-dir`: state that survives restarts (even `kill -9`) and
 is shared by several worker processes on one machine.
 
-What is SQLite's own (the rest is `sql.SQLStore`): one connection per process, behind a lock;
-`BEGIN IMMEDIATE`, which takes the whole database's write lock, so that workers never spend the
-same token or rule twice; "database is locked" past the busy timeout as a 503; and a read cache
-of the clock and control settings that SQLite's `data_version` says is stale.
+What is SQLite's own (the rest is `sql.SQLStore`): one connection per process for transactions,
+behind a lock, and one per thread for reads outside them (in WAL mode a reader never waits for a
+writer, so a request's reads, the event loop's among them, never wait for another thread's
+transaction); `BEGIN IMMEDIATE`, which takes the whole database's write lock, so that workers
+never spend the same token or rule twice; "database is locked" past the busy timeout as a 503;
+and a read cache of the clock and control settings, per thread, that SQLite's `data_version`
+says is stale.
 """
 
 from __future__ import annotations
@@ -58,47 +61,68 @@ class SQLiteStore(SQLStore):
     ) -> None:
         super().__init__(str(path), journal_max_bytes)
         self.path = path
-        self._lock = threading.RLock()  # the connection's: one thread's work at a time
-        self._db = _open(path, BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout)
-        self._changes = 0  # this connection's changes to what the read cache keeps
-        # Values decoded from the database, valid while nobody wrote: the clock and control
-        # settings are read on every request and rarely change.
-        self._cache: dict[Any, tuple[tuple[int, int], Any]] = {}
+        self._timeout = BUSY_TIMEOUT_SECONDS if busy_timeout is None else busy_timeout
+        self._lock = threading.RLock()  # the writing connection's: one transaction at a time
+        self._db = _open(path, self._timeout)
+        self._readers: list[sqlite3.Connection] = []  # each thread's, to close
+        self._readers_lock = threading.Lock()
+        self._changes = 0  # this process's changes to what the read cache keeps
 
     @contextmanager
     def _session(self) -> Iterator[Db]:
-        """The connection, under its lock. SQLite's "database is locked" (another process kept
-        the write lock longer than the busy timeout) is the API's 503: retry."""
-        with self._lock:
-            try:
-                yield self._db
-            except sqlite3.OperationalError as exc:
-                text = str(exc)
-                if "locked" not in text and "busy" not in text:
-                    raise
-                raise StoreBusy(
-                    f"the emulator's state in {self.path} is locked by another process; retry"
-                ) from None
+        """The writing connection, under its lock."""
+        with self._lock, self._busy():
+            yield self._db
+
+    @contextmanager
+    def _reading(self) -> Iterator[Db]:
+        """This thread's reading connection (opened at its first read)."""
+        reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = _connect(self.path, self._timeout)
+            self._local.cache = {}
+            with self._readers_lock:
+                self._readers.append(reader)
+        with self._busy():
+            yield reader
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """SQLite's "database is locked" (another process kept the write lock longer than the
+        busy timeout) is the API's 503: retry."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" not in text and "busy" not in text:
+                raise
+            raise StoreBusy(
+                f"the emulator's state in {self.path} is locked by another process; retry"
+            ) from None
 
     def _cached(self, key: Any, read: Callable[[], T]) -> T:
-        """`read()`, or its cached result while no connection has changed it since."""
+        """`read()`, or this thread's copy of its result while no connection has changed it
+        since (the clock and control settings are read on every request, and rarely change)."""
         tx = self._tx()
         if tx is not None and tx.dirty:
             return read()  # this transaction's own change, not yet committed
-        with self._session() as db:
+        with self._reading() as db:
             generation = (db.execute("PRAGMA data_version").fetchone()[0], self._changes)
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] == generation:
-                return cast(T, hit[1])
-            value = read()
-            self._cache[key] = (generation, value)
-            return value
+        cache: dict[Any, tuple[tuple[int, int], Any]] = self._local.cache
+        hit = cache.get(key)
+        if hit is not None and hit[0] == generation:
+            return cast(T, hit[1])
+        value = read()
+        cache[key] = (generation, value)
+        return value
 
     def _invalidate(self) -> None:
         self._changes += 1
 
     def _close(self) -> None:
-        with self._lock:
+        with self._lock, self._readers_lock:
+            for reader in self._readers:
+                reader.close()
             self._db.close()
 
 
@@ -118,13 +142,16 @@ def _open(path: Path, busy_timeout: float) -> sqlite3.Connection:
             "secret) is gone; delete the file to start afresh, or restore it from a backup"
         )
     try:
-        db = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        db = _connect(path, busy_timeout)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         db.executescript(SCHEMA)
     except sqlite3.DatabaseError as exc:  # OperationalError too: unable to open, locked, ...
         raise StoreUnavailable(f"cannot use {path} as the emulator's state: {exc}; {fix}") from None
+    return db
+
+
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     return db

@@ -359,6 +359,43 @@ def test_a_failed_transaction_leaves_nothing(reopened):
     assert again.controls(["a"]) == [ControlState()]
 
 
+def test_a_read_does_not_wait_for_another_threads_transaction(reopened):
+    """Reads (the event loop's among them: the clock, the control settings) go on while
+    another thread holds a write transaction open, and see what was committed."""
+    store = reopened()
+    store.add_operation(operation("a", 1))
+    clock = store.clock_backend(
+        ClockState(start=100.0, start_frozen=True, offset=0.0, frozen_at=100.0)
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction():
+            store.update_control("a", lambda s: (replace(s, deny_next=1), None))
+            holding.set()
+            release.wait(30)
+
+    seen: list[Any] = []
+
+    def read() -> None:
+        seen.extend([store.get_operation("a", "op-a-1"), store.controls(["a"]), clock.load().start])
+
+    holder, reader = threading.Thread(target=hold), threading.Thread(target=read)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        reader.start()
+        reader.join(10)
+        answered = not reader.is_alive()
+    finally:
+        release.set()
+        holder.join(30)
+        reader.join(30)
+    assert answered, "a read waited for another thread's transaction"
+    assert seen == [operation("a", 1), [ControlState()], 100.0]
+    assert store.controls(["a"]) == [ControlState(deny_next=1)]
+
+
 def test_concurrent_spending_never_spends_a_token_twice(opened):
     """Eight threads over two opened stores (two replicas, for a database) spend one bucket and
     draw sequence numbers at once: every token is spent once and no number is drawn twice."""
