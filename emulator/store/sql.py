@@ -83,6 +83,7 @@ class SQLStore(ABC):
     RETRY_SECONDS: ClassVar[float] = JOURNAL_FLUSH_SECONDS  # a failed journal flush's next try
     JOURNAL_ORDER: ClassVar[str] = ""  # a lock that numbers journal entries in commit order
     SETTLE_SECONDS: ClassVar[float] = 0.0  # how long other processes may cache what changed
+    CHANGE_MARK: ClassVar[str] = ""  # run at the commit of a change to what `_cached` keeps
 
     def __init__(self, shown: str, journal_max_bytes: int) -> None:
         self.shown = shown  # the database, as logs and errors name it (no password)
@@ -151,6 +152,8 @@ class SQLStore(ABC):
                 if tx.began:
                     if self._usable(db):  # not into a transaction that failed
                         self._write_journal(db)
+                        if tx.dirty and self.CHANGE_MARK:
+                            db.execute(self.CHANGE_MARK)
                     db.execute("COMMIT")
             except BaseException:
                 if tx.began:

@@ -6,8 +6,9 @@ behind a lock, and one per thread for reads outside them (in WAL mode a reader n
 writer, so a request's reads, the event loop's among them, never wait for another thread's
 transaction); `BEGIN IMMEDIATE`, which takes the whole database's write lock, so that workers
 never spend the same token or rule twice; "database is locked" past the busy timeout as a 503;
-and a read cache of the clock and control settings, per thread, that SQLite's `data_version`
-says is stale.
+and a read cache of the clock and control settings, per thread, kept while the generation a
+change of them counts in the meta table stays the same (SQLite's `data_version` would also count
+every spent token and every poll).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
 """
 BUSY_TIMEOUT_SECONDS = 2.0  # how long a request waits for another process's write lock
+GENERATION = "generation"  # the meta key counting changes of the clock and control settings
 
 
 class StoreUnavailable(ValueError):
@@ -51,6 +53,10 @@ class SQLiteStore(SQLStore):
     RETURNING = sqlite3.sqlite_version_info >= (3, 35)
     BYTES = "length(CAST(entry AS BLOB))"
     ERROR = sqlite3.Error
+    CHANGE_MARK = (
+        f"INSERT INTO meta (key, value) VALUES ('{GENERATION}', '1') "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+    )
 
     def __init__(
         self,
@@ -66,7 +72,6 @@ class SQLiteStore(SQLStore):
         self._db = _open(path, self._timeout)
         self._readers: list[sqlite3.Connection] = []  # each thread's, to close
         self._readers_lock = threading.Lock()
-        self._changes = 0  # this process's changes to what the read cache keeps
 
     @contextmanager
     def _session(self) -> Iterator[Db]:
@@ -101,14 +106,16 @@ class SQLiteStore(SQLStore):
             ) from None
 
     def _cached(self, key: Any, read: Callable[[], T]) -> T:
-        """`read()`, or this thread's copy of its result while no connection has changed it
+        """`read()`, or this thread's copy of its result while no process has changed it
         since (the clock and control settings are read on every request, and rarely change)."""
         tx = self._tx()
         if tx is not None and tx.dirty:
             return read()  # this transaction's own change, not yet committed
-        with self._reading() as db:
-            generation = (db.execute("PRAGMA data_version").fetchone()[0], self._changes)
-        cache: dict[Any, tuple[tuple[int, int], Any]] = self._local.cache
+        with self._reading() as db:  # the generation first: a change after it reads again
+            generation = db.execute(
+                "SELECT value FROM meta WHERE key = ?", (GENERATION,)
+            ).fetchone()
+        cache: dict[Any, tuple[Any, Any]] = self._local.cache
         hit = cache.get(key)
         if hit is not None and hit[0] == generation:
             return cast(T, hit[1])
@@ -117,7 +124,7 @@ class SQLiteStore(SQLStore):
         return value
 
     def _invalidate(self) -> None:
-        self._changes += 1
+        """Nothing to do: the change's commit counts a generation (CHANGE_MARK)."""
 
     def _close(self) -> None:
         with self._lock, self._readers_lock:
