@@ -153,7 +153,9 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     api_key = args.api_key or os.environ.get("FULLSTORY_API_KEY")
-    api_url = args.api_url or os.environ.get("FULLSTORY_API_URL") or None  # None: production
+    api_url, source = args.api_url, "--api-url"
+    if not api_url:
+        api_url, source = os.environ.get("FULLSTORY_API_URL") or None, "FULLSTORY_API_URL"
     if not api_key:
         message = (
             "no API key: pass --api-key or set FULLSTORY_API_KEY (an Admin or Architect key, "
@@ -164,17 +166,28 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
             print(json.dumps({"event": "error", "message": message, "exitCode": EXIT_USAGE}))
         print(f"fullstory-export: {message}", file=sys.stderr)
         return EXIT_USAGE
-    reporter = make_reporter(args, on_event) if args.command == "run" else Reporter(on_event)
+    if args.command == "run":
+        reporter = make_reporter(args, on_event)
+    elif args.json:  # stdout carries the segments, one per line: events go to stderr
+        reporter = JsonReporter(on_event, stream=sys.stderr)
+    else:
+        reporter = make_reporter(args, on_event)
     http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
     client = FullStoryClient(
         api_url,
         api_key,
         http=http,
-        on_retry=retry_events(reporter),
+        max_retries=args.retries,
+        backoff=args.backoff,
+        on_retry=retry_events(reporter, attempts=args.retries + 1),
         rate_limit=args.rate_limit if args.command == "run" else None,
         on_pace=lambda pace: reporter.emit(
             "pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3), reason=pace.reason
         ),
+    )
+    # Said first: a wrong host otherwise shows only after every retry (31 s by default).
+    reporter.emit(
+        "connecting", url=client.base_url, source="default" if api_url is None else source
     )
     try:
         if args.command == "segments":

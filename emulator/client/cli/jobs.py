@@ -614,13 +614,19 @@ def list_segments(args: argparse.Namespace, client: FullStoryClient) -> int:
     return EXIT_OK
 
 
-def retry_events(reporter: Reporter) -> Callable[[Retry], None]:
-    """The client absorbs 429s, 5xx and dropped connections; show each retry it makes."""
+def retry_events(reporter: Reporter, attempts: int | None = None) -> Callable[[Retry], None]:
+    """The client absorbs 429s, 5xx and dropped connections; show each retry as it happens
+    (which attempt of `attempts`, and the wait), so a run never sits silent through backoff."""
 
     def on_retry(retry: Retry) -> None:
+        count = {"attempt": retry.attempt, "attempts": attempts, "delay": round(retry.delay, 3)}
         if retry.error.status == 429:
             reporter.emit(
-                "rate_limited", method=retry.method, path=retry.path, retryAfter=retry.retry_after
+                "rate_limited",
+                method=retry.method,
+                path=retry.path,
+                retryAfter=retry.retry_after,
+                **count,
             )
         else:
             reporter.emit(
@@ -629,6 +635,7 @@ def retry_events(reporter: Reporter) -> Callable[[Retry], None]:
                 path=retry.path,
                 status=retry.error.status,
                 message=retry.error.message,
+                **count,
             )
 
     return on_retry
