@@ -590,3 +590,12 @@ def test_help_shows_the_export_flags(capsys):
     assert "segments   list segments" in out and "exit codes:" in out
     assert export_cli.main(["segments", "--help"]) == 0
     assert "--creator" in capsys.readouterr().out
+
+
+def test_the_demo_key_without_a_url_is_a_usage_error(monkeypatch, capsys):
+    """Production refuses the emulator's demo key: say so at once, not after the retries."""
+    monkeypatch.delenv("FULLSTORY_API_URL", raising=False)
+    assert export_cli.main(["segments", "--api-key", "na1.emulator-demo-key"]) == 2
+    err = capsys.readouterr().err
+    assert "without --api-url or FULLSTORY_API_URL" in err and "emulator-demo-key" not in err
+    assert "--api-url http://127.0.0.1:8080" in err

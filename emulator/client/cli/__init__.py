@@ -43,7 +43,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from ..core import FullStoryClient
+from ...auth import DEMO_KEY
+from ..core import DEFAULT_API_URL, FullStoryClient
 from .args import (
     DEFAULT_RATE_LIMIT,
     FORMAT_NAMES,
@@ -161,6 +162,17 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
             "no API key: pass --api-key or set FULLSTORY_API_KEY (an Admin or Architect key, "
             "e.g. na1.xxxx). To try it offline, run the emulator and use "
             "--api-url http://127.0.0.1:8080 --api-key na1.emulator-demo-key"
+        )
+        if args.json:
+            print(json.dumps({"event": "error", "message": message, "exitCode": EXIT_USAGE}))
+        print(f"fullstory-export: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    if api_url is None and api_key == DEMO_KEY:
+        # Production would refuse it after the retries: the user meant an emulator.
+        message = (
+            "the emulator's demo key was given without --api-url or FULLSTORY_API_URL, so it "
+            f"would go to FullStory's production API ({DEFAULT_API_URL}), which refuses it; "
+            "pass --api-url http://127.0.0.1:8080 (or set FULLSTORY_API_URL) for an emulator"
         )
         if args.json:
             print(json.dumps({"event": "error", "message": message, "exitCode": EXIT_USAGE}))
