@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         prog="fullstory-export [run]",
         help="export a segment to a file (the default command)",
-        description="Run FullStory's Segment Export workflow (create, poll with a progress bar, "
-        "fetch the URL, download) in one command. 'run' is the default command, so "
+        description="Run FullStory's Segment Export workflow (create, poll with a progress bar,\n"
+        "fetch the URL, download) in one command. 'run' is the default command, so\n"
         "'fullstory-export --segment X' is 'fullstory-export run --segment X'.\n\n"
         "commands:\n"
         "  run        export a segment to a file (the default; these flags)\n"
