@@ -541,6 +541,7 @@ def test_a_server_that_is_down_is_named_first_and_each_retry_shown(monkeypatch, 
         assert err[attempt].startswith("connection failed on /segments/v1 (ConnectError: ")
         assert err[attempt].endswith(f"; retrying in 0 s (attempt {attempt} of 3 failed)")
     assert "failed after 3 attempts" in err[3] and len(err) == 4
+    assert err[3].endswith("(is the emulator running? start it with: fullstory-emulator)")
 
 
 def test_retries_are_events_in_json(monkeypatch, capsys):

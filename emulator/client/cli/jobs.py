@@ -485,7 +485,15 @@ def _explain(exc: BaseException) -> str:
         text += " (Segment Export needs an Admin or Architect API key)"
     elif isinstance(exc, OSError) and not isinstance(exc, FullStoryError):
         text = f"cannot write the output: {exc}"
+    elif isinstance(exc, FullStoryError) and exc.status is None and _local_refusal(text):
+        text += " (is the emulator running? start it with: fullstory-emulator)"
     return text
+
+
+def _local_refusal(text: str) -> bool:
+    """Nothing listens on this machine's port: most often an emulator not (yet) started."""
+    local = ("://127.0.0.1:", "://localhost:", "://[::1]:")
+    return "Connection refused" in text and any(host in text for host in local)
 
 
 def run(args: argparse.Namespace, client: FullStoryClient, reporter: Reporter) -> int:
