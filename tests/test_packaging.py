@@ -3,6 +3,7 @@ with the wheel, and the sdist holds the tests and fixtures that run against it."
 
 from __future__ import annotations
 
+import re
 import site
 import subprocess
 import sys
@@ -49,7 +50,14 @@ def test_sdist_holds_the_tests_and_fixtures(dist, tmp_path):
     (root,) = tmp_path.iterdir()
     inside = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert _tracked("tests", "fixtures", "docs") <= inside
-    assert {"LICENSE", "README.md", "mkdocs.yml", "pyproject.toml", "emulator/py.typed"} <= inside
+    assert {
+        "LICENSE",
+        "README.md",
+        "CHANGELOG.md",
+        "mkdocs.yml",
+        "pyproject.toml",
+        "emulator/py.typed",
+    } <= inside
     metadata = (root / "PKG-INFO").read_text()
     assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
 
@@ -131,3 +139,9 @@ def test_pip_check_finds_every_dependency_of_the_installed_wheel(installed):
         timeout=120,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_changelog_has_an_unreleased_section_and_the_current_version():
+    """Keep a Changelog's shape: the next release's notes first, then the version the code has."""
+    headings = re.findall(r"^## \[([^\]]+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert headings[:2] == ["Unreleased", __version__]

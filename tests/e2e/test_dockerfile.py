@@ -143,3 +143,9 @@ def test_docs_show_the_tested_recipe_and_the_real_health_interval():
     assert interval
     for text in (docs, (ROOT / "docs" / "docker.md").read_text()):
         assert f"every {interval.group(1)} s" in text
+
+
+def test_docs_show_the_tested_node_recipe():
+    docs = (ROOT / "docs" / "docker.md").read_text()
+    recipe = (ROOT / "tests" / "e2e" / "testcontainers_recipe.test.mjs").read_text().rstrip()
+    assert f"```javascript\n{recipe}\n```" in docs
