@@ -14,16 +14,6 @@ print('\n'.join(r + t['build-system']['requires']))" >/requirements.txt
 
 FROM ${BASE}
 
-# OCI labels (`docker inspect` shows them). VERSION must be emulator/__init__.py's __version__,
-# which tests/e2e/test_dockerfile.py holds it to; SOURCE is where the code is published.
-ARG VERSION=0.1.0
-ARG SOURCE=https://github.com/fullstory-emulator/fullstory-emulator
-LABEL org.opencontainers.image.title="fullstory-emulator" \
-      org.opencontainers.image.description="A local, offline emulator of FullStory's Segment Export API" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.licenses="MIT"
-
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
@@ -45,6 +35,17 @@ COPY fixtures ./fixtures
 COPY emulator ./emulator
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info
+
+# OCI labels (`docker inspect` shows them), after the slow layers, which a version bump reuses.
+# VERSION must be emulator/__init__.py's __version__ (tests/e2e/test_dockerfile.py holds it to
+# that); SOURCE is where the code is published.
+ARG VERSION=0.1.0
+ARG SOURCE=https://github.com/fullstory-emulator/fullstory-emulator
+LABEL org.opencontainers.image.title="fullstory-emulator" \
+      org.opencontainers.image.description="A local, offline emulator of FullStory's Segment Export API" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MIT"
 
 USER emulator
 VOLUME ["/data"]
