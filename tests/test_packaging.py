@@ -4,6 +4,7 @@ with the wheel, and the sdist holds the tests and fixtures that run against it."
 from __future__ import annotations
 
 import re
+import shutil
 import site
 import subprocess
 import sys
@@ -21,11 +22,30 @@ from tests.helpers import ROOT, start, stop
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sdist and wheel, built from the checkout with the test extra's setuptools (offline)."""
+    """The sdist and wheel, built with the test extra's setuptools (offline) from a copy of the
+    checkout's files that git would commit: the checkout's own build/ and *.egg-info (an
+    editable install's SOURCES.txt) would slip in files pyproject.toml no longer declares."""
     out = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode == 0:
+        for name in filter(None, listed.stdout.decode().split("\0")):
+            if (ROOT / name).is_file():  # not a file deleted but not yet committed
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, source / name)
+    else:  # an unpacked sdist, not a git checkout
+        junk = shutil.ignore_patterns(
+            ".git", ".venv", ".*_cache", "build", "dist", "*.egg-info", "__pycache__"
+        )
+        shutil.copytree(ROOT, source, ignore=junk, dirs_exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "build", "--sdist", "--wheel", "--no-isolation", "--outdir", out],
-        cwd=ROOT,
+        cwd=source,
         check=True,
         capture_output=True,
         timeout=300,
