@@ -258,14 +258,15 @@ def emulator_command() -> list[str]:
 
 
 def start(
-    tmp_path: Path, *args: str, base: str | None = None
+    tmp_path: Path, *args: str, base: str | None = None, command: list[str] | None = None
 ) -> tuple[subprocess.Popen, str, Path]:
-    """The emulator command with `args`, once it answers its health check at `base` (default:
-    the API base URL its banner prints, which --public-url changes)."""
+    """The emulator command (or `command`, another install's) with `args`, once it answers its
+    health check at `base` (default: the API base URL its banner prints, which --public-url
+    changes)."""
     log = tmp_path / "emulator.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_EMULATOR_")}
     process = subprocess.Popen(
-        [*emulator_command(), "--port", "0", "--mcp-port", "off", *args],
+        [*(command or emulator_command()), "--port", "0", "--mcp-port", "off", *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=env,
