@@ -36,6 +36,17 @@ COPY emulator ./emulator
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info
 
+# OCI labels (`docker inspect` shows them), after the slow layers, which a version bump reuses.
+# VERSION must be emulator/__init__.py's __version__ (tests/e2e/test_dockerfile.py holds it to
+# that); SOURCE is where the code is published.
+ARG VERSION=0.1.0
+ARG SOURCE=https://github.com/fullstory-emulator/fullstory-emulator
+LABEL org.opencontainers.image.title="fullstory-emulator" \
+      org.opencontainers.image.description="A local, offline emulator of FullStory's Segment Export API" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MIT"
+
 USER emulator
 VOLUME ["/data"]
 EXPOSE 8080 9090

@@ -4,6 +4,7 @@ TestClient is an httpx.Client over the ASGI app)."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from tests.helpers import (
     postgres_bin,
     with_schema,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the processes the tests start take Ctrl-C: a suite launched in the background (`&`,
+    nohup) inherits SIGINT ignored, and so would every child, whose Ctrl-C tests then see no
+    interrupt. A handler, unlike "ignored", is not inherited across exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 STORES = ("memory", "sqlite", "postgresql")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
@@ -237,6 +238,15 @@ def free_port() -> int:
         return port
 
 
+@contextlib.contextmanager
+def refusing_url() -> Iterator[str]:
+    """A URL whose port refuses connections at once (bound, never listening) for as long as the
+    block runs, so no other test's server can take it: an emulator that is not running."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 def emulator_command() -> list[str]:
     script = Path(sys.executable).with_name("fullstory-emulator")
     if script.exists():
@@ -248,14 +258,15 @@ def emulator_command() -> list[str]:
 
 
 def start(
-    tmp_path: Path, *args: str, base: str | None = None
+    tmp_path: Path, *args: str, base: str | None = None, command: list[str] | None = None
 ) -> tuple[subprocess.Popen, str, Path]:
-    """The emulator command with `args`, once it answers its health check at `base` (default:
-    the API base URL its banner prints, which --public-url changes)."""
+    """The emulator command (or `command`, another install's) with `args`, once it answers its
+    health check at `base` (default: the API base URL its banner prints, which --public-url
+    changes)."""
     log = tmp_path / "emulator.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_EMULATOR_")}
     process = subprocess.Popen(
-        [*emulator_command(), "--port", "0", "--mcp-port", "off", *args],
+        [*(command or emulator_command()), "--port", "0", "--mcp-port", "off", *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=env,

@@ -216,6 +216,8 @@ class Reporter:
             )
         if event == "rate_limited":
             wait = f"; Retry-After {f['retryAfter']:g} s" if f.get("retryAfter") is not None else ""
+            if f.get("delay") is not None:  # a throttled recording waits; it never fails for it
+                wait += f"; waiting {f['delay']:g} s and retrying"
             return f"[yellow]429 rate limited on {_esc(f['method'] + ' ' + f['path'])}{wait}[/]"
         if event == "still_rate_limited":
             return (
@@ -866,7 +868,11 @@ def _hooks(reporter: Reporter) -> tuple[Callable[[Retry], None], Callable[[Pace]
     def on_retry(retry: Retry) -> None:
         if retry.error.status == 429:
             reporter.emit(
-                "rate_limited", method=retry.method, path=retry.path, retryAfter=retry.retry_after
+                "rate_limited",
+                method=retry.method,
+                path=retry.path,
+                retryAfter=retry.retry_after,
+                delay=round(retry.delay, 3),
             )
         else:
             reporter.emit("retrying", path=retry.path, status=retry.error.status)

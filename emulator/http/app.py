@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import os
 import sys
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             allowed = _allowed_methods(request)
             error: ApiError = MethodNotAllowed(
                 f"{request.method} is not allowed on {echo(request.url.path, quote=False)}; "
-                f"allowed: {allowed}",
+                f"allowed: {allowed}{_did_you_mean(request)}",
                 headers={"Allow": allowed} if allowed else None,
             )
         elif exc.status_code == 404 and _looks_like_storage(request):
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         elif exc.status_code == 404:
             error = NotFound(
                 f"no such endpoint: {request.method} {echo(request.url.path, quote=False)}"
+                f"{_did_you_mean(request)}"
             )
         else:
             error = ApiError.for_status(exc.status_code, exc.detail)
@@ -185,6 +187,31 @@ def _allowed_methods(request: Request) -> str:
 def _is_download(request: Request) -> bool:
     """Whether the pipeline found the path to be the storage side's (its one decision)."""
     return bool(request.scope.get("state", {}).get("area") == STORAGE)
+
+
+def _did_you_mean(request: Request) -> str:
+    """`; did you mean POST /segments/v1/exports?`: the known route taking this method whose
+    path is closest to the one asked for (a typo such as `/segments/v1/export` otherwise reads
+    as a wrong method on the segment route it happens to fit). A template's `{id}` stands for
+    the request's own segment there, so `/operation/v1/abc` suggests `/operations/v1/abc`."""
+    path = request.url.path
+    asked = path.split("/")
+    best, score = "", 0.0
+    for route in request.app.routes:
+        if not isinstance(route, Route) or request.method not in (route.methods or ()):
+            continue
+        parts = route.path.split("/")
+        if len(parts) == len(asked):
+            parts = [a if p.startswith("{") else p for p, a in zip(parts, asked, strict=True)]
+        candidate = "/".join(parts)
+        if candidate == path:
+            continue  # the route that fits already: a wrong method, not a typo
+        ratio = difflib.SequenceMatcher(None, path, candidate).ratio()
+        if ratio > score:
+            best, score = candidate, ratio
+    if score < 0.85:
+        return ""
+    return f"; did you mean {request.method} {echo(best, quote=False)}?"
 
 
 def _looks_like_storage(request: Request) -> bool:

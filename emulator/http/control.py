@@ -6,12 +6,13 @@ tenant; one without acts on the whole instance. See the README's "Control API" s
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hmac
 import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -39,6 +40,19 @@ from .render import JsonRenderer
 
 TEN_YEARS = MAX_SECONDS
 Handler = Callable[[Request, Emulator, "str | None"], Awaitable[Response]]
+Params = ParamSpec("Params")
+T = TypeVar("T")
+
+
+async def in_store(
+    em: Emulator, work: Callable[Params, T], *args: Params.args, **kwargs: Params.kwargs
+) -> T:
+    """`work(...)`, in a worker thread when the store's calls wait (`Store.blocking`): a
+    change that other replicas must see is answered only once their cached copies expire,
+    and the event loop serves every other request meanwhile."""
+    if em.store.blocking:
+        return await run_in_threadpool(work, *args, **kwargs)
+    return work(*args, **kwargs)
 
 
 def control(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -129,7 +143,7 @@ async def health(request: Request) -> Response:
 
 @control
 async def reset(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.control.reset(tenant)
+    await in_store(em, em.control.reset, tenant)
     return ok(request)
 
 
@@ -167,21 +181,26 @@ async def move_clock(request: Request, em: Emulator, tenant: str | None) -> Resp
         not isinstance(step, int | float) or isinstance(step, bool) or not 0 <= step <= TEN_YEARS
     ):
         raise InvalidArgument(f"advance must be a number of seconds from 0 to {TEN_YEARS}")
-    try:
+
+    def move() -> dict[str, Any]:
         if freeze is not None:
             (em.clock.freeze if freeze else em.clock.unfreeze)(tenant)
         if instant is not None:
             em.clock.set(instant, tenant)
         if "advance" in body:
             em.clock.advance(float(step), tenant)
+        return clock_json(em, tenant)
+
+    try:
+        return ok(request, await in_store(em, move))
     except ClockRangeError as exc:
         raise InvalidArgument(f"advance: {exc}") from None
-    return ok(request, clock_json(em, tenant))
 
 
 @control
 async def add_lifecycle(request: Request, em: Emulator, tenant: str | None) -> Response:
-    return ok(request, {"id": em.control.add_lifecycle(tenant, await body_of(request))})
+    body = await body_of(request)
+    return ok(request, {"id": await in_store(em, em.control.add_lifecycle, tenant, body)})
 
 
 @control
@@ -192,13 +211,13 @@ async def list_lifecycle(request: Request, em: Emulator, tenant: str | None) -> 
 
 @control
 async def clear_lifecycle(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.control.clear_lifecycle(tenant)
+    await in_store(em, em.control.clear_lifecycle, tenant)
     return ok(request)
 
 
 @control
 async def complete_operation(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.exports.finish(tenant, request.path_params["operationId"], None)
+    await in_store(em, em.exports.finish, tenant, request.path_params["operationId"], None)
     return ok(request)
 
 
@@ -207,13 +226,14 @@ async def fail_operation(request: Request, em: Emulator, tenant: str | None) -> 
     body = await body_of(request, optional=True)
     members(body, ("errorDetails",), "fail")
     details = checked_text(body.get("errorDetails") or FORCED_FAILURE_DETAILS, "errorDetails")
-    em.exports.finish(tenant, request.path_params["operationId"], details)
+    await in_store(em, em.exports.finish, tenant, request.path_params["operationId"], details)
     return ok(request)
 
 
 @control
 async def add_fault(request: Request, em: Emulator, tenant: str | None) -> Response:
-    return ok(request, {"id": em.control.add_fault(tenant, await body_of(request))})
+    body = await body_of(request)
+    return ok(request, {"id": await in_store(em, em.control.add_fault, tenant, body)})
 
 
 @control
@@ -223,7 +243,7 @@ async def list_faults(request: Request, em: Emulator, tenant: str | None) -> Res
 
 @control
 async def clear_faults(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.control.remove_faults(tenant, request.path_params.get("ruleId"))
+    await in_store(em, em.control.remove_faults, tenant, request.path_params.get("ruleId"))
     return ok(request)
 
 
@@ -265,13 +285,14 @@ async def journal(request: Request, em: Emulator, tenant: str | None) -> Respons
 
 @control
 async def clear_journal(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.store.clear_journal(tenant)
+    await in_store(em, em.store.clear_journal, tenant)
     return ok(request)
 
 
 @control
 async def rate_limit(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.control.set_rate_limit(tenant, await body_of(request))
+    body = await body_of(request)
+    await in_store(em, em.control.set_rate_limit, tenant, body)
     return ok(request)
 
 
@@ -280,10 +301,17 @@ async def config(request: Request, em: Emulator, tenant: str | None) -> Response
     """Under `--control-auth tenant` a tenant's own key may lower its export limit, but not
     raise it past the instance's: only the admin token may (else the limit would bound
     nothing a tenant could not lift)."""
+    body = await body_of(request)
     ceiling = None
     if tenant is not None and em.settings.control_auth == "tenant" and not is_admin(request, em):
-        ceiling = em.control.view(None).setting("max_export_events", em.settings.max_export_events)
-    em.control.set_config(tenant, await body_of(request), max_export_events_ceiling=ceiling)
+        view = await in_store(em, em.control.view, None)
+        ceiling = view.setting("max_export_events", em.settings.max_export_events)
+    await in_store(
+        em,
+        functools.partial(em.control.set_config, max_export_events_ceiling=ceiling),
+        tenant,
+        body,
+    )
     return ok(request)
 
 
@@ -296,7 +324,7 @@ async def list_scenarios(request: Request, em: Emulator, tenant: str | None) -> 
 
 @control
 async def apply_scenario(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.control.apply_scenario(tenant, request.path_params["name"])
+    await in_store(em, em.control.apply_scenario, tenant, request.path_params["name"])
     return ok(request)
 
 
@@ -411,8 +439,12 @@ async def start_export(request: Request, em: Emulator, tenant: str | None) -> Re
         )
     export = parse_request(await body_of(request))
     principal = caller_of(request).principal or Principal(tenant, "admin", key_id="control")
-    with em.store.transaction():
-        record = em.exports.create(principal, export, em.control.view(tenant))
+
+    def start() -> OperationRecord:
+        with em.store.transaction():
+            return em.exports.create(principal, export, em.control.view(tenant))
+
+    record = await in_store(em, start)
     return ok(request, {"operationId": record.id})
 
 
@@ -455,7 +487,7 @@ async def get_config(request: Request, em: Emulator, tenant: str | None) -> Resp
 
 @control
 async def remove_lifecycle(request: Request, em: Emulator, tenant: str | None) -> Response:
-    em.control.remove_lifecycle(tenant, request.path_params["ruleId"])
+    await in_store(em, em.control.remove_lifecycle, tenant, request.path_params["ruleId"])
     return ok(request)
 
 

@@ -1,4 +1,6 @@
-"""All mutable state, behind one small interface, with memory and SQLite backends.
+"""All mutable state, behind one small interface, with three backends: memory (`memory`, the
+default), SQLite (`sqlite`, for `--data-dir`) and PostgreSQL (`postgres`, for `--store`); the two
+SQL backends share one implementation (`sql`) and differ only in connections, locking and dialect.
 
 The store keeps records (see `records`) and hands them back; it knows nothing of what they mean.
 Records are immutable: an update replaces the whole record under the store's lock, so a reader
@@ -7,7 +9,7 @@ never sees half a change and two requests never spend the same "next N" rule twi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -87,4 +89,27 @@ class Store(Protocol):
     def clock_backend(self, initial: ClockState) -> ClockBackend: ...
 
 
-__all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store"]
+def journal_page(
+    entries: Iterable[tuple[int, str | bytes]],
+    after: int,
+    limit: int,
+    match: JournalMatch | None,
+    loads: Callable[[str | bytes], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], int | None]:
+    """`Store.journal_page` over `entries` (position and JSON, oldest first, after position `after`,
+    of the tenant asked for), read only as far as the page needs."""
+    page: list[dict[str, Any]] = []
+    size, last = 0, after
+    for position, raw in entries:
+        entry = loads(raw)
+        if match is not None and not match(entry):
+            continue
+        if len(page) == limit or (page and size + len(raw) > JOURNAL_PAGE_BYTES):
+            return page, last
+        page.append(entry)
+        size += len(raw)
+        last = position
+    return page, None
+
+
+__all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store", "journal_page"]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import orjson
 
 from ..clock import ClockBackend, ClockState, MemoryClockBackend
-from . import JOURNAL_LIMIT, JOURNAL_PAGE_BYTES, BucketKey, JournalMatch
+from . import JOURNAL_LIMIT, BucketKey, JournalMatch, journal_page
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
@@ -197,20 +197,12 @@ class MemoryStore:
     ) -> tuple[list[dict[str, Any]], int | None]:
         with self._lock:
             entries = list(self._journal)  # a snapshot: the scan below runs without the lock
-        page: list[dict[str, Any]] = []
-        size, last = 0, after
-        for position, owner, blob in entries:
-            if position <= after or (tenant is not None and owner != tenant):
-                continue
-            entry = loads(blob)
-            if match is not None and not match(entry):
-                continue
-            if len(page) == limit or (page and size + len(blob) > JOURNAL_PAGE_BYTES):
-                return page, last
-            page.append(entry)
-            size += len(blob)
-            last = position
-        return page, None
+        mine = (
+            (position, blob)
+            for position, owner, blob in entries
+            if position > after and (tenant is None or owner == tenant)
+        )
+        return journal_page(mine, after, limit, match, loads)
 
     def journal_newest(self, tenant: str | None) -> Iterator[dict[str, Any]]:
         with self._lock:

@@ -24,7 +24,7 @@ import pytest
 from emulator.client import cli as export_cli
 from emulator.server import ServerThread
 from emulator.settings import Settings
-from tests.helpers import ROOT, START, control
+from tests.helpers import ROOT, START, control, refusing_url
 
 BUCKET_GLOB = "/fullstory-emulator-exports/*"
 LEGACY_ERROR = "the segment references the deleted custom event 'Legacy Checkout Step'"
@@ -103,7 +103,7 @@ DAY = ["--start", "2026-02-28T00:00:00Z", "--end", "2026-03-01T00:00:00Z"]
 def test_export_in_each_format(emu, capsys, tmp_path, fmt):
     code, events, err = run_json(emu, capsys, "--format", fmt, "--out", f"{tmp_path}/", *DAY)
     assert code == export_cli.EXIT_OK, err
-    assert names(events)[:2] == ["plan", "created"]
+    assert names(events)[:3] == ["connecting", "plan", "created"]
     assert names(events)[-3:] == ["completed", "downloaded", "done"]
     progress = [e for e in events if e["event"] == "progress"]
     assert progress[-1]["state"] == "COMPLETED" and progress[-1]["pct"] == 100
@@ -236,7 +236,7 @@ BUNDLES = [
 def test_chunked_run_writes_one_file_per_bundle(emu, capsys, tmp_path):
     code, events, err = run_json(emu, capsys, "--out", str(tmp_path), *CHUNKED)
     assert code == 0, err
-    assert events[0] == {"event": "plan", "segment": "everyone", "bundles": 4, "out": str(tmp_path)}
+    assert events[1] == {"event": "plan", "segment": "everyone", "bundles": 4, "out": str(tmp_path)}
     assert sorted(p.name for p in tmp_path.iterdir()) == BUNDLES
     created = [e for e in events if e["event"] == "created"]
     assert [(e["start"], e["end"]) for e in created][1] == (
@@ -389,7 +389,7 @@ def test_bad_relative_date_is_a_usage_error(capsys):
 def test_files_are_named_by_segment_id(emu, capsys, tmp_path):
     code, events, err = run_json(emu, capsys, "-s", "htIXCSMv9Q9M", "--out", f"{tmp_path}/")
     assert code == 0, err
-    operation = emu.http.get(f"/operations/v1/{events[1]['operationId']}").json()
+    operation = emu.http.get(f"/operations/v1/{events[2]['operationId']}").json()
     finished = operation["finishedAt"]  # e.g. 2026-03-01T12:00:03.412Z
     stamp = finished[:19].replace("-", "").replace(":", "") + "Z"
     assert [p.name for p in tmp_path.iterdir()] == [f"htIXCSMv9Q9M-{stamp}.ndjson.gz"]
@@ -489,8 +489,8 @@ def test_bundles_run_in_flight_and_are_polled_when_due(emu, capsys, tmp_path):
     kinds = [e["path"].split("/")[1] for e in order]
     assert kinds[:4] == ["segments"] * 4 and kinds.index("fullstory-emulator-exports") > 4
     polls = [e["path"] for e in order if e["path"].startswith("/operations/v1/")]
-    per_bundle = [polls.count(f"/operations/v1/{e['operationId']}") for e in events[1:5]]
-    assert [e["event"] for e in events[1:5]] == ["created"] * 4
+    per_bundle = [polls.count(f"/operations/v1/{e['operationId']}") for e in events[2:6]]
+    assert [e["event"] for e in events[2:6]] == ["created"] * 4
     assert per_bundle[0] >= 1 and per_bundle[1:] == [1, 1, 1], per_bundle
     assert sorted(p.name for p in tmp_path.iterdir()) == BUNDLES
 
@@ -524,3 +524,79 @@ def test_a_run_longer_than_the_burst_says_what_it_will_take():
     assert "(2 per 60 s per endpoint after a burst of 50) makes that at least 23 min" in text
     args = export_cli.parse_args(["--rate-limit", "off"])
     assert args.rate_limit is None and export_cli.pacing_plan(args, 1000) is None
+
+
+# -- where it connects, and each retry as it happens -----------------------------------------
+
+
+def test_a_server_that_is_down_is_named_first_and_each_retry_shown(monkeypatch, capsys):
+    monkeypatch.setenv("FULLSTORY_API_KEY", "na1.down")
+    with refusing_url() as url:
+        monkeypatch.setenv("FULLSTORY_API_URL", url)
+        code = export_cli.main(["segments", "--retries", "2", "--backoff", "0"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == export_cli.EXIT_ERROR
+    assert err[0] == f"connecting to {url} (FULLSTORY_API_URL)"
+    for attempt in (1, 2):
+        assert err[attempt].startswith("connection failed on /segments/v1 (ConnectError: ")
+        assert err[attempt].endswith(f"; retrying in 0 s (attempt {attempt} of 3 failed)")
+    assert "failed after 3 attempts" in err[3] and len(err) == 4
+    assert err[3].endswith("(is the emulator running? start it with: fullstory-emulator)")
+
+
+def test_retries_are_events_in_json(monkeypatch, capsys):
+    with refusing_url() as url:
+        argv = ["--api-url", url, "--api-key", "na1.down", "--retries", "1", "--backoff", "0"]
+        code = export_cli.main([*argv, "--json"])
+        out = capsys.readouterr().out
+        assert export_cli.main(["segments", *argv, "--json"]) == code == export_cli.EXIT_ERROR
+        segments = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"] for e in events] == ["connecting", "plan", "retrying", "error", "done"]
+    assert events[0] == {"event": "connecting", "url": url, "source": "--api-url"}
+    retry = events[2]
+    assert (retry["attempt"], retry["attempts"], retry["delay"], retry["status"]) == (1, 2, 0, None)
+    assert retry["method"] == "POST" and "ConnectError" in retry["message"]
+    # `segments --json` keeps stdout for the segments, one per line: its events go to stderr
+    assert segments.out == ""
+    stderr_events = [json.loads(line) for line in segments.err.splitlines()[:2]]
+    assert [e["event"] for e in stderr_events] == ["connecting", "retrying"]
+
+
+def test_quiet_shows_only_the_failure(monkeypatch, capsys):
+    with refusing_url() as url:
+        argv = ["--api-url", url, "--api-key", "na1.down", "--retries", "1", "--backoff", "0"]
+        assert export_cli.main(["segments", *argv, "--quiet"]) == export_cli.EXIT_ERROR
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "failed after 2 attempts" in err[0]
+
+
+def test_the_connection_line_names_the_flag(emu, capsys):
+    assert export_cli.main(emu.argv("segments")) == 0
+    assert capsys.readouterr().err.splitlines() == [f"connecting to {emu.base_url} (--api-url)"]
+
+
+def test_retry_flags_are_checked(capsys):
+    for flag, value in [("--retries", "-1"), ("--retries", "two"), ("--backoff", "nan")]:
+        assert export_cli.main(["segments", "--api-key", "na1.x", flag, value]) == 2
+        assert f"argument {flag}: '{value}'" in capsys.readouterr().err
+
+
+def test_help_shows_the_export_flags(capsys):
+    assert export_cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fullstory-export [run] ")
+    for flag in ("--segment", "--start", "--chunk", "--api-url", "--retries", "--backoff"):
+        assert f"  {flag}" in out
+    assert "segments   list segments" in out and "exit codes:" in out
+    assert export_cli.main(["segments", "--help"]) == 0
+    assert "--creator" in capsys.readouterr().out
+
+
+def test_the_demo_key_without_a_url_is_a_usage_error(monkeypatch, capsys):
+    """Production refuses the emulator's demo key: say so at once, not after the retries."""
+    monkeypatch.delenv("FULLSTORY_API_URL", raising=False)
+    assert export_cli.main(["segments", "--api-key", "na1.emulator-demo-key"]) == 2
+    err = capsys.readouterr().err
+    assert "without --api-url or FULLSTORY_API_URL" in err and "emulator-demo-key" not in err
+    assert "--api-url http://127.0.0.1:8080" in err

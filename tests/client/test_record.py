@@ -722,3 +722,29 @@ def test_segment_ids_become_safe_distinct_file_names():
     assert len(names) == 5 and "a_b.ndjson" in names
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ndjson", n) for n in names), names
     assert record.safe_name("-rf").startswith("rf-")  # never read as a flag
+
+
+def test_a_key_whose_bucket_another_process_spent_is_waited_out(org, capsys, tmp_path):
+    # the shared demo key after the quick start ran again and again: GET /segments/v1 spent
+    for _ in range(60):
+        if org.http.get("/segments/v1").status_code == 429:
+            break
+    else:
+        pytest.fail("the default rate limit never refused")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the wait moves the tenant's clock, which refills
+        waits.append(seconds)
+        org.control("POST", "/clock", {"advance": seconds})
+
+    code, events, err = org.record(
+        capsys, tmp_path / "rec", *WINDOW, "--segment", "clickers", sleep=sleep
+    )
+    assert code == 0, err
+    limited = [fields for name, fields in events if name == "rate_limited"]
+    assert limited[0]["path"] == "/segments/v1" and limited[0]["retryAfter"] >= 1
+    assert limited[0]["retryAfter"] in waits  # waited what the server said, not a guess
+    wait = limited[0]["retryAfter"]
+    said = f"429 rate limited on GET /segments/v1; Retry-After {wait:g} s; waiting {wait:g} s and"
+    assert f"{said} retrying" in err
+    assert Recording.load(tmp_path / "rec").exports[0].rows > 0

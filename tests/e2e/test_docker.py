@@ -27,12 +27,16 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from emulator import __version__
 from emulator.auth import DEMO_KEY, MCP_KEY
 from tests.helpers import ROOT, free_port
 
 IMAGE = "fullstory-emulator:e2e"
 RECIPE = ROOT / "tests" / "e2e" / "testcontainers_recipe.py"
+NODE_RECIPE = ROOT / "tests" / "e2e" / "testcontainers_recipe.test.mjs"
+NODE_TESTCONTAINERS = "testcontainers@11"  # what the recipe says to install (12 wants Node 22)
 LABEL = "fullstory-emulator-e2e"  # on every container started here; its value is our pid
 DEFAULT_BASE = "python:3.12-slim"
 LOCAL_BASE = "fullstory-emulator-base:local"
@@ -208,7 +212,38 @@ def recipe(
 
 
 @pytest.fixture(scope="module")
-def containers(run: Callable[..., Container], recipe: object) -> dict[str, Container]:
+def node_recipe(
+    image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], Path] | str]:
+    """The Testcontainers (Node) recipe of docs/docker.md, as a user's project runs it: npm
+    installs testcontainers from the registry into a folder of its own, then `node --test`, in
+    the background. Without node and npm, the reason it cannot run."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        yield "no node and npm on PATH (the Node recipe needs Node 20 or newer)"
+        return
+    work = tmp_path_factory.mktemp("node-recipe")
+    shutil.copy(NODE_RECIPE, work / "emulator.test.mjs")
+    (work / "package.json").write_text('{"private": true, "type": "module"}\n')
+    log = work / "node.log"
+    env = os.environ | {"FULLSTORY_EMULATOR_IMAGE": image, "TESTCONTAINERS_RYUK_DISABLED": "true"}
+    script = (
+        f"npm install --no-audit --no-fund --save-dev {NODE_TESTCONTAINERS} && "
+        "node --test emulator.test.mjs"
+    )
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["bash", "-c", script], cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    yield process, log
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def containers(
+    run: Callable[..., Container], recipe: object, node_recipe: object
+) -> dict[str, Container]:
     """Three at once, and after the recipe's, so that all their start periods overlap: the
     defaults with flags for the workflow (download URLs on the mapped port), then another port
     and TLS, each set through the environment as a Compose file would set it."""
@@ -335,3 +370,65 @@ def test_testcontainers_recipe_from_the_docs(recipe):
     output = log.read_text(errors="replace")
     assert process.returncode == 0, output
     assert output.splitlines()[-1].startswith("2 passed"), output
+
+
+def test_the_image_carries_its_oci_labels_and_version(image):
+    """What `docker inspect` and a registry show: the one version, also printed by the image."""
+    labels = json.loads(
+        docker("image", "inspect", "--format", "{{json .Config.Labels}}", image).stdout
+    )
+    oci = "org.opencontainers.image."
+    assert labels[f"{oci}title"] == "fullstory-emulator"
+    assert labels[f"{oci}version"] == __version__
+    assert labels[f"{oci}licenses"] == "MIT"
+    assert labels[f"{oci}source"].startswith("https://")
+    assert labels[f"{oci}description"].startswith("A local, offline emulator of FullStory")
+    shown = docker(
+        "run", "--rm", "--label", f"{LABEL}={os.getpid()}", image, "fullstory-emulator", "--version"
+    )
+    assert shown.stdout == f"fullstory-emulator {__version__}\n"
+
+
+def test_github_actions_service_container_recipe_from_the_docs(run, tmp_path):
+    """docs/docker.md's service container job as the runner runs it: the service from the
+    image with the job's ports and env (on a free port here), healthy before the steps, then the
+    steps, in order."""
+    section = (
+        (ROOT / "docs" / "docker.md")
+        .read_text()
+        .split("\n## GitHub Actions: a service container\n", 1)[1]
+    )
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block
+    job = yaml.safe_load(block.group(1))["jobs"]["test"]
+    service = job["services"]["fullstory"]
+    outside, inside = (int(n) for n in service["ports"][0].split(":"))
+    here = free_port()
+    env = {k: str(v).replace(f":{outside}", f":{here}") for k, v in service["env"].items()}
+    emulator = run({inside: here}, env=env)
+    emulator.wait_healthy()
+    steps_env = {k: v for k, v in os.environ.items() if not k.startswith("FULLSTORY_")}
+    steps_env |= {k: str(v).replace(f":{outside}", f":{here}") for k, v in job["env"].items()}
+    for step in job["steps"]:
+        if "run" not in step:
+            continue
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=tmp_path,
+            env=steps_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert '"everyone"' in done.stdout
+
+
+def test_testcontainers_node_recipe_from_the_docs(node_recipe):
+    if isinstance(node_recipe, str):
+        pytest.skip(node_recipe)
+    process, log = node_recipe
+    process.wait(timeout=HEALTHY_WITHIN + 240)  # npm install from the registry, then the run
+    output = log.read_text(errors="replace")
+    assert process.returncode == 0, output[-4000:]
+    assert re.search(r"^# pass 2$", output, re.M) and re.search(r"^# fail 0$", output, re.M), output

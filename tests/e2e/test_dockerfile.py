@@ -8,7 +8,9 @@ import json
 import os
 import re
 import subprocess
+import tomllib
 
+from emulator import __version__
 from emulator.server import ServerThread
 from emulator.settings import Settings
 from tests.helpers import ROOT, emulator_command, small_settings
@@ -51,6 +53,27 @@ def test_non_root_ports_and_command():
     assert json.loads(found["CMD"]) == ["fullstory-emulator"]
     assert "python3 -m venv /opt/venv" in runs and "useradd" in runs
     assert "PATH=/opt/venv/bin:$PATH" in found["ENV"]
+
+
+def test_oci_labels_name_the_package_and_its_one_version():
+    """The image's labels say what pyproject.toml says, and its VERSION argument defaults to the
+    package's __version__ (the one place the version is kept): a bump that forgets it fails."""
+    final = instructions()[[keyword for keyword, _ in instructions()].index("FROM", 2) :]
+    args = dict(rest.split("=", 1) for keyword, rest in final if keyword == "ARG")
+    assert args["VERSION"] == __version__
+    labels = dict(
+        re.findall(r'(\S+)="([^"]*)"', " ".join(rest for kw, rest in final if kw == "LABEL"))
+    )
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    oci = "org.opencontainers.image."
+    assert labels == {
+        f"{oci}title": project["name"],
+        f"{oci}description": project["description"],
+        f"{oci}version": "${VERSION}",
+        f"{oci}source": "${SOURCE}",
+        f"{oci}licenses": project["license"],
+    }
+    assert args["SOURCE"].startswith("https://")
 
 
 def test_dependencies_are_installed_before_the_code_is_copied():
@@ -120,3 +143,9 @@ def test_docs_show_the_tested_recipe_and_the_real_health_interval():
     assert interval
     for text in (docs, (ROOT / "docs" / "docker.md").read_text()):
         assert f"every {interval.group(1)} s" in text
+
+
+def test_docs_show_the_tested_node_recipe():
+    docs = (ROOT / "docs" / "docker.md").read_text()
+    recipe = (ROOT / "tests" / "e2e" / "testcontainers_recipe.test.mjs").read_text().rstrip()
+    assert f"```javascript\n{recipe}\n```" in docs

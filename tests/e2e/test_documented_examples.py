@@ -28,6 +28,8 @@ BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
 PYTHON = re.compile(r"```python\n(.*?)```", re.DOTALL)
 RUNS_AGAINST_THE_API = re.compile(r"\b(curl|fullstory-export)\b")
 NEEDS_DOCKER = re.compile(r"^\s*docker ", re.MULTILINE)
+# `exercise` starts an emulator of its own: tests/e2e/test_exercise.py runs the documented command
+OWN_EMULATOR = re.compile(r"^\s*fullstory-emulator exercise ", re.MULTILINE)
 README_URL = "http://127.0.0.1:8080"
 FORMATS = {".ndjson": "FORMAT_NDJSON", ".json": "FORMAT_JSON", ".csv": "FORMAT_CSV"}
 
@@ -44,6 +46,8 @@ def examples() -> list[str]:
         first = len(runs)
         for block in BLOCK.findall(page.read_text(encoding="utf-8")):
             if not RUNS_AGAINST_THE_API.search(block) or NEEDS_DOCKER.search(block):
+                continue
+            if OWN_EMULATOR.search(block):
                 continue
             used = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", block))
             assigned = set(re.findall(r"(?:^|[\s;(])([A-Z_][A-Z0-9_]*)=", block))

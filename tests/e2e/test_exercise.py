@@ -4,24 +4,38 @@ own `fullstory-export` (a real process per scenario), with the JSON report and J
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
 from emulator.testing.exercise import SCENARIOS
-from tests.helpers import emulator_command
+from tests.helpers import ROOT
+
+DOCUMENTED = (
+    "fullstory-emulator exercise -- fullstory-export run --segment everyone --poll-interval 0.5 "
+    "--rate-limit off -o 'out/{scenario}.ndjson.gz'"
+)
+
+
+def test_the_documented_command_is_the_one_tested_here() -> None:
+    """docs/grading.md's example, which the documented-examples test leaves to this module (it
+    starts an emulator of its own)."""
+    assert f"```sh\n{DOCUMENTED}\n```" in (ROOT / "docs" / "grading.md").read_text()
 
 
 def test_fullstory_export_passes_every_scenario(tmp_path: Path) -> None:
-    export = Path(sys.executable).with_name("fullstory-export")
+    """The documented command, as written but for the report's form (JSON and a JUnit file),
+    in a shell whose PATH has this install's commands."""
     junit = tmp_path / "exercise.xml"
-    client = [
-        str(export), "run", "--segment", "everyone", "--poll-interval", "0.5",
-        "--rate-limit", "off", "-o", str(tmp_path / "{scenario}.ndjson.gz"),
-    ]  # fmt: skip
+    command = DOCUMENTED.replace("exercise --", f"exercise --json --junit {junit} --")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
-        [*emulator_command(), "exercise", "--json", "--junit", str(junit), "--", *client],
+        ["bash", "-e", "-c", command],
+        cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -35,7 +49,9 @@ def test_fullstory_export_passes_every_scenario(tmp_path: Path) -> None:
         name: ("gave-up" if name in ("failed", "error") else "completed", []) for name in SCENARIOS
     }
     for name in SCENARIOS:  # the file each completed scenario says it got
-        assert (tmp_path / f"{name}.ndjson.gz").exists() == (name not in ("failed", "error"))
+        assert (tmp_path / "out" / f"{name}.ndjson.gz").exists() == (
+            name not in ("failed", "error")
+        )
     suite = ElementTree.parse(junit).getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("8", "0")
     assert "X-Goog-Signature" not in result.stdout + result.stderr

@@ -170,3 +170,31 @@ def test_compressed_bodies_are_refused_as_such(
 def test_identity_encoding_is_plain_json(harness: Harness, path: str, body: Any):
     headers = {**AUTH, "Content-Encoding": "identity"}
     assert harness.client.post(path, json=body, headers=headers).status_code == 200
+
+
+# -- a mistyped path names the route it was probably meant to be -------------------------------
+
+TYPOS = [
+    ("POST", "/segments/v1/export", 405, 12, "allowed: GET, HEAD", "POST /segments/v1/exports"),
+    ("GET", "/operation/v1/op-1", 404, 5, "no such endpoint", "GET /operations/v1/op-1"),
+    ("GET", "/segment/v1", 404, 5, "no such endpoint", "GET /segments/v1"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code", "says", "meant"), TYPOS)
+def test_a_typo_suggests_the_closest_route(
+    harness: Harness, method: str, path: str, status: int, code: int, says: str, meant: str
+):
+    error = assert_error(harness.client.request(method, path, headers=AUTH), status, code)
+    assert says in error["message"]
+    assert error["message"].endswith(f"; did you mean {meant}?")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("POST", "/openapi.json", 405), ("GET", "/nothing/like/any/route", 404)],
+)
+def test_no_suggestion_when_nothing_is_close(harness: Harness, method: str, path: str, status):
+    response = harness.client.request(method, path, headers=AUTH)
+    assert response.status_code == status
+    assert "did you mean" not in response.json()["message"]

@@ -15,10 +15,9 @@ from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from emulator.server import ServerThread
-from tests.helpers import ROOT, small_settings
+from tests.helpers import FIGURES, ROOT, small_settings
 
 CHECKS = "all"  # every check; every phase runs, the stateful one included
-FIGURES = pytest.StashKey[str]()
 
 
 def test_document_is_valid_and_public(harness):
@@ -74,46 +73,61 @@ RUNS = {  # name: (selection, whether the stateful phase runs)
 def test_schemathesis_finds_no_server_error_or_schema_break(request, tmp_path: Path):
     schemathesis = Path(sys.executable).with_name("schemathesis")
     settings = small_settings(port=0, population=40, freeze_clock=False, export_duration=0.2)
-    figures = []
-    with ServerThread(settings) as server:
-        for name, (selection, stateful) in RUNS.items():
-            result = subprocess.run(
-                [
-                    str(schemathesis),
-                    "--config-file",
-                    str(ROOT / "tests" / "schemathesis.toml"),
-                    "run",
-                    f"{server.base_url}/openapi.json",
-                    *selection,
-                    "--checks",
-                    CHECKS,
-                    "-H",
-                    "Authorization: Basic na1.schemathesis-key",
-                    "--max-examples",
-                    "12",
-                    "--seed",
-                    "1",
-                    "--workers",
-                    "1",
-                    "--no-color",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=400,
-            )
-            output = result.stdout + result.stderr
-            cases = re.search(r"(\d+) generated(?:, (\d+) found (\d+) unique failures?)?", output)
-            assert cases, output[-3000:]
-            failures = int(cases.group(3) or 0)
-            figures.append((int(cases.group(1)), failures, result.returncode == 0))
-            assert result.returncode == 0 and failures == 0, f"{name}: {output[-6000:]}"
-            if stateful:
-                assert re.search(r"✅ Stateful", output), output[-3000:]
-    generated, failed = sum(f[0] for f in figures), sum(f[1] for f in figures)
-    request.config.stash[FIGURES] = (
-        f"schemathesis: {generated} cases generated, {failed} failures "
-        f"({'passed' if all(f[2] for f in figures) else 'FAILED'})"
-    )
+    figures: list[tuple[int, int, bool]] = []
+    try:
+        with ServerThread(settings) as server:
+            for name, (selection, stateful) in RUNS.items():
+                result = subprocess.run(
+                    [
+                        str(schemathesis),
+                        "--config-file",
+                        str(ROOT / "tests" / "schemathesis.toml"),
+                        "run",
+                        f"{server.base_url}/openapi.json",
+                        *selection,
+                        "--checks",
+                        CHECKS,
+                        "-H",
+                        "Authorization: Basic na1.schemathesis-key",
+                        "--max-examples",
+                        "12",
+                        "--seed",
+                        "1",
+                        "--workers",
+                        "1",
+                        "--no-color",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=400,
+                )
+                output = result.stdout + result.stderr
+                cases = re.search(
+                    r"(\d+) generated(?:, (\d+) found (\d+) unique failures?)?", output
+                )
+                assert cases, output[-3000:]
+                failures = int(cases.group(3) or 0)
+                figures.append((int(cases.group(1)), failures, result.returncode == 0))
+                assert result.returncode == 0 and failures == 0, f"{name}: {output[-6000:]}"
+                if stateful:
+                    assert re.search(r"✅ Stateful", output), output[-3000:]
+    finally:  # stashed for the terminal summary (tests/conftest.py), a failed run's too
+        generated, failed = sum(f[0] for f in figures), sum(f[1] for f in figures)
+        request.config.stash[FIGURES] = (
+            f"schemathesis: {generated} cases generated, {failed} failures "
+            f"({'passed' if figures and all(f[2] for f in figures) else 'FAILED'})"
+        )
+
+
+def test_only_the_shared_helpers_define_stash_keys():
+    """The summary hook reads the key of tests/helpers.py; a module's own key of the same name
+    is a different key, and its figures never print (as schemathesis's once did not)."""
+    own = [
+        path.relative_to(ROOT)
+        for path in (ROOT / "tests").rglob("*.py")
+        if path.name != "helpers.py" and "StashKey" + "[" in path.read_text(encoding="utf-8")
+    ]
+    assert own == []
 
 
 def test_config_documents_the_failure_state(harness):

@@ -4,6 +4,7 @@ it is away and recovery when it returns, and the read cache that replicas never 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import replace
@@ -170,6 +171,43 @@ def test_a_change_through_one_replica_is_seen_at_once_through_another(url):
     finally:
         one.close()
         two.close()
+
+
+def test_no_change_waits_on_the_event_loop(make_harness, url, monkeypatch):
+    """A change that other replicas must see waits CACHE_SECONDS before it is answered: in a
+    worker thread, never on the event loop, which serves every other request meanwhile."""
+    waits: list[str] = []  # where each wait ran
+    settle = PostgresStore._settle
+
+    def watched(self: PostgresStore) -> None:
+        try:
+            asyncio.get_running_loop()
+            waits.append("event loop")
+        except RuntimeError:
+            waits.append("thread")
+        settle(self)
+
+    monkeypatch.setattr(PostgresStore, "_settle", watched)
+    h = make_harness(store=url)
+    op = h.create()
+    changes = [  # each widens what replicas cache (a removed rule only spends: no wait)
+        ("POST", "/__emulator/clock", {"advance": 1}),
+        ("POST", "/__emulator/clock", {"freeze": False}),  # the harness froze it
+        ("POST", "/__emulator/faults", {"path": "/nowhere", "status": 503}),
+        ("POST", "/__emulator/lifecycle", {"finishAfterPolls": 3}),
+        ("POST", "/__emulator/ratelimit", {"limit": "5/60,5"}),
+        ("POST", "/__emulator/config", {"urlTtl": 60}),
+        ("POST", "/__emulator/scenarios/rate-limited", None),
+    ]
+    for method, path, body in changes:
+        response = h.client.request(method, path, json=body)
+        assert response.status_code == 200, (path, response.text)
+    assert waits == ["thread"] * len(changes)
+    h.client.post(f"/__emulator/operations/{op}/complete").raise_for_status()
+    h.client.delete("/__emulator/faults").raise_for_status()
+    assert waits == ["thread"] * len(changes)
+    h.client.post("/__emulator/reset").raise_for_status()  # the state, then the clock
+    assert waits == ["thread"] * (len(changes) + 2)
 
 
 def test_only_changes_that_spend_skip_the_wait():

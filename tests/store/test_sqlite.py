@@ -9,11 +9,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
+from emulator.clock import ClockState
 from emulator.settings import RateLimit
+from emulator.store import sql as sql_store
 from emulator.store import sqlite as sqlite_store
+from emulator.store.records import Bucket, ControlState
+from emulator.store.sql import SQLClockBackend
 from tests.helpers import AUTH, Harness, assert_error, harness_factory
 
 
@@ -116,14 +121,14 @@ def test_a_page_of_operations_reads_only_its_rows(harness, monkeypatch):
     for _ in range(60):
         harness.create()
     decoded = []
-    real = sqlite_store.decode_operation
-    monkeypatch.setattr(sqlite_store, "decode_operation", lambda d: decoded.append(1) or real(d))
+    real = sql_store.decode_operation  # the SQL stores' one decoder
+    monkeypatch.setattr(sql_store, "decode_operation", lambda d: decoded.append(1) or real(d))
     first = harness.client.get("/operations/v1?limit=1", headers=AUTH).json()
-    assert len(first["operations"]) == 1 and len(decoded) <= 2
+    assert len(first["operations"]) == 1 and 1 <= len(decoded) <= 2
     decoded.clear()
     token = first["nextPaginationToken"]
     page = harness.client.get(f"/operations/v1?limit=5&paginationToken={token}", headers=AUTH)
-    assert len(page.json()["operations"]) == 5 and len(decoded) <= 6
+    assert len(page.json()["operations"]) == 5 and 5 <= len(decoded) <= 6
 
 
 def test_a_database_locked_by_another_process_answers_503_not_500(make_harness, monkeypatch):
@@ -151,3 +156,35 @@ def test_a_database_locked_by_another_process_answers_503_not_500(make_harness, 
         other.execute("ROLLBACK")
         other.close()
     assert h.client.get("/segments/v1", headers=AUTH).status_code == 200
+
+
+def test_only_a_change_of_the_clock_or_settings_makes_them_be_read_again(tmp_path, monkeypatch):
+    """The clock and control settings are read on every request and cached; a spent token or a
+    poll written by any process leaves the copy alone, a change of them by any process not."""
+    path = tmp_path / "state.sqlite3"
+    store, other = sqlite_store.SQLiteStore(path), sqlite_store.SQLiteStore(path)
+    try:
+        clock = store.clock_backend(ClockState(100.0, True, 0.0, 100.0))
+        store.update_control("a", lambda s: (replace(s, deny_next=3), None))
+        reads: list[str] = []
+        decode, load = sql_store.decode_control, SQLClockBackend._decode
+        monkeypatch.setattr(sql_store, "decode_control", lambda d: reads.append("c") or decode(d))
+        monkeypatch.setattr(
+            SQLClockBackend, "_decode", lambda s, r: reads.append("t") or load(s, r)
+        )
+        assert clock.load().start == 100.0 and store.controls(["a"])[0].deny_next == 3
+        assert reads == ["t", "c"]
+        for writer in (store, other, store):
+            with writer.transaction():
+                writer.update_bucket(("a", "key", "exports"), lambda b: Bucket(1.0, 2.0))
+                writer.next_sequence("a")
+            assert clock.load().start == 100.0 and store.controls(["a"])[0].deny_next == 3
+        assert reads == ["t", "c"]
+        other.update_control("a", lambda s: (replace(s, deny_next=1), None))
+        reads.clear()
+        assert store.controls(["a"]) == [ControlState(deny_next=1)]
+        assert clock.load().start == 100.0
+        assert reads == ["c", "t"]  # (a change of either makes both be read again)
+    finally:
+        store.close()
+        other.close()

@@ -146,6 +146,56 @@ def test_update_operation_replaces_the_whole_record(opened):
     assert store.update_operation("a", "missing", lambda r: r) is None
 
 
+def test_an_update_runs_its_function_once(opened):
+    """A poll's update computes the operation's status: once per poll, not once to see whether
+    anything changes and again under the lock."""
+    store = opened()
+    store.add_operation(operation("a", 1))
+    seen: list[int] = []
+
+    def poll(record: OperationRecord) -> OperationRecord:
+        seen.append(record.polls)
+        return replace(record, polls=record.polls + 1)
+
+    assert store.update_operation("a", "op-a-1", poll) == operation("a", 1, polls=1)
+    assert seen == [0]
+    assert store.update_operation("a", "op-a-1", lambda r: seen.append(r.polls) or r)
+    assert seen == [0, 1]  # and a function that changes nothing, once too
+
+
+def test_an_update_raced_by_another_writer_runs_again_on_its_record(reopened):
+    store, other = reopened(), reopened()
+    store.add_operation(operation("a", 1))
+    seen: list[int] = []
+
+    def poll(record: OperationRecord) -> OperationRecord:
+        seen.append(record.polls)
+        if len(seen) == 1:  # another process writes between this read and this write
+            other.update_operation("a", "op-a-1", lambda r: replace(r, polls=r.polls + 10))
+        return replace(record, polls=record.polls + 1)
+
+    assert store.update_operation("a", "op-a-1", poll) == operation("a", 1, polls=11)
+    assert seen == [0, 10]
+    assert other.get_operation("a", "op-a-1") == operation("a", 1, polls=11)
+
+
+def test_concurrent_updates_of_one_operation_lose_none(opened):
+    stores = [opened(), opened()]
+    stores[0].add_operation(operation("a", 1))
+
+    def work(store: Store) -> None:
+        for _ in range(10):
+            store.update_operation("a", "op-a-1", lambda r: replace(r, polls=r.polls + 1))
+
+    threads = [threading.Thread(target=work, args=(stores[n % 2],)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    record = stores[1].get_operation("a", "op-a-1")
+    assert record is not None and record.polls == 60
+
+
 def test_buckets_start_empty_then_keep_what_was_written(opened):
     store = opened()
     seen: list[Bucket | None] = []
@@ -307,6 +357,43 @@ def test_a_failed_transaction_leaves_nothing(reopened):
     again = reopened()
     assert again.get_operation("a", "op-a-1") is None
     assert again.controls(["a"]) == [ControlState()]
+
+
+def test_a_read_does_not_wait_for_another_threads_transaction(reopened):
+    """Reads (the event loop's among them: the clock, the control settings) go on while
+    another thread holds a write transaction open, and see what was committed."""
+    store = reopened()
+    store.add_operation(operation("a", 1))
+    clock = store.clock_backend(
+        ClockState(start=100.0, start_frozen=True, offset=0.0, frozen_at=100.0)
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction():
+            store.update_control("a", lambda s: (replace(s, deny_next=1), None))
+            holding.set()
+            release.wait(30)
+
+    seen: list[Any] = []
+
+    def read() -> None:
+        seen.extend([store.get_operation("a", "op-a-1"), store.controls(["a"]), clock.load().start])
+
+    holder, reader = threading.Thread(target=hold), threading.Thread(target=read)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        reader.start()
+        reader.join(10)
+        answered = not reader.is_alive()
+    finally:
+        release.set()
+        holder.join(30)
+        reader.join(30)
+    assert answered, "a read waited for another thread's transaction"
+    assert seen == [operation("a", 1), [ControlState()], 100.0]
+    assert store.controls(["a"]) == [ControlState(deny_next=1)]
 
 
 def test_concurrent_spending_never_spends_a_token_twice(opened):

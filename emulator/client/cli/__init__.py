@@ -43,7 +43,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from ..core import FullStoryClient
+from ...auth import DEMO_KEY
+from ..core import DEFAULT_API_URL, FullStoryClient
 from .args import (
     DEFAULT_RATE_LIMIT,
     FORMAT_NAMES,
@@ -153,7 +154,9 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     api_key = args.api_key or os.environ.get("FULLSTORY_API_KEY")
-    api_url = args.api_url or os.environ.get("FULLSTORY_API_URL") or None  # None: production
+    api_url, source = args.api_url, "--api-url"
+    if not api_url:
+        api_url, source = os.environ.get("FULLSTORY_API_URL") or None, "FULLSTORY_API_URL"
     if not api_key:
         message = (
             "no API key: pass --api-key or set FULLSTORY_API_KEY (an Admin or Architect key, "
@@ -164,17 +167,39 @@ def main(argv: Sequence[str] | None = None, *, on_event: Listener | None = None)
             print(json.dumps({"event": "error", "message": message, "exitCode": EXIT_USAGE}))
         print(f"fullstory-export: {message}", file=sys.stderr)
         return EXIT_USAGE
-    reporter = make_reporter(args, on_event) if args.command == "run" else Reporter(on_event)
+    if api_url is None and api_key == DEMO_KEY:
+        # Production would refuse it after the retries: the user meant an emulator.
+        message = (
+            "the emulator's demo key was given without --api-url or FULLSTORY_API_URL, so it "
+            f"would go to FullStory's production API ({DEFAULT_API_URL}), which refuses it; "
+            "pass --api-url http://127.0.0.1:8080 (or set FULLSTORY_API_URL) for an emulator"
+        )
+        if args.json:
+            print(json.dumps({"event": "error", "message": message, "exitCode": EXIT_USAGE}))
+        print(f"fullstory-export: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "run":
+        reporter = make_reporter(args, on_event)
+    elif args.json:  # stdout carries the segments, one per line: events go to stderr
+        reporter = JsonReporter(on_event, stream=sys.stderr)
+    else:
+        reporter = make_reporter(args, on_event)
     http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
     client = FullStoryClient(
         api_url,
         api_key,
         http=http,
-        on_retry=retry_events(reporter),
+        max_retries=args.retries,
+        backoff=args.backoff,
+        on_retry=retry_events(reporter, attempts=args.retries + 1),
         rate_limit=args.rate_limit if args.command == "run" else None,
         on_pace=lambda pace: reporter.emit(
             "pacing", endpoint=pace.endpoint, seconds=round(pace.delay, 3), reason=pace.reason
         ),
+    )
+    # Said first: a wrong host otherwise shows only after every retry (31 s by default).
+    reporter.emit(
+        "connecting", url=client.base_url, source="default" if api_url is None else source
     )
     try:
         if args.command == "segments":

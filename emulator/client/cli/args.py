@@ -131,6 +131,26 @@ def stamp(value: datetime) -> str:
     return value.strftime("%Y%m%dT%H%M%SZ" if value.second else "%Y%m%dT%H%MZ")
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection and output")
     group.add_argument(
@@ -144,6 +164,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="API key, sent as 'Authorization: Basic KEY' (default: $FULLSTORY_API_KEY); exports "
         "need an Admin or Architect key",
+    )
+    group.add_argument(
+        "--retries",
+        type=_count,
+        default=5,
+        metavar="N",
+        help="retries of a request refused with 429 or 5xx, or whose connection failed "
+        "(default 5); each is shown as it happens",
+    )
+    group.add_argument(
+        "--backoff",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="wait before the first retry, doubled for each next one (default 1: 1+2+4+8+16 s "
+        "before giving up on a host that is down); a 429's Retry-After is waited instead",
     )
     mode = group.add_mutually_exclusive_group()
     mode.add_argument(
@@ -166,8 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
+        prog="fullstory-export [run]",
         help="export a segment to a file (the default command)",
-        description="Export a segment: create, poll with a progress bar, download.",
+        description="Run FullStory's Segment Export workflow (create, poll with a progress bar,\n"
+        "fetch the URL, download) in one command. 'run' is the default command, so\n"
+        "'fullstory-export --segment X' is 'fullstory-export run --segment X'.\n\n"
+        "commands:\n"
+        "  run        export a segment to a file (the default; these flags)\n"
+        "  segments   list segments (id, name, creator, created): "
+        "fullstory-export segments --help\n\n"
+        "  --version  print the version",
         epilog=f"exit codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -297,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parse, with `run` as the default command (so `fullstory-export --segment X` works)."""
     argv = list(argv)
-    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
+    if argv[:1] in (["-h"], ["--help"]):
+        argv[0:1] = ["run", "--help"]  # users read --help first: show the default command's flags
+    elif not argv or argv[0] not in (*SUBCOMMANDS, "--version"):
         argv.insert(0, "run")
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -485,7 +485,15 @@ def _explain(exc: BaseException) -> str:
         text += " (Segment Export needs an Admin or Architect API key)"
     elif isinstance(exc, OSError) and not isinstance(exc, FullStoryError):
         text = f"cannot write the output: {exc}"
+    elif isinstance(exc, FullStoryError) and exc.status is None and _local_refusal(text):
+        text += " (is the emulator running? start it with: fullstory-emulator)"
     return text
+
+
+def _local_refusal(text: str) -> bool:
+    """Nothing listens on this machine's port: most often an emulator not (yet) started."""
+    local = ("://127.0.0.1:", "://localhost:", "://[::1]:")
+    return "Connection refused" in text and any(host in text for host in local)
 
 
 def run(args: argparse.Namespace, client: FullStoryClient, reporter: Reporter) -> int:
@@ -614,13 +622,19 @@ def list_segments(args: argparse.Namespace, client: FullStoryClient) -> int:
     return EXIT_OK
 
 
-def retry_events(reporter: Reporter) -> Callable[[Retry], None]:
-    """The client absorbs 429s, 5xx and dropped connections; show each retry it makes."""
+def retry_events(reporter: Reporter, attempts: int | None = None) -> Callable[[Retry], None]:
+    """The client absorbs 429s, 5xx and dropped connections; show each retry as it happens
+    (which attempt of `attempts`, and the wait), so a run never sits silent through backoff."""
 
     def on_retry(retry: Retry) -> None:
+        count = {"attempt": retry.attempt, "attempts": attempts, "delay": round(retry.delay, 3)}
         if retry.error.status == 429:
             reporter.emit(
-                "rate_limited", method=retry.method, path=retry.path, retryAfter=retry.retry_after
+                "rate_limited",
+                method=retry.method,
+                path=retry.path,
+                retryAfter=retry.retry_after,
+                **count,
             )
         else:
             reporter.emit(
@@ -629,6 +643,7 @@ def retry_events(reporter: Reporter) -> Callable[[Retry], None]:
                 path=retry.path,
                 status=retry.error.status,
                 message=retry.error.message,
+                **count,
             )
 
     return on_retry

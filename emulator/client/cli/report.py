@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 Listener = Callable[[str, dict[str, Any]], Any]
 
@@ -53,10 +53,16 @@ def _problem(fields: dict[str, Any]) -> str:
 
 
 class JsonReporter(Reporter):
-    """One JSON object per line on stdout, for scripts and log shippers."""
+    """One JSON object per line on stdout, for scripts and log shippers; on `stream` instead
+    where stdout already carries the command's data (`segments --json`)."""
+
+    def __init__(self, listener: Listener | None = None, stream: TextIO | None = None) -> None:
+        super().__init__(listener)
+        self.stream = stream
 
     def show(self, event: str, fields: dict[str, Any]) -> None:
-        print(json.dumps({"event": event, **fields}, default=str), flush=True)
+        line = json.dumps({"event": event, **fields}, default=str)
+        print(line, file=self.stream or sys.stdout, flush=True)
         super().show(event, fields)
 
 
@@ -117,14 +123,23 @@ class HumanReporter(Reporter):
         elif event == "progress" and task is not None:
             status = _esc(str(fields.get("step") or fields.get("state") or ""))
             self.progress.update(task, completed=fields.get("pct") or 0, status=status)
+        elif event == "connecting":
+            self._note(f"[dim]{_esc(connecting(fields))}[/]")
         elif event == "rate_limited":
             wait = fields.get("retryAfter")
             after = f"; Retry-After {wait:g} s" if wait is not None else ""
             where = _esc(f"{fields['method']} {fields['path']}")
-            self._note(f"[yellow]429 rate limited on {where}{after}[/]")
+            retry = f"; retrying{_attempt(fields)}" if fields.get("attempt") is not None else ""
+            self._note(f"[yellow]429 rate limited on {where}{after}{_esc(retry)}[/]")
         elif event == "retrying":
             what = f"HTTP {fields['status']}" if fields.get("status") else "connection failed"
-            self._note(f"[yellow]{what} on {_esc(fields['path'])}; retrying[/]")
+            detail = str(fields.get("message") or "")
+            detail = detail.removesuffix(f" ({fields['method']} {fields['path']})")
+            detail = f" ({detail})" if detail and not fields.get("status") else ""
+            self._note(
+                f"[yellow]{what} on {_esc(fields['path'])}{_esc(detail)}; retrying"
+                f"{_esc(_attempt(fields))}[/]"
+            )
         elif event == "completed" and task is not None:
             self.progress.update(task, completed=100, status="COMPLETED, downloading")
         elif event == "resuming":
@@ -182,6 +197,27 @@ class HumanReporter(Reporter):
             self.progress.update(task, completed=size, total=total, status=status)
         else:
             self.progress.update(task, status=f"downloading {_size(size)}")
+
+
+def connecting(fields: dict[str, Any]) -> str:
+    """Where a command sends its requests, and why there: said first, as a run against the
+    wrong host (production, when an emulator was meant) otherwise fails only after retries."""
+    if fields.get("source") == "default":
+        return (
+            f"no --api-url or FULLSTORY_API_URL: using FullStory's production API {fields['url']}"
+        )
+    return f"connecting to {fields['url']} ({fields['source']})"
+
+
+def _attempt(fields: dict[str, Any]) -> str:
+    """`; waiting 2 s (attempt 2 of 6)`: where a retry stands, for a user watching backoff."""
+    text = ""
+    if fields.get("delay") is not None:
+        text = f" in {fields['delay']:g} s"
+    if fields.get("attempt") is not None:
+        of = f" of {fields['attempts']}" if fields.get("attempts") else ""
+        text += f" (attempt {fields['attempt']}{of} failed)"
+    return text
 
 
 def _esc(text: str) -> str:
