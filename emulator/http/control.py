@@ -135,8 +135,8 @@ def ok(request: Request, body: Any = None) -> Response:
 
 
 async def health(request: Request) -> Response:
-    # The pipeline's reading, which waits for no store: a liveness check answers while the
-    # store is locked by another process.
+    # The pipeline's reading, taken off the event loop: a store that cannot be reached makes
+    # this a 503 (before the route), a write lock held elsewhere does not hold it up.
     now = format_api(request.scope["state"]["now"])
     return ok(request, {"status": "ok", "version": __version__, "now": now, "pid": os.getpid()})
 

@@ -45,7 +45,6 @@ from .metrics import Metrics
 from .render import JsonRenderer, storage_busy, storage_error
 
 CONTROL_PREFIX = "/__emulator"
-HEALTH = f"{CONTROL_PREFIX}/health"
 # Which of the three the path is for, decided once per request (Pipeline.area_of) and kept in
 # the scope's state as "area": the FullStory API, storage downloads, the control plane.
 API, STORAGE, CONTROL = "api", "storage", "control"
@@ -72,6 +71,18 @@ class Caller:
                 "missing Authorization header; send 'Authorization: Basic <your API key>'"
             )
         return self.principal
+
+
+@dataclass
+class _Resolved:
+    """What the pipeline learns before the route (Pipeline._resolve)."""
+
+    caller: Caller
+    at: datetime | None = None  # the request's one clock reading (None: not yet, or no store)
+    view: ControlView | None = None  # the tenant's control view, off the control API
+    rule: FaultRule | None = None  # the fault rule this request takes
+    refused: ApiError | None = None  # a malformed X-Emulator-Fault header
+    away: StoreBusy | None = None  # the store could not be reached
 
 
 def caller_of(request: Request) -> Caller:
@@ -115,23 +126,31 @@ class Pipeline:
             return Caller(record.tenant if record else None, export=(record,))
         return Caller(None)
 
-    def _resolve(
-        self, headers: Headers, path: str, area: str
-    ) -> tuple[Caller, datetime | None, ControlView | None, StoreBusy | None]:
+    def _resolve(self, scope: Scope, headers: Headers, area: str) -> _Resolved:
         """All the store work before the route, in one call (one thread hop when the store may
-        wait): the caller, the request's one clock reading and, off the control API, the
-        tenant's control view; or why the store could not be reached."""
+        wait): the caller; off the control API, the tenant's control view and the fault rule it
+        takes; and the request's one clock reading, unless a rule's latency holds the request
+        first (its answer is judged when it is handled, after the wait); or why the store could
+        not be reached."""
         try:
-            caller = self._caller(headers, path, area)
-            at = self.em.clock.now(caller.tenant)
+            caller = self._caller(headers, scope["path"], area)
         except StoreBusy as exc:
-            return Caller(None), None, None, exc
-        if area == CONTROL:
-            return caller, at, None, None
+            return _Resolved(Caller(None), away=exc)
+        found = _Resolved(caller)
         try:
-            return caller, at, self.em.control.view(caller.tenant), None
+            if area != CONTROL:
+                found.view = view = self.em.control.view(caller.tenant)
+                try:
+                    found.rule = self._fault(scope, headers, view)
+                except StoreBusy:
+                    raise
+                except ApiError as exc:  # a malformed X-Emulator-Fault header
+                    found.refused = exc
+            if found.rule is None or not found.rule.latency_ms:
+                found.at = self.em.clock.now(caller.tenant)
         except StoreBusy as exc:
-            return caller, at, None, exc
+            found.away = exc
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,17 +166,14 @@ class Pipeline:
         status: int | None = None
         retry_after: int | None = None  # the answer's Retry-After, which a judge holds it to
         sent = 0
-        at: datetime | None
-        view: ControlView | None = None
-        away: StoreBusy | None = None  # the store could not be reached
         refusal = self._guard(scope, headers, area)
-        if refusal is not None or path == HEALTH:
-            # Nothing to look up: a liveness check answers even while the store is locked.
-            caller, at = Caller(None), em.clock.last_known()
+        if refusal is not None:  # nothing to look up for a request refused
+            found = _Resolved(Caller(None), at=em.clock.last_known())
         elif em.store.blocking:
-            caller, at, view, away = await run_in_threadpool(self._resolve, headers, path, area)
+            found = await run_in_threadpool(self._resolve, scope, headers, area)
         else:
-            caller, at, view, away = self._resolve(headers, path, area)
+            found = self._resolve(scope, headers, area)
+        caller, at, view, away, rule = found.caller, found.at, found.view, found.away, found.rule
         state["caller"] = caller
         state["now"] = at
         if view is not None:
@@ -218,30 +234,38 @@ class Pipeline:
         try:
             if refusal is not None:
                 await refusal(scope, receive, stamped)
+            elif found.refused is not None:
+                await self.renderer.error(found.refused)(scope, receive, stamped)
+            elif away is None and rule is not None:
+                state["fault"] = describe_fault(rule)
+                if rule.latency_ms:
+                    await asyncio.sleep(rule.latency_ms / 1000)
+                    # Handled now: the one clock reading is taken after the wait.
+                    try:
+                        if em.store.blocking:
+                            at = await run_in_threadpool(em.clock.now, caller.tenant)
+                        else:
+                            at = em.clock.now(caller.tenant)
+                        state["now"] = at
+                    except StoreBusy as exc:
+                        away = exc
+                if away is not None:
+                    await self._unavailable(away, area)(scope, receive, stamped)
+                else:
+                    assert view is not None  # a rule is taken through the tenant's view
+                    await self._with_faults(scope, receive, stamped, rule, view)
             elif away is not None:
                 await self._unavailable(away, area)(scope, receive, stamped)
-            elif control or view is None:
-                await self.app(scope, receive, stamped)
             else:
-                await self._with_faults(scope, receive, stamped, headers, view)
+                await self.app(scope, receive, stamped)
         finally:
             with anyio.CancelScope(shield=True):  # a client gone still leaves its entry
                 await record()
 
     async def _with_faults(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, view: ControlView
+        self, scope: Scope, receive: Receive, send: Send, rule: FaultRule, view: ControlView
     ) -> None:
-        try:
-            rule = self._fault(scope, headers, view)
-        except ApiError as exc:
-            await self.renderer.error(exc)(scope, receive, send)
-            return
-        if rule is None:
-            await self.app(scope, receive, send)
-            return
-        scope["state"]["fault"] = describe_fault(rule)
-        if rule.latency_ms:
-            await asyncio.sleep(rule.latency_ms / 1000)
+        """Carry out the rule taken (its latency already waited)."""
         if rule.drop:
             await faults.drop(scope)
             return
