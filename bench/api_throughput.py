@@ -1,10 +1,10 @@
 """API throughput and latency as a client feels them, as ratios to a bare app on the same stack.
 
-The emulator runs as users run it (`python -m emulator.cli`), its access log off as the bare
+The emulator runs as users run it (`python -m fullstory_emulator.cli`), its access log off as the bare
 app's is (the ratios are the app's cost alone; the log's cost is a line of its own), in
 memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
 /operations/v1/{id} on one replica of an export made through another); a bare Starlette app
-with one JSON route runs on the same server stack (`emulator.server.STACK`, the same socket).
+with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same socket).
 Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
 (throughput), a few seconds each.
 The servers are pinned to CPU 0 and wrk to CPU 1.
@@ -88,11 +88,11 @@ def bare_app() -> Starlette:
 
 
 def serve_bare(port: int, access_log: bool) -> None:
-    """The bare app as `emulator.server.make_server` serves the emulator."""
+    """The bare app as `fullstory_emulator.server.make_server` serves the emulator."""
     import uvicorn
 
-    from emulator.server import STACK
-    from emulator.serving import listen
+    from fullstory_emulator.server import STACK
+    from fullstory_emulator.serving import listen
 
     config = uvicorn.Config(bare_app(), lifespan="off", access_log=access_log, **STACK)
     uvicorn.Server(config).run(sockets=[listen(HOST, port)])
@@ -404,7 +404,14 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
             (ACCESS_LOGGED, ["--access-log", "text"], 1),  # GET segment: what the log costs
         ):
             port = ports.take()
-            command = [sys.executable, "-m", "emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
+            command = [
+                sys.executable,
+                "-m",
+                "fullstory_emulator.cli",
+                "--port",
+                str(port),
+                *EMULATOR_FLAGS,
+            ]
             command += ["--export-duration", "1d", "--access-log", "off", *flags, *extra]
             server = stack.enter_context(running(command, port, "/__emulator/health"))
             for label, path, post in endpoints(port)[:count]:
@@ -450,7 +457,14 @@ def replica_cases(
     replicas = []
     for _ in range(2):
         port = ports.take()
-        command = [sys.executable, "-m", "emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
+        command = [
+            sys.executable,
+            "-m",
+            "fullstory_emulator.cli",
+            "--port",
+            str(port),
+            *EMULATOR_FLAGS,
+        ]
         command += ["--export-duration", "1d", "--store", store, *extra]
         replicas.append((port, stack.enter_context(running(command, port, "/__emulator/health"))))
     (first, _), (port, server) = replicas
@@ -552,7 +566,7 @@ def compare_stacks(args: argparse.Namespace, ports: Ports) -> list[Case]:
                 command = [sys.executable, "-m", *prefix, *common, "--port", str(port)]
                 server = stack.enter_context(
                     running(
-                        [*command, "emulator.http.app:app_from_environment"],
+                        [*command, "fullstory_emulator.http.app:app_from_environment"],
                         port,
                         "/__emulator/health",
                         {**EMULATOR_ENV, "FULLSTORY_EMULATOR_PORT": str(port)},
@@ -583,8 +597,8 @@ def profile(requests: int, top: int) -> None:
     import cProfile
     import pstats
 
-    from emulator.http.app import create_app
-    from emulator.settings import Settings
+    from fullstory_emulator.http.app import create_app
+    from fullstory_emulator.settings import Settings
 
     app = create_app(Settings(rate_limit=None, seed=1, export_duration=86_400, mcp_port=None))
 

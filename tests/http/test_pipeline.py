@@ -6,8 +6,8 @@ import anyio
 import httpx
 import pytest
 
-from emulator.files.export import ExportJob
-from emulator.http.pipeline import Pipeline
+from fullstory_emulator.files.export import ExportJob
+from fullstory_emulator.http.pipeline import Pipeline
 from tests.helpers import AUTH, START, parse
 
 
