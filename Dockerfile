@@ -32,12 +32,12 @@ RUN python3 -m venv /opt/venv \
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY fixtures ./fixtures
-COPY emulator ./emulator
+COPY fullstory_emulator ./fullstory_emulator
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info
 
 # OCI labels (`docker inspect` shows them), after the slow layers, which a version bump reuses.
-# VERSION must be emulator/__init__.py's __version__ (tests/e2e/test_dockerfile.py holds it to
+# VERSION must be fullstory_emulator/__init__.py's __version__ (tests/e2e/test_dockerfile.py holds it to
 # that); SOURCE is where the code is published.
 ARG VERSION=0.1.0
 ARG SOURCE=https://github.com/fullstory-emulator/fullstory-emulator

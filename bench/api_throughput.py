@@ -1,9 +1,9 @@
 """API throughput and latency as a client feels them, as ratios to a bare app on the same stack.
 
-The emulator runs as users run it (`python -m emulator.cli`, uvicorn's access log on, to
+The emulator runs as users run it (`python -m fullstory_emulator.cli`, uvicorn's access log on, to
 /dev/null), in memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
 /operations/v1/{id} on one replica of an export made through another); a bare Starlette app
-with one JSON route runs on the same server stack (`emulator.server.STACK`, the same socket).
+with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same socket).
 Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
 (throughput), a few seconds each.
 The servers are pinned to CPU 0 and wrk to CPU 1.
@@ -86,11 +86,11 @@ def bare_app() -> Starlette:
 
 
 def serve_bare(port: int, access_log: bool) -> None:
-    """The bare app as `emulator.server.make_server` serves the emulator."""
+    """The bare app as `fullstory_emulator.server.make_server` serves the emulator."""
     import uvicorn
 
-    from emulator.server import STACK
-    from emulator.serving import listen
+    from fullstory_emulator.server import STACK
+    from fullstory_emulator.serving import listen
 
     config = uvicorn.Config(bare_app(), lifespan="off", access_log=access_log, **STACK)
     uvicorn.Server(config).run(sockets=[listen(HOST, port)])
@@ -410,7 +410,7 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
             ("--data-dir", ["--data-dir", str(work / "data")]),
         ):
             port = ports.take()
-            command = [sys.executable, "-m", "emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
+            command = [sys.executable, "-m", "fullstory_emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
             command += ["--export-duration", "1d", *flags, *extra]
             server = stack.enter_context(running(command, port, "/__emulator/health"))
             for label, path, post in endpoints(port):
@@ -456,7 +456,7 @@ def replica_cases(
     replicas = []
     for _ in range(2):
         port = ports.take()
-        command = [sys.executable, "-m", "emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
+        command = [sys.executable, "-m", "fullstory_emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
         command += ["--export-duration", "1d", "--store", store, *extra]
         replicas.append((port, stack.enter_context(running(command, port, "/__emulator/health"))))
     (first, _), (port, server) = replicas
@@ -540,7 +540,7 @@ def compare_stacks(args: argparse.Namespace, ports: Ports) -> list[Case]:
                 command = [sys.executable, "-m", *prefix, *common, "--port", str(port)]
                 server = stack.enter_context(
                     running(
-                        [*command, "emulator.http.app:app_from_environment"],
+                        [*command, "fullstory_emulator.http.app:app_from_environment"],
                         port,
                         "/__emulator/health",
                         {**EMULATOR_ENV, "FULLSTORY_EMULATOR_PORT": str(port)},
@@ -571,8 +571,8 @@ def profile(requests: int, top: int) -> None:
     import cProfile
     import pstats
 
-    from emulator.http.app import create_app
-    from emulator.settings import Settings
+    from fullstory_emulator.http.app import create_app
+    from fullstory_emulator.settings import Settings
 
     app = create_app(Settings(rate_limit=None, seed=1, export_duration=86_400, mcp_port=None))
 

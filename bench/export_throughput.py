@@ -38,14 +38,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from emulator.files import select, stream
-from emulator.files.export import ExportJob, Maker, file_bytes
-from emulator.files.fields import resolve_fields
-from emulator.files.pool import BlockPool
-from emulator.store.records import ExportSpec
-from emulator.timestamps import to_ms
-from emulator.world import CUSTOM_VARS, World
-from emulator.world.segments import SegmentCatalog
+from fullstory_emulator.files import select, stream
+from fullstory_emulator.files.export import ExportJob, Maker, file_bytes
+from fullstory_emulator.files.fields import resolve_fields
+from fullstory_emulator.files.pool import BlockPool
+from fullstory_emulator.store.records import ExportSpec
+from fullstory_emulator.timestamps import to_ms
+from fullstory_emulator.world import CUSTOM_VARS, World
+from fullstory_emulator.world.segments import SegmentCatalog
 
 START = to_ms(datetime(2026, 3, 1, tzinfo=UTC))
 DAY = 86_400_000

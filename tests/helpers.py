@@ -24,9 +24,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.http.app import create_app
-from emulator.instance import Emulator
-from emulator.recording import (
+from fullstory_emulator.http.app import create_app
+from fullstory_emulator.instance import Emulator
+from fullstory_emulator.recording import (
     EXPORTS_DIR,
     FIELDS,
     MANIFEST,
@@ -38,7 +38,7 @@ from emulator.recording import (
     manifest_json,
     write_json,
 )
-from emulator.settings import Settings
+from fullstory_emulator.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import ROOT
 
-PACKAGE = ROOT / "emulator"
+PACKAGE = ROOT / "fullstory_emulator"
 DOC = ROOT / "docs" / "architecture.md"
 BASE = {
     "contract",
@@ -31,7 +31,7 @@ BASE = {
     "recording",
     "hosts",
 }
-BASE_ALLOWED = BASE | {"__init__"}  # `from emulator import __version__`
+BASE_ALLOWED = BASE | {"__init__"}  # `from fullstory_emulator import __version__`
 DOMAIN = {"world", "store", "files", "control", "exports"}
 # What each part may import besides itself (and, for every part, the base modules).
 ALLOWED: dict[str, set[str]] = {
@@ -100,7 +100,7 @@ def wrong_imports(package: Path = PACKAGE) -> list[str]:
             continue
         allowed = ALLOWED[mine] | {mine, "base"}
         for target in imports(name, path, top_level_only=False, package=package):
-            if (target == "emulator" or target.startswith("emulator.")) and (
+            if (target == "fullstory_emulator" or target.startswith("fullstory_emulator.")) and (
                 theirs := part(target)
             ) not in allowed:
                 wrong.append(f"{name} imports {target} ({mine} -> {theirs})")
@@ -114,14 +114,14 @@ def test_each_part_imports_only_what_lies_below_it():
 def test_every_module_is_checked_single_files_included():
     names = {name for name, _ in modules()}
     single = {"instance", "server", "serving", "cli", "recording", "settings", "contract"}
-    assert {f"emulator.{module}" for module in single} <= names
-    assert {"emulator.store.sql", "emulator.http.api.common"} <= names
+    assert {f"fullstory_emulator.{module}" for module in single} <= names
+    assert {"fullstory_emulator.store.sql", "fullstory_emulator.http.api.common"} <= names
 
 
 FORMS = {
-    "absolute": "import emulator.serving\n",
-    "from the package": "from emulator import serving\n",
-    "a name from it": "from emulator.serving import Server\n",
+    "absolute": "import fullstory_emulator.serving\n",
+    "from the package": "from fullstory_emulator import serving\n",
+    "a name from it": "from fullstory_emulator.serving import Server\n",
     "relative": "from .. import serving\n",
     "a name, relative": "from ..serving import Server\n",
     "inside a function": "def late():\n    from ..serving import Server\n",
@@ -130,7 +130,7 @@ FORMS = {
 
 def tree(root: Path, vocab: str) -> Path:
     """A package laid out like emulator's, whose world/vocab.py is `vocab`."""
-    package = root / "emulator"
+    package = root / "fullstory_emulator"
     for module in ("__init__", "serving", "settings", "instance", "world/__init__", "world/vocab"):
         path = package / f"{module}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def test_a_forbidden_import_of_a_single_file_module_is_caught(tmp_path, form):
     """world/ may import only the base: importing serving.py (a single-file module, which the
     checker once took for an attribute) is caught, whichever way it is written."""
     wrong = wrong_imports(tree(tmp_path, FORMS[form]))
-    assert wrong == ["emulator.world.vocab imports emulator.serving (world -> serving)"]
+    assert wrong == ["fullstory_emulator.world.vocab imports fullstory_emulator.serving (world -> serving)"]
 
 
 def test_what_a_part_may_import_passes(tmp_path):

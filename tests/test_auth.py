@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.auth import KeyRing, is_well_formed
-from emulator.errors import Unauthenticated
+from fullstory_emulator.auth import KeyRing, is_well_formed
+from fullstory_emulator.errors import Unauthenticated
 from tests.helpers import AUTH, KEY, assert_error
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import cli, server
-from emulator.auth import MCP_KEY
-from emulator.cli import health, local_url, main, settings_from
-from emulator.server import ServerThread
-from emulator.settings import Settings
-from emulator.tls import ensure_certificates
+from fullstory_emulator import cli, server
+from fullstory_emulator.auth import MCP_KEY
+from fullstory_emulator.cli import health, local_url, main, settings_from
+from fullstory_emulator.server import ServerThread
+from fullstory_emulator.settings import Settings
+from fullstory_emulator.tls import ensure_certificates
 from tests.helpers import small_settings
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emulator.clock import EARLIEST, LATEST, Clock, ClockRangeError, ClockState
+from fullstory_emulator.clock import EARLIEST, LATEST, Clock, ClockRangeError, ClockState
 from tests.helpers import START
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from emulator.contract import EVENT_FIELDS, FAILURE_STATES, INDIVIDUAL_FIELDS, OPERATION_TYPES
-from emulator.errors import GRPC_CODES
-from emulator.http.openapi import document
-from emulator.settings import Settings
+from fullstory_emulator.contract import EVENT_FIELDS, FAILURE_STATES, INDIVIDUAL_FIELDS, OPERATION_TYPES
+from fullstory_emulator.errors import GRPC_CODES
+from fullstory_emulator.http.openapi import document
+from fullstory_emulator.settings import Settings
 from tests.helpers import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import (
+from fullstory_emulator.errors import (
     ECHO_CHARS,
     GRPC_CODES,
     ApiError,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.cli import settings_from
-from emulator.hosts import HostPolicy, parse_allowed_hosts, split_authority
-from emulator.settings import Settings, SettingsError
+from fullstory_emulator.cli import settings_from
+from fullstory_emulator.hosts import HostPolicy, parse_allowed_hosts, split_authority
+from fullstory_emulator.settings import Settings, SettingsError
 
 
 @pytest.mark.parametrize("bind", ["127.0.0.1", "localhost", "::1", "127.0.0.5"])

@@ -1,4 +1,4 @@
-"""The emulator's wiring (emulator/context.py): worlds of any size cost nothing up front."""
+"""The emulator's wiring (fullstory_emulator/context.py): worlds of any size cost nothing up front."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.http.app import create_app
-from emulator.instance import Emulator
+from fullstory_emulator.http.app import create_app
+from fullstory_emulator.instance import Emulator
 from tests.helpers import AUTH, small_settings
 
 

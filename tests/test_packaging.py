@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator import __version__
+from fullstory_emulator import __version__
 from tests.helpers import ROOT, start, stop
 
 
@@ -76,7 +76,7 @@ def test_sdist_holds_the_tests_and_fixtures(dist, tmp_path):
         "CHANGELOG.md",
         "mkdocs.yml",
         "pyproject.toml",
-        "emulator/py.typed",
+        "fullstory_emulator/py.typed",
     } <= inside
     metadata = (root / "PKG-INFO").read_text()
     assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
@@ -85,8 +85,8 @@ def test_sdist_holds_the_tests_and_fixtures(dist, tmp_path):
 def test_wheel_carries_licence_types_and_fixtures(dist):
     (wheel,) = dist.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "emulator/py.typed" in names
-    packaged = {f"emulator/fixtures/{p.name}" for p in (ROOT / "fixtures").glob("*.json")}
+    assert "fullstory_emulator/py.typed" in names
+    packaged = {f"fullstory_emulator/fixtures/{p.name}" for p in (ROOT / "fixtures").glob("*.json")}
     assert packaged <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith("tests/") for n in names)  # tests ship in the sdist only
@@ -122,7 +122,7 @@ def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_alone_in_a_fresh_venv_serves_the_api_and_the_console(installed, tmp_path):
     bin_ = installed / "bin"
     where = subprocess.run(
-        [bin_ / "python", "-c", "import emulator; print(emulator.__file__)"],
+        [bin_ / "python", "-c", "import fullstory_emulator; print(fullstory_emulator.__file__)"],
         cwd=tmp_path,
         check=True,
         capture_output=True,
@@ -144,7 +144,7 @@ def test_the_wheel_alone_in_a_fresh_venv_serves_the_api_and_the_console(installe
         for asset, kind in (("console.js", "javascript"), ("console.css", "text/css")):
             served = httpx.get(f"{url}/__emulator/ui/{asset}", timeout=30)
             assert served.status_code == 200 and kind in served.headers["content-type"]
-            packaged = ROOT / "emulator" / "http" / "console" / "static" / asset
+            packaged = ROOT / "fullstory_emulator" / "http" / "console" / "static" / asset
             assert served.content == packaged.read_bytes()
     finally:
         stop(process)

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from emulator.files import export
-from emulator.instance import Emulator
-from emulator.recording import EXPORTS_DIR, Poll, RecordedExport, RecordingError, Timeline
-from emulator.timestamps import parse_rfc3339
-from emulator.world import CUSTOM_VARS
-from emulator.world.segments import SegmentFileError
+from fullstory_emulator.files import export
+from fullstory_emulator.instance import Emulator
+from fullstory_emulator.recording import EXPORTS_DIR, Poll, RecordedExport, RecordingError, Timeline
+from fullstory_emulator.timestamps import parse_rfc3339
+from fullstory_emulator.world import CUSTOM_VARS
+from fullstory_emulator.world.segments import SegmentFileError
 from tests.helpers import (
     AUTH,
     Harness,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.instance import Emulator
-from emulator.recording import (
+from fullstory_emulator.instance import Emulator
+from fullstory_emulator.recording import (
     EXPORTS_DIR,
     FIELDS,
     LIMITS,
@@ -31,7 +31,7 @@ from emulator.recording import (
     Timeline,
     deeper_than,
 )
-from emulator.settings import redact_url
+from fullstory_emulator.settings import redact_url
 from tests.helpers import Harness, harness_factory, small_settings, write_recording
 
 ROW = {"IndvId": 11, "EventStart": "2026-01-05T10:00:00.000Z", "EventType": "navigate"}
@@ -302,7 +302,7 @@ def test_credentials_in_a_url_are_never_shown(url, shown):
 
 
 def test_the_banner_hides_the_credentials_of_the_recorded_api_url(tmp_path, capsys):
-    from emulator import cli
+    from fullstory_emulator import cli
 
     root = folder(tmp_path / "org", api_url="https://user:s3cret@api.example.com")
     settings = small_settings(replay=root, public_url="https://admin:pw2@emulator.example.com")

@@ -1,4 +1,4 @@
-"""Packaged fixtures (emulator/resources.py): files a user names by a bare name."""
+"""Packaged fixtures (fullstory_emulator/resources.py): files a user names by a bare name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.resources import EXAMPLES, fixture, user_file
+from fullstory_emulator.resources import EXAMPLES, fixture, user_file
 from tests.helpers import ROOT
 
 

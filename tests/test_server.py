@@ -1,4 +1,4 @@
-"""The emulator under uvicorn (emulator/server.py, emulator/serving.py): slow or vanishing
+"""The emulator under uvicorn (fullstory_emulator/server.py, fullstory_emulator/serving.py): slow or vanishing
 clients are timed out or recorded, never left open indefinitely or counted as crashes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from emulator.server import ServerThread
+from fullstory_emulator.server import ServerThread
 from tests.helpers import KEY, small_settings
 
 

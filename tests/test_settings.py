@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cli import _parser, settings_from
-from emulator.settings import (
+from fullstory_emulator.cli import _parser, settings_from
+from fullstory_emulator.settings import (
     RateLimit,
     Settings,
     SettingsError,

@@ -11,17 +11,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emulator import netloc
-from emulator.cli import local_url
-from emulator.client import cli as export_cli
-from emulator.client import conformance as client_conformance
-from emulator.client import core
-from emulator.client.mcp import _url as mcp_url
-from emulator.durations import MAX_SECONDS, parse_seconds
-from emulator.serving import listen
-from emulator.settings import Settings, SettingsError
-from emulator.testing import plugin
-from emulator.timestamps import format_api, format_rfc3339
+from fullstory_emulator import netloc
+from fullstory_emulator.cli import local_url
+from fullstory_emulator.client import cli as export_cli
+from fullstory_emulator.client import conformance as client_conformance
+from fullstory_emulator.client import core
+from fullstory_emulator.client.mcp import _url as mcp_url
+from fullstory_emulator.durations import MAX_SECONDS, parse_seconds
+from fullstory_emulator.serving import listen
+from fullstory_emulator.settings import Settings, SettingsError
+from fullstory_emulator.testing import plugin
+from fullstory_emulator.timestamps import format_api, format_rfc3339
 from tests.helpers import ROOT
 
 
@@ -103,10 +103,10 @@ def test_one_rfc3339_formatter_on_both_sides(moment):
 
 def test_every_logger_of_the_emulator_follows_the_configured_level():
     """`configure_logging` sets the level of `fullstory_emulator`; a logger outside that tree
-    (`emulator.exports.service`, `emulator`) kept the root's WARNING whatever --log-level said."""
-    from emulator.exports import service
-    from emulator.http.api import operations
-    from emulator.server import configure_logging
+    (`fullstory_emulator.exports.service`, `emulator`) kept the root's WARNING whatever --log-level said."""
+    from fullstory_emulator.exports import service
+    from fullstory_emulator.http.api import operations
+    from fullstory_emulator.server import configure_logging
 
     loggers = [service.logger, operations.log]
     try:
@@ -122,7 +122,7 @@ def test_no_module_names_a_logger_of_its_own():
     """Only logs.get_logger names the emulator's loggers; uvicorn's and the root logger are
     configured, not logged to."""
     wrong = []
-    for path in sorted((ROOT / "emulator").rglob("*.py")):
+    for path in sorted((ROOT / "fullstory_emulator").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "getLogger"):
                 continue

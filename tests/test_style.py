@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import ROOT
 
-TARGETS = [name for name in ("emulator", "tests", "bench") if (ROOT / name).is_dir()]
+TARGETS = [name for name in ("fullstory_emulator", "tests", "bench") if (ROOT / name).is_dir()]
 
 
 def tool(name: str) -> str:
@@ -36,7 +36,7 @@ def test_ruff_clean(check):
 def test_mypy_strict_on_the_package():
     """From pyproject's [tool.mypy] alone, as an editor runs it: strict, on the package."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
-    assert config["strict"] is True and config["packages"] == ["emulator"]
+    assert config["strict"] is True and config["packages"] == ["fullstory_emulator"]
     result = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found in" in result.stdout

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from emulator.timestamps import format_api, format_ms, parse_rfc3339, to_ms
+from fullstory_emulator.timestamps import format_api, format_ms, parse_rfc3339, to_ms
 
 
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))

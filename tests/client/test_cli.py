@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.client import cli as export_cli
-from emulator.server import ServerThread
-from emulator.settings import Settings
+from fullstory_emulator.client import cli as export_cli
+from fullstory_emulator.server import ServerThread
+from fullstory_emulator.settings import Settings
 from tests.helpers import ROOT, START, control, refusing_url
 
 BUCKET_GLOB = "/fullstory-emulator-exports/*"
@@ -129,7 +129,7 @@ def test_installed_command_as_a_subprocess(emu, tmp_path):
     """The real entry point, in human mode: progress and the file name on stderr only."""
     argv = emu.argv("-t", "individual", "-f", "csv", "-o", str(tmp_path / "people.csv.gz"))
     result = subprocess.run(
-        [sys.executable, "-m", "emulator.client.cli", *argv],
+        [sys.executable, "-m", "fullstory_emulator.client.cli", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -336,7 +336,7 @@ def test_still_pending_after_timeout_exits_6(emu, capsys, tmp_path):
 
 
 def test_exit_codes_of_client_errors():
-    from emulator.client.core import FullStoryError, RateLimited, Unauthorized
+    from fullstory_emulator.client.core import FullStoryError, RateLimited, Unauthorized
 
     assert export_cli.classify(FullStoryError(403, "denied", 7)) == export_cli.EXIT_AUTH
     assert export_cli.classify(Unauthorized(401, "who?", 16)) == export_cli.EXIT_AUTH

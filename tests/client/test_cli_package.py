@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib
 
-from emulator.client import cli as export_cli
-from emulator.client import core, errors
+from fullstory_emulator.client import cli as export_cli
+from fullstory_emulator.client import core, errors
 
 
 def test_each_job_is_a_module_of_its_own():
@@ -16,7 +16,7 @@ def test_each_job_is_a_module_of_its_own():
         "jobs": ("run", "plan", "start_job", "finish_job", "classify", "list_segments"),
         "codes": ("EXIT_CODES", "Failure"),
     }.items():
-        module = importlib.import_module(f"emulator.client.cli.{job}")
+        module = importlib.import_module(f"fullstory_emulator.client.cli.{job}")
         for name in names:
             assert getattr(export_cli, name) is getattr(module, name), (job, name)
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.client.core import (
+from fullstory_emulator.client.core import (
     Download,
     DownloadError,
     DownloadExpired,
@@ -40,9 +40,9 @@ from emulator.client.core import (
     Unauthorized,
     filename_from_disposition,
 )
-from emulator.http.app import create_app
-from emulator.instance import Emulator
-from emulator.settings import RateLimit
+from fullstory_emulator.http.app import create_app
+from fullstory_emulator.instance import Emulator
+from fullstory_emulator.settings import RateLimit
 from tests.helpers import START, small_settings
 
 KEY = "na1.client-test-key"

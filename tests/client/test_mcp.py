@@ -24,12 +24,12 @@ from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
-from emulator.client.core import Sink
-from emulator.client.mcp import McpThread, PreviewParser, build_server, main
-from emulator.hosts import HostPolicy
-from emulator.server import ServerThread
-from emulator.settings import Settings
-from emulator.timestamps import format_api
+from fullstory_emulator.client.core import Sink
+from fullstory_emulator.client.mcp import McpThread, PreviewParser, build_server, main
+from fullstory_emulator.hosts import HostPolicy
+from fullstory_emulator.server import ServerThread
+from fullstory_emulator.settings import Settings
+from fullstory_emulator.timestamps import format_api
 from tests.helpers import ROOT, START
 
 KEY = "na1.mcp-test-key"
@@ -418,7 +418,7 @@ def test_mcp_answers_the_names_the_api_answers(emulator: ServerThread):
 
 def stdio_parameters(emulator: ServerThread) -> StdioServerParameters:
     code = (
-        "from emulator.client.mcp import main; "
+        "from fullstory_emulator.client.mcp import main; "
         f"main(['--stdio', '--api-url', {emulator.base_url!r}])"
     )
     return StdioServerParameters(
@@ -497,7 +497,7 @@ def test_main_serves_streamable_http(emulator: ServerThread):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     code = (
-        "from emulator.client.mcp import main; "
+        "from fullstory_emulator.client.mcp import main; "
         f"main(['--port', '{port}', '--api-url', {emulator.base_url!r}, '--api-key', {KEY!r}])"
     )
     process = subprocess.Popen(

@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.client import record
-from emulator.client.scrub import EMAIL, Scrubber, field_kind
-from emulator.recording import MANIFEST, MAX_VALUES, STATE_DIR, Recording
-from emulator.server import ServerThread
-from emulator.settings import Settings
-from emulator.world.segments import SegmentCatalog
+from fullstory_emulator.client import record
+from fullstory_emulator.client.scrub import EMAIL, Scrubber, field_kind
+from fullstory_emulator.recording import MANIFEST, MAX_VALUES, STATE_DIR, Recording
+from fullstory_emulator.server import ServerThread
+from fullstory_emulator.settings import Settings
+from fullstory_emulator.world.segments import SegmentCatalog
 from tests.helpers import START, control, emulator_command, free_port, parse
 
 SEED = 4242

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from emulator.control import rules
-from emulator.store.records import ControlState, FaultRule, Lifecycle, LifecycleRule
+from fullstory_emulator.control import rules
+from fullstory_emulator.store.records import ControlState, FaultRule, Lifecycle, LifecycleRule
 
 
 def fault(rule_id: str, **fields: object) -> FaultRule:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from emulator.clock import Clock
-from emulator.control.service import ControlService
-from emulator.store.memory import MemoryStore
-from emulator.store.records import ControlState
+from fullstory_emulator.clock import Clock
+from fullstory_emulator.control.service import ControlService
+from fullstory_emulator.store.memory import MemoryStore
+from fullstory_emulator.store.records import ControlState
 
 T = TypeVar("T")
 
@@ -85,6 +85,6 @@ def test_reset_of_the_instance_applies_start_scenarios_again():
 
 
 def _scenario() -> Any:
-    from emulator.control.service import Scenario
+    from fullstory_emulator.control.service import Scenario
 
     return Scenario("deny", "three 429s", {"ratelimit": {"denyNext": 3}})

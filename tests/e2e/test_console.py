@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.auth import DEMO_KEY, key_id, label_of
+from fullstory_emulator.auth import DEMO_KEY, key_id, label_of
 from tests.helpers import ROOT, parse, start, stop
 
 playwright_api = pytest.importorskip(

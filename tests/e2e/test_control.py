@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from emulator.server import ServerThread
+from fullstory_emulator.server import ServerThread
 from tests.helpers import AUTH, small_settings
 
 

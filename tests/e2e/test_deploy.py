@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from emulator.settings import ENV_PREFIX, Settings
+from fullstory_emulator.settings import ENV_PREFIX, Settings
 from tests.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -29,8 +29,8 @@ import httpx
 import pytest
 import yaml
 
-from emulator import __version__
-from emulator.auth import DEMO_KEY, MCP_KEY
+from fullstory_emulator import __version__
+from fullstory_emulator.auth import DEMO_KEY, MCP_KEY
 from tests.helpers import ROOT, free_port
 
 IMAGE = "fullstory-emulator:e2e"

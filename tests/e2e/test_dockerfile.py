@@ -10,9 +10,9 @@ import re
 import subprocess
 import tomllib
 
-from emulator import __version__
-from emulator.server import ServerThread
-from emulator.settings import Settings
+from fullstory_emulator import __version__
+from fullstory_emulator.server import ServerThread
+from fullstory_emulator.settings import Settings
 from tests.helpers import ROOT, emulator_command, small_settings
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -103,7 +103,7 @@ def test_dockerignore_lets_in_exactly_what_the_dockerfile_copies():
         if keyword == "COPY" and not rest.startswith("--from=")
         for source in rest.split()[:-1]
     }
-    assert allowed == copied == {"pyproject.toml", "README.md", "LICENSE", "fixtures", "emulator"}
+    assert allowed == copied == {"pyproject.toml", "README.md", "LICENSE", "fixtures", "fullstory_emulator"}
     assert {"**/__pycache__", "**/*.pyc"} <= set(patterns)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.client.cli import has_rows
+from fullstory_emulator.client.cli import has_rows
 from tests.helpers import ROOT, start
 
 BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
-from emulator.testing.exercise import SCENARIOS
+from fullstory_emulator.testing.exercise import SCENARIOS
 from tests.helpers import ROOT
 
 DOCUMENTED = (

@@ -4,7 +4,7 @@ uvicorn writes a response's head and body as two segments. If the accepted socke
 TCP_NODELAY, Nagle holds the body back until the client ACKs the head, and the client delays
 that ACK for 40 ms: every request on a reused connection then costs ~44 ms, whatever the app
 does. asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP, so this checks
-the socket `emulator.server.listen` makes, on each server stack and through the real command.
+the socket `fullstory_emulator.server.listen` makes, on each server stack and through the real command.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from emulator.auth import DEMO_KEY
-from emulator.http.app import create_app
-from emulator.server import ServerThread, UvicornThread, bind
+from fullstory_emulator.auth import DEMO_KEY
+from fullstory_emulator.http.app import create_app
+from fullstory_emulator.server import ServerThread, UvicornThread, bind
 from tests.helpers import small_settings, stop
 
 AUTH = {"Authorization": f"Basic {DEMO_KEY}"}

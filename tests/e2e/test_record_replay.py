@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from emulator.client.scrub import EMAIL
-from emulator.world import CUSTOM_VARS
+from fullstory_emulator.client.scrub import EMAIL
+from fullstory_emulator.world import CUSTOM_VARS
 from tests.helpers import emulator_command, start, stop
 
 SEED_A, SEED_B = 11, 12  # B's own world is not A's: what B serves of A's came from the folder

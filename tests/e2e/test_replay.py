@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.recording import Catalogue, FieldProfile, Poll, RecordedExport, Timeline
+from fullstory_emulator.recording import Catalogue, FieldProfile, Poll, RecordedExport, Timeline
 from tests.helpers import AUTH, emulator_command, start, stop, write_recording
 
 ROWS = [

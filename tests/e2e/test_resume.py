@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.server import ServerThread
+from fullstory_emulator.server import ServerThread
 from tests.helpers import AUTH, small_settings
 
 BUCKET = "/fullstory-emulator-exports/*"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.cli import settings_from
-from emulator.settings import RateLimit
+from fullstory_emulator.cli import settings_from
+from fullstory_emulator.settings import RateLimit
 from tests.helpers import AUTH, assert_error
 
 

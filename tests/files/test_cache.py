@@ -1,4 +1,4 @@
-"""The file cache (emulator/files/cache.py): made once, kept within its budget, remade alike."""
+"""The file cache (fullstory_emulator/files/cache.py): made once, kept within its budget, remade alike."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.files.cache import FileCache, FileTooLarge
+from fullstory_emulator.files.cache import FileCache, FileTooLarge
 
 
 class Maker:

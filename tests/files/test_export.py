@@ -1,4 +1,4 @@
-"""Export files as blocks (emulator/files/export.py and pool.py): one gzip member whatever made
+"""Export files as blocks (fullstory_emulator/files/export.py and pool.py): one gzip member whatever made
 it, the same bytes from one process and from worker processes."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import zlib
 
 import pytest
 
-from emulator.files import export, select, stream
-from emulator.files.export import Block, ExportJob, Maker, assemble, file_bytes
-from emulator.files.fields import resolve_fields
-from emulator.files.pool import BlockPool
-from emulator.store.records import ExportSpec
-from emulator.world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
-from emulator.world.segments import SegmentCatalog
+from fullstory_emulator.files import export, select, stream
+from fullstory_emulator.files.export import Block, ExportJob, Maker, assemble, file_bytes
+from fullstory_emulator.files.fields import resolve_fields
+from fullstory_emulator.files.pool import BlockPool
+from fullstory_emulator.store.records import ExportSpec
+from fullstory_emulator.world import CUSTOM_VARS, EVENT_LEVEL_FIELDS, World
+from fullstory_emulator.world.segments import SegmentCatalog
 
 ORIGIN = 1_700_000_000_000
 DAY = 86_400_000

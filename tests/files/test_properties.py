@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.timestamps import format_ms, to_ms
+from fullstory_emulator.timestamps import format_ms, to_ms
 from tests.helpers import START
 
 SLOW = settings(

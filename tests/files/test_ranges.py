@@ -1,4 +1,4 @@
-"""Range and If-Range (emulator/files/ranges.py), as Cloud Storage reads them."""
+"""Range and If-Range (fullstory_emulator/files/ranges.py), as Cloud Storage reads them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from emulator.errors import InvalidRange
-from emulator.files.ranges import Slice, http_date, select
+from fullstory_emulator.errors import InvalidRange
+from fullstory_emulator.files.ranges import Slice, http_date, select
 
 MODIFIED = datetime(2026, 3, 1, 12, 0, 5, 250_000, tzinfo=UTC)
 

@@ -1,14 +1,14 @@
-"""Which recorded export answers an export's spec (emulator/files/replay.py)."""
+"""Which recorded export answers an export's spec (fullstory_emulator/files/replay.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from emulator.files.replay import Replay, export_type
-from emulator.recording import Catalogue, RecordedExport, Recording, Timeline
-from emulator.store.records import ExportSpec
-from emulator.timestamps import parse_rfc3339, to_ms
+from fullstory_emulator.files.replay import Replay, export_type
+from fullstory_emulator.recording import Catalogue, RecordedExport, Recording, Timeline
+from fullstory_emulator.store.records import ExportSpec
+from fullstory_emulator.timestamps import parse_rfc3339, to_ms
 from tests.helpers import write_recording
 
 TIMELINE = Timeline((), 1.0, "COMPLETED")

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from emulator.contract import EVENT_FIELDS, INDIVIDUAL_FIELDS
-from emulator.files.fields import resolve_fields
-from emulator.world import CUSTOM_VARS
+from fullstory_emulator.contract import EVENT_FIELDS, INDIVIDUAL_FIELDS
+from fullstory_emulator.files.fields import resolve_fields
+from fullstory_emulator.world import CUSTOM_VARS
 from tests.helpers import ms
 
 MS_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

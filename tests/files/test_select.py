@@ -1,4 +1,4 @@
-"""Properties of row selection (emulator/export/select.py) over random seeds, segments, time
+"""Properties of row selection (fullstory_emulator/export/select.py) over random seeds, segments, time
 ranges and scopes, checked against the world enumerated independently."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections import defaultdict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.contract import EVENT_FIELDS
-from emulator.files.select import user_properties
-from emulator.timestamps import format_ms, to_ms
-from emulator.world import CUSTOM_VARS
+from fullstory_emulator.contract import EVENT_FIELDS
+from fullstory_emulator.files.select import user_properties
+from fullstory_emulator.timestamps import format_ms, to_ms
+from fullstory_emulator.world import CUSTOM_VARS
 from tests.helpers import START, ms
 
 SEGMENTS = [

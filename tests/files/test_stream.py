@@ -1,4 +1,4 @@
-"""The export stream (emulator/files/stream.py): formats, DEFLATE segments in one gzip member,
+"""The export stream (fullstory_emulator/files/stream.py): formats, DEFLATE segments in one gzip member,
 determinism."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.files import stream
-from emulator.world import EVENT_LEVEL_FIELDS, Page, World
-from emulator.world.events import page_events
+from fullstory_emulator.files import stream
+from fullstory_emulator.world import EVENT_LEVEL_FIELDS, Page, World
+from fullstory_emulator.world.events import page_events
 
 WORLD = World(seed=5, origin_ms=1_700_000_000_000, population=6)
 ROWS = [e.row for i in range(6) for e in WORLD.events(i, 1_700_000_000_000 + 90 * 86_400_000)]

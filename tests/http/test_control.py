@@ -1,4 +1,4 @@
-"""The control API (emulator/control/): clock, lifecycle, faults, journal, rate limits, tenants,
+"""The control API (fullstory_emulator/control/): clock, lifecycle, faults, journal, rate limits, tenants,
 reset and scenarios, through real HTTP. In-process here; test_e2e_control.py drops real
 connections on a real server."""
 
@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from emulator.http.faults import ConnectionDropped
-from emulator.settings import RateLimit
+from fullstory_emulator.http.faults import ConnectionDropped
+from fullstory_emulator.settings import RateLimit
 from tests.helpers import AUTH, START, assert_error, parse
 
 OTHER = {"Authorization": "Basic na1.other-tenant-key"}

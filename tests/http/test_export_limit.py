@@ -147,7 +147,7 @@ def test_a_file_larger_than_the_cache_is_answered_507_not_made_on_every_download
 ):
     h = make_harness(file_cache_bytes=1000)  # the file is ~50 KB
     url = download_url(h)
-    with caplog.at_level(logging.WARNING, logger="emulator.exports.service"):
+    with caplog.at_level(logging.WARNING, logger="fullstory_emulator.exports.service"):
         answers = [h.client.get(url), h.client.head(url), h.client.get(url)]
     for answer in answers:
         assert answer.status_code == 507

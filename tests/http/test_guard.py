@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from emulator.server import ServerThread
+from fullstory_emulator.server import ServerThread
 from tests.helpers import AUTH, assert_error, control, small_settings
 
 OWN = "http://127.0.0.1:8080"  # the harness's base URL: what its console would send as Origin

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from emulator.server import ServerThread
+from fullstory_emulator.server import ServerThread
 from tests.helpers import AUTH, small_settings
 
 BIG = {"User-Agent": "u" * 15_000, "X-Padding": "p" * 15_000, "X-Api-Key": "k" * 15_000}

@@ -1,4 +1,4 @@
-"""/openapi.json (emulator/openapi.py): a valid document that matches the routes served, and a
+"""/openapi.json (fullstory_emulator/openapi.py): a valid document that matches the routes served, and a
 bounded schemathesis run against a live emulator with every check and every phase (stateful
 too): no 5xx, no response that breaks the document, no schema-valid request refused and no
 schema-violating one accepted (tests/schemathesis.toml lists the documented exceptions)."""
@@ -14,7 +14,7 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
-from emulator.server import ServerThread
+from fullstory_emulator.server import ServerThread
 from tests.helpers import FIGURES, ROOT, small_settings
 
 CHECKS = "all"  # every check; every phase runs, the stateful one included

@@ -1,4 +1,4 @@
-"""What the journal and the access logs keep of a request (emulator/http/redact.py): an
+"""What the journal and the access logs keep of a request (fullstory_emulator/http/redact.py): an
 allow-list, so that no credential or URL signature is ever written down."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from emulator.server import bind, make_server
-from emulator.serving import UvicornThread
+from fullstory_emulator.server import bind, make_server
+from fullstory_emulator.serving import UvicornThread
 from tests.helpers import AUTH, KEY, small_settings
 
 SECRETS = {

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.http.render import dumps
+from fullstory_emulator.http.render import dumps
 
 
 def test_go_escapes_html_characters_inside_strings():

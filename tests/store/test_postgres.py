@@ -12,13 +12,13 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from emulator.cli import _banner, main
-from emulator.clock import ClockState
-from emulator.instance import Emulator
-from emulator.settings import Settings
-from emulator.store import postgres
-from emulator.store.postgres import PostgresStore, StoreError, check, prepare
-from emulator.store.records import ControlState, FaultRule, LifecycleRule
+from fullstory_emulator.cli import _banner, main
+from fullstory_emulator.clock import ClockState
+from fullstory_emulator.instance import Emulator
+from fullstory_emulator.settings import Settings
+from fullstory_emulator.store import postgres
+from fullstory_emulator.store.postgres import PostgresStore, StoreError, check, prepare
+from fullstory_emulator.store.records import ControlState, FaultRule, LifecycleRule
 from tests.helpers import AUTH, assert_error, free_port, small_settings, with_schema
 
 

@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.clock import ClockState
-from emulator.settings import RateLimit
-from emulator.store import sql as sql_store
-from emulator.store import sqlite as sqlite_store
-from emulator.store.records import Bucket, ControlState
-from emulator.store.sql import SQLClockBackend
+from fullstory_emulator.clock import ClockState
+from fullstory_emulator.settings import RateLimit
+from fullstory_emulator.store import sql as sql_store
+from fullstory_emulator.store import sqlite as sqlite_store
+from fullstory_emulator.store.records import Bucket, ControlState
+from fullstory_emulator.store.sql import SQLClockBackend
 from tests.helpers import AUTH, Harness, assert_error, harness_factory
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from emulator.clock import ClockState, View
-from emulator.store import Store
-from emulator.store.memory import MemoryStore
-from emulator.store.records import (
+from fullstory_emulator.clock import ClockState, View
+from fullstory_emulator.store import Store
+from fullstory_emulator.store.memory import MemoryStore
+from fullstory_emulator.store.records import (
     UNSET,
     Bucket,
     ControlState,
@@ -27,7 +27,7 @@ from emulator.store.records import (
     Lifecycle,
     OperationRecord,
 )
-from emulator.store.sqlite import SQLiteStore
+from fullstory_emulator.store.sqlite import SQLiteStore
 from tests.helpers import AUTH, with_schema
 
 BACKENDS = ("memory", "sqlite", "postgresql")
@@ -49,7 +49,7 @@ def _opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
     stores: list[Any] = []
     if request.param == "postgresql":
         url = with_schema(request.getfixturevalue("postgres_url"))
-        from emulator.store.postgres import PostgresStore
+        from fullstory_emulator.store.postgres import PostgresStore
 
         def make() -> Store:
             stores.append(PostgresStore(url))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from emulator.client.conformance import (
+from fullstory_emulator.client.conformance import (
     PROBES,
     Observation,
     compare,
@@ -28,8 +28,8 @@ from emulator.client.conformance import (
     shape,
     union,
 )
-from emulator.contract import ID_FIELDS
-from emulator.testing import conformance
+from fullstory_emulator.contract import ID_FIELDS
+from fullstory_emulator.testing import conformance
 from tests.helpers import emulator_command, start
 
 KEY = "na1.conformance-secret-key-4711"

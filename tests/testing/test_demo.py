@@ -7,7 +7,7 @@ import gzip
 import json
 import socket
 
-from emulator.testing import demo
+from fullstory_emulator.testing import demo
 from tests.helpers import free_port
 
 

@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
-from emulator.testing.exercise import SCENARIOS, emulator, exercise, main
+from fullstory_emulator.testing.exercise import SCENARIOS, emulator, exercise, main
 from tests.helpers import exercise_client
 
 HUNG_AFTER = 6.0  # seconds a client that never ends gets; every other one ends by itself

@@ -19,14 +19,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from emulator.client.core import (
+from fullstory_emulator.client.core import (
     DownloadExpired,
     ExportFailed,
     FullStoryClient,
     FullStoryError,
     NotFound,
 )
-from emulator.testing.plugin import START, EmulatorHandle, JournalEntry
+from fullstory_emulator.testing.plugin import START, EmulatorHandle, JournalEntry
 
 pytest_plugins = ["pytester"]
 
@@ -319,7 +319,7 @@ def test_registered_by_entry_point():
         for ep in importlib.metadata.entry_points(group="pytest11")
         if ep.name == "fullstory_emulator"
     ]
-    assert [ep.value for ep in found] == ["emulator.testing.plugin"]
+    assert [ep.value for ep in found] == ["fullstory_emulator.testing.plugin"]
 
 
 def test_plugin_loads_in_a_fresh_pytest(pytester):
@@ -327,7 +327,7 @@ def test_plugin_loads_in_a_fresh_pytest(pytester):
         """
         def test_loaded(request):
             plugin = request.config.pluginmanager.get_plugin("fullstory_emulator")
-            assert plugin is not None and plugin.__name__ == "emulator.testing.plugin"
+            assert plugin is not None and plugin.__name__ == "fullstory_emulator.testing.plugin"
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -379,7 +379,7 @@ def test_settings_fixture_can_be_overridden(pytester):
         """
         import pytest
 
-        from emulator.testing.plugin import default_settings
+        from fullstory_emulator.testing.plugin import default_settings
 
         @pytest.fixture
         def fullstory_emulator_settings():
@@ -422,7 +422,7 @@ def plain_client_export(base_url: str, api_key: str) -> tuple[list[httpx.Respons
 @pytest.mark.parametrize("flavour", ["fullstory_emulator", "fullstory_emulator_session"])
 def test_a_client_that_really_sleeps_finishes_under_the_default_fixture(request, flavour, caplog):
     fs = request.getfixturevalue(flavour)
-    with caplog.at_level("WARNING", logger="emulator"):
+    with caplog.at_level("WARNING", logger="fullstory_emulator"):
         polls, data = plain_client_export(fs.base_url, fs.api_key)
     assert [p.json()["state"] for p in polls] == ["PENDING", "PENDING", "COMPLETED"]
     hint = polls[1].headers["x-emulator-hint"]

@@ -1,4 +1,4 @@
-"""Traffic's shape (emulator/world/population.py): how many visits, when, and how it grows.
+"""Traffic's shape (fullstory_emulator/world/population.py): how many visits, when, and how it grows.
 
 The default world (1000 people, density 1) must hold a few hundred events in an hour of its
 latest data, follow a daily and a weekly rhythm in each visitor's local time, and grow over the
@@ -12,8 +12,8 @@ from collections import Counter
 
 import pytest
 
-from emulator.world import World
-from emulator.world import population as P
+from fullstory_emulator.world import World
+from fullstory_emulator.world import population as P
 
 DAY = 86_400_000
 HOUR = 3_600_000

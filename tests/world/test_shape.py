@@ -1,4 +1,4 @@
-"""A recorded org's shape over the world (emulator/world/shape.py): its custom variables, its
+"""A recorded org's shape over the world (fullstory_emulator/world/shape.py): its custom variables, its
 hosts and paths, only its fields, and as deterministic as the plain world."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import pickle
 from urllib.parse import urlsplit
 
-from emulator.contract import EVENT_FIELDS, INDIVIDUAL_FIELDS
-from emulator.recording import Catalogue, FieldProfile
-from emulator.timestamps import parse_rfc3339, to_ms
-from emulator.world import CUSTOM_VARS, World
-from emulator.world.shape import Shape
+from fullstory_emulator.contract import EVENT_FIELDS, INDIVIDUAL_FIELDS
+from fullstory_emulator.recording import Catalogue, FieldProfile
+from fullstory_emulator.timestamps import parse_rfc3339, to_ms
+from fullstory_emulator.world import CUSTOM_VARS, World
+from fullstory_emulator.world.shape import Shape
 
 ORIGIN = 1_700_000_000_000
 DAY = 86_400_000

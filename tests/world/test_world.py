@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.contract import EVENT_FIELDS
-from emulator.timestamps import parse_rfc3339, to_ms
-from emulator.world import CUSTOM_VARS, SESSION_SPAN_MAX_MS, Event, World
-from emulator.world import actions as A
-from emulator.world import population as P
-from emulator.world.events import EVENT_LEVEL_FIELDS, SESSION_LEVEL_FIELDS, page_events
+from fullstory_emulator.contract import EVENT_FIELDS
+from fullstory_emulator.timestamps import parse_rfc3339, to_ms
+from fullstory_emulator.world import CUSTOM_VARS, SESSION_SPAN_MAX_MS, Event, World
+from fullstory_emulator.world import actions as A
+from fullstory_emulator.world import population as P
+from fullstory_emulator.world.events import EVENT_LEVEL_FIELDS, SESSION_LEVEL_FIELDS, page_events
 
 DAY = 86_400_000
 ORIGIN = 1_704_067_200_000  # 2024-01-01T00:00:00Z

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from emulator.exports.lifecycle import status_at
-from emulator.store.records import Lifecycle, OperationRecord
+from fullstory_emulator.exports.lifecycle import status_at
+from fullstory_emulator.store.records import Lifecycle, OperationRecord
 from tests.helpers import AUTH, ROOT, START, assert_error, parse
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -77,7 +77,7 @@ def test_polls_on_a_frozen_clock_carry_a_hint(make_harness, caplog):
     polled; every poll's answer says why, and the log says it once."""
     h = make_harness(export_duration=10)
     op_id = h.create()
-    with caplog.at_level("WARNING", logger="emulator"):
+    with caplog.at_level("WARNING", logger="fullstory_emulator"):
         answers = [h.client.get(f"/operations/v1/{op_id}", headers=AUTH) for _ in range(4)]
     assert {a.json()["state"] for a in answers} == {"PENDING"}
     hint = answers[0].headers["x-emulator-hint"]
@@ -236,7 +236,7 @@ def test_ids_are_deterministic_for_a_seed(make_harness):
 
 
 def test_status_is_a_pure_function_of_the_clock():
-    from emulator.store.records import ExportSpec
+    from fullstory_emulator.store.records import ExportSpec
 
     spec = ExportSpec(
         "everyone", "event", "SCOPE_EVENT", "FORMAT_CSV", 0, 1, 0, 1, ("IndvId",), "UTC", 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.world.segments import SegmentCatalog, SegmentFileError
+from fullstory_emulator.world.segments import SegmentCatalog, SegmentFileError
 from tests.helpers import AUTH, assert_error
 
 

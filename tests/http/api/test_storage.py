@@ -438,7 +438,7 @@ def test_files_outlive_a_restart_in_the_data_dir(tmp_path, make_harness):
 
 
 def test_a_large_export_is_made_while_it_is_pending(make_harness, monkeypatch):
-    from emulator.exports import service
+    from fullstory_emulator.exports import service
 
     monkeypatch.setattr(service, "PARALLEL_MIN_EVENTS", 0)  # every export counts as large
     h = make_harness(export_duration=60)
@@ -459,7 +459,7 @@ def test_a_burst_of_large_exports_leaves_a_bounded_backlog(make_harness, monkeyp
     """Files are made ahead of their download one at a time, with at most
     BACKGROUND_PENDING waiting: a burst of creations must not keep the emulator making files
     for hours after it. The waiting ones that gave way are made by their first download."""
-    from emulator.exports import service
+    from fullstory_emulator.exports import service
 
     monkeypatch.setattr(service, "PARALLEL_MIN_EVENTS", 0)  # every export counts as large
     h = make_harness(export_duration=60, rate_limit=None)

@@ -1,4 +1,4 @@
-"""The console's pages (emulator/http/console): served from the package with a strict content
+"""The console's pages (fullstory_emulator/http/console): served from the package with a strict content
 security policy, reached from `/` by a browser, needing no token themselves, and calling only
 control endpoints that exist and are documented. What the page does is tested in a real browser
 in tests/e2e/test_console.py."""
@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import assert_error
 
 UI = "/__emulator/ui"
-STATIC = files("emulator.http.console") / "static"
+STATIC = files("fullstory_emulator.http.console") / "static"
 
 
 def test_the_page_is_served_with_a_strict_policy(harness):

@@ -1,4 +1,4 @@
-"""The control endpoints the console reads and acts through (emulator/http/control.py):
+"""The control endpoints the console reads and acts through (fullstory_emulator/http/control.py):
 tenants, operations, results, preview, exports, segments, config, one lifecycle rule, the
 journal's status filter and X-Emulator-Tenant, through real HTTP on both store backends."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.auth import DEMO_KEY, key_id, label_of
+from fullstory_emulator.auth import DEMO_KEY, key_id, label_of
 from tests.helpers import AUTH, KEY, assert_error, parse
 
 OTHER_KEY = "na1.other-tenant-key"

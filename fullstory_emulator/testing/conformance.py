@@ -1,7 +1,7 @@
 """`fullstory-emulator conformance`: where a FullStory API (production with a real key, or any
 emulator) answers differently from this emulator.
 
-The probes of `emulator.client.conformance` run against the target and, at the same time,
+The probes of `fullstory_emulator.client.conformance` run against the target and, at the same time,
 against a private reference emulator in this process with default settings, its clock started
 at the target's time so that both exports cover the same window of the same world (a default
 emulator's data is a function of the seed and the day). The report compares what each side

@@ -14,7 +14,7 @@ personal data and can be sent as it is.
 
 This module speaks to the API through `FullStoryClient.exchange` (paced under the rate limit,
 429s waited out as `Retry-After` says); the reference emulator lives in
-`emulator.testing.conformance`, which runs these probes against both.
+`fullstory_emulator.testing.conformance`, which runs these probes against both.
 """
 
 from __future__ import annotations

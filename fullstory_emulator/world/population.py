@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
-from emulator.ids import id63, mix, token
-from emulator.timestamps import MillisFormatter
-from emulator.world import vocab as V
+from fullstory_emulator.ids import id63, mix, token
+from fullstory_emulator.timestamps import MillisFormatter
+from fullstory_emulator.world import vocab as V
 
 if TYPE_CHECKING:  # Faker is imported lazily by the World: it costs ~0.1 s to import
     from faker import Faker

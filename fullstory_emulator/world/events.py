@@ -24,15 +24,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from emulator.contract import EVENT_FIELDS
-from emulator.ids import mix
-from emulator.timestamps import MillisFormatter
-from emulator.world import actions as A
-from emulator.world import vocab as V
-from emulator.world.population import TAG_SESSION, Profile
+from fullstory_emulator.contract import EVENT_FIELDS
+from fullstory_emulator.ids import mix
+from fullstory_emulator.timestamps import MillisFormatter
+from fullstory_emulator.world import actions as A
+from fullstory_emulator.world import vocab as V
+from fullstory_emulator.world.population import TAG_SESSION, Profile
 
 if TYPE_CHECKING:
-    from emulator.world.shape import Shape
+    from fullstory_emulator.world.shape import Shape
 
 MINUTE_MS = 60_000
 PAGE_CAP_MS = 20 * MINUTE_MS  # no new action after this page offset

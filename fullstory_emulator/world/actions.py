@@ -11,8 +11,8 @@ import json
 import random
 from collections.abc import Callable
 
-from emulator.ids import mix
-from emulator.world import vocab as V
+from fullstory_emulator.ids import mix
+from fullstory_emulator.world import vocab as V
 
 Extra = dict[str, object]
 

@@ -146,7 +146,7 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
     os.environ.update(settings.to_environ())
     sock.close()
     uvicorn.run(
-        "emulator.server:worker_app",
+        "fullstory_emulator.server:worker_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -155,7 +155,7 @@ def run_workers(settings: Settings, sock: socket.socket) -> None:
         access_log=settings.access_log == "text",
         log_level=settings.log_level,
         loop=LOOP,
-        http="emulator.server:WorkerProtocol",  # by name: worker processes import it
+        http="fullstory_emulator.server:WorkerProtocol",  # by name: worker processes import it
         **tls_options(settings),
     )
 

@@ -4,10 +4,10 @@ Everything is a pure function of (seed, origin_ms, individual index, session num
 lazily, so exports of any size are produced on the fly and any slice can be regenerated alone.
 """
 
-from emulator.world.events import EVENT_LEVEL_FIELDS, Event, Page
-from emulator.world.generator import World
-from emulator.world.population import SESSION_SPAN_MAX_MS, Individual
-from emulator.world.vocab import CUSTOM_VARS
+from fullstory_emulator.world.events import EVENT_LEVEL_FIELDS, Event, Page
+from fullstory_emulator.world.generator import World
+from fullstory_emulator.world.population import SESSION_SPAN_MAX_MS, Individual
+from fullstory_emulator.world.vocab import CUSTOM_VARS
 
 __all__ = [
     "CUSTOM_VARS",

@@ -1,4 +1,4 @@
-"""Where the embedded fixtures live: packaged as `emulator.fixtures` when installed, or the
+"""Where the embedded fixtures live: packaged as `fullstory_emulator.fixtures` when installed, or the
 repository's top-level `fixtures/` when the package is imported from a source checkout."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 def fixture(name: str) -> Traversable:
     try:
-        return resources.files("emulator.fixtures").joinpath(name)
+        return resources.files("fullstory_emulator.fixtures").joinpath(name)
     except ModuleNotFoundError:
         return Path(__file__).resolve().parent.parent / "fixtures" / name
 

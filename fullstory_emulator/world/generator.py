@@ -13,11 +13,11 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from emulator.ids import id63
-from emulator.timestamps import MillisFormatter
-from emulator.world import actions as A
-from emulator.world import population as P
-from emulator.world.events import (
+from fullstory_emulator.ids import id63
+from fullstory_emulator.timestamps import MillisFormatter
+from fullstory_emulator.world import actions as A
+from fullstory_emulator.world import population as P
+from fullstory_emulator.world.events import (
     EVENT_LEVEL_FIELDS,
     SESSION_LEVEL_FIELDS,
     Event,
@@ -25,8 +25,8 @@ from emulator.world.events import (
     page_events,
     session_pages,
 )
-from emulator.world.shape import Shape
-from emulator.world.vocab import CUSTOM_VARS
+from fullstory_emulator.world.shape import Shape
+from fullstory_emulator.world.vocab import CUSTOM_VARS
 
 if TYPE_CHECKING:
     from faker import Faker

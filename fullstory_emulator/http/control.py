@@ -512,7 +512,7 @@ routes = [
     Route(f"{P}/config", config, methods=["POST"]),
     Route(f"{P}/scenarios", list_scenarios, methods=["GET"]),
     Route(f"{P}/scenarios/{{name}}", apply_scenario, methods=["POST"]),
-    # What the console reads and does (emulator/http/console), scriptable like the rest.
+    # What the console reads and does (fullstory_emulator/http/console), scriptable like the rest.
     Route(f"{P}/tenants", list_tenants, methods=["GET"]),
     Route(f"{P}/operations", list_operations, methods=["GET"]),
     Route(f"{P}/operations/{{operationId}}/results", operation_results, methods=["GET"]),

@@ -1,7 +1,0 @@
-"""`python -m emulator.client.cli`: the same as the `fullstory-export` script."""
-
-import sys
-
-from . import main
-
-sys.exit(main())
