@@ -3,8 +3,8 @@
 The emulator runs as users run it (`python -m fullstory_emulator.cli`, uvicorn's access log on, to
 /dev/null), in memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
 /operations/v1/{id} on one replica of an export made through another); a bare Starlette app
-with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same socket).
-Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
+with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same
+socket). Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
 (throughput), a few seconds each.
 The servers are pinned to CPU 0 and wrk to CPU 1.
 
@@ -410,7 +410,14 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
             ("--data-dir", ["--data-dir", str(work / "data")]),
         ):
             port = ports.take()
-            command = [sys.executable, "-m", "fullstory_emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
+            command = [
+                sys.executable,
+                "-m",
+                "fullstory_emulator.cli",
+                "--port",
+                str(port),
+                *EMULATOR_FLAGS,
+            ]
             command += ["--export-duration", "1d", *flags, *extra]
             server = stack.enter_context(running(command, port, "/__emulator/health"))
             for label, path, post in endpoints(port):
@@ -456,7 +463,14 @@ def replica_cases(
     replicas = []
     for _ in range(2):
         port = ports.take()
-        command = [sys.executable, "-m", "fullstory_emulator.cli", "--port", str(port), *EMULATOR_FLAGS]
+        command = [
+            sys.executable,
+            "-m",
+            "fullstory_emulator.cli",
+            "--port",
+            str(port),
+            *EMULATOR_FLAGS,
+        ]
         command += ["--export-duration", "1d", "--store", store, *extra]
         replicas.append((port, stack.enter_context(running(command, port, "/__emulator/health"))))
     (first, _), (port, server) = replicas

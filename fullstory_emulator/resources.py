@@ -1,5 +1,5 @@
-"""Where the embedded fixtures live: packaged as `fullstory_emulator.fixtures` when installed, or the
-repository's top-level `fixtures/` when the package is imported from a source checkout."""
+"""Where the embedded fixtures live: packaged as `fullstory_emulator.fixtures` when installed, or
+the repository's top-level `fixtures/` when the package is imported from a source checkout."""
 
 from __future__ import annotations
 

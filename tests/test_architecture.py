@@ -143,7 +143,9 @@ def test_a_forbidden_import_of_a_single_file_module_is_caught(tmp_path, form):
     """world/ may import only the base: importing serving.py (a single-file module, which the
     checker once took for an attribute) is caught, whichever way it is written."""
     wrong = wrong_imports(tree(tmp_path, FORMS[form]))
-    assert wrong == ["fullstory_emulator.world.vocab imports fullstory_emulator.serving (world -> serving)"]
+    assert wrong == [
+        "fullstory_emulator.world.vocab imports fullstory_emulator.serving (world -> serving)"
+    ]
 
 
 def test_what_a_part_may_import_passes(tmp_path):
@@ -151,7 +153,7 @@ def test_what_a_part_may_import_passes(tmp_path):
     package = tree(tmp_path, "")
     (package / "extra.py").write_text("", encoding="utf-8")
     assert wrong_imports(package) == [
-        "emulator.extra belongs to 'extra', which docs/architecture.md does not place"
+        "fullstory_emulator.extra belongs to 'extra', which docs/architecture.md does not place"
     ]
 
 

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from fullstory_emulator.contract import EVENT_FIELDS, FAILURE_STATES, INDIVIDUAL_FIELDS, OPERATION_TYPES
+from fullstory_emulator.contract import (
+    EVENT_FIELDS,
+    FAILURE_STATES,
+    INDIVIDUAL_FIELDS,
+    OPERATION_TYPES,
+)
 from fullstory_emulator.errors import GRPC_CODES
 from fullstory_emulator.http.openapi import document
 from fullstory_emulator.settings import Settings

@@ -103,7 +103,8 @@ def test_one_rfc3339_formatter_on_both_sides(moment):
 
 def test_every_logger_of_the_emulator_follows_the_configured_level():
     """`configure_logging` sets the level of `fullstory_emulator`; a logger outside that tree
-    (`fullstory_emulator.exports.service`, `emulator`) kept the root's WARNING whatever --log-level said."""
+    (`fullstory_emulator.exports.service`, `emulator`) kept the root's WARNING whatever --log-level
+    said."""
     from fullstory_emulator.exports import service
     from fullstory_emulator.http.api import operations
     from fullstory_emulator.server import configure_logging

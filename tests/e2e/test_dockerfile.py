@@ -103,7 +103,11 @@ def test_dockerignore_lets_in_exactly_what_the_dockerfile_copies():
         if keyword == "COPY" and not rest.startswith("--from=")
         for source in rest.split()[:-1]
     }
-    assert allowed == copied == {"pyproject.toml", "README.md", "LICENSE", "fixtures", "fullstory_emulator"}
+    assert (
+        allowed
+        == copied
+        == {"pyproject.toml", "README.md", "LICENSE", "fixtures", "fullstory_emulator"}
+    )
     assert {"**/__pycache__", "**/*.pyc"} <= set(patterns)
 
 

@@ -19,7 +19,11 @@ from tests.helpers import ROOT, refusing_url, stop
 
 def export_command(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     script = Path(sys.executable).with_name("fullstory-export")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "fullstory_emulator.client.cli"]
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "fullstory_emulator.client.cli"]
+    )
     return subprocess.Popen(
         [*command, *args],
         cwd=ROOT,
