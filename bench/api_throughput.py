@@ -1,11 +1,11 @@
 """API throughput and latency as a client feels them, as ratios to a bare app on the same stack.
 
-The emulator runs as users run it (`python -m fullstory_emulator.cli`), its access log off as the bare
-app's is (the ratios are the app's cost alone; the log's cost is a line of its own), in
-memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
+The emulator runs as users run it (`python -m fullstory_emulator.cli`), its access log off
+as the bare app's is (the ratios are the app's cost alone; the log's cost is a line of its
+own), in memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
 /operations/v1/{id} on one replica of an export made through another); a bare Starlette app
-with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same socket).
-Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
+with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same
+socket). Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
 (throughput), a few seconds each.
 The servers are pinned to CPU 0 and wrk to CPU 1.
 

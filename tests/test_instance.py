@@ -1,4 +1,4 @@
-"""The emulator's wiring (fullstory_emulator/context.py): worlds of any size cost nothing up front."""
+"""The emulator's wiring (instance.py): worlds of any size cost nothing up front."""
 
 from __future__ import annotations
 

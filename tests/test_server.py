@@ -1,5 +1,6 @@
-"""The emulator under uvicorn (fullstory_emulator/server.py, fullstory_emulator/serving.py): slow or vanishing
-clients are timed out or recorded, never left open indefinitely or counted as crashes."""
+"""The emulator under uvicorn (fullstory_emulator/server.py, fullstory_emulator/serving.py): slow
+or vanishing clients are timed out or recorded, never left open indefinitely or counted as
+crashes."""
 
 from __future__ import annotations
 

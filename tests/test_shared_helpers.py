@@ -31,7 +31,8 @@ from tests.helpers import ROOT
      ("7d", 604800), ("1w", 604800)],
 )  # fmt: skip
 def test_a_duration_means_the_same_to_the_server_and_the_client(text, seconds):
-    assert Settings.load(environ={"FULLSTORY_EMULATOR_URL_TTL": text}).url_ttl == seconds
+    loaded = Settings.load(environ={"FULLSTORY_EMULATOR_EXPORT_DURATION": text})
+    assert loaded.export_duration == seconds
     if not text.replace(".", "").isdigit():
         assert export_cli.parse_duration(text) == timedelta(seconds=seconds)
 
@@ -103,7 +104,8 @@ def test_one_rfc3339_formatter_on_both_sides(moment):
 
 def test_every_logger_of_the_emulator_follows_the_configured_level():
     """`configure_logging` sets the level of `fullstory_emulator`; a logger outside that tree
-    (`fullstory_emulator.exports.service`, `emulator`) kept the root's WARNING whatever --log-level said."""
+    (`fullstory_emulator.exports.service`, `emulator`) kept the root's WARNING whatever --log-level
+    said."""
     from fullstory_emulator.exports import service
     from fullstory_emulator.http.api import operations
     from fullstory_emulator.server import configure_logging

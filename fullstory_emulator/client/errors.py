@@ -12,8 +12,8 @@ subclasses name what a caller can act on (renew a URL, wait out a rate limit, fi
         └── DownloadExpired   the signed URL expired (ExpiredToken): ask for a new one
 
 `status` is the HTTP status (None when no answer came), `code` the gRPC code of a JSON error or
-storage's XML `<Code>`. The names are also importable from `fullstory_emulator.client.core`, where they
-were first defined.
+storage's XML `<Code>`. The names are also importable from `fullstory_emulator.client.core`, where
+they were first defined.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ loads (`--segments DIR/segments.json`) and replays.
 
 It lists the org's segments, then walks the Segment Export workflow once per chosen segment
 (create one event export over the window, poll it, fetch a signed URL, download) and writes the
-folder `fullstory_emulator.recording` describes: the segments, each export's rows and the timeline its
-polls saw, and the catalogue of the fields the rows carried. Personal data is scrubbed from
+folder `fullstory_emulator.recording` describes: the segments, each export's rows and the timeline
+its polls saw, and the catalogue of the fields the rows carried. Personal data is scrubbed from
 the rows before they touch the disk (`client/scrub.py`), unless `--no-scrub`.
 
 Every request goes through `FullStoryClient`, which paces itself under the documented rate

@@ -4,7 +4,8 @@ uvicorn writes a response's head and body as two segments. If the accepted socke
 TCP_NODELAY, Nagle holds the body back until the client ACKs the head, and the client delays
 that ACK for 40 ms: every request on a reused connection then costs ~44 ms, whatever the app
 does. asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP, so this checks
-the socket `fullstory_emulator.server.listen` makes, on each server stack and through the real command.
+the socket `fullstory_emulator.server.listen` makes, on each server stack and through the real
+command.
 """
 
 from __future__ import annotations

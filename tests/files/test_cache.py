@@ -1,4 +1,5 @@
-"""The file cache (fullstory_emulator/files/cache.py): made once, kept within its budget, remade alike."""
+"""The file cache (fullstory_emulator/files/cache.py): made once, kept within its budget, remade
+alike."""
 
 from __future__ import annotations
 

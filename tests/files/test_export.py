@@ -1,5 +1,5 @@
-"""Export files as blocks (fullstory_emulator/files/export.py and pool.py): one gzip member whatever made
-it, the same bytes from one process and from worker processes."""
+"""Export files as blocks (fullstory_emulator/files/export.py and pool.py): one gzip member
+whatever made it, the same bytes from one process and from worker processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Properties of row selection (fullstory_emulator/export/select.py) over random seeds, segments, time
+"""Properties of row selection (files/select.py) over random seeds, segments, time
 ranges and scopes, checked against the world enumerated independently."""
 
 from __future__ import annotations

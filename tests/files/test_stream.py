@@ -1,5 +1,5 @@
-"""The export stream (fullstory_emulator/files/stream.py): formats, DEFLATE segments in one gzip member,
-determinism."""
+"""The export stream (fullstory_emulator/files/stream.py): formats, DEFLATE segments in one gzip
+member, determinism."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The control API (fullstory_emulator/control/): clock, lifecycle, faults, journal, rate limits, tenants,
-reset and scenarios, through real HTTP. In-process here; test_e2e_control.py drops real
+"""The control API (fullstory_emulator/control/): clock, lifecycle, faults, journal, rate limits,
+tenants, reset and scenarios, through real HTTP. In-process here; test_e2e_control.py drops real
 connections on a real server."""
 
 from __future__ import annotations

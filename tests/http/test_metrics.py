@@ -1,4 +1,4 @@
-"""Prometheus /metrics and JSON access logs (fullstory_emulator/metrics.py)."""
+"""Prometheus /metrics and JSON access logs (http/metrics.py)."""
 
 from __future__ import annotations
 

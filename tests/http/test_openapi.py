@@ -1,4 +1,4 @@
-"""/openapi.json (fullstory_emulator/openapi.py): a valid document that matches the routes served, and a
+"""/openapi.json (http/openapi.py): a valid document that matches the routes served, and a
 bounded schemathesis run against a live emulator with every check and every phase (stateful
 too): no 5xx, no response that breaks the document, no schema-valid request refused and no
 schema-violating one accepted (tests/schemathesis.toml lists the documented exceptions)."""

@@ -1,4 +1,5 @@
-"""Traffic's shape (fullstory_emulator/world/population.py): how many visits, when, and how it grows.
+"""Traffic's shape (fullstory_emulator/world/population.py): how many visits, when, and how it
+grows.
 
 The default world (1000 people, density 1) must hold a few hundred events in an hour of its
 latest data, follow a daily and a weekly rhythm in each visitor's local time, and grow over the

@@ -1,5 +1,5 @@
-"""A recorded org's shape over the world (fullstory_emulator/world/shape.py): its custom variables, its
-hosts and paths, only its fields, and as deterministic as the plain world."""
+"""A recorded org's shape over the world (fullstory_emulator/world/shape.py): its custom variables,
+its hosts and paths, only its fields, and as deterministic as the plain world."""
 
 from __future__ import annotations
 

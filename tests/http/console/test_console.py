@@ -1,6 +1,6 @@
-"""The console's pages (fullstory_emulator/http/console): served from the package with a strict content
-security policy, reached from `/` by a browser, needing no token themselves, and calling only
-control endpoints that exist and are documented. What the page does is tested in a real browser
+"""The console's pages (fullstory_emulator/http/console): served from the package with a strict
+content security policy, reached from `/` by a browser, needing no token themselves, and calling
+only control endpoints that exist and are documented. What the page does is tested in a real browser
 in tests/e2e/test_console.py."""
 
 from __future__ import annotations
