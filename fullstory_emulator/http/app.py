@@ -7,7 +7,8 @@ import difflib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from ..contract import STATES
@@ -36,7 +37,7 @@ from . import console, control, openapi, redact
 from .api import exports, operations, search, segments, storage
 from .faults import RAW_SEND, STORAGE_MESSAGE, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
-from .pipeline import STORAGE, Pipeline
+from .pipeline import API, CONTROL, STORAGE, Pipeline, area_of
 from .render import JsonRenderer, storage_busy, storage_error
 
 log = get_logger()  # the emulator's own messages; its access lines go to LOGGER.access
@@ -64,6 +65,30 @@ class EmulatorApp(Starlette):
         # answered by `crash`; Starlette raises it again for servers to log: it is no crash.
         with contextlib.suppress(ApiError, StorageError):
             await super().__call__(scope, receive, send)
+
+
+class AreaRouter(Router):
+    """One routing table per area (the FullStory API, storage downloads, the control plane),
+    chosen once by the area the pipeline decided (`scope["state"]["area"]`): a download is
+    never tried against the API's routes, nor an API call against the control plane's. The
+    whole list stays `routes` (an Allow header, a did-you-mean, an injected 429's name)."""
+
+    def __init__(self, routes: Sequence[BaseRoute], storage_prefix: str, **kwargs: Any) -> None:
+        super().__init__(list(routes), redirect_slashes=False, **kwargs)
+        tables: dict[str, list[BaseRoute]] = {API: [], STORAGE: [], CONTROL: []}
+        for route in routes:
+            tables[area_of(getattr(route, "path", ""), storage_prefix)].append(route)
+        self.tables = {
+            area: Router(table, redirect_slashes=False) for area, table in tables.items()
+        }
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        table = self.tables.get(scope.get("state", {}).get("area", ""))
+        if table is None or scope["type"] != "http":  # the lifespan; a request not piped
+            await super().app(scope, receive, send)
+            return
+        scope.setdefault("router", self)  # url_for sees every route
+        await table.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None) -> Starlette:
@@ -160,7 +185,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             Exception: crash,
         },
     )
-    app.router.redirect_slashes = False
+    app.router = AreaRouter(app.router.routes, f"/{settings.bucket}/", lifespan=lifespan)
     app.state.emulator = em
     app.state.renderer = renderer
     if settings.access_log == "json":

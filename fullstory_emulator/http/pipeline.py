@@ -55,6 +55,13 @@ BUCKET_ATTRIBUTE = "rate_limit_bucket"  # set on API endpoints by api.common.end
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
 
 
+def area_of(path: str, storage_prefix: str) -> str:
+    """The one place that tells the three apart by path (a request's, or a route's template)."""
+    if path.startswith(storage_prefix):
+        return STORAGE
+    return CONTROL if path.startswith(CONTROL_PREFIX) else API
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is asking: the API key's principal and tenant, a download's owner, or nobody."""
@@ -109,10 +116,7 @@ class Pipeline:
         self.hosts = emulator.settings.host_policy()
 
     def area_of(self, path: str) -> str:
-        """The one place that tells the three apart by path."""
-        if path.startswith(self.storage_prefix):
-            return STORAGE
-        return CONTROL if path.startswith(CONTROL_PREFIX) else API
+        return area_of(path, self.storage_prefix)
 
     def _caller(self, headers: Headers, path: str, area: str) -> Caller:
         header = headers.get("authorization")

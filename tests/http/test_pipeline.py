@@ -7,6 +7,7 @@ from datetime import timedelta
 import anyio
 import httpx
 import pytest
+from starlette.routing import Route
 
 from fullstory_emulator.exports import service
 from fullstory_emulator.files.export import ExportJob
@@ -172,3 +173,26 @@ def test_a_control_call_that_moves_the_clock_answers_with_the_time_after(harness
     # the next request of that tenant reads the moved clock
     moved = harness.client.get("/segments/v1", headers=AUTH)
     assert parse(moved.headers["X-Emulator-Now"]) == after
+
+
+def test_each_area_is_routed_by_its_own_table_only(harness, monkeypatch):
+    """A download is never tried against the API's or the control plane's routes, an API call
+    never against the control plane's: one routing table per area, chosen once."""
+    op = harness.finish(harness.create())
+    location = harness.location(op["results"]["searchExportId"])
+    tried: list[str] = []
+    matches = Route.matches
+
+    def counting(self, scope):
+        tried.append(self.path)
+        return matches(self, scope)
+
+    monkeypatch.setattr(Route, "matches", counting)
+    assert harness.client.get(location).status_code == 200
+    assert tried and all(path.startswith("/fullstory-emulator-exports/") for path in tried)
+    tried.clear()
+    assert harness.client.get("/segments/v1", headers=AUTH).status_code == 200
+    assert tried and not any(path.startswith(("/__emulator", "/fullstory-")) for path in tried)
+    tried.clear()
+    assert harness.client.get("/__emulator/faults").status_code == 200
+    assert tried and all(path.startswith("/__emulator") for path in tried)
