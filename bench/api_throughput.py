@@ -1,12 +1,13 @@
 """API throughput and latency as a client feels them, as ratios to a bare app on the same stack.
 
-The emulator runs as users run it (`python -m fullstory_emulator.cli`, uvicorn's access log on, to
-/dev/null), in memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
-/operations/v1/{id} on one replica of an export made through another); a bare Starlette app
-with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same
-socket). Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
-(throughput), a few seconds each.
-The servers are pinned to CPU 0 and wrk to CPU 1.
+The emulator runs as users run it (`python -m fullstory_emulator.cli`), its access log off as
+the bare app's is (the ratios are the app's cost alone; the log's cost is a line of its own), in
+memory, with --data-dir, and as a replica with --store (PostgreSQL: GET /operations/v1/{id} on
+one replica of an export made through another); a bare Starlette app with one JSON route runs on
+the same server stack (`fullstory_emulator.server.STACK`, the same socket), and WireMock serves
+the emulator's own `GET /segments/v1/everyone` body from a mapping, as a peer mock server.
+Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
+(throughput), a few seconds each. The servers are pinned to CPU 0 and wrk to CPU 1.
 
 The machines are shared and noisy, so all the servers stay up and the runs are interleaved in
 rounds (bare app, then each endpoint, then again), and each figure is the median over the
@@ -21,7 +22,13 @@ from spawning `fullstory-emulator` to its first 200.
     python bench/api_throughput.py --markdown      # also the README table
     python bench/api_throughput.py --stacks        # uvicorn (h11 / httptools / uvloop) vs granian
     python bench/api_throughput.py --profile       # cProfile of GET /operations/v1/{id}
-    python bench/api_throughput.py --emulator-args="--access-log off"
+    python bench/api_throughput.py --emulator-args="--workers 2"
+    python bench/api_throughput.py --wiremock off  # without WireMock (default: if found)
+
+WireMock runs when `java` and its standalone jar are found: `--wiremock PATH`, or the jar the
+npm package `wiremock` bundles, `npm install --prefix /tmp/wm-cache wiremock@3.13.2` (looked
+for under ./node_modules and $TMPDIR/wm-cache/node_modules). It runs as mock servers are
+benchmarked: no request journal, no request logging, pinned to the servers' CPU.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "na1.emulator-demo-key"
 HOST = "127.0.0.1"
+ACCESS_LOGGED = "+ log"  # the in-memory emulator with uvicorn's text access log on
 EXPORT_BODY = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
 
 
@@ -64,6 +72,15 @@ def export_body() -> dict:
     return {**EXPORT_BODY, "timeRange": {"start": stamp(end - 3600), "end": stamp(end)}}
 
 
+WIREMOCK = "WireMock"
+SEGMENT = "GET /segments/v1/everyone"
+OPERATION = "GET /operations/v1/{id} (pending)"
+GOALS = (  # issue 22: (what, the target's figure / the yardstick's, at least (or at most))
+    ("in memory GET segment req/s / WireMock's", 1.5),
+    ("in memory GET segment req/s / the bare app's", 0.55),
+    ("in memory GET segment p99 / the bare app's (at most)", 2.0),
+    ("--data-dir GET operation req/s / the bare app's", 0.3),
+)
 SERVER_CPU, WRK_CPU = 0, 1
 NOISY = 0.10  # share of the server's core taken by other processes that marks a figure noisy
 CONNECTIONS = (1, 32)
@@ -374,19 +391,11 @@ def endpoints(port: int) -> list[tuple[str, str, bool]]:
     assert status == 200, body
     search_id = json.loads(call(port, f"/operations/v1/{done}")[1])["results"]["searchExportId"]
     return [
-        ("GET /segments/v1/everyone", "/segments/v1/everyone", False),
-        ("GET /operations/v1/{id} (pending)", f"/operations/v1/{pending}", False),
+        (SEGMENT, "/segments/v1/everyone", False),
+        (OPERATION, f"/operations/v1/{pending}", False),
         ("GET /search/v1/exports/{id}/results", f"/search/v1/exports/{search_id}/results", False),
         ("POST /segments/v1/exports", "/segments/v1/exports", True),
     ]
-
-
-def writes_access_log(flags: Sequence[str]) -> bool:
-    """Whether the emulator, given these flags, writes uvicorn's access log: the bare app then
-    writes it too, so that the ratio is the app's cost alone."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--access-log", default="text")
-    return parser.parse_known_args(flags)[0].access_log == "text"
 
 
 def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
@@ -397,17 +406,17 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
     cases: list[Case] = []
     with contextlib.ExitStack() as stack:
         port = ports.take()
-        command = [sys.executable, __file__, "--serve-bare", str(port)]
-        command += [] if writes_access_log(extra) else ["--no-access-log"]
+        command = [sys.executable, __file__, "--serve-bare", str(port), "--no-access-log"]
         server = stack.enter_context(running(command, port, "/"))
         bare = {
             c: Case("bare app", "GET /", c, f"http://{HOST}:{port}/", server.pid)
             for c in CONNECTIONS
         }
         cases += bare.values()
-        for target, flags in (
-            ("in memory", []),
-            ("--data-dir", ["--data-dir", str(work / "data")]),
+        for target, flags, count in (
+            ("in memory", [], None),
+            ("--data-dir", ["--data-dir", str(work / "data")], None),
+            (ACCESS_LOGGED, ["--access-log", "text"], 1),  # GET segment: what the log costs
         ):
             port = ports.take()
             command = [
@@ -418,19 +427,70 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
                 str(port),
                 *EMULATOR_FLAGS,
             ]
-            command += ["--export-duration", "1d", *flags, *extra]
+            command += ["--export-duration", "1d", "--access-log", "off", *flags, *extra]
             server = stack.enter_context(running(command, port, "/__emulator/health"))
-            for label, path, post in endpoints(port):
+            if target == "in memory":
+                segment = call(port, "/segments/v1/everyone")[1]
+            for label, path, post in endpoints(port)[:count]:
                 url, script = f"http://{HOST}:{port}{path}", lua if post else None
                 cases += [
                     Case(target, label, c, url, server.pid, script, bare=bare[c])
                     for c in CONNECTIONS
                 ]
+        jar = wiremock_jar(args.wiremock)
+        if jar:
+            cases += wiremock_cases(jar, segment, ports, stack, work, bare)
         store = stack.enter_context(postgres_store(args.postgres))
         if store:
             cases += replica_cases(store, ports, stack, [*extra], bare)
         rounds(cases, args.rounds, args.seconds)
     return cases
+
+
+def wiremock_jar(choice: str) -> Path | None:
+    """WireMock's standalone jar (None, and a note, without it or java): `choice` is a path,
+    "off", or "auto" (the jar npm's `wiremock` package bundles, where the docs install it)."""
+    if choice == "off":
+        return None
+    if not shutil.which("java"):
+        print("java is not installed: no WireMock figures")
+        return None
+    if choice != "auto":
+        return Path(choice)
+    for modules in (ROOT / "node_modules", Path(tempfile.gettempdir()) / "wm-cache/node_modules"):
+        for jar in sorted(modules.glob("wiremock/build/wiremock-standalone-*.jar")):
+            return jar
+    print(
+        "no WireMock jar: no WireMock figures "
+        "(npm install --prefix /tmp/wm-cache wiremock@3.13.2, or --wiremock PATH)"
+    )
+    return None
+
+
+def wiremock_cases(
+    jar: Path, body: bytes, ports: Ports, stack: contextlib.ExitStack, work: Path, bare: dict
+) -> list[Case]:
+    """WireMock answering GET /segments/v1/everyone with the emulator's own bytes (a "body"
+    string keeps them exact; jsonBody would serialize again), warmed up for its JIT."""
+    root = work / "wiremock"
+    (root / "mappings").mkdir(parents=True)
+    mapping = {
+        "request": {"method": "GET", "url": "/segments/v1/everyone"},
+        "response": {
+            "status": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": body.decode(),
+        },
+    }
+    (root / "mappings" / "segment.json").write_text(json.dumps(mapping))
+    port = ports.take()
+    command = ["java", "-jar", str(jar), "--port", str(port), "--bind-address", HOST]
+    command += ["--root-dir", str(root), "--no-request-journal", "--disable-request-logging"]
+    command += ["--disable-banner"]
+    server = stack.enter_context(running(command, port, "/segments/v1/everyone"))
+    url = f"http://{HOST}:{port}/segments/v1/everyone"
+    wrk(url, max(CONNECTIONS), 5, server.pid, None)  # the JIT compiles the hot path
+    return [Case(WIREMOCK, SEGMENT, c, url, server.pid, bare=bare[c]) for c in CONNECTIONS]
 
 
 @contextlib.contextmanager
@@ -477,6 +537,50 @@ def replica_cases(
     label, path, _ = endpoints(first)[1]  # the pending operation, created through the first
     url = f"http://{HOST}:{port}{path}"
     return [Case("PG replica", label, c, url, server.pid, bare=bare[c]) for c in CONNECTIONS]
+
+
+def access_log_cost(cases: list[Case]) -> None:
+    """The text access log's own line: the same endpoint with and without it."""
+    for logged in (c for c in cases if c.target == ACCESS_LOGGED):
+        plain = next(
+            c
+            for c in cases
+            if c.target == "in memory"
+            and c.endpoint == logged.endpoint
+            and c.connections == logged.connections
+        )
+        with_log, without = logged.result, plain.result
+        print(
+            f"access log (text) on {logged.endpoint} c={logged.connections}: "
+            f"{with_log.cpu_us - without.cpu_us:+.0f} µs CPU/req, "
+            f"x{with_log.rps / without.rps:.2f} the req/s without it"
+        )
+
+
+def goals(cases: list[Case]) -> list[tuple[str, float, float]]:
+    """Issue 22's goals at full concurrency: (what, the figure, the goal), for what was run."""
+    at = {(c.target, c.endpoint): c.result for c in cases if c.connections == max(CONNECTIONS)}
+    bare, segment = at.get(("bare app", "GET /")), at.get(("in memory", SEGMENT))
+    wiremock, operation = at.get((WIREMOCK, SEGMENT)), at.get(("--data-dir", OPERATION))
+    figures = [
+        segment.rps / wiremock.rps if segment and wiremock else None,
+        segment.rps / bare.rps if segment and bare else None,
+        segment.p99_ms / bare.p99_ms if segment and bare else None,
+        operation.rps / bare.rps if operation and bare else None,
+    ]
+    return [
+        (what, figure, goal)
+        for (what, goal), figure in zip(GOALS, figures, strict=True)
+        if figure is not None
+    ]
+
+
+def report_goals(cases: list[Case]) -> None:
+    for what, figure, goal in goals(cases):
+        at_most = "(at most)" in what
+        met = figure <= goal if at_most else figure >= goal
+        verdict = "met" if met else f"missed by {abs(figure / goal - 1):.0%}"
+        print(f"goal: {what} = {figure:.2f} (goal {goal}): {verdict}", flush=True)
 
 
 def saturation_check(cases: list[Case]) -> None:
@@ -655,6 +759,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="PostgreSQL for the replica figures (default: a throwaway server, if installed)",
     )
     parser.add_argument(
+        "--wiremock",
+        default="auto",
+        metavar="JAR",
+        help="WireMock's standalone jar, or off (default: npm's bundled jar, if found)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0,
@@ -685,6 +795,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for case in cases:
         report(case, case.result, width=34 if args.stacks else 11)
     if not args.stacks:
+        report_goals(cases)
+        access_log_cost(cases)
         saturation_check(cases)
         runs = 3
         started = cold_start(ports, runs, shlex.split(args.emulator_args))
