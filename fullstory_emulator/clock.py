@@ -139,6 +139,7 @@ class Clock:
             begin = check_instant(start, "the start time").timestamp() if start else clamp(now)
             backend = MemoryClockBackend(ClockState.starting(begin, frozen, now))
         self._backend = backend
+        self._last: ClockState | None = None  # the state last read or written by this process
 
     # -- reading ----------------------------------------------------------------------------
     def _base(self, state: ClockState) -> float:
@@ -157,7 +158,18 @@ class Clock:
         return datetime.fromtimestamp(round(clamp(seconds), 6), UTC)
 
     def now(self, tenant: str | None = None) -> datetime:
-        return self._instant(self._read(self._backend.load(), tenant))
+        self._last = state = self._backend.load()
+        return self._instant(self._read(state, tenant))
+
+    def last_known(self, tenant: str | None = None) -> datetime:
+        """The time as of the state this process last read or wrote, without asking the store:
+        for answers that must not wait behind a store locked elsewhere (the health check, the
+        X-Emulator-Now of a control call). Exact in one process; with several, a move made by
+        another shows once this one next reads the clock."""
+        state = self._last
+        if state is None:
+            return self.now(tenant)
+        return self._instant(self._read(state, tenant))
 
     def frozen(self, tenant: str | None = None) -> bool:
         state = self._backend.load()
@@ -168,7 +180,8 @@ class Clock:
 
     # -- moving -----------------------------------------------------------------------------
     def _change(self, tenant: str | None, change: Callable[[ClockState], ClockState]) -> datetime:
-        return self._instant(self._read(self._backend.update(change), tenant))
+        self._last = state = self._backend.update(change)
+        return self._instant(self._read(state, tenant))
 
     def _moved(self, state: ClockState, tenant: str | None, target: float) -> ClockState:
         """`state` with the tenant's view (or the instance clock) reading `target` now."""
@@ -236,4 +249,4 @@ class Clock:
                 return replace(state, views={k: v for k, v in state.views.items() if k != tenant})
             return ClockState.starting(state.start, state.start_frozen, self._counter())
 
-        self._backend.update(change)
+        self._last = self._backend.update(change)

@@ -91,6 +91,15 @@ def _seconds(text: str) -> float:
     return parse_seconds(text)
 
 
+def _url_ttl(text: str) -> float:
+    """Seconds, at least one: a signed URL's X-Goog-Expires is 1 or more, as the control API's
+    urlTtl holds it."""
+    value = parse_seconds(text)
+    if value < 1:
+        raise ValueError(f"{value:g}s is less than 1s: a signed URL lives at least a second")
+    return value
+
+
 def _int_range(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -312,7 +321,7 @@ class Settings:
     export_duration_per_million: float = _option(
         10.0, _seconds, "extra PENDING seconds per million exported events", metavar="SECONDS"
     )
-    url_ttl: float = _option(300.0, _seconds, "download URL lifetime in seconds", metavar="SECONDS")
+    url_ttl: float = _option(300.0, _url_ttl, "download URL lifetime in seconds", metavar="SECONDS")
     export_retention: float = _option(
         7 * 86400.0,
         _seconds,

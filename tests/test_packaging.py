@@ -90,6 +90,10 @@ def test_wheel_carries_licence_types_and_fixtures(dist):
     assert packaged <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith("tests/") for n in names)  # tests ship in the sdist only
+    # One import name, the distribution's: a top-level `emulator` (another PyPI project's name)
+    # would overwrite, or be overwritten by, that project installed alongside.
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"fullstory_emulator"}
 
 
 @pytest.fixture(scope="module")

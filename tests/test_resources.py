@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fullstory_emulator.resources import EXAMPLES, fixture, user_file
+from fullstory_emulator.resources import EXAMPLES, USER_FILE_LIMIT, fixture, user_file
 from tests.helpers import ROOT
 
 
@@ -42,3 +42,18 @@ def test_an_unknown_bare_name_lists_the_examples(tmp_path, monkeypatch):
     )
     with pytest.raises(ValueError, match=r"\(packaged: none\)"):
         user_file("scenarios", Path("mine"))
+
+
+@pytest.mark.parametrize("kind", ["keys", "segments", "scenarios"])
+def test_a_user_file_that_cannot_be_read_whole_is_refused_before_reading(kind, tmp_path):
+    zero = tmp_path / "zero.json"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match=rf"--{kind} .*zero.json: not a regular file"):
+        user_file(kind, zero)
+    with pytest.raises(ValueError, match="not a regular file"):
+        user_file(kind, tmp_path)
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as file:
+        file.truncate(USER_FILE_LIMIT + 1)  # sparse: no disk used
+    with pytest.raises(ValueError, match=r"16,777,217 bytes, over the limit of 16,777,216"):
+        user_file(kind, huge)

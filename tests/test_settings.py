@@ -225,6 +225,16 @@ def test_max_export_events_refuses_what_is_not_a_count(text, capsys):
     assert "--max-export-events" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["0", "0.5", "500ms"])
+def test_a_url_ttl_under_a_second_is_refused_as_the_control_api_refuses_it(text, capsys):
+    with pytest.raises(SettingsError, match=r"URL_TTL: .* less than 1s"):
+        Settings.load({}, {"FULLSTORY_EMULATOR_URL_TTL": text})
+    with pytest.raises(SystemExit):
+        settings_from(["--url-ttl", text], environ={})
+    assert "--url-ttl" in capsys.readouterr().err
+    assert Settings.load({}, {"FULLSTORY_EMULATOR_URL_TTL": "1"}).url_ttl == 1
+
+
 @pytest.mark.parametrize("text", ["0", "999999", "512KiB"])
 def test_a_file_cache_smaller_than_a_megabyte_is_refused(text):
     with pytest.raises(SettingsError, match=r"FILE_CACHE_BYTES: .* is less than 1MB; .* 507"):

@@ -31,7 +31,8 @@ from tests.helpers import ROOT
      ("7d", 604800), ("1w", 604800)],
 )  # fmt: skip
 def test_a_duration_means_the_same_to_the_server_and_the_client(text, seconds):
-    assert Settings.load(environ={"FULLSTORY_EMULATOR_URL_TTL": text}).url_ttl == seconds
+    loaded = Settings.load(environ={"FULLSTORY_EMULATOR_EXPORT_DURATION": text})
+    assert loaded.export_duration == seconds
     if not text.replace(".", "").isdigit():
         assert export_cli.parse_duration(text) == timedelta(seconds=seconds)
 

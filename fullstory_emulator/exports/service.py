@@ -500,12 +500,17 @@ class ExportService:
         object_name: str,
         query: Sequence[tuple[str, str]],
         control: ControlView,
+        found: tuple[OperationRecord | None, datetime] | None = None,
     ) -> Download:
         """Verify the signed URL (its query as sent, repeats and all; a HEAD verifies as the GET
-        it was signed for) and describe the file; `control` is the view of the export's tenant.
-        The ETag is the job's digest, known before the file is made."""
-        record = self.export_of(object_name)
-        now = self.clock.now(record.tenant if record else None)
+        it was signed for) and describe the file; `control` is the view of the export's tenant,
+        `found` the export (`export_of`) and the time on its tenant's clock when the caller
+        already looked them up. The ETag is the job's digest, known before the file is made."""
+        if found is None:
+            record = self.export_of(object_name)
+            now = self.clock.now(record.tenant if record else None)
+        else:
+            record, now = found
         self.signer.verify(method, self.signer.path_for(object_name), query, now)
         missing = NoSuchKey(
             f"No such object: {self.signer.bucket}/{echo(object_name, quote=False)}"

@@ -50,7 +50,15 @@ class ExportJob:
     recorded: replay.RecordedRows | None = None  # the recorded rows that answer it instead
 
     def key(self) -> str:
-        """A digest of the job: equal keys, equal bytes (the file's ETag and cache name)."""
+        """A digest of the job: equal keys, equal bytes (the file's ETag and cache name).
+        Computed once per job (a download names it as its ETag, then opens the file by it)."""
+        known: str | None = self.__dict__.get("_key")
+        if known is None:
+            known = self._digest()
+            object.__setattr__(self, "_key", known)  # not a field: equality and hash ignore it
+        return known
+
+    def _digest(self) -> str:
         replayed = {}  # only when replaying, so that other files keep their names
         if self.shape is not None:
             replayed["shape"] = self.shape.digest

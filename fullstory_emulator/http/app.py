@@ -36,8 +36,8 @@ from . import console, control, openapi, redact
 from .api import exports, operations, search, segments, storage
 from .faults import RAW_SEND, STORAGE_MESSAGE, ConnectionDropped
 from .metrics import CONTENT_TYPE, Metrics
-from .pipeline import Pipeline
-from .render import JsonRenderer, storage_error
+from .pipeline import STORAGE, Pipeline
+from .render import JsonRenderer, storage_busy, storage_error
 
 log = get_logger()  # the emulator's own messages; its access lines go to LOGGER.access
 
@@ -79,11 +79,8 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        if isinstance(exc, StoreBusy) and request.url.path.startswith(f"/{settings.bucket}/"):
-            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
-            response = storage_error(busy)
-            response.headers.update(exc.headers)
-            return response
+        if isinstance(exc, StoreBusy) and _is_download(request):
+            return storage_busy(exc)
         return renderer.error(exc)
 
     async def storage_failure(request: Request, exc: Exception) -> Response:
@@ -128,7 +125,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         if not isinstance(exc, ConnectionDropped):  # a fault rule, not a crash
             log.exception("unhandled error on %s %s", request.method, request.url.path)
         details = "internal error in the emulator; see its log"
-        if request.url.path.startswith(f"/{settings.bucket}/"):  # a download: storage's XML
+        if _is_download(request):  # storage's XML
             return storage_error(StorageError.for_status(500, STORAGE_MESSAGE, details))
         return renderer.error(Internal(details))
 
@@ -185,6 +182,11 @@ def _allowed_methods(request: Request) -> str:
     literal = [route for route in fitting if route.path == request.url.path]
     methods = {method for route in literal or fitting for method in route.methods or ()}
     return ", ".join(sorted(methods))
+
+
+def _is_download(request: Request) -> bool:
+    """Whether the pipeline found the path to be the storage side's (its one decision)."""
+    return bool(request.scope.get("state", {}).get("area") == STORAGE)
 
 
 def _did_you_mean(request: Request) -> str:

@@ -11,14 +11,14 @@ bodies only (hosts.HostPolicy: DNS rebinding and web pages posting here)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote
 
+import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,13 +38,16 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..instance import Emulator
-from ..store.records import FaultRule
+from ..store.records import FaultRule, OperationRecord
 from ..timestamps import format_api
 from . import faults, redact
 from .metrics import Metrics
-from .render import JsonRenderer, storage_error
+from .render import JsonRenderer, storage_busy, storage_error
 
 CONTROL_PREFIX = "/__emulator"
+# Which of the three the path is for, decided once per request (Pipeline.area_of) and kept in
+# the scope's state as "area": the FullStory API, storage downloads, the control plane.
+API, STORAGE, CONTROL = "api", "storage", "control"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
 BUCKET_ATTRIBUTE = "rate_limit_bucket"  # set on API endpoints by api.common.endpoint
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
@@ -58,6 +61,8 @@ class Caller:
     principal: Principal | None = None
     refusal: ApiError | None = None  # why an Authorization header was refused
     authorization: bool = False  # whether the request carried one
+    # A download without a key: the export its path names (None: none), looked up once.
+    export: tuple[OperationRecord | None] | None = None
 
     def require(self) -> Principal:
         """The principal, for routes that need an API key."""
@@ -66,6 +71,18 @@ class Caller:
                 "missing Authorization header; send 'Authorization: Basic <your API key>'"
             )
         return self.principal
+
+
+@dataclass
+class _Resolved:
+    """What the pipeline learns before the route (Pipeline._resolve)."""
+
+    caller: Caller
+    at: datetime | None = None  # the request's one clock reading (None: not yet, or no store)
+    view: ControlView | None = None  # the tenant's control view, off the control API
+    rule: FaultRule | None = None  # the fault rule this request takes
+    refused: ApiError | None = None  # a malformed X-Emulator-Fault header
+    away: StoreBusy | None = None  # the store could not be reached
 
 
 def caller_of(request: Request) -> Caller:
@@ -89,7 +106,13 @@ class Pipeline:
         self.storage_prefix = f"/{emulator.settings.bucket}/"
         self.hosts = emulator.settings.host_policy()
 
-    def _caller(self, headers: Headers, path: str) -> Caller:
+    def area_of(self, path: str) -> str:
+        """The one place that tells the three apart by path."""
+        if path.startswith(self.storage_prefix):
+            return STORAGE
+        return CONTROL if path.startswith(CONTROL_PREFIX) else API
+
+    def _caller(self, headers: Headers, path: str, area: str) -> Caller:
         header = headers.get("authorization")
         if header is not None:
             try:
@@ -97,10 +120,37 @@ class Pipeline:
             except ApiError as exc:
                 return Caller(None, refusal=exc, authorization=True)
             return Caller(principal.tenant, principal, authorization=True)
-        if path.startswith(self.storage_prefix):
-            record = self.em.exports.export_of(unquote(path[len(self.storage_prefix) :]))
-            return Caller(record.tenant if record else None)
+        if area == STORAGE:
+            # The server already decoded the path, as the route's `object` sees it.
+            record = self.em.exports.export_of(path[len(self.storage_prefix) :])
+            return Caller(record.tenant if record else None, export=(record,))
         return Caller(None)
+
+    def _resolve(self, scope: Scope, headers: Headers, area: str) -> _Resolved:
+        """All the store work before the route, in one call (one thread hop when the store may
+        wait): the caller; off the control API, the tenant's control view and the fault rule it
+        takes; and the request's one clock reading, unless a rule's latency holds the request
+        first (its answer is judged when it is handled, after the wait); or why the store could
+        not be reached."""
+        try:
+            caller = self._caller(headers, scope["path"], area)
+        except StoreBusy as exc:
+            return _Resolved(Caller(None), away=exc)
+        found = _Resolved(caller)
+        try:
+            if area != CONTROL:
+                found.view = view = self.em.control.view(caller.tenant)
+                try:
+                    found.rule = self._fault(scope, headers, view)
+                except StoreBusy:
+                    raise
+                except ApiError as exc:  # a malformed X-Emulator-Fault header
+                    found.refused = exc
+            if found.rule is None or not found.rule.latency_ms:
+                found.at = self.em.clock.now(caller.tenant)
+        except StoreBusy as exc:
+            found.away = exc
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,53 +160,33 @@ class Pipeline:
         headers = Headers(scope=scope)
         path: str = scope["path"]
         state = scope.setdefault("state", {})
+        state["area"] = area = self.area_of(path)
+        control = area == CONTROL
         began = time.perf_counter()
         status: int | None = None
         retry_after: int | None = None  # the answer's Retry-After, which a judge holds it to
         sent = 0
-        at: datetime | None = None
-        away: StoreBusy | None = None  # the store could not be reached
-        refusal = self._guard(scope, headers, path)
-        try:
-            caller = self._caller(headers, path) if refusal is None else Caller(None)
-            at = em.clock.now(caller.tenant)
-        except StoreBusy as exc:
-            caller, away = Caller(None), exc
+        refusal = self._guard(scope, headers, area)
+        if refusal is not None:  # nothing to look up for a request refused
+            found = _Resolved(Caller(None), at=em.clock.last_known())
+        elif em.store.blocking:
+            found = await run_in_threadpool(self._resolve, scope, headers, area)
+        else:
+            found = self._resolve(scope, headers, area)
+        caller, at, view, away, rule = found.caller, found.at, found.view, found.away, found.rule
         state["caller"] = caller
+        state["now"] = at
+        if view is not None:
+            state["control"] = view
+        recorded = False
 
-        async def stamped(message: Message) -> None:
-            nonlocal status, retry_after, sent
-            if message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif message["type"] == "http.response.start":
-                status = message["status"]
-                retry_after = _retry_after(message.get("headers", ()))
-                extra = []
-                with contextlib.suppress(StoreBusy):  # no time to tell without the store
-                    now = format_api(em.clock.now(caller.tenant)).encode()
-                    extra.append((b"x-emulator-now", now))
-                extra.append((b"x-emulator-worker", WORKER))
-                if state.get("fault"):  # an injected answer says so, in a header only
-                    extra.append((b"x-emulator-fault", state["fault"].encode("latin-1")))
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        try:
-            if refusal is not None:
-                await refusal(scope, receive, stamped)
+        async def record() -> None:
+            """The journal entry and metrics, once, before the answer's last byte leaves: a
+            client that reads the journal right after its download sees the download."""
+            nonlocal recorded
+            if recorded:
                 return
-            if away is None and not path.startswith(CONTROL_PREFIX):
-                try:
-                    state["control"] = view = em.control.view(caller.tenant)
-                except StoreBusy as exc:
-                    away = exc
-            if away is not None:
-                await self._unavailable(away, path)(scope, receive, stamped)
-            elif path.startswith(CONTROL_PREFIX):
-                await self.app(scope, receive, stamped)
-            else:
-                await self._with_faults(scope, receive, stamped, headers, view)
-        finally:
+            recorded = True
             entry = {
                 "method": scope["method"],
                 "path": redact.path(path),
@@ -172,33 +202,76 @@ class Pipeline:
             }
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.observe(entry, template, sent, path.startswith(self.storage_prefix))
+            self.metrics.observe(entry, template, sent, area == STORAGE)
             # A refused request is counted, not journaled: a page elsewhere must not be able
             # to fill the journal, and it reached nothing of the tenant's.
-            journaled = not path.startswith(CONTROL_PREFIX) and path not in UNJOURNALED
-            if journaled and refusal is None:
-                em.store.append_journal(entry)
+            if not control and path not in UNJOURNALED and refusal is None:
+                if em.store.blocking:
+                    await run_in_threadpool(em.store.append_journal, entry)
+                else:
+                    em.store.append_journal(entry)
+
+        async def stamped(message: Message) -> None:
+            nonlocal status, retry_after, sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await record()
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+                retry_after = _retry_after(message.get("headers", ()))
+                extra = []
+                # A control call may have moved the clock: its answer tells the time after.
+                now = em.clock.last_known(caller.tenant) if control else at
+                if now is not None:  # none when the store could not tell it
+                    extra.append((b"x-emulator-now", format_api(now).encode()))
+                extra.append((b"x-emulator-worker", WORKER))
+                if state.get("fault"):  # an injected answer says so, in a header only
+                    extra.append((b"x-emulator-fault", state["fault"].encode("latin-1")))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, stamped)
+            elif found.refused is not None:
+                await self.renderer.error(found.refused)(scope, receive, stamped)
+            elif away is None and rule is not None:
+                state["fault"] = describe_fault(rule)
+                if rule.latency_ms:
+                    await asyncio.sleep(rule.latency_ms / 1000)
+                    # Handled now: the one clock reading is taken after the wait.
+                    try:
+                        if em.store.blocking:
+                            at = await run_in_threadpool(em.clock.now, caller.tenant)
+                        else:
+                            at = em.clock.now(caller.tenant)
+                        state["now"] = at
+                    except StoreBusy as exc:
+                        away = exc
+                if away is not None:
+                    await self._unavailable(away, area)(scope, receive, stamped)
+                else:
+                    assert view is not None  # a rule is taken through the tenant's view
+                    await self._with_faults(scope, receive, stamped, rule, view)
+            elif away is not None:
+                await self._unavailable(away, area)(scope, receive, stamped)
+            else:
+                await self.app(scope, receive, stamped)
+        finally:
+            with anyio.CancelScope(shield=True):  # a client gone still leaves its entry
+                await record()
 
     async def _with_faults(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, view: ControlView
+        self, scope: Scope, receive: Receive, send: Send, rule: FaultRule, view: ControlView
     ) -> None:
-        try:
-            rule = self._fault(scope, headers, view)
-        except ApiError as exc:
-            await self.renderer.error(exc)(scope, receive, send)
-            return
-        if rule is None:
-            await self.app(scope, receive, send)
-            return
-        scope["state"]["fault"] = describe_fault(rule)
-        if rule.latency_ms:
-            await asyncio.sleep(rule.latency_ms / 1000)
+        """Carry out the rule taken (its latency already waited)."""
         if rule.drop:
             await faults.drop(scope)
             return
-        storage = scope["path"].startswith(self.storage_prefix)
+        storage = scope["state"]["area"] == STORAGE
         if rule.expired and storage:
-            now = self.em.clock.now(scope["state"]["caller"].tenant)
+            now = scope["state"]["now"]  # the request's one clock reading
             query = scope.get("query_string", b"").decode("latin-1")
             await faults.expired(query, now)(scope, receive, send)
             return
@@ -217,7 +290,7 @@ class Pipeline:
         except faults.Cut:
             return
 
-    def _guard(self, scope: Scope, headers: Headers, path: str) -> Response | None:
+    def _guard(self, scope: Scope, headers: Headers, area: str) -> Response | None:
         """The refusal of a request no one should make of a local emulator, or None: a Host it
         does not answer to (421, on every path: a rebinding domain reads its answers), and on
         the control API a foreign Origin (403) or a body that is not JSON (415), which a web
@@ -225,10 +298,10 @@ class Pipeline:
         host = headers.get("host")
         if not self.hosts.allows_host(host):
             message = self.hosts.host_refusal(host or "")
-            if path.startswith(self.storage_prefix):
+            if area == STORAGE:
                 return storage_error(StorageError.for_status(421, "Misdirected request.", message))
             return self.renderer.error(MisdirectedRequest(message))
-        if not path.startswith(CONTROL_PREFIX):
+        if area != CONTROL:
             return None
         origin = headers.get("origin")
         if origin is not None and not self.hosts.allows_origin(origin, scope["scheme"], host):
@@ -244,13 +317,10 @@ class Pipeline:
             )
         return None
 
-    def _unavailable(self, exc: StoreBusy, path: str) -> Response:
+    def _unavailable(self, exc: StoreBusy, area: str) -> Response:
         """A 503 in the contract's shape: JSON for the API, Cloud Storage XML for downloads."""
-        if path.startswith(self.storage_prefix):
-            busy = StorageError.for_status(503, "Service unavailable; retry.", exc.message)
-            response = storage_error(busy)
-            response.headers.update(exc.headers)
-            return response
+        if area == STORAGE:
+            return storage_busy(exc)
         return self.renderer.error(exc)
 
     def _fault(self, scope: Scope, headers: Headers, view: ControlView) -> FaultRule | None:

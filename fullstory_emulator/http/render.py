@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 import orjson
 from starlette.responses import Response
 
-from ..errors import ApiError, StorageError
+from ..errors import ApiError, StorageError, StoreBusy
 
 # What Go's encoder escapes inside strings, as UTF-8 bytes and their escapes.
 _GO_ESCAPES = (
@@ -73,3 +73,13 @@ def storage_error(exc: StorageError) -> Response:
         status_code=exc.status,
         headers={**exc.headers, "Content-Type": "application/xml; charset=UTF-8"},
     )
+
+
+def storage_busy(exc: StoreBusy) -> Response:
+    """The store unreachable during a download: Cloud Storage's 503 XML, with the API's
+    Retry-After."""
+    response = storage_error(
+        StorageError.for_status(503, "Service unavailable; retry.", exc.message)
+    )
+    response.headers.update(exc.headers)
+    return response

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
+import httpx
 import pytest
 
+from fullstory_emulator.files.export import ExportJob
+from fullstory_emulator.http.pipeline import Pipeline
 from tests.helpers import AUTH, START, parse
 
 
@@ -44,3 +48,78 @@ def test_a_refused_key_is_refused_by_the_route_that_needs_it(harness):
     assert harness.client.get("/segments/v1", headers=bad).status_code == 401
     assert harness.client.get("/__emulator/clock", headers=bad).status_code == 401
     assert harness.client.get("/__emulator/health", headers=bad).status_code == 200
+
+
+def test_a_download_is_journaled_before_its_last_byte(harness):
+    """A client that reads the journal as soon as its download ends sees the download: the
+    entry is written before the answer's last byte, not after it. (ASGI messages, not HTTP:
+    what is asserted is their order.)"""
+    op = harness.finish(harness.create())
+    url = httpx.URL(harness.location(op["results"]["searchExportId"]))
+    journal = harness.em.store.journal
+    before = len(journal(None))
+    seen: list[list[dict]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": url.scheme,
+        "path": url.path,
+        "raw_path": url.raw_path.partition(b"?")[0],
+        "query_string": url.query,
+        "headers": [(b"host", url.netloc)],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", url.port or 80),
+        "root_path": "",
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            seen.append(journal(None)[before:])
+
+    anyio.run(harness.client.app, scope, receive, send)
+    assert len(seen) == 1
+    assert [(entry["method"], entry["status"]) for entry in seen[0]] == [("GET", 200)]
+    assert seen[0][0]["path"] == url.path
+
+
+def test_a_download_reads_its_export_the_clock_and_its_job_key_once(harness, monkeypatch):
+    op = harness.finish(harness.create())
+    location = harness.location(op["results"]["searchExportId"])
+    seen: dict[str, int] = {"export": 0, "clock": 0, "key": 0}
+
+    def counting(name: str, real):
+        def call(*args, **kwargs):
+            seen[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    exports, clock = harness.em.exports, harness.em.clock
+    monkeypatch.setattr(exports, "export_of", counting("export", exports.export_of))
+    monkeypatch.setattr(clock, "now", counting("clock", clock.now))
+    monkeypatch.setattr(ExportJob, "_digest", counting("key", ExportJob._digest))
+    response = harness.client.get(location)
+    assert response.status_code == 200 and response.headers["ETag"]
+    assert seen == {"export": 1, "clock": 1, "key": 1}
+
+
+def test_which_app_a_path_belongs_to_is_decided_once_per_request(harness, monkeypatch):
+    op = harness.finish(harness.create())
+    location = harness.location(op["results"]["searchExportId"])
+    areas: list[str] = []
+    decide = Pipeline.area_of
+
+    def counting(self, path):
+        areas.append(decide(self, path))
+        return areas[-1]
+
+    monkeypatch.setattr(Pipeline, "area_of", counting)
+    assert harness.client.get("/segments/v1", headers=AUTH).status_code == 200
+    assert harness.client.get(location).status_code == 200
+    assert harness.client.get("/__emulator/faults").status_code == 200
+    assert areas == ["api", "storage", "control"]
