@@ -206,10 +206,7 @@ class Pipeline:
             # A refused request is counted, not journaled: a page elsewhere must not be able
             # to fill the journal, and it reached nothing of the tenant's.
             if not control and path not in UNJOURNALED and refusal is None:
-                if em.store.blocking:
-                    await run_in_threadpool(em.store.append_journal, entry)
-                else:
-                    em.store.append_journal(entry)
+                em.store.append_journal(entry)  # buffered: it never waits for the database
 
         async def stamped(message: Message) -> None:
             nonlocal status, retry_after, sent
