@@ -63,9 +63,22 @@ def format_rfc3339(value: datetime, *, digits: int = 6, trim: bool = False) -> s
     return text + "Z"
 
 
+_last_api: tuple[datetime | None, str] = (None, "")  # the last value format_api formatted
+
+
 def format_api(value: datetime) -> str:
-    """The API's shape: UTC with microseconds, e.g. 2020-09-22T22:40:52.174736Z."""
-    return format_rfc3339(value)
+    """The API's shape: UTC with microseconds, e.g. 2020-09-22T22:40:52.174736Z.
+
+    The last value's text is kept (datetimes are immutable; one tuple, swapped whole): a
+    request's one clock reading is formatted for X-Emulator-Now and again for its journal
+    entry."""
+    global _last_api
+    last, text = _last_api
+    if value is last:
+        return text
+    text = format_rfc3339(value)
+    _last_api = (value, text)
+    return text
 
 
 def to_ms(value: datetime) -> int:
