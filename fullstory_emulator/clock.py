@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -123,6 +124,30 @@ class MemoryClockBackend:
             return self._state
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One reading of the clock: its state as loaded and the counter at that moment, from
+    which every tenant's time follows without asking the store again."""
+
+    state: ClockState
+    counter: float
+
+
+class _Held:
+    """The reading a request holds; replaced (not copied) when the request moves the clock, so
+    that the worker threads it hands work to, which run in copies of its context, see it."""
+
+    __slots__ = ("clock", "reading")
+
+    def __init__(self, clock: Clock, reading: Reading) -> None:
+        self.clock = clock
+        self.reading = reading
+
+
+# The reading of the request being handled (Clock.hold), per task and the threads it runs.
+_HELD: ContextVar[_Held | None] = ContextVar("fullstory_emulator.clock.held", default=None)
+
+
 class Clock:
     def __init__(
         self,
@@ -141,25 +166,55 @@ class Clock:
         self._backend = backend
         self._last: ClockState | None = None  # the state last read or written by this process
 
-    # -- reading ----------------------------------------------------------------------------
-    def _base(self, state: ClockState) -> float:
-        return state.frozen_at if state.frozen_at is not None else self._counter() + state.offset
+    @property
+    def backend(self) -> ClockBackend:
+        """Where the state lives: memory, or the store that processes share."""
+        return self._backend
 
-    def _read(self, state: ClockState, tenant: str | None) -> float:
+    # -- reading ----------------------------------------------------------------------------
+    def _base(self, state: ClockState, counter: float | None = None) -> float:
+        if state.frozen_at is not None:
+            return state.frozen_at
+        return (self._counter() if counter is None else counter) + state.offset
+
+    def _read(self, state: ClockState, tenant: str | None, counter: float | None = None) -> float:
         view = state.views.get(tenant) if tenant is not None else None
         if view is None:
-            return self._base(state)
+            return self._base(state, counter)
         if view.frozen_at is not None:
             return view.frozen_at
-        return self._base(state) + view.offset
+        return self._base(state, counter) + view.offset
 
     @staticmethod
     def _instant(seconds: float) -> datetime:
         return datetime.fromtimestamp(round(clamp(seconds), 6), UTC)
 
-    def now(self, tenant: str | None = None) -> datetime:
+    def read(self) -> Reading:
+        """One reading (one load of the state): a request's, held while it is handled."""
         self._last = state = self._backend.load()
-        return self._instant(self._read(state, tenant))
+        return Reading(state, self._counter())
+
+    def at(self, reading: Reading, tenant: str | None = None) -> datetime:
+        """The tenant's time as of `reading`."""
+        return self._instant(self._read(reading.state, tenant, reading.counter))
+
+    def hold(self, reading: Reading) -> Token[_Held | None]:
+        """Answer `now` and `frozen` from `reading` in this context (a request being handled,
+        and the threads it hands work to) until `release`: one reading per request, however
+        many parts of it ask the time. A move of the clock in that context moves the reading."""
+        return _HELD.set(_Held(self, reading))
+
+    @staticmethod
+    def release(token: Token[_Held | None]) -> None:
+        _HELD.reset(token)
+
+    def _held(self) -> _Held | None:
+        held = _HELD.get()
+        return held if held is not None and held.clock is self else None
+
+    def now(self, tenant: str | None = None) -> datetime:
+        held = self._held()
+        return self.at(held.reading if held is not None else self.read(), tenant)
 
     def last_known(self, tenant: str | None = None) -> datetime:
         """The time as of the state this process last read or wrote, without asking the store:
@@ -172,7 +227,8 @@ class Clock:
         return self._instant(self._read(state, tenant))
 
     def frozen(self, tenant: str | None = None) -> bool:
-        state = self._backend.load()
+        held = self._held()
+        state = held.reading.state if held is not None else self._backend.load()
         view = state.views.get(tenant) if tenant is not None else None
         if view is not None and view.frozen_at is not None:
             return True
@@ -181,7 +237,17 @@ class Clock:
     # -- moving -----------------------------------------------------------------------------
     def _change(self, tenant: str | None, change: Callable[[ClockState], ClockState]) -> datetime:
         self._last = state = self._backend.update(change)
-        return self._instant(self._read(state, tenant))
+        reading = self._moved_reading(state)
+        return self.at(reading, tenant)
+
+    def _moved_reading(self, state: ClockState) -> Reading:
+        """The reading after a move: a request that moved the clock answers with the time
+        after (and anything it asks next sees it)."""
+        reading = Reading(state, self._counter())
+        held = self._held()
+        if held is not None:
+            held.reading = reading
+        return reading
 
     def _moved(self, state: ClockState, tenant: str | None, target: float) -> ClockState:
         """`state` with the tenant's view (or the instance clock) reading `target` now."""
@@ -249,4 +315,5 @@ class Clock:
                 return replace(state, views={k: v for k, v in state.views.items() if k != tenant})
             return ClockState.starting(state.start, state.start_frozen, self._counter())
 
-        self._last = self._backend.update(change)
+        self._last = state = self._backend.update(change)
+        self._moved_reading(state)

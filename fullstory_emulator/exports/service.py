@@ -311,17 +311,23 @@ class ExportService:
         tenant = principal.tenant
         failure_state = self.failure_state(control)
         now = self.clock.now(tenant)  # one reading: the poll and the answer agree
+        limit = self.settings.finish_stalled_after_polls
+        seen: list[tuple[OperationRecord, Status]] = []  # the status the poll computed
+
+        def poll_once(before: OperationRecord) -> OperationRecord:
+            status = self.status(before, failure_state, now)
+            after = polled(before, status, now, stall_limit=limit)
+            seen[:] = [(after, status)] if after is before else []
+            return after
+
         if poll:
-            limit = self.settings.finish_stalled_after_polls
-            record = self.store.update_operation(
-                tenant,
-                operation_id,
-                lambda r: polled(r, self.status(r, failure_state, now), now, stall_limit=limit),
-            )
+            record = self.store.update_operation(tenant, operation_id, poll_once)
         else:
             record = self.store.get_operation(tenant, operation_id)
         if record is None:
             raise NotFound(f"operation {echo(operation_id)} not found")
+        if seen and seen[0][0] is record:  # the poll changed nothing: its status stands
+            return record, seen[0][1]
         return record, self.status(record, failure_state, now)
 
     def stall_hint(self, record: OperationRecord, status: Status) -> str | None:

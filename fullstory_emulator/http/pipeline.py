@@ -14,8 +14,9 @@ import asyncio
 import os
 import time
 from collections.abc import Iterable
+from contextvars import Token
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -25,6 +26,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth import Principal
+from ..clock import Reading
 from ..control.service import ControlView
 from ..control.specs import describe_fault
 from ..errors import (
@@ -77,7 +79,7 @@ class _Resolved:
     """What the pipeline learns before the route (Pipeline._resolve)."""
 
     caller: Caller
-    at: datetime | None = None  # the request's one clock reading (None: not yet, or no store)
+    reading: Reading | None = None  # the request's one clock reading (None: not yet, no store)
     view: ControlView | None = None  # the tenant's control view, off the control API
     rule: FaultRule | None = None  # the fault rule this request takes
     refused: ApiError | None = None  # a malformed X-Emulator-Fault header
@@ -146,7 +148,7 @@ class Pipeline:
                 except ApiError as exc:  # a malformed X-Emulator-Fault header
                     found.refused = exc
             if found.rule is None or not found.rule.latency_ms:
-                found.at = self.em.clock.now(caller.tenant)
+                found.reading = self.em.clock.read()
         except StoreBusy as exc:
             found.away = exc
         return found
@@ -167,12 +169,17 @@ class Pipeline:
         sent = 0
         refusal = self._guard(scope, headers, area)
         if refusal is not None:  # nothing to look up for a request refused
-            found = _Resolved(Caller(None), at=em.clock.last_known())
+            found = _Resolved(Caller(None))
         elif em.store.blocking:
             found = await run_in_threadpool(self._resolve, scope, headers, area)
         else:
             found = self._resolve(scope, headers, area)
-        caller, at, view, away, rule = found.caller, found.at, found.view, found.away, found.rule
+        caller, view, away, rule = found.caller, found.view, found.away, found.rule
+        at = em.clock.last_known() if refusal is not None else None
+        held: Token[Any] | None = None
+        if found.reading is not None:
+            held = em.clock.hold(found.reading)
+            at = em.clock.at(found.reading, caller.tenant)
         state["caller"] = caller
         state["now"] = at
         if view is not None:
@@ -218,8 +225,9 @@ class Pipeline:
                 status = message["status"]
                 retry_after = _retry_after(message.get("headers", ()))
                 extra = []
-                # A control call may have moved the clock: its answer tells the time after.
-                now = em.clock.last_known(caller.tenant) if control else at
+                # A control call may have moved the clock: its answer tells the time after
+                # (the request's reading, moved with it).
+                now = em.clock.now(caller.tenant) if control and held is not None else at
                 if now is not None:  # none when the store could not tell it
                     extra.append((b"x-emulator-now", format_api(now).encode()))
                 extra.append((b"x-emulator-worker", WORKER))
@@ -240,10 +248,11 @@ class Pipeline:
                     # Handled now: the one clock reading is taken after the wait.
                     try:
                         if em.store.blocking:
-                            at = await run_in_threadpool(em.clock.now, caller.tenant)
+                            reading = await run_in_threadpool(em.clock.read)
                         else:
-                            at = em.clock.now(caller.tenant)
-                        state["now"] = at
+                            reading = em.clock.read()
+                        held = em.clock.hold(reading)
+                        state["now"] = at = em.clock.at(reading, caller.tenant)
                     except StoreBusy as exc:
                         away = exc
                 if away is not None:
@@ -257,6 +266,8 @@ class Pipeline:
                 await self.app(scope, receive, stamped)
         finally:
             record()  # a client gone still leaves its entry
+            if held is not None:
+                em.clock.release(held)
 
     async def _with_faults(
         self, scope: Scope, receive: Receive, send: Send, rule: FaultRule, view: ControlView

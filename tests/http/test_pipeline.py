@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import anyio
 import httpx
 import pytest
 
+from fullstory_emulator.exports import service
 from fullstory_emulator.files.export import ExportJob
 from fullstory_emulator.http.pipeline import Pipeline
 from tests.helpers import AUTH, START, parse
@@ -99,9 +102,9 @@ def test_a_download_reads_its_export_the_clock_and_its_job_key_once(harness, mon
 
         return call
 
-    exports, clock = harness.em.exports, harness.em.clock
+    exports, backend = harness.em.exports, harness.em.clock.backend
     monkeypatch.setattr(exports, "export_of", counting("export", exports.export_of))
-    monkeypatch.setattr(clock, "now", counting("clock", clock.now))
+    monkeypatch.setattr(backend, "load", counting("clock", backend.load))
     monkeypatch.setattr(ExportJob, "_digest", counting("key", ExportJob._digest))
     response = harness.client.get(location)
     assert response.status_code == 200 and response.headers["ETag"]
@@ -123,3 +126,49 @@ def test_which_app_a_path_belongs_to_is_decided_once_per_request(harness, monkey
     assert harness.client.get(location).status_code == 200
     assert harness.client.get("/__emulator/faults").status_code == 200
     assert areas == ["api", "storage", "control"]
+
+
+@pytest.mark.stores
+def test_a_status_request_reads_the_clock_once_and_computes_the_status_once(harness, monkeypatch):
+    """GET /operations/v1/{id} on a frozen clock: the poll, the answer, the stall hint (which
+    asks whether the clock stands still and what time it is) and X-Emulator-Now all take the
+    request's one reading; the status the poll computed is the answer's."""
+    op = harness.create()
+    loads: list[None] = []
+    statuses: list[None] = []
+    backend = harness.em.clock.backend
+    load, status_at = backend.load, service.status_at
+
+    def counting_load():
+        loads.append(None)
+        return load()
+
+    def counting_status(*args, **kwargs):
+        statuses.append(None)
+        return status_at(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "load", counting_load)
+    monkeypatch.setattr(service, "status_at", counting_status)
+    response = harness.client.get(f"/operations/v1/{op}", headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "PENDING"
+    assert "X-Emulator-Hint" in response.headers  # the frozen clock was asked about
+    assert parse(response.headers["X-Emulator-Now"]) == START
+    assert (len(loads), len(statuses)) == (1, 1)
+    loads.clear()
+    for path in ("/segments/v1", "/operations/v1", f"/operations/v1/{op}/cancel"):
+        method = "POST" if path.endswith("cancel") else "GET"
+        assert harness.client.request(method, path, headers=AUTH).status_code == 200
+        assert len(loads) == 1, path
+        loads.clear()
+
+
+def test_a_control_call_that_moves_the_clock_answers_with_the_time_after(harness):
+    response = harness.client.post("/__emulator/clock", json={"advance": 90}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    after = parse(response.json()["now"])
+    assert after == START + timedelta(seconds=90)
+    assert parse(response.headers["X-Emulator-Now"]) == after
+    # the next request of that tenant reads the moved clock
+    moved = harness.client.get("/segments/v1", headers=AUTH)
+    assert parse(moved.headers["X-Emulator-Now"]) == after
