@@ -18,7 +18,6 @@ from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,6 +38,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..instance import Emulator
+from ..store import off_loop
 from ..store.records import FaultRule, OperationRecord
 from ..timestamps import format_api
 from . import faults, redact
@@ -171,7 +171,7 @@ class Pipeline:
         if refusal is not None:  # nothing to look up for a request refused
             found = _Resolved(Caller(None))
         elif em.store.blocking:
-            found = await run_in_threadpool(self._resolve, scope, headers, area)
+            found = await off_loop(self._resolve, scope, headers, area)
         else:
             found = self._resolve(scope, headers, area)
         caller, view, away, rule = found.caller, found.view, found.away, found.rule
@@ -248,7 +248,7 @@ class Pipeline:
                     # Handled now: the one clock reading is taken after the wait.
                     try:
                         if em.store.blocking:
-                            reading = await run_in_threadpool(em.clock.read)
+                            reading = await off_loop(em.clock.read)
                         else:
                             reading = em.clock.read()
                         held = em.clock.hold(reading)
