@@ -18,6 +18,7 @@ from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -171,7 +172,10 @@ class Pipeline:
         if refusal is not None:  # nothing to look up for a request refused
             found = _Resolved(Caller(None))
         elif em.store.blocking:
-            found = await off_loop(self._resolve, scope, headers, area)
+            # The control plane (health among it) on anyio's threads: never queued behind API
+            # requests that wait, on the store's few, for a lock another process holds.
+            hop = run_in_threadpool if control else off_loop
+            found = await hop(self._resolve, scope, headers, area)
         else:
             found = self._resolve(scope, headers, area)
         caller, view, away, rule = found.caller, found.view, found.away, found.rule
