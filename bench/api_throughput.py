@@ -1,13 +1,13 @@
 """API throughput and latency as a client feels them, as ratios to a bare app on the same stack.
 
-The emulator runs as users run it (`python -m fullstory_emulator.cli`), its access log off
-as the bare app's is (the ratios are the app's cost alone; the log's cost is a line of its
-own), in memory, with --data-dir, and as a replica with --store (PostgreSQL: GET
-/operations/v1/{id} on one replica of an export made through another); a bare Starlette app
-with one JSON route runs on the same server stack (`fullstory_emulator.server.STACK`, the same
-socket). Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
-(throughput), a few seconds each.
-The servers are pinned to CPU 0 and wrk to CPU 1.
+The emulator runs as users run it (`python -m fullstory_emulator.cli`), its access log off as
+the bare app's is (the ratios are the app's cost alone; the log's cost is a line of its own), in
+memory, with --data-dir, and as a replica with --store (PostgreSQL: GET /operations/v1/{id} on
+one replica of an export made through another); a bare Starlette app with one JSON route runs on
+the same server stack (`fullstory_emulator.server.STACK`, the same socket), and WireMock serves
+the emulator's own `GET /segments/v1/everyone` body from a mapping, as a peer mock server.
+Each endpoint gets wrk at 1 connection (the latency of one keep-alive client) and at 32
+(throughput), a few seconds each. The servers are pinned to CPU 0 and wrk to CPU 1.
 
 The machines are shared and noisy, so all the servers stay up and the runs are interleaved in
 rounds (bare app, then each endpoint, then again), and each figure is the median over the
@@ -22,7 +22,13 @@ from spawning `fullstory-emulator` to its first 200.
     python bench/api_throughput.py --markdown      # also the README table
     python bench/api_throughput.py --stacks        # uvicorn (h11 / httptools / uvloop) vs granian
     python bench/api_throughput.py --profile       # cProfile of GET /operations/v1/{id}
-    python bench/api_throughput.py --emulator-args="--access-log off"
+    python bench/api_throughput.py --emulator-args="--workers 2"
+    python bench/api_throughput.py --wiremock off  # without WireMock (default: if found)
+
+WireMock runs when `java` and its standalone jar are found: `--wiremock PATH`, or the jar the
+npm package `wiremock` bundles, `npm install --prefix /tmp/wm-cache wiremock@3.13.2` (looked
+for under ./node_modules and $TMPDIR/wm-cache/node_modules). It runs as mock servers are
+benchmarked: no request journal, no request logging, pinned to the servers' CPU.
 """
 
 from __future__ import annotations
@@ -53,7 +59,11 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "na1.emulator-demo-key"
 HOST = "127.0.0.1"
-ACCESS_LOGGED = "+ log"  # the in-memory emulator with uvicorn's text access log on
+# GET segment alone on fresh in-memory emulators, without and with uvicorn's text access log:
+# the "in memory" one also takes the POST runs' tens of thousands of exports, whose objects
+# every full garbage collection then walks (its p99), which a server of GETs alone never has.
+ALONE = "GET only"
+ACCESS_LOGGED = "+ log"
 EXPORT_BODY = {"segmentId": "everyone", "type": "TYPE_EVENT", "format": "FORMAT_NDJSON"}
 
 
@@ -66,10 +76,22 @@ def export_body() -> dict:
     return {**EXPORT_BODY, "timeRange": {"start": stamp(end - 3600), "end": stamp(end)}}
 
 
+WIREMOCK = "WireMock"
+SEGMENT = "GET /segments/v1/everyone"
+OPERATION = "GET /operations/v1/{id} (pending)"
+GOALS = (  # issue 22: (what, the target's figure / the yardstick's, at least (or at most))
+    ("GET segment (alone) req/s / WireMock's", 1.5),
+    ("GET segment (alone) req/s / the bare app's", 0.55),
+    ("GET segment (alone) p99 / the bare app's (at most)", 2.0),
+    ("--data-dir GET operation req/s / the bare app's", 0.3),
+)
 SERVER_CPU, WRK_CPU = 0, 1
 NOISY = 0.10  # share of the server's core taken by other processes that marks a figure noisy
 CONNECTIONS = (1, 32)
 EMULATOR_FLAGS = ["--mcp-port", "off", "--rate-limit", "off", "--seed", "1"]
+# The POST runs create tens of thousands of exports: past the default bound of operations kept
+# in memory, the oldest go, among them the ones the GET runs poll (404s from round 2 on).
+EMULATOR_FLAGS += ["--operations-max-bytes", str(1 << 34)]
 EMULATOR_ENV = {  # the same, for servers that build the app from the environment
     "FULLSTORY_EMULATOR_RATE_LIMIT": "off",
     "FULLSTORY_EMULATOR_SEED": "1",
@@ -376,8 +398,8 @@ def endpoints(port: int) -> list[tuple[str, str, bool]]:
     assert status == 200, body
     search_id = json.loads(call(port, f"/operations/v1/{done}")[1])["results"]["searchExportId"]
     return [
-        ("GET /segments/v1/everyone", "/segments/v1/everyone", False),
-        ("GET /operations/v1/{id} (pending)", f"/operations/v1/{pending}", False),
+        (SEGMENT, "/segments/v1/everyone", False),
+        (OPERATION, f"/operations/v1/{pending}", False),
         ("GET /search/v1/exports/{id}/results", f"/search/v1/exports/{search_id}/results", False),
         ("POST /segments/v1/exports", "/segments/v1/exports", True),
     ]
@@ -401,6 +423,7 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
         for target, flags, count in (
             ("in memory", [], None),
             ("--data-dir", ["--data-dir", str(work / "data")], None),
+            (ALONE, [], 1),  # GET segment alone: issue 22's goals
             (ACCESS_LOGGED, ["--access-log", "text"], 1),  # GET segment: what the log costs
         ):
             port = ports.take()
@@ -414,17 +437,68 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
             ]
             command += ["--export-duration", "1d", "--access-log", "off", *flags, *extra]
             server = stack.enter_context(running(command, port, "/__emulator/health"))
+            if target == "in memory":
+                segment = call(port, "/segments/v1/everyone")[1]
             for label, path, post in endpoints(port)[:count]:
                 url, script = f"http://{HOST}:{port}{path}", lua if post else None
                 cases += [
                     Case(target, label, c, url, server.pid, script, bare=bare[c])
                     for c in CONNECTIONS
                 ]
+        jar = wiremock_jar(args.wiremock)
+        if jar:
+            cases += wiremock_cases(jar, segment, ports, stack, work, bare)
         store = stack.enter_context(postgres_store(args.postgres))
         if store:
             cases += replica_cases(store, ports, stack, [*extra], bare)
         rounds(cases, args.rounds, args.seconds)
     return cases
+
+
+def wiremock_jar(choice: str) -> Path | None:
+    """WireMock's standalone jar (None, and a note, without it or java): `choice` is a path,
+    "off", or "auto" (the jar npm's `wiremock` package bundles, where the docs install it)."""
+    if choice == "off":
+        return None
+    if not shutil.which("java"):
+        print("java is not installed: no WireMock figures")
+        return None
+    if choice != "auto":
+        return Path(choice)
+    for modules in (ROOT / "node_modules", Path(tempfile.gettempdir()) / "wm-cache/node_modules"):
+        for jar in sorted(modules.glob("wiremock/build/wiremock-standalone-*.jar")):
+            return jar
+    print(
+        "no WireMock jar: no WireMock figures "
+        "(npm install --prefix /tmp/wm-cache wiremock@3.13.2, or --wiremock PATH)"
+    )
+    return None
+
+
+def wiremock_cases(
+    jar: Path, body: bytes, ports: Ports, stack: contextlib.ExitStack, work: Path, bare: dict
+) -> list[Case]:
+    """WireMock answering GET /segments/v1/everyone with the emulator's own bytes (a "body"
+    string keeps them exact; jsonBody would serialize again), warmed up for its JIT."""
+    root = work / "wiremock"
+    (root / "mappings").mkdir(parents=True)
+    mapping = {
+        "request": {"method": "GET", "url": "/segments/v1/everyone"},
+        "response": {
+            "status": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": body.decode(),
+        },
+    }
+    (root / "mappings" / "segment.json").write_text(json.dumps(mapping))
+    port = ports.take()
+    command = ["java", "-jar", str(jar), "--port", str(port), "--bind-address", HOST]
+    command += ["--root-dir", str(root), "--no-request-journal", "--disable-request-logging"]
+    command += ["--disable-banner"]
+    server = stack.enter_context(running(command, port, "/segments/v1/everyone"))
+    url = f"http://{HOST}:{port}/segments/v1/everyone"
+    wrk(url, max(CONNECTIONS), 5, server.pid, None)  # the JIT compiles the hot path
+    return [Case(WIREMOCK, SEGMENT, c, url, server.pid, bare=bare[c]) for c in CONNECTIONS]
 
 
 @contextlib.contextmanager
@@ -479,7 +553,7 @@ def access_log_cost(cases: list[Case]) -> None:
         plain = next(
             c
             for c in cases
-            if c.target == "in memory"
+            if c.target == ALONE
             and c.endpoint == logged.endpoint
             and c.connections == logged.connections
         )
@@ -489,6 +563,32 @@ def access_log_cost(cases: list[Case]) -> None:
             f"{with_log.cpu_us - without.cpu_us:+.0f} µs CPU/req, "
             f"x{with_log.rps / without.rps:.2f} the req/s without it"
         )
+
+
+def goals(cases: list[Case]) -> list[tuple[str, float, float]]:
+    """Issue 22's goals at full concurrency: (what, the figure, the goal), for what was run."""
+    at = {(c.target, c.endpoint): c.result for c in cases if c.connections == max(CONNECTIONS)}
+    bare, segment = at.get(("bare app", "GET /")), at.get((ALONE, SEGMENT))
+    wiremock, operation = at.get((WIREMOCK, SEGMENT)), at.get(("--data-dir", OPERATION))
+    figures = [
+        segment.rps / wiremock.rps if segment and wiremock else None,
+        segment.rps / bare.rps if segment and bare else None,
+        segment.p99_ms / bare.p99_ms if segment and bare else None,
+        operation.rps / bare.rps if operation and bare else None,
+    ]
+    return [
+        (what, figure, goal)
+        for (what, goal), figure in zip(GOALS, figures, strict=True)
+        if figure is not None
+    ]
+
+
+def report_goals(cases: list[Case]) -> None:
+    for what, figure, goal in goals(cases):
+        at_most = "(at most)" in what
+        met = figure <= goal if at_most else figure >= goal
+        verdict = "met" if met else f"missed by {abs(figure / goal - 1):.0%}"
+        print(f"goal: {what} = {figure:.2f} (goal {goal}): {verdict}", flush=True)
 
 
 def saturation_check(cases: list[Case]) -> None:
@@ -667,6 +767,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="PostgreSQL for the replica figures (default: a throwaway server, if installed)",
     )
     parser.add_argument(
+        "--wiremock",
+        default="auto",
+        metavar="JAR",
+        help="WireMock's standalone jar, or off (default: npm's bundled jar, if found)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0,
@@ -697,6 +803,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for case in cases:
         report(case, case.result, width=34 if args.stacks else 11)
     if not args.stacks:
+        report_goals(cases)
         access_log_cost(cases)
         saturation_check(cases)
         runs = 3

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 ANY_HOST = "*"
@@ -103,6 +103,8 @@ class HostPolicy:
     explicit: frozenset[str] = frozenset()  # names the user allowed: their origins too
     origins: frozenset[str] = frozenset()  # --public-url's origin
     listed: tuple[str, ...] = ()  # what the refusal says is answered
+    # Host headers already judged (a client sends the same one on every request), bounded.
+    _judged: dict[str, bool] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -147,6 +149,14 @@ class HostPolicy:
         browser sends one without it)."""
         if header is None or self.any_host:
             return True
+        judged = self._judged.get(header)
+        if judged is None:
+            if len(self._judged) >= 256:  # many names (a scan): judge them afresh
+                self._judged.clear()
+            judged = self._judged[header] = self._judge_host(header)
+        return judged
+
+    def _judge_host(self, header: str) -> bool:
         split = split_authority(header)
         if split is None:
             return False

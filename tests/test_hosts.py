@@ -3,6 +3,8 @@ MCP port both ask it), and its setting --allowed-hosts."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fullstory_emulator.cli import settings_from
@@ -124,3 +126,16 @@ def test_the_flag_the_variable_and_worker_processes():
         Settings.load({}, {"FULLSTORY_EMULATOR_ALLOWED_HOSTS": "fullstory:8080"})
     with pytest.raises(SystemExit):
         settings_from(["--allowed-hosts", "x:1"], environ={})
+
+
+def test_a_host_judged_before_is_judged_the_same_however_many_names_came_between():
+    """allows_host keeps what it judged per Host header (bounded): the same answers, a scan of
+    many names included, and a copy of the policy with other names judges afresh."""
+    policy = HostPolicy.build("127.0.0.1", ("api.example",))
+    names = [f"n{i}.rebind.test" for i in range(600)]
+    for _ in range(2):
+        assert policy.allows_host("localhost:8080") and policy.allows_host("api.example")
+        assert not policy.allows_host("evil.example") and not policy.allows_host("[::1")
+        assert not any(policy.allows_host(name) for name in names)
+    other = dataclasses.replace(policy, names=frozenset({"evil.example"}))
+    assert other.allows_host("evil.example") and not policy.allows_host("evil.example")

@@ -32,6 +32,18 @@ def closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
     return True, data
 
 
+def answer(sock: socket.socket) -> bytes:
+    """One whole answer (head and Content-Length body, which may come in separate reads)."""
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) if head else 0
+    while len(body) < length and (chunk := sock.recv(65536)):
+        body += chunk
+    return data and head + b"\r\n\r\n" + body  # b"": the server closed the connection
+
+
 def test_headers_trickled_slowly_are_cut_off():
     with ServerThread(small_settings(port=0, read_timeout=0.5)) as server:
         sock = connect(server)
@@ -48,6 +60,24 @@ def test_headers_trickled_slowly_are_cut_off():
         sock.close()
         # an idle keep-alive connection after an answer is also bounded
         assert httpx.get(f"{server.base_url}/__emulator/health").status_code == 200
+
+
+def test_each_answer_gives_the_next_request_on_the_connection_the_whole_timeout():
+    """The header deadline moves with each answer (serving._HeaderDeadline keeps one timer per
+    connection): a timer set for an earlier deadline must not cut a connection armed since."""
+    request = b"GET /__emulator/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    with ServerThread(small_settings(port=0, read_timeout=0.6)) as server:
+        sock = connect(server)
+        sock.settimeout(5)
+        for _ in range(3):  # 0.4 s apart: past the first deadline, within each one's own
+            time.sleep(0.4)
+            sock.sendall(request)
+            assert answer(sock).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"GET /__emulator/health HTTP/1.1\r\n")  # then headers that never end
+        began = time.monotonic()
+        closed, _ = closed_within(sock, 3.0)
+        assert closed and 0.3 < time.monotonic() - began < 2.0
+        sock.close()
 
 
 def test_a_body_that_never_arrives_is_a_408():

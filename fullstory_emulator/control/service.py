@@ -127,12 +127,16 @@ class ControlView:
         return None
 
     def take_fault(self, method: str, path: str, headers: Mapping[str, str]) -> FaultRule | None:
+        if not any(state.faults for state in self._states):  # every request asks; few have any
+            return None
         return self._take(
             lambda s: any(rules.fault_matches(r, method, path, headers) for r in s.faults),
             lambda s: rules.take_fault(s, method, path, headers),
         )
 
     def take_denial(self) -> int | None:
+        if not any(state.deny_next > 0 for state in self._states):
+            return None
         return self._take(lambda s: s.deny_next > 0, rules.take_denial)
 
     def take_lifecycle(self, segment_id: str) -> LifecycleRule | None:

@@ -8,6 +8,7 @@ are per process (with --workers, each scrape sees the worker that answered it).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..logs import get_logger
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 access_log = get_logger("access")
+FLUSH_EVERY = 256  # requests gathered before they are moved into the metrics
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -92,23 +94,20 @@ class Metrics:
         # Labelled children, looked up once: `labels()` validates and locks on every call.
         self._counted: dict[tuple[str, str, str], Any] = {}
         self._timed: dict[str, Any] = {}
+        # Requests observed, not yet in the metrics: (route, method, status), seconds, bytes.
+        self._pending: list[tuple[tuple[str, str, str], float, int]] = []
+        self._swap = threading.Lock()
 
     def observe(self, entry: dict[str, Any], route: str, sent: int, storage: bool) -> None:
+        """Count a request: gathered in a list and moved into the Prometheus metrics by
+        `flush` (at each scrape, and every FLUSH_EVERY requests), as their locks and label
+        lookups cost more per request than an append."""
         status = entry["status"]
         method = entry["method"] if entry["method"] in METHODS else "OTHER"  # bounded labels
         key = (route, method, str(status or "dropped"))
-        counter = self._counted.get(key)
-        if counter is None:
-            counter = self._counted[key] = self.requests.labels(*key)
-        counter.inc()
-        timer = self._timed.get(route)
-        if timer is None:
-            timer = self._timed[route] = self.latency.labels(route)
-        timer.observe(entry["durationMs"] / 1000)
-        if status == 429:
-            self.rate_limited.inc()
-        if storage and sent:
-            self.downloaded.inc(sent)
+        self._pending.append((key, entry["durationMs"] / 1000, sent if storage else 0))
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
         if self.json_logs:
             line = {
                 "at": entry["at"],
@@ -124,5 +123,31 @@ class Metrics:
             }
             access_log.info("%s", _Json(line))  # made into text by the log's own thread
 
+    def flush(self) -> None:
+        """Move the requests `observe` gathered into the metrics (from any thread: the list
+        is swapped under a lock, so each batch is counted once)."""
+        with self._swap:
+            pending, self._pending = self._pending, []
+        counts: dict[tuple[str, str, str], int] = {}
+        downloaded = 0
+        for key, seconds, sent in pending:
+            counts[key] = counts.get(key, 0) + 1
+            route = key[0]
+            timer = self._timed.get(route)
+            if timer is None:
+                timer = self._timed[route] = self.latency.labels(route)
+            timer.observe(seconds)
+            downloaded += sent
+        for key, count in counts.items():
+            counter = self._counted.get(key)
+            if counter is None:
+                counter = self._counted[key] = self.requests.labels(*key)
+            counter.inc(count)
+            if key[2] == "429":
+                self.rate_limited.inc(count)
+        if downloaded:
+            self.downloaded.inc(downloaded)
+
     def render(self) -> bytes:
+        self.flush()
         return generate_latest(self.registry)

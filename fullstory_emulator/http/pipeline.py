@@ -18,7 +18,6 @@ from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -40,6 +39,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..instance import Emulator
+from ..store import off_loop
 from ..store.records import FaultRule, OperationRecord
 from ..timestamps import format_api
 from . import faults, redact
@@ -176,7 +176,10 @@ class Pipeline:
         if refusal is not None:  # nothing to look up for a request refused
             found = _Resolved(Caller(None))
         elif em.store.blocking:
-            found = await run_in_threadpool(self._resolve, scope, headers, area)
+            # The control plane (health among it) on anyio's threads: never queued behind API
+            # requests that wait, on the store's few, for a lock another process holds.
+            hop = run_in_threadpool if control else off_loop
+            found = await hop(self._resolve, scope, headers, area)
         else:
             found = self._resolve(scope, headers, area)
         caller, view, away, rule = found.caller, found.view, found.away, found.rule
@@ -191,9 +194,10 @@ class Pipeline:
             state["control"] = view
         recorded = False
 
-        async def record() -> None:
+        def record() -> None:
             """The journal entry and metrics, once, before the answer's last byte leaves: a
-            client that reads the journal right after its download sees the download."""
+            client that reads the journal right after its download sees the download. It
+            awaits nothing, so a client gone (a cancelled task) cannot cut it short."""
             nonlocal recorded
             if recorded:
                 return
@@ -217,17 +221,14 @@ class Pipeline:
             # A refused request is counted, not journaled: a page elsewhere must not be able
             # to fill the journal, and it reached nothing of the tenant's.
             if not control and path not in UNJOURNALED and refusal is None:
-                if em.store.blocking:
-                    await run_in_threadpool(em.store.append_journal, entry)
-                else:
-                    em.store.append_journal(entry)
+                em.store.append_journal(entry)  # buffered: it never waits for the database
 
         async def stamped(message: Message) -> None:
             nonlocal status, retry_after, sent
             if message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
                 if not message.get("more_body", False):
-                    await record()
+                    record()
             elif message["type"] == "http.response.start":
                 status = message["status"]
                 retry_after = _retry_after(message.get("headers", ()))
@@ -255,7 +256,7 @@ class Pipeline:
                     # Handled now: the one clock reading is taken after the wait.
                     try:
                         if em.store.blocking:
-                            reading = await run_in_threadpool(em.clock.read)
+                            reading = await off_loop(em.clock.read)
                         else:
                             reading = em.clock.read()
                         held = em.clock.hold(reading)
@@ -272,8 +273,7 @@ class Pipeline:
             else:
                 await self.app(scope, receive, stamped)
         finally:
-            with anyio.CancelScope(shield=True):  # a client gone still leaves its entry
-                await record()
+            record()  # a client gone still leaves its entry
             if held is not None:
                 em.clock.release(held)
 

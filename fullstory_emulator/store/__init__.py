@@ -9,14 +9,21 @@ never sees half a change and two requests never spend the same "next N" rule twi
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from ..clock import ClockBackend, ClockState
 from .records import Bucket, ControlState, OperationRecord
 
 T = TypeVar("T")
+P = ParamSpec("P")
+STORE_THREADS = 4  # threads that run requests' store work (off_loop)
 JOURNAL_LIMIT = 50_000  # entries, whatever their size (--journal-max-bytes bounds the bytes)
 JOURNAL_PAGE = 1000  # entries in one page of GET /__emulator/journal
 JOURNAL_PAGE_BYTES = 4 << 20  # ... and at most about this many bytes of them
@@ -60,7 +67,10 @@ class Store(Protocol):
     def update_control(
         self, tenant: str | None, update: Callable[[ControlState], tuple[ControlState, T]]
     ) -> T: ...
-    def append_journal(self, entry: dict[str, Any]) -> None: ...
+    def append_journal(self, entry: dict[str, Any]) -> None:
+        """Record a request's entry; never waits on I/O (the event loop calls it)."""
+        ...
+
     def journal(self, tenant: str | None) -> list[dict[str, Any]]: ...
     def journal_newest(self, tenant: str | None) -> Iterator[dict[str, Any]]:
         """The journal newest first, read as it is consumed: the last few entries of a full
@@ -113,3 +123,29 @@ def journal_page(
 
 
 __all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store", "journal_page"]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+async def off_loop(work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`work(*args, **kwargs)` on one of a few threads of its own, in a copy of the caller's
+    context (as anyio's threads run it), so that the event loop never waits for the store.
+
+    A few threads, not Starlette's pool of 40: with 32 requests in flight each took a thread of
+    its own and they fought for the GIL (and the SQLite connection's lock) between every step;
+    on these threads a --data-dir poll cost about half the CPU (bench/api_throughput.py). As
+    with anyio, a cancelled caller waits for the work to end before it is cancelled."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store")
+    call = functools.partial(contextvars.copy_context().run, work, *args, **kwargs)
+    future = asyncio.get_running_loop().run_in_executor(_pool, call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])  # the work is not abandoned half done
+        raise

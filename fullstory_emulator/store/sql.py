@@ -408,7 +408,13 @@ class SQLStore(ABC):
 
     # -- journal -------------------------------------------------------------------------------
     def append_journal(self, entry: dict[str, Any]) -> None:
-        """Buffer the entry; the next transaction, or a timer soon after, writes it."""
+        """Buffer the entry; the next transaction, or a timer soon after, writes it. It never
+        waits for the database (the buffer's lock is held only to take or add entries), so
+        the event loop calls it directly.
+
+        A timer, once started, runs out even when a transaction wrote the entries first: it
+        then finds nothing to write. Cancelling it there made the next request's entry start
+        a thread again, one per request when every request commits (a --data-dir poll)."""
         with self._buffer:
             self._pending.append((entry.get("tenant"), json.dumps(entry)))
             if len(self._pending) > JOURNAL_LIMIT:  # the database is away for long: keep the last
@@ -454,9 +460,6 @@ class SQLStore(ABC):
             db.execute(self.JOURNAL_ORDER)
         with self._buffer:
             pending, self._pending = self._pending, []
-            if self._flusher is not None:
-                self._flusher.cancel()
-                self._flusher = None
         if not pending:
             return
         try:
@@ -554,6 +557,10 @@ class SQLStore(ABC):
         try:
             self.flush_journal()
         finally:
+            with self._buffer:
+                if self._flusher is not None:  # nothing left for it to write
+                    self._flusher.cancel()
+                    self._flusher = None
             self._close()
 
 

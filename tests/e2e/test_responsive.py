@@ -35,27 +35,32 @@ def test_health_answers_while_an_api_request_waits_for_the_write_lock(tmp_path: 
         assert health.get("/__emulator/health").status_code == 200
         holder = sqlite3.connect(data / "emulator.sqlite3", isolation_level=None, timeout=5)
         holder.execute("BEGIN IMMEDIATE")  # the write lock, from another process's view
-        api = socket.create_connection((host, int(port)))
+        # More waiting API requests than the store has threads (store.STORE_THREADS): the
+        # health check must not queue behind them.
+        apis = [socket.create_connection((host, int(port))) for _ in range(6)]
         try:
-            api.sendall(
-                f"POST /segments/v1/exports HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Authorization: Basic {KEY}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(BODY)}\r\n\r\n".encode()
-                + BODY
-            )
-            for _ in range(10):  # the API request's transaction is waiting meanwhile
+            for api in apis:
+                api.sendall(
+                    f"POST /segments/v1/exports HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    f"Authorization: Basic {KEY}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(BODY)}\r\n\r\n".encode()
+                    + BODY
+                )
+            for _ in range(10):  # the API requests' transactions are waiting meanwhile
                 began = time.perf_counter()
                 answer = health.get("/__emulator/health")
                 took = time.perf_counter() - began
                 assert answer.status_code == 200
-                assert took < 0.2, f"health took {took:.3f} s behind a waiting API request"
-            waiting, _, _ = select.select([api], [], [], 0)
-            assert not waiting, api.recv(4096)
+                assert took < 0.2, f"health took {took:.3f} s behind waiting API requests"
+            waiting, _, _ = select.select(apis, [], [], 0)
+            assert not waiting, waiting[0].recv(4096)
             holder.execute("ROLLBACK")
-            api.settimeout(10)
-            assert api.recv(64).startswith(b"HTTP/1.1 200 ")
+            for api in apis:
+                api.settimeout(10)
+                assert api.recv(64).startswith(b"HTTP/1.1 200 ")
         finally:
-            api.close()
+            for api in apis:
+                api.close()
             holder.close()
     finally:
         stop(process)

@@ -89,3 +89,26 @@ def test_counting_operations_reads_each_tenant_s_clock_once(harness, monkeypatch
     text = harness.client.get("/metrics").text
     assert metric(text, "fullstory_emulator_operations", state="PENDING") == 31
     assert len(reads) <= 4  # one per tenant (and the request's own), not one per operation
+
+
+def test_each_request_is_counted_once_across_the_batches_and_scrapes(make_harness):
+    """Requests are gathered and moved into the metrics in batches (every 256, and at each
+    scrape): 600 requests with two scrapes between them are each counted exactly once."""
+    h = make_harness(rate_limit=None)
+    labels = {"route": "/segments/v1/{segmentId}", "method": "GET"}
+    seen = []
+    for count in (100, 300, 200):
+        for _ in range(count):
+            assert h.client.get("/segments/v1/everyone", headers=AUTH).status_code == 200
+        text = h.client.get("/metrics").text
+        seen.append(
+            (
+                metric(text, "fullstory_emulator_requests_total", **labels, status="200"),
+                metric(
+                    text,
+                    "fullstory_emulator_request_duration_seconds_count",
+                    route=labels["route"],
+                ),
+            )
+        )
+    assert seen == [(100, 100), (400, 400), (600, 600)]

@@ -188,3 +188,27 @@ def test_only_a_change_of_the_clock_or_settings_makes_them_be_read_again(tmp_pat
     finally:
         store.close()
         other.close()
+
+
+def test_polls_that_commit_do_not_start_a_journal_timer_each(make_harness, monkeypatch):
+    """Each poll commits (it spends a token) and writes the entries buffered before it; the
+    timer that writes idle entries runs out instead of being cancelled there, so the next
+    entry finds it running instead of starting a thread of its own."""
+    h = make_harness(rate_limit=RateLimit(1000, 60, 1000), export_duration=60)
+    operation = h.create()
+    store = h.em.store
+    started: list[float] = []
+    start_timer = store._timer  # type: ignore[attr-defined]
+
+    def counted(seconds: float) -> threading.Timer:
+        started.append(seconds)
+        return start_timer(seconds)
+
+    monkeypatch.setattr(store, "_timer", counted)
+    polls = 30
+    for _ in range(polls):
+        assert h.client.get(f"/operations/v1/{operation}", headers=AUTH).status_code == 200
+    assert len(started) <= polls // 3  # one per 0.2 s of polling, not one per poll
+    store.flush_journal()
+    paths = [e["path"] for e in store.journal(None) if e["path"].startswith("/operations/")]
+    assert len(paths) == polls

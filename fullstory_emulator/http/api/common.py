@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -28,6 +27,7 @@ from ...errors import (
     echo,
 )
 from ...instance import Emulator
+from ...store import off_loop
 from ..pipeline import BUCKET_ATTRIBUTE, caller_of, control_view_of
 from ..render import JsonRenderer
 
@@ -94,7 +94,7 @@ def endpoint(
                 raise error
 
             if em.store.blocking:
-                return await run_in_threadpool(work)
+                return await off_loop(work)
             return work()
 
         setattr(run, BUCKET_ATTRIBUTE, name)  # so that an injected 429 names it too

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...world.segments import Segment
+from ..render import dumps
 from .common import Call, decode_token, encode_token, endpoint, limit_param, query
 
 
@@ -33,11 +34,23 @@ def list_segments(call: Call) -> Response:
     return call.json(body)
 
 
+# A segment's answer, rendered once: (segment id, org, escaping) -> (the segment, its bytes).
+# The segment is compared by identity, so a segment replaced under the same id renders again.
+_rendered: dict[tuple[str, str, bool], tuple[Segment, bytes]] = {}
+
+
 @endpoint("segments.get")
 def get_segment(call: Call) -> Response:
     em = call.em
     segment = em.exports.segment(call.request.path_params["segmentId"])
-    return call.json(segment_json(segment, em.settings.org_id))
+    escape = call.render.html_escape
+    key = (segment.id, em.settings.org_id, escape)
+    hit = _rendered.get(key)
+    if hit is None or hit[0] is not segment:
+        if len(_rendered) >= 1024:  # segments made and dropped by the control API, many
+            _rendered.clear()
+        hit = _rendered[key] = (segment, dumps(segment_json(segment, key[1]), html_escape=escape))
+    return Response(hit[1], media_type="application/json")
 
 
 routes = [

@@ -173,3 +173,22 @@ def test_unreadable_segment_file_is_reported(tmp_path):
     path.write_text("{")
     with pytest.raises(SegmentFileError, match=r"broken\.json"):
         SegmentCatalog.load(path)
+
+
+def test_each_emulator_answers_its_own_segment_under_a_shared_id(make_harness, tmp_path):
+    """A segment's answer is rendered once and kept by id: two emulators in one process (as in
+    tests, or the demo) with different segments under the same id, org and escaping still
+    answer each its own."""
+    answers = []
+    for name in ("Everyone & more", "Everyone else"):
+        path = tmp_path / f"{len(answers)}.json"
+        path.write_text(json.dumps({"segments": [{"id": "everyone", "name": name}]}))
+        h = make_harness(segments=path)
+        for _ in range(2):  # the second answer comes from what the first rendered
+            response = h.client.get("/segments/v1/everyone", headers=AUTH)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/json"
+            answers.append(response.content)
+    assert answers[0] == answers[1] and answers[2] == answers[3]
+    assert b'"name":"Everyone \\u0026 more"' in answers[0]  # Go's escaping, as before
+    assert b'"name":"Everyone else"' in answers[2]
