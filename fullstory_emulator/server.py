@@ -29,7 +29,7 @@ from uvicorn.config import LOGGING_CONFIG
 from .http.app import app_from_environment, create_app
 from .instance import Emulator, open_store
 from .instance import check_store as check_store  # for `fullstory-emulator store check`
-from .logs import LOGGER, behind_queue
+from .logs import LOGGER, behind_queue, get_logger
 from .serving import UvicornThread, listen, timed_protocol
 from .settings import ENV_PREFIX, Settings
 from .tls import ensure_certificates
@@ -190,8 +190,9 @@ def configure_logging(settings: Settings) -> None:
     loggers[LOGGER] = {"handlers": ["default"], "level": level, "propagate": False}
     logging.config.dictConfig(config)
     logging.getLogger("uvicorn.asgi").setLevel(level)
-    for access in ("uvicorn.access", f"{LOGGER}.access"):  # written by a thread of their own
-        behind_queue(logging.getLogger(access))
+    # Access lines are written by a thread of their own.
+    behind_queue(logging.getLogger("uvicorn.access"))
+    behind_queue(get_logger("access"))
 
 
 class ServerThread(UvicornThread):

@@ -92,6 +92,10 @@ class SQLStore(ABC):
         self._buffer = threading.Lock()  # guards the journal buffer and its timer
         self._pending: list[tuple[str | None, str]] = []  # journal entries not yet written
         self._flusher: threading.Timer | None = None
+        # Held by the timer's flush and by close: a timer that fired as the store closed must
+        # not begin a transaction on the closed database.
+        self._closing = threading.Lock()
+        self._closed = False
         self._journal_writes = 0
         self._journal_unchecked = 0  # bytes written since the journal's size was last bounded
 
@@ -441,7 +445,9 @@ class SQLStore(ABC):
         with self._buffer:
             self._flusher = None
         try:
-            self.flush_journal()
+            with self._closing:
+                if not self._closed:
+                    self.flush_journal()
         except StoreBusy:
             with self._buffer:
                 if self._pending and self._flusher is None:
@@ -554,14 +560,16 @@ class SQLStore(ABC):
                 db.execute("DELETE FROM controls WHERE scope = ?", (tenant,))
 
     def close(self) -> None:
-        try:
-            self.flush_journal()
-        finally:
-            with self._buffer:
-                if self._flusher is not None:  # nothing left for it to write
-                    self._flusher.cancel()
-                    self._flusher = None
-            self._close()
+        with self._closing:
+            try:
+                self.flush_journal()
+            finally:
+                self._closed = True
+                with self._buffer:
+                    if self._flusher is not None:  # nothing left for it to write
+                        self._flusher.cancel()
+                        self._flusher = None
+                self._close()
 
 
 class SQLClockBackend:

@@ -240,6 +240,16 @@ def test_journal_filters_by_tenant_and_clears(opened):
     assert store.journal(None) == []
 
 
+def test_a_journal_timer_that_fires_as_the_store_closes_writes_nothing(tmp_path):
+    """A request that ends during shutdown buffers its entry and starts the flush timer; when
+    the timer fires after the store closed, it must not begin a transaction on the closed
+    database (an exception in the journal-flush thread)."""
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    store.close()
+    store.append_journal({"tenant": None, "path": "/late"})
+    store._flush_quietly()  # the timer firing, without waiting for it
+
+
 def test_journal_pages_continue_where_the_last_ended(opened):
     store = opened()
     for n in range(12):
