@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import inspect
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.routing import BaseRoute, Match, Route, Router, request_response
 from starlette.types import Receive, Scope, Send
 
 from ..contract import STATES
@@ -81,6 +82,8 @@ class AreaRouter(Router):
     whole list stays `routes` (an Allow header, a did-you-mean, an injected 429's name)."""
 
     def __init__(self, routes: Sequence[BaseRoute], storage_prefix: str, **kwargs: Any) -> None:
+        for route in routes:
+            _answer_directly(route)
         super().__init__(list(routes), redirect_slashes=False, **kwargs)
         tables: dict[str, list[BaseRoute]] = {API: [], STORAGE: [], CONTROL: []}
         for route in routes:
@@ -96,6 +99,24 @@ class AreaRouter(Router):
             return
         scope.setdefault("router", self)  # url_for sees every route
         await table.app(scope, receive, send)
+
+
+def _answer_directly(route: BaseRoute) -> None:
+    """A function route answers without a second exception layer of its own: Starlette wraps
+    each one in the app's exception handlers (a `Request` and a `send` wrapper per request)
+    though the app's ExceptionMiddleware, around every route, already runs the same handlers
+    on the same scope. A route given middleware of its own keeps Starlette's wrapping."""
+    if not isinstance(route, Route) or not inspect.iscoroutinefunction(route.endpoint):
+        return
+    if getattr(route.app, "__qualname__", "") != request_response.__qualname__ + ".<locals>.app":
+        return
+    endpoint = route.endpoint
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    route.app = app
 
 
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None) -> Starlette:
