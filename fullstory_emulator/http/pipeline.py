@@ -52,6 +52,8 @@ CONTROL_PREFIX = "/__emulator"
 API, STORAGE, CONTROL = "api", "storage", "control"
 UNJOURNALED = frozenset({"/metrics", "/openapi.json"})
 BUCKET_ATTRIBUTE = "rate_limit_bucket"  # set on API endpoints by api.common.endpoint
+# Distinct header sets whose journal form is kept, and the largest kept (_journaled_headers).
+REDACTED_SETS, REDACTED_SET_BYTES = 256, 8192
 WORKER = str(os.getpid()).encode()  # which process answered: X-Emulator-Worker
 
 
@@ -94,6 +96,29 @@ class _Resolved:
     away: StoreBusy | None = None  # the store could not be reached
 
 
+class _Headers(Headers):
+    """A request's headers, each name's first value also kept in a dict: the pipeline asks
+    for several on every request (Host, Authorization, X-Emulator-Fault, ...), and Headers
+    scans the whole list, lowering each name, for each one."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        self._first = dict(reversed(self._list))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._first.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __getitem__(self, key: str) -> str:
+        value = self._first.get(key.lower().encode("latin-1"))
+        if value is None:
+            raise KeyError(key)
+        return value.decode("latin-1")
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._first
+
+
 def caller_of(request: Request) -> Caller:
     caller: Caller = request.scope["state"]["caller"]
     return caller
@@ -114,6 +139,7 @@ class Pipeline:
         self.metrics = metrics
         self.storage_prefix = f"/{emulator.settings.bucket}/"
         self.hosts = emulator.settings.host_policy()
+        self._redacted: dict[tuple[tuple[bytes, bytes], ...], dict[str, str]] = {}
 
     def area_of(self, path: str) -> str:
         return area_of(path, self.storage_prefix)
@@ -163,7 +189,7 @@ class Pipeline:
             await self.app(scope, receive, send)
             return
         em = self.em
-        headers = Headers(scope=scope)
+        headers = _Headers(scope)
         path: str = scope["path"]
         state = scope.setdefault("state", {})
         state["area"] = area = self.area_of(path)
@@ -206,7 +232,7 @@ class Pipeline:
                 "method": scope["method"],
                 "path": redact.path(path),
                 "query": redact.query(scope.get("query_string", b"")),
-                "headers": redact.headers(headers.items()),
+                "headers": self._journaled_headers(headers),
                 "status": status,
                 "retryAfter": retry_after,
                 "bytes": sent,
@@ -276,6 +302,21 @@ class Pipeline:
             record()  # a client gone still leaves its entry
             if held is not None:
                 em.clock.release(held)
+
+    def _journaled_headers(self, headers: Headers) -> dict[str, str]:
+        """The headers as the journal keeps them, redacted once per distinct set: a client
+        sends the same ones request after request. The entry is serialised as it is recorded,
+        so one dict serves them all. The cache is bounded (sets of at most REDACTED_SET_BYTES,
+        REDACTED_SETS of them), in memory only, and never shown."""
+        raw = tuple(headers.raw)
+        kept = self._redacted.get(raw)
+        if kept is None:
+            kept = redact.headers(headers.items())
+            if sum(len(name) + len(value) for name, value in raw) <= REDACTED_SET_BYTES:
+                if len(self._redacted) >= REDACTED_SETS:
+                    self._redacted.clear()
+                self._redacted[raw] = kept
+        return kept
 
     async def _with_faults(
         self, scope: Scope, receive: Receive, send: Send, rule: FaultRule, view: ControlView

@@ -91,3 +91,22 @@ def test_text_access_log_redacts_the_signature():
     line = next(line for line in seen.lines if "/segments/v1" in line)
     assert "abc123secret" not in line and "na1.secretkey" not in line
     assert "limit=1&X-Goog-Signature=[redacted]&key=[redacted]" in line
+
+
+def test_journal_keeps_each_requests_own_headers_when_clients_repeat_them(harness):
+    """The journal's form of a header set is remembered per distinct set: a request repeating
+    an earlier set, one differing in a single value, and one repeating a header each get their
+    own headers (a repeated header is journaled by its first value, as it is read)."""
+    sent = [
+        [("User-Agent", "first/1"), ("X-Request-Id", "a")],
+        [("User-Agent", "first/1"), ("X-Request-Id", "b")],
+        [("User-Agent", "first/1"), ("X-Request-Id", "a")],
+        [("User-Agent", "one/1"), ("User-Agent", "two/2"), ("X-Request-Id", "c")],
+    ]
+    for headers in sent:
+        response = harness.client.get("/segments/v1", headers=[*AUTH.items(), *headers])
+        assert response.status_code == 200
+    entries = harness.client.get("/__emulator/journal", headers=AUTH).json()["requests"][-4:]
+    kept = [(e["headers"]["user-agent"], e["headers"]["x-request-id"]) for e in entries]
+    assert kept == [("first/1", "a"), ("first/1", "b"), ("first/1", "a"), ("one/1", "c")]
+    assert all("authorization" not in e["headers"] for e in entries)
