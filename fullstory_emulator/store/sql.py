@@ -64,7 +64,8 @@ class Db(Protocol):
 class Tx:
     """A thread's open unit of work."""
 
-    db: Db
+    db: Db | None  # its session's connection (None: not taken yet, see DEFERRED_SESSION)
+    session: contextlib.ExitStack
     began: bool = False  # BEGIN sent (at the first write)
     dirty: bool = False  # changed the clock, the control settings or the metadata
     widened: bool = False  # ... in a way other processes' cached copies must not hide
@@ -84,6 +85,10 @@ class SQLStore(ABC):
     JOURNAL_ORDER: ClassVar[str] = ""  # a lock that numbers journal entries in commit order
     SETTLE_SECONDS: ClassVar[float] = 0.0  # how long other processes may cache what changed
     CHANGE_MARK: ClassVar[str] = ""  # run at the commit of a change to what `_cached` keeps
+    # Whether a transaction takes its session only at its first write, reading before that
+    # through `_reading`: where the session is one connection behind a process-wide lock
+    # (SQLite), a request that writes nothing (a poll) then never queues for it.
+    DEFERRED_SESSION: ClassVar[bool] = False
 
     def __init__(self, shown: str, journal_max_bytes: int) -> None:
         self.shown = shown  # the database, as logs and errors name it (no password)
@@ -145,20 +150,24 @@ class SQLStore(ABC):
         if self._tx() is not None:
             yield
             return
-        with self._session() as db:
-            tx = self._local.tx = Tx(db)
+        # The session is left last, so that a database error anywhere inside is its (a 503).
+        with contextlib.ExitStack() as session:
+            tx = self._local.tx = Tx(None, session)
+            if not self.DEFERRED_SESSION:
+                tx.db = session.enter_context(self._session())
             try:
                 yield
                 if tx.began:
-                    if self._usable(db):  # not into a transaction that failed
-                        self._write_journal(db)
+                    assert tx.db is not None
+                    if self._usable(tx.db):  # not into a transaction that failed
+                        self._write_journal(tx.db)
                         if tx.dirty and self.CHANGE_MARK:
-                            db.execute(self.CHANGE_MARK)
-                    db.execute("COMMIT")
+                            tx.db.execute(self.CHANGE_MARK)
+                    tx.db.execute("COMMIT")
             except BaseException:
-                if tx.began:
+                if tx.began and tx.db is not None:
                     with contextlib.suppress(self.ERROR):
-                        db.execute("ROLLBACK")
+                        tx.db.execute("ROLLBACK")
                 raise
             finally:
                 self._local.tx = None
@@ -173,6 +182,8 @@ class SQLStore(ABC):
         with self.transaction():
             tx = self._tx()
             assert tx is not None
+            if tx.db is None:
+                tx.db = tx.session.enter_context(self._session())
             if not tx.began:
                 tx.db.execute(self.BEGIN)
                 tx.began = True
@@ -189,7 +200,7 @@ class SQLStore(ABC):
     def _rows(self, query: str, *args: Any) -> list[Any]:
         """A read, in this thread's transaction if one is open (to see its writes)."""
         tx = self._tx()
-        if tx is not None:
+        if tx is not None and tx.db is not None:
             return tx.db.execute(query, args).fetchall()
         with self._reading() as db:
             return db.execute(query, args).fetchall()

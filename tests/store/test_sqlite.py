@@ -68,6 +68,33 @@ def test_a_request_that_changes_nothing_opens_no_write_transaction(make_harness)
     assert _transactions(h, lambda: h.client.get("/segments/v1", headers=AUTH)) == []
 
 
+def test_a_poll_does_not_queue_behind_another_threads_write_transaction(make_harness):
+    """A request that writes nothing reads through its thread's own connection: it never waits
+    for the writing connection, which another request's transaction holds until it commits."""
+    h = make_harness(rate_limit=None, export_duration=60)
+    operation = h.create()
+    store = h.em.store
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction():
+            store.next_sequence("another")  # BEGIN IMMEDIATE: the writing connection is taken
+            holding.set()
+            done.wait(10)
+            holding.clear()  # (after 10 s: the poll below waited for this)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        polled = h.operation(operation)
+        assert holding.is_set(), "the poll waited for the other transaction to end"
+        assert polled["id"] == operation and polled["state"] == "PENDING"
+    finally:
+        done.set()
+        holder.join()
+
+
 def _poke(data, key: str, value: str) -> None:
     with sqlite3.connect(data / "emulator.sqlite3") as db:
         db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
