@@ -95,6 +95,25 @@ def test_a_poll_does_not_queue_behind_another_threads_write_transaction(make_har
         holder.join()
 
 
+def test_an_unchanged_operation_is_decoded_once_however_often_it_is_polled(
+    make_harness, monkeypatch
+):
+    h = make_harness(rate_limit=None, export_duration=60)
+    operation = h.create()
+    decoded: list[object] = []
+    decode = sql_store.decode_operation
+    monkeypatch.setattr(
+        sql_store, "decode_operation", lambda data: decoded.append(data) or decode(data)
+    )
+    first = h.operation(operation)
+    assert [h.operation(operation) for _ in range(3)] == [first] * 3
+    assert len(decoded) == 1
+    h.advance(61)  # the answer still follows the clock
+    assert h.operation(operation)["state"] == "COMPLETED"
+    h.operation(h.create())
+    assert len(decoded) == 2  # another row is read for itself
+
+
 def _poke(data, key: str, value: str) -> None:
     with sqlite3.connect(data / "emulator.sqlite3") as db:
         db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
