@@ -114,6 +114,29 @@ def test_an_unchanged_operation_is_decoded_once_however_often_it_is_polled(
     assert len(decoded) == 2  # another row is read for itself
 
 
+def test_the_journal_is_summed_by_bytes_only_once_an_eighth_of_its_bound_was_written(
+    make_harness,
+):
+    """The sum reads every entry of the journal: not every 1000 entries, as the count is."""
+    h = make_harness(journal_max_bytes=1 << 20)
+    store = h.em.store
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    try:
+        for n in range(1200):  # ~100 KB: under an eighth of the bound
+            store.append_journal({"tenant": "t", "path": "/p", "n": n})
+        store.flush_journal()
+        assert not [s for s in statements if "SUM(" in s]
+        assert [s for s in statements if "DELETE FROM journal" in s]  # the count, at 1000
+        for n in range(2000):  # past an eighth
+            store.append_journal({"tenant": "t", "path": "/p", "pad": "x" * 100, "n": n})
+        store.flush_journal()
+        assert [s for s in statements if "SUM(" in s]
+    finally:
+        store._db.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert len(store.journal("t")) == 3200
+
+
 def _poke(data, key: str, value: str) -> None:
     with sqlite3.connect(data / "emulator.sqlite3") as db:
         db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
