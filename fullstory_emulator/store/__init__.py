@@ -10,11 +10,11 @@ never sees half a change and two requests never spend the same "next N" rule twi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-import functools
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -125,8 +125,37 @@ def journal_page(
 __all__ = ["JOURNAL_LIMIT", "JOURNAL_PAGE", "BucketKey", "JournalMatch", "Store", "journal_page"]
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_threads: list[threading.Thread] = []
+_threads_lock = threading.Lock()
+
+
+def _serve() -> None:
+    while True:
+        _queue.get()()
+
+
+class _Hop:
+    """One call's way back to the loop: its answer, and whether the work has ended."""
+
+    __slots__ = ("ended", "future", "waiter")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.ended = False
+        self.waiter: asyncio.Future[None] | None = None  # a cancelled caller's, until the end
+
+
+def _settle(hop: _Hop, result: Any, error: BaseException | None) -> None:
+    """On the loop: the work ended (so a cancelled caller's check and this never race)."""
+    hop.ended = True
+    if not hop.future.done():  # (cancelled with its caller)
+        if error is not None:
+            hop.future.set_exception(error)
+        else:
+            hop.future.set_result(result)
+    if hop.waiter is not None and not hop.waiter.done():
+        hop.waiter.set_result(None)
 
 
 async def off_loop(work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -135,17 +164,36 @@ async def off_loop(work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -
 
     A few threads, not Starlette's pool of 40: with 32 requests in flight each took a thread of
     its own and they fought for the GIL (and the SQLite connection's lock) between every step;
-    on these threads a --data-dir poll cost about half the CPU (bench/api_throughput.py). As
-    with anyio, a cancelled caller waits for the work to end before it is cancelled."""
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store")
-    call = functools.partial(contextvars.copy_context().run, work, *args, **kwargs)
-    future = asyncio.get_running_loop().run_in_executor(_pool, call)
+    on these threads a --data-dir poll cost about half the CPU (bench/api_throughput.py). The
+    threads take plain calls from a queue and hand the result straight to the loop: an
+    executor's future, its condition and the chaining of the two futures cost a --data-dir
+    poll (two hops) about a tenth of its CPU. As with anyio, a cancelled caller waits for the
+    work to end before it is cancelled."""
+    if len(_threads) < STORE_THREADS:
+        with _threads_lock:
+            while len(_threads) < STORE_THREADS:
+                thread = threading.Thread(target=_serve, name=f"store_{len(_threads)}", daemon=True)
+                thread.start()
+                _threads.append(thread)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    hop = _Hop(future)
+    context = contextvars.copy_context()
+
+    def call() -> None:
+        result, error = None, None
+        try:
+            result = context.run(work, *args, **kwargs)
+        except BaseException as exc:  # the caller's to handle, as the executor's were
+            error = exc
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile waits for nothing
+            loop.call_soon_threadsafe(_settle, hop, result, error)
+
+    _queue.put(call)
     try:
-        return await asyncio.shield(future)
+        return await future  # (no shield: its futures and callbacks were ~3% of a poll)
     except asyncio.CancelledError:
-        await asyncio.wait([future])  # the work is not abandoned half done
+        if not hop.ended:  # the work is not abandoned half done
+            hop.waiter = loop.create_future()
+            await hop.waiter
         raise

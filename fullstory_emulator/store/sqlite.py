@@ -1,14 +1,14 @@
-"""The SQL store in SQLite, for `--data-dir`: state that survives restarts (even `kill -9`) and
-is shared by several worker processes on one machine.
+"""The SQL store in SQLite, for `--data-dir`: state that survives restarts (even `kill -9`) and is
+shared by several worker processes on one machine.
 
 What is SQLite's own (the rest is `sql.SQLStore`): one connection per process for transactions,
-behind a lock, and one per thread for reads outside them (in WAL mode a reader never waits for a
-writer, so a request's reads, the event loop's among them, never wait for another thread's
-transaction); `BEGIN IMMEDIATE`, which takes the whole database's write lock, so that workers
-never spend the same token or rule twice; "database is locked" past the busy timeout as a 503;
-and a read cache of the clock and control settings, per thread, kept while the generation a
-change of them counts in the meta table stays the same (SQLite's `data_version` would also count
-every spent token and every poll).
+behind a lock and taken at a transaction's first write, and one per thread for the other reads
+(in WAL mode a reader never waits for a writer, so a request's reads, a poll's whole work among
+them, never wait for another thread's transaction); `BEGIN IMMEDIATE`, which takes the whole
+database's write lock, so that workers never spend the same token or rule twice; "database is
+locked" past the busy timeout as a 503; and a read cache of the clock and control settings, per
+thread, kept while the generation a change of them counts in the meta table stays the same
+(SQLite's `data_version` would also count every spent token and every poll).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class SQLiteStore(SQLStore):
     RETURNING = sqlite3.sqlite_version_info >= (3, 35)
     BYTES = "length(CAST(entry AS BLOB))"
     ERROR = sqlite3.Error
+    DEFERRED_SESSION = True  # the writing connection's lock is taken at the first write only
     CHANGE_MARK = (
         f"INSERT INTO meta (key, value) VALUES ('{GENERATION}', '1') "
         "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"

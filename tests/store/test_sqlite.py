@@ -68,6 +68,75 @@ def test_a_request_that_changes_nothing_opens_no_write_transaction(make_harness)
     assert _transactions(h, lambda: h.client.get("/segments/v1", headers=AUTH)) == []
 
 
+def test_a_poll_does_not_queue_behind_another_threads_write_transaction(make_harness):
+    """A request that writes nothing reads through its thread's own connection: it never waits
+    for the writing connection, which another request's transaction holds until it commits."""
+    h = make_harness(rate_limit=None, export_duration=60)
+    operation = h.create()
+    store = h.em.store
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction():
+            store.next_sequence("another")  # BEGIN IMMEDIATE: the writing connection is taken
+            holding.set()
+            done.wait(10)
+            holding.clear()  # (after 10 s: the poll below waited for this)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        polled = h.operation(operation)
+        assert holding.is_set(), "the poll waited for the other transaction to end"
+        assert polled["id"] == operation and polled["state"] == "PENDING"
+    finally:
+        done.set()
+        holder.join()
+
+
+def test_an_unchanged_operation_is_decoded_once_however_often_it_is_polled(
+    make_harness, monkeypatch
+):
+    h = make_harness(rate_limit=None, export_duration=60)
+    operation = h.create()
+    decoded: list[object] = []
+    decode = sql_store.decode_operation
+    monkeypatch.setattr(
+        sql_store, "decode_operation", lambda data: decoded.append(data) or decode(data)
+    )
+    first = h.operation(operation)
+    assert [h.operation(operation) for _ in range(3)] == [first] * 3
+    assert len(decoded) == 1
+    h.advance(61)  # the answer still follows the clock
+    assert h.operation(operation)["state"] == "COMPLETED"
+    h.operation(h.create())
+    assert len(decoded) == 2  # another row is read for itself
+
+
+def test_the_journal_is_summed_by_bytes_only_once_an_eighth_of_its_bound_was_written(
+    make_harness,
+):
+    """The sum reads every entry of the journal: not every 1000 entries, as the count is."""
+    h = make_harness(journal_max_bytes=1 << 20)
+    store = h.em.store
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    try:
+        for n in range(1200):  # ~100 KB: under an eighth of the bound
+            store.append_journal({"tenant": "t", "path": "/p", "n": n})
+        store.flush_journal()
+        assert not [s for s in statements if "SUM(" in s]
+        assert [s for s in statements if "DELETE FROM journal" in s]  # the count, at 1000
+        for n in range(2000):  # past an eighth
+            store.append_journal({"tenant": "t", "path": "/p", "pad": "x" * 100, "n": n})
+        store.flush_journal()
+        assert [s for s in statements if "SUM(" in s]
+    finally:
+        store._db.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert len(store.journal("t")) == 3200
+
+
 def _poke(data, key: str, value: str) -> None:
     with sqlite3.connect(data / "emulator.sqlite3") as db:
         db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
