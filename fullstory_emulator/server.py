@@ -117,22 +117,32 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt."""
 
 
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
+@dataclasses.dataclass
+class Signalled:
+    """Whether SIGTERM arrived inside `sigterm_as_interrupt`, for a caller whose inner code
+    caught the interrupt itself (the demo's in-process client exits 130 on any interrupt)."""
+
+    received: bool = False
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[Signalled]:
     """Inside, SIGTERM (`kill`, `docker stop`, CI runners, supervisors) stops the process the
     way Ctrl-C does: Python's default for it is to die at once, running no `finally` and no exit
     handler, which left temporary folders and the worker pool's semaphores behind. uvicorn takes
     both signals while it serves, shuts down gracefully, then raises the signal again, here."""
+    signalled = Signalled()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signalled
         return
-    previous = signal.signal(signal.SIGTERM, _terminated)
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        signalled.received = True
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        yield
+        yield signalled
     finally:
         signal.signal(signal.SIGTERM, previous)
 

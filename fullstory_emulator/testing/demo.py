@@ -107,11 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _interruptible(console: Console, args: argparse.Namespace, out: Path) -> int:
     """The demo, stopped by SIGTERM as by Ctrl-C: its emulator is stopped and closed either way."""
     try:
-        with sigterm_as_interrupt():
-            return _demo(console, args, out)
+        with sigterm_as_interrupt() as signalled:
+            code = _demo(console, args, out)
     except KeyboardInterrupt as exc:
         console.print("[yellow]demo stopped[/]")
         return 143 if isinstance(exc, Terminated) else 130
+    if signalled.received:  # the client caught it first, and exited 130 as for Ctrl-C
+        console.print("[yellow]demo stopped[/]")
+        return 143
+    return code
 
 
 def _demo(console: Console, args: argparse.Namespace, out: Path) -> int:
