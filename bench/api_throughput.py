@@ -79,7 +79,7 @@ def export_body() -> dict:
 WIREMOCK = "WireMock"
 SEGMENT = "GET /segments/v1/everyone"
 OPERATION = "GET /operations/v1/{id} (pending)"
-GOALS = (  # issue 22: (what, the target's figure / the yardstick's, at least (or at most))
+GOALS = (  # the speed goals: (what, the target's figure / the yardstick's, at least (or at most))
     ("GET segment (alone) req/s / WireMock's", 1.5),
     ("GET segment (alone) req/s / the bare app's", 0.55),
     ("GET segment (alone) p99 / the bare app's (at most)", 2.0),
@@ -423,7 +423,7 @@ def measure(args: argparse.Namespace, ports: Ports, work: Path) -> list[Case]:
         for target, flags, count in (
             ("in memory", [], None),
             ("--data-dir", ["--data-dir", str(work / "data")], None),
-            (ALONE, [], 1),  # GET segment alone: issue 22's goals
+            (ALONE, [], 1),  # GET segment alone: the speed goals
             (ACCESS_LOGGED, ["--access-log", "text"], 1),  # GET segment: what the log costs
         ):
             port = ports.take()
@@ -566,7 +566,7 @@ def access_log_cost(cases: list[Case]) -> None:
 
 
 def goals(cases: list[Case]) -> list[tuple[str, float, float]]:
-    """Issue 22's goals at full concurrency: (what, the figure, the goal), for what was run."""
+    """The speed goals at full concurrency: (what, the figure, the goal), for what was run."""
     at = {(c.target, c.endpoint): c.result for c in cases if c.connections == max(CONNECTIONS)}
     bare, segment = at.get(("bare app", "GET /")), at.get((ALONE, SEGMENT))
     wiremock, operation = at.get((WIREMOCK, SEGMENT)), at.get(("--data-dir", OPERATION))
